@@ -1,0 +1,14 @@
+"""Scheduled entry point: sweep the configured tenant for the default window.
+
+Run from cron or a timer as ``python jobs/sweep.py`` (or simply ``sweeper sweep``); the exit
+code is sweeper's: 0 all swept, 1 some mailboxes failed, 2 bad settings, 3 the run failed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sweeper.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["sweep", *sys.argv[1:]]))

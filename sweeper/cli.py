@@ -1,0 +1,201 @@
+"""The ``sweeper`` command line. Each command is a few lines of glue.
+
+Exit codes: 0 all mailboxes swept; 1 some mailboxes failed (recorded, the rest swept);
+2 a configuration or usage error (nothing written); 3 the run failed as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+import click
+
+from . import __version__, output, store
+from .config import Settings, load_settings
+from .errors import ConfigError, StorageError, SweeperError
+from .sweep import MailboxResult, Window, sweep_tenant
+from .when import parse_when
+
+EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_FAILED = 0, 1, 2, 3
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("sweeper")
+
+
+class When(click.ParamType):  # type: ignore[type-arg]
+    name = "WHEN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_when(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+WHEN = When()
+
+
+@dataclass
+class Options:
+    config_path: str | None
+
+
+def exits_cleanly(func: F) -> F:
+    """Turn sweeper's own errors into one line on stderr and the right exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, StorageError) as exc:
+            click.echo(f"sweeper: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+        except SweeperError as exc:
+            click.echo(f"sweeper: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+
+    return cast(F, wrapper)
+
+
+def _configure_logging(verbose: int) -> None:
+    interactive = sys.stderr.isatty()
+    level = (
+        logging.DEBUG
+        if verbose > 1
+        else logging.INFO
+        if verbose or not interactive
+        else logging.WARNING
+    )
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # Libraries speak only when asked: their messages are long and not for the DPO.
+    quiet = logging.DEBUG if verbose > 2 else logging.WARNING
+    for name in ("azure", "httpx", "httpcore", "aiohttp", "msal", "kiota_http"):
+        logging.getLogger(name).setLevel(quiet if name != "azure" else max(quiet, logging.ERROR))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="TOML configuration file (default: $SWEEPER_CONFIG, else built-in defaults).",
+)
+@click.option("-v", "--verbose", count=True, help="More log lines; repeat for debug output.")
+@click.version_option(__version__, prog_name="sweeper")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Find sent mail that exposed many outside addresses in To/Cc instead of Bcc."""
+    _configure_logging(verbose)
+    ctx.obj = Options(config_path)
+
+
+def _settings(ctx: click.Context, *, need_graph: bool = True) -> Settings:
+    options: Options = ctx.obj
+    return load_settings(options.config_path, os.environ, need_graph=need_graph)
+
+
+def default_window(settings: Settings, since: datetime | None, until: datetime | None) -> Window:
+    """``--since``/``--until``, else the configured window (24 h) plus the overlap, up to now."""
+    end = until or datetime.now(UTC)
+    start = since or end - settings.window - settings.overlap
+    if start >= end:
+        raise click.BadParameter(
+            f"--since ({start:%Y-%m-%dT%H:%M:%SZ}) must be before "
+            f"--until ({end:%Y-%m-%dT%H:%M:%SZ})"
+        )
+    return Window(start, end)
+
+
+@contextmanager
+def _progress(total_hint: int | None = None) -> Iterator[Callable[[MailboxResult, int, int], None]]:
+    """A progress bar on a terminal; elsewhere the sweep's own log lines say the same."""
+    if not sys.stderr.isatty():
+        yield lambda result, done, total: None
+        return
+    bars: list[Any] = []
+
+    def hook(result: MailboxResult, done: int, total: int) -> None:
+        if not bars:
+            bar = click.progressbar(length=total, label="Sweeping mailboxes", file=sys.stderr)
+            bar.__enter__()
+            bars.append(bar)
+        bars[0].update(1)
+
+    try:
+        yield hook
+    finally:
+        if bars:
+            bars[0].__exit__(None, None, None)
+
+
+@main.command()
+@click.option("--since", type=WHEN, help="Start of the window (date, time, or 36h / 7d ago).")
+@click.option("--until", type=WHEN, help="End of the window (default: now).")
+@click.option(
+    "--mailbox",
+    "mailboxes",
+    multiple=True,
+    metavar="UPN",
+    help="Sweep only this mailbox (repeatable).",
+)
+@click.pass_context
+@exits_cleanly
+def sweep(
+    ctx: click.Context, since: datetime | None, until: datetime | None, mailboxes: tuple[str, ...]
+) -> None:
+    """Read Sent Items for a window and record messages that exposed outside addresses."""
+    settings = _settings(ctx)
+    window = default_window(settings, since, until)
+    db = store.open_db(settings.database)
+    with _progress() as hook:
+        report = asyncio.run(sweep_tenant(settings, os.environ, db, window, list(mailboxes), hook))
+    click.echo(output.run_summary(report))
+    sys.exit(report.exit_code)
+
+
+@main.command()
+@click.option("--since", type=WHEN, help="Only messages sent at or after this moment.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table for people, json or csv for other programs.",
+)
+@click.pass_context
+@exits_cleanly
+def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
+    """List stored findings (JSON: one object per message, see the README)."""
+    settings = _settings(ctx, need_graph=False)
+    if not settings.database.exists():
+        raise StorageError(f"no database at {settings.database}: run `sweeper sweep` first")
+    db = store.open_db(settings.database)
+    rows = store.list_findings(db, since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None)
+    render = {"json": output.findings_json, "csv": output.findings_csv}.get(
+        fmt, output.findings_table
+    )
+    click.echo(render(rows))
+
+
+@main.command()
+@click.option("--seed", default=2012, show_default=True, help="Seed of the generated tenant.")
+@click.option("--users", default=40, show_default=True, help="Ordinary users in the tenant.")
+@exits_cleanly
+def demo(seed: int, users: int) -> None:
+    """Sweep a built-in demo tenant through a local Graph: real SDK, real HTTP, no internet."""
+    from .demo import run_demo
+
+    sys.exit(run_demo(seed=seed, users=users, env=os.environ))

@@ -1,0 +1,301 @@
+"""Settings: one TOML file plus environment variables, checked once, up front.
+
+Secrets never come from the file. Sign-in uses azure-identity's own variables
+(``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET``,
+``AZURE_CLIENT_CERTIFICATE_PATH``, ``AZURE_AUTHORITY_HOST``); the file may name the tenant and
+client ids, which are not secret, and the environment wins over it.
+
+Every problem raises :class:`~sweeper.errors.ConfigError` naming the setting, before anything
+is written anywhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_DATABASE = "sweeper.db"
+
+
+@dataclass(frozen=True)
+class Cloud:
+    name: str
+    graph_url: str
+    authority_host: str
+
+
+CLOUDS: dict[str, Cloud] = {
+    "global": Cloud(
+        "global", "https://graph.microsoft.com/v1.0", "https://login.microsoftonline.com"
+    ),
+    "usgov": Cloud("usgov", "https://graph.microsoft.us/v1.0", "https://login.microsoftonline.us"),
+    "usgov-dod": Cloud(
+        "usgov-dod", "https://dod-graph.microsoft.us/v1.0", "https://login.microsoftonline.us"
+    ),
+    "china": Cloud(
+        "china", "https://microsoftgraph.chinacloudapi.cn/v1.0", "https://login.chinacloudapi.cn"
+    ),
+}
+CLOUD_NAMES = (*CLOUDS, "custom")
+AUTH_METHODS = ("client_secret", "certificate", "managed_identity", "default")
+
+# What the file may contain: section -> key -> expected type.
+_SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "graph": {"cloud": str, "auth": str, "tenant_id": str, "client_id": str},
+    "organisation": {"own_domains": list},
+    "detection": {"min_visible_external": int},
+    "sweep": {
+        "window_hours": (int, float),
+        "overlap_minutes": (int, float),
+        "page_size": int,
+        "concurrency": int,
+    },
+    "storage": {"database": str},
+}
+_SECRET_WORDS = ("secret", "password", "certificate_password", "token", "key")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know, already checked. Holds no secret."""
+
+    cloud: str = "global"
+    graph_url: str = CLOUDS["global"].graph_url  # "" when loaded without need_graph
+    authority_host: str = CLOUDS["global"].authority_host
+    auth: str = "client_secret"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    own_domains: tuple[str, ...] = ()
+    min_visible_external: int = 10
+    window: timedelta = timedelta(hours=24)
+    overlap: timedelta = timedelta(minutes=15)
+    page_size: int = 250
+    concurrency: int = 8
+    database: Path = Path(DEFAULT_DATABASE)
+    config_path: Path | None = None
+    ca_bundle: Path | None = None
+
+    @property
+    def graph_scope(self) -> str:
+        """The ``.default`` scope of the Graph resource: scheme and host, never a port."""
+        parts = urlsplit(self.graph_url)
+        return f"{parts.scheme}://{parts.hostname}/.default"
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None,
+    env: Mapping[str, str],
+    *,
+    need_graph: bool = True,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Read the file (``--config``, else ``SWEEPER_CONFIG``, else none) and the environment.
+
+    ``need_graph=False`` is for commands that only read the database: sign-in settings are
+    then not required. ``overrides`` are applied over the file, section by section.
+    """
+    path_text = str(config_path) if config_path else env.get("SWEEPER_CONFIG") or None
+    path = Path(path_text) if path_text else None
+    raw = _read_file(path) if path else {}
+    for section, values in (overrides or {}).items():
+        raw[section] = {**raw.get(section, {}), **values}
+    _check_schema(raw)
+
+    graph = raw.get("graph", {})
+    cloud = _choice("graph.cloud", graph.get("cloud", "global"), CLOUD_NAMES)
+    auth = _choice("graph.auth", graph.get("auth", "client_secret"), AUTH_METHODS)
+    tenant_id = env.get("AZURE_TENANT_ID") or graph.get("tenant_id") or None
+    client_id = env.get("AZURE_CLIENT_ID") or graph.get("client_id") or None
+    graph_url, authority = "", ""
+    if need_graph:
+        graph_url, authority = _endpoints(cloud, env)
+        _check_credentials(auth, tenant_id, client_id, env)
+
+    detection = raw.get("detection", {})
+    sweep = raw.get("sweep", {})
+    storage = raw.get("storage", {})
+    return Settings(
+        cloud=cloud,
+        graph_url=graph_url,
+        authority_host=authority,
+        auth=auth,
+        tenant_id=tenant_id,
+        client_id=client_id,
+        own_domains=_domains(raw.get("organisation", {}).get("own_domains", [])),
+        min_visible_external=_int_at_least(
+            "detection.min_visible_external", detection.get("min_visible_external", 10), 1
+        ),
+        window=timedelta(hours=_positive("sweep.window_hours", sweep.get("window_hours", 24))),
+        overlap=timedelta(
+            minutes=_not_negative("sweep.overlap_minutes", sweep.get("overlap_minutes", 15))
+        ),
+        page_size=_int_between("sweep.page_size", sweep.get("page_size", 250), 1, 1000),
+        concurrency=_int_between("sweep.concurrency", sweep.get("concurrency", 8), 1, 64),
+        database=_database(storage.get("database"), path, env),
+        config_path=path,
+        ca_bundle=_ca_bundle(env),
+    )
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("--config", f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+
+
+def _check_schema(raw: dict[str, Any]) -> None:
+    for section, body in raw.items():
+        if section not in _SCHEMA:
+            raise ConfigError(section, f"unknown section (known: {', '.join(_SCHEMA)})")
+        if not isinstance(body, dict):
+            raise ConfigError(section, "must be a [section] table")
+        for key, value in body.items():
+            name = f"{section}.{key}"
+            if any(word in key.lower() for word in _SECRET_WORDS):
+                raise ConfigError(
+                    name,
+                    "secrets never go in the configuration file; set AZURE_CLIENT_SECRET or "
+                    "AZURE_CLIENT_CERTIFICATE_PATH in the environment instead",
+                )
+            expected = _SCHEMA[section].get(key)
+            if expected is None:
+                known = ", ".join(_SCHEMA[section])
+                raise ConfigError(name, f"unknown setting (known in [{section}]: {known})")
+            if isinstance(value, bool) or not isinstance(value, expected):
+                raise ConfigError(name, f"must be {_type_words(expected)}, not {value!r}")
+
+
+def _type_words(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    words = {str: "a string", int: "an integer", float: "a number", list: "a list"}
+    return " or ".join(words.get(t, t.__name__) for t in types)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(name, f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _endpoints(cloud: str, env: Mapping[str, str]) -> tuple[str, str]:
+    if cloud != "custom":
+        known = CLOUDS[cloud]
+        return known.graph_url, known.authority_host
+    graph_url = env.get("SWEEPER_GRAPH_URL", "").rstrip("/")
+    authority = env.get("AZURE_AUTHORITY_HOST", "").rstrip("/")
+    if not graph_url:
+        raise ConfigError("SWEEPER_GRAPH_URL", "must be set when graph.cloud is 'custom'")
+    if not authority:
+        raise ConfigError("AZURE_AUTHORITY_HOST", "must be set when graph.cloud is 'custom'")
+    _check_url("SWEEPER_GRAPH_URL", graph_url, allow_loopback_http=True)
+    _check_url("AZURE_AUTHORITY_HOST", authority, allow_loopback_http=False)
+    return graph_url, authority
+
+
+def _check_url(name: str, url: str, *, allow_loopback_http: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(name, f"{url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not (allow_loopback_http and _is_loopback(parts.hostname)):
+        raise ConfigError(name, f"{url!r} must use https (plain http only on loopback)")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_credentials(
+    auth: str, tenant_id: str | None, client_id: str | None, env: Mapping[str, str]
+) -> None:
+    if auth in ("client_secret", "certificate"):
+        if not tenant_id:
+            raise ConfigError("AZURE_TENANT_ID", f"must be set for graph.auth = {auth!r}")
+        if not client_id:
+            raise ConfigError("AZURE_CLIENT_ID", f"must be set for graph.auth = {auth!r}")
+    if auth == "client_secret" and not env.get("AZURE_CLIENT_SECRET"):
+        raise ConfigError("AZURE_CLIENT_SECRET", "must be set for graph.auth = 'client_secret'")
+    if auth == "certificate":
+        cert = env.get("AZURE_CLIENT_CERTIFICATE_PATH")
+        if not cert:
+            raise ConfigError(
+                "AZURE_CLIENT_CERTIFICATE_PATH", "must be set for graph.auth = 'certificate'"
+            )
+        if not Path(cert).is_file():
+            raise ConfigError("AZURE_CLIENT_CERTIFICATE_PATH", f"no such file: {cert}")
+
+
+def _domains(values: list[Any]) -> tuple[str, ...]:
+    domains = []
+    for value in values:
+        if not isinstance(value, str) or "." not in value or "@" in value or " " in value:
+            raise ConfigError("organisation.own_domains", f"{value!r} is not a domain name")
+        domains.append(value.strip().lower().rstrip("."))
+    return tuple(domains)
+
+
+def _int_at_least(name: str, value: int, low: int) -> int:
+    if value < low:
+        raise ConfigError(name, f"must be at least {low}, not {value}")
+    return value
+
+
+def _int_between(name: str, value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be between {low} and {high}, not {value}")
+    return value
+
+
+def _positive(name: str, value: float) -> float:
+    if value <= 0:
+        raise ConfigError(name, f"must be more than 0, not {value}")
+    return float(value)
+
+
+def _not_negative(name: str, value: float) -> float:
+    if value < 0:
+        raise ConfigError(name, f"must not be negative, not {value}")
+    return float(value)
+
+
+def _database(value: str | None, config_path: Path | None, env: Mapping[str, str]) -> Path:
+    from_env = env.get("SWEEPER_DB")
+    if from_env:
+        return Path(from_env)
+    if not value:
+        return Path(DEFAULT_DATABASE)
+    path = Path(value).expanduser()
+    if not path.is_absolute() and config_path is not None:
+        path = config_path.parent / path  # relative to the file, not to wherever cron runs
+    return path
+
+
+def _ca_bundle(env: Mapping[str, str]) -> Path | None:
+    """A CA file to trust instead of the system's (TLS-inspecting proxies, the local Graph)."""
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        value = env.get(name)
+        if value:
+            if not Path(value).is_file():
+                raise ConfigError(name, f"no such file: {value}")
+            return Path(value)
+    return None

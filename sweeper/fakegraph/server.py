@@ -1,0 +1,524 @@
+"""A local stand-in for Microsoft Graph v1.0 and the Entra ID token endpoint.
+
+Two listeners on 127.0.0.1: Graph over plain HTTP (the SDK allows http only on loopback),
+and sign-in over HTTPS with a throwaway CA (azure-identity insists on HTTPS). It serves a
+:class:`~sweeper.fakegraph.tenant.Tenant` and behaves as Graph is documented to:
+
+* tokens by client secret, certificate assertion or managed identity; a request without a
+  valid, unexpired token is a 401; an app without the needed role is a 403;
+* ``/users`` (``$select``, ``$filter=accountEnabled eq true``, ``$top`` up to 999, paging by
+  ``$skiptoken``), ``/domains``, and ``/users/{id|upn}/mailFolders/sentitems/messages``
+  (``$select``, ``$filter`` on ``sentDateTime``/``receivedDateTime``, ``$top`` 1-1000,
+  default 10, newest first, paging by ``$skip``); every page but the last carries an
+  absolute ``@odata.nextLink``;
+* 404 ``MailboxNotEnabledForRESTAPI`` for an account without a mailbox, 404 for an unknown
+  user, 400 for query options it does not know;
+* at most four requests at once per mailbox (a fifth gets 429 ``ApplicationThrottled``);
+* injected faults (:class:`Fault`): any status with ``Retry-After``, or a truncated body.
+
+Use it as a context manager; it runs in a thread with its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import secrets
+import shutil
+import ssl
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+import trustme
+from aiohttp import web
+
+from .odata import ODataError, bad_request, parse_filter, project, select_fields
+from .tenant import FakeUser, Tenant
+
+ROLES = ("Mail.ReadBasic.All", "User.Read.All", "Domain.Read.All", "Mail.Send")
+MESSAGE_PROPERTIES = (
+    "id", "createdDateTime", "lastModifiedDateTime", "receivedDateTime", "sentDateTime",
+    "hasAttachments", "internetMessageId", "subject", "bodyPreview", "importance",
+    "parentFolderId", "conversationId", "isDeliveryReceiptRequested", "isReadReceiptRequested",
+    "isRead", "isDraft", "body", "sender", "from", "toRecipients", "ccRecipients",
+    "bccRecipients", "replyTo", "flag", "uniqueBody", "categories", "webLink",
+)  # fmt: skip
+USER_PROPERTIES = ("id", "userPrincipalName", "mail", "displayName", "accountEnabled")
+MAILBOX_CONCURRENCY = 4
+Handler = Callable[[web.Request, "re.Match[str]"], Awaitable[web.Response]]
+
+
+@dataclass
+class Fault:
+    """Something to go wrong, ``times`` times (None: every time), on matching requests.
+
+    ``mailbox`` matches a UPN or user id in the path; ``path`` a substring of the path.
+    ``kind`` is ``"status"`` (answer ``status`` with a Graph error and ``retry_after``)
+    or ``"truncate"`` (a 200 whose JSON body is cut in half).
+    """
+
+    status: int = 429
+    times: int | None = 1
+    retry_after: int | None = None
+    code: str = "ApplicationThrottled"
+    message: str = "Application is over its MailboxConcurrency limit."
+    mailbox: str | None = None
+    path: str | None = None
+    kind: str = "status"
+    hits: int = 0
+
+    def matches(self, path: str, user: FakeUser | None) -> bool:
+        if self.times is not None and self.hits >= self.times:
+            return False
+        if self.path is not None and self.path.lower() not in path.lower():
+            return False
+        if self.mailbox is not None:
+            wanted = self.mailbox.lower()
+            return user is not None and wanted in (user.upn.lower(), user.id.lower())
+        return True
+
+
+@dataclass(frozen=True)
+class Logged:
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+    mailbox: str | None
+
+
+@dataclass
+class _Token:
+    roles: tuple[str, ...]
+    expires: float
+
+
+@dataclass
+class FakeGraph:
+    """The local Graph and sign-in endpoints for one tenant."""
+
+    tenant: Tenant
+    client_id: str = field(default_factory=lambda: "00000000-5eed-4000-8000-" + "0" * 12)
+    client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    identity_header: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    roles: tuple[str, ...] = ROLES
+    token_lifetime: int = 3599
+    latency: float = 0.0
+    faults: list[Fault] = field(default_factory=list)
+    log: list[Logged] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._tokens: dict[str, _Token] = {}
+        self._in_flight: Counter[str] = Counter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runners: list[web.AppRunner] = []
+        self._dir = Path(tempfile.mkdtemp(prefix="sweeper-fakegraph-"))
+        self.graph_port = 0
+        self.login_port = 0
+        self.issued_tokens: list[str] = []
+        self._routes: list[tuple[re.Pattern[str], Handler]] = [
+            (re.compile(r"^/v1\.0/users$", re.I), self._users),
+            (re.compile(r"^/v1\.0/domains$", re.I), self._domains),
+            (
+                re.compile(r"^/v1\.0/users/([^/]+)/mailfolders/([^/]+)/messages$", re.I),
+                self._messages,
+            ),
+            (re.compile(r"^/v1\.0/users/([^/]+)$", re.I), self._user),
+            (re.compile(r"^/msi/token$", re.I), self._managed_identity),
+        ]
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    @property
+    def graph_url(self) -> str:
+        return f"http://127.0.0.1:{self.graph_port}/v1.0"
+
+    @property
+    def authority(self) -> str:
+        return f"https://127.0.0.1:{self.login_port}"
+
+    @property
+    def ca_path(self) -> Path:
+        return self._dir / "ca.pem"
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for a sweeper (or any azure-identity client) to use this fake."""
+        return {
+            "SWEEPER_GRAPH_URL": self.graph_url,
+            "AZURE_AUTHORITY_HOST": self.authority,
+            "AZURE_TENANT_ID": self.tenant.tenant_id,
+            "AZURE_CLIENT_ID": self.client_id,
+            "AZURE_CLIENT_SECRET": self.client_secret,
+            "SSL_CERT_FILE": str(self.ca_path),
+            "REQUESTS_CA_BUNDLE": str(self.ca_path),
+        }
+
+    def __enter__(self) -> FakeGraph:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(str(self.ca_path))
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_ctx)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="fake-graph", daemon=True
+        )
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(server_ctx), self._loop).result(30)
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+        self._loop = None
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    async def _serve(self, tls: ssl.SSLContext) -> None:
+        graph = web.Application()
+        graph.router.add_route("*", "/{tail:.*}", self._dispatch)
+        login = web.Application()
+        login.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._openid)
+        login.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
+        for app, ctx in ((graph, None), (login, tls)):
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx).start()
+            self._runners.append(runner)
+        self.graph_port = self._runners[0].addresses[0][1]
+        self.login_port = self._runners[1].addresses[0][1]
+
+    async def _shutdown(self) -> None:
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+
+    # -- helpers for tests ------------------------------------------------------------
+
+    def add_fault(self, **kwargs: Any) -> Fault:
+        fault = Fault(**kwargs)
+        self.faults.append(fault)
+        return fault
+
+    def requests_for(self, mailbox: str) -> list[Logged]:
+        return [entry for entry in self.log if entry.mailbox == mailbox.lower()]
+
+    # -- sign-in ----------------------------------------------------------------------
+
+    async def _openid(self, request: web.Request) -> web.Response:
+        tenant = request.match_info["tenant"]
+        base = f"{self.authority}/{tenant}"
+        return _json(
+            {
+                "issuer": f"{base}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "response_types_supported": ["code", "id_token", "token"],
+                "tenant_region_scope": "EU",
+            }
+        )
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if request.match_info["tenant"] != self.tenant.tenant_id:
+            return _aad_error(400, "invalid_request", 90002, "Tenant not found.")
+        if form.get("grant_type") != "client_credentials":
+            return _aad_error(400, "unsupported_grant_type", 70003, "Unsupported grant type.")
+        if form.get("client_id") != self.client_id:
+            return _aad_error(
+                400, "unauthorized_client", 700016, "Application was not found in the directory."
+            )
+        secret, assertion = form.get("client_secret"), form.get("client_assertion")
+        if secret is not None:
+            if not secrets.compare_digest(str(secret), self.client_secret):
+                return _aad_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
+        elif not (isinstance(assertion, str) and assertion.count(".") == 2):
+            return _aad_error(
+                400, "invalid_request", 900144, "The request body must contain 'client_secret'."
+            )
+        scope = str(form.get("scope", ""))
+        if not scope.endswith("/.default"):
+            return _aad_error(400, "invalid_scope", 1002012, "The scope is not valid.")
+        return _json(self._issue_token())
+
+    def _issue_token(self) -> dict[str, Any]:
+        token = "fake." + secrets.token_urlsafe(32)
+        self._tokens[token] = _Token(self.roles, time.time() + self.token_lifetime)
+        self.issued_tokens.append(token)
+        return {
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+            "ext_expires_in": self.token_lifetime,
+            "access_token": token,
+        }
+
+    async def _managed_identity(self, request: web.Request, _: re.Match[str]) -> web.Response:
+        if request.headers.get("X-IDENTITY-HEADER") != self.identity_header:
+            return _json({"error": "unauthorized", "message": "bad identity header"}, 401)
+        if not request.query.get("resource"):
+            return _json({"error": "invalid_request", "message": "resource is required"}, 400)
+        issued = self._issue_token()
+        return _json(
+            {
+                "access_token": issued["access_token"],
+                "expires_on": str(int(time.time()) + self.token_lifetime),
+                "resource": request.query["resource"],
+                "token_type": "Bearer",
+            }
+        )
+
+    def _roles_for(self, request: web.Request) -> tuple[str, ...]:
+        header = request.headers.get("Authorization", "")
+        token = self._tokens.get(header[7:]) if header.startswith("Bearer ") else None
+        if token is None:
+            raise ODataError(
+                401, "InvalidAuthenticationToken", "Access token is empty or not valid."
+            )
+        if token.expires < time.time():
+            raise ODataError(
+                401,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
+            )
+        return token.roles
+
+    # -- Graph --------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        path = re.sub(r"/{2,}", "/", request.path)  # the SDK may send /v1.0//users
+        user: FakeUser | None = None
+        status = 500
+        try:
+            for pattern, handler in self._routes:
+                match = pattern.match(path)
+                if match is None:
+                    continue
+                if pattern.pattern.startswith("^/v1\\.0/users/"):
+                    user = self.tenant.user(match.group(1))
+                if handler != self._managed_identity:
+                    self._roles_for(request)
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                response = await self._with_faults(request, path, user, handler, match)
+                status = response.status
+                return response
+            raise ODataError(400, "BadRequest", f"Resource not found for the segment '{path}'.")
+        except ODataError as error:
+            status = error.status
+            return web.Response(
+                status=error.status,
+                body=error.body(request.headers.get("client-request-id")),
+                headers={"Content-Type": "application/json", **error.headers},
+            )
+        finally:
+            self.log.append(
+                Logged(
+                    request.method,
+                    path,
+                    dict(request.query),
+                    status,
+                    user.upn.lower() if user else None,
+                )
+            )
+
+    async def _with_faults(
+        self,
+        request: web.Request,
+        path: str,
+        user: FakeUser | None,
+        handler: Handler,
+        match: re.Match[str],
+    ) -> web.Response:
+        key = user.id if user else None
+        if key is not None and self._in_flight[key] >= MAILBOX_CONCURRENCY:
+            raise ODataError(
+                429,
+                "ApplicationThrottled",
+                "Application is over its MailboxConcurrency limit.",
+                {"Retry-After": "1"},
+            )
+        if key is not None:
+            self._in_flight[key] += 1
+        try:
+            fault = next((f for f in self.faults if f.matches(path, user)), None)
+            if fault is not None:
+                fault.hits += 1
+                if fault.kind == "status":
+                    headers = {}
+                    if fault.retry_after is not None:
+                        headers["Retry-After"] = str(fault.retry_after)
+                    raise ODataError(fault.status, fault.code, fault.message, headers)
+            response = await handler(request, match)
+            if fault is not None and fault.kind == "truncate" and response.body:
+                body = bytes(response.body)  # type: ignore[arg-type]
+                response.body = body[: len(body) // 2]
+            return response
+        finally:
+            if key is not None:
+                self._in_flight[key] -= 1
+
+    async def _users(self, request: web.Request, _: re.Match[str]) -> web.Response:
+        self._require(request, "User.Read.All", "Authorization_RequestDenied")
+        query = request.query
+        fields = select_fields(query.get("$select"), USER_PROPERTIES, "user")
+        predicate = parse_filter(query.get("$filter"), {"accountEnabled": "bool"})
+        top = _int_option(query, "$top", default=100, low=1, high=999)
+        users = [u.as_graph() for u in self.tenant.users]
+        if predicate:
+            users = [u for u in users if predicate(u)]
+        offset = _skiptoken(query.get("$skiptoken"))
+        page = users[offset : offset + top]
+        body: dict[str, Any] = {
+            "@odata.context": f"{self._base(request)}/$metadata#users",
+            "value": [project(u, fields) for u in page],
+        }
+        if offset + top < len(users):
+            token = base64.urlsafe_b64encode(f"users:{offset + top}".encode()).decode()
+            body["@odata.nextLink"] = self._next(request, {"$skiptoken": token}, drop="$skip")
+        return _json(body)
+
+    async def _domains(self, request: web.Request, _: re.Match[str]) -> web.Response:
+        self._require(request, "Domain.Read.All", "Authorization_RequestDenied")
+        value = [
+            {**d, "authenticationType": "Managed", "supportedServices": ["Email"]}
+            for d in self.tenant.domains
+        ]
+        return _json({"@odata.context": f"{self._base(request)}/$metadata#domains", "value": value})
+
+    async def _user(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        self._require(request, "User.Read.All", "Authorization_RequestDenied")
+        user = self.tenant.user(match.group(1))
+        if user is None:
+            raise _no_user(match.group(1))
+        fields = select_fields(request.query.get("$select"), USER_PROPERTIES, "user")
+        return _json(project(user.as_graph(), fields))
+
+    async def _messages(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        self._require(request, "Mail.ReadBasic.All", "ErrorAccessDenied", also="Mail.Read")
+        user = self.tenant.user(match.group(1))
+        if user is None:
+            raise _no_user(match.group(1))
+        if not user.has_mailbox:
+            raise ODataError(
+                404,
+                "MailboxNotEnabledForRESTAPI",
+                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            )
+        if match.group(2).lower() != "sentitems":
+            raise ODataError(404, "ErrorItemNotFound", "The specified object was not found.")
+        query = request.query
+        fields = select_fields(query.get("$select"), MESSAGE_PROPERTIES, "message")
+        predicate = parse_filter(
+            query.get("$filter"), {"sentDateTime": "datetime", "receivedDateTime": "datetime"}
+        )
+        top = _int_option(query, "$top", default=10, low=1, high=1000)
+        skip = _int_option(query, "$skip", default=0, low=0, high=10**9)
+        messages = user.sent if predicate is None else [m for m in user.sent if predicate(m)]
+        page = messages[skip : skip + top]
+        body: dict[str, Any] = {
+            "@odata.context": f"{self._base(request)}/$metadata#users('{user.id}')"
+            "/mailFolders('sentitems')/messages",
+            "value": [project(m, fields) for m in page],
+        }
+        if skip + top < len(messages):
+            body["@odata.nextLink"] = self._next(request, {"$skip": str(skip + top)})
+        return _json(body)
+
+    def _require(self, request: web.Request, role: str, code: str, also: str | None = None) -> None:
+        roles = self._roles_for(request)
+        if role not in roles and (also is None or also not in roles):
+            message = (
+                "Insufficient privileges to complete the operation."
+                if code == "Authorization_RequestDenied"
+                else "Access is denied. Check credentials and try again."
+            )
+            raise ODataError(403, code, message)
+
+    def _base(self, request: web.Request) -> str:
+        return f"http://{request.host}/v1.0"
+
+    def _next(self, request: web.Request, changes: dict[str, str], drop: str = "") -> str:
+        query = {k: v for k, v in request.query.items() if k != drop}
+        query.update(changes)
+        path = re.sub(r"/{2,}", "/", request.path)
+        return f"http://{request.host}{path}?{urlencode(query, safe='$,:')}"
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def _aad_error(status: int, error: str, code: int, text: str) -> web.Response:
+    return _json(
+        {
+            "error": error,
+            "error_description": f"AADSTS{code}: {text}",
+            "error_codes": [code],
+            "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+        },
+        status,
+    )
+
+
+def _no_user(key: str) -> ODataError:
+    return ODataError(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{key}' does not exist or one of its queried reference-property objects "
+        "are not present.",
+    )
+
+
+def _int_option(query: Any, name: str, *, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"Invalid value '{raw}' for query option {name}.") from None
+    if not low <= value <= high:
+        raise bad_request(
+            f"Invalid page size specified: '{value}'. Must be between {low} and {high} inclusive."
+            if name == "$top"
+            else f"Invalid value '{value}' for query option {name}."
+        )
+    return value
+
+
+def _skiptoken(raw: str | None) -> int:
+    if raw is None:
+        return 0
+    try:
+        kind, _, offset = base64.urlsafe_b64decode(raw.encode()).decode().partition(":")
+        if kind != "users":
+            raise ValueError(kind)
+        return int(offset)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("Invalid skip token.", "Directory_InvalidSkipToken") from None

@@ -1,0 +1,294 @@
+"""The one place that talks to Microsoft Graph. Only this module imports the SDK.
+
+:class:`GraphGateway` owns the msgraph-sdk request adapter (sign-in, retry and redirect
+middleware), the HTTP client and its timeouts, and turns every Graph answer into plain
+Python data or one of :mod:`sweeper.errors`. Message pages are fetched as raw JSON through
+the SDK's request adapter and parsed with orjson: the SDK's model objects cost about 100
+times more CPU per page.
+
+Paging is hidden here: callers get whole pages as lists of dicts and never see
+``@odata.nextLink``.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import httpx
+import orjson
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+from kiota_abstractions.method import Method
+from kiota_abstractions.native_response_handler import NativeResponseHandler
+from kiota_abstractions.request_information import RequestInformation
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.middleware.options import ResponseHandlerOption
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_request_adapter import options as graph_middleware_options
+from msgraph_core import GraphClientFactory
+
+from .errors import AuthError, GraphError, MailboxFailed, MailboxNotEnabled
+
+MESSAGE_FIELDS = (
+    "id",
+    "internetMessageId",
+    "conversationId",
+    "subject",
+    "sentDateTime",
+    "from",
+    "sender",
+    "toRecipients",
+    "ccRecipients",
+    "bccRecipients",
+)
+"""What sweeper reads of a message: no body, no preview, no attachments (Mail.ReadBasic.All)."""
+
+USER_FIELDS = "id,userPrincipalName,mail,displayName,accountEnabled"
+THROTTLE_STATUSES = frozenset({429, 503, 504})
+_USER_IN_PATH = re.compile(r"/users/([^/?]+)")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    upn: str
+    display_name: str
+    mail: str | None
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Wraps the real transport to count throttled answers per mailbox.
+
+    The SDK's retry middleware sits above this transport, so every 429/503/504 it swallows
+    while waiting out ``Retry-After`` is still seen and counted here.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.throttled: Counter[str] = Counter()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if response.status_code in THROTTLE_STATUSES:
+            match = _USER_IN_PATH.search(request.url.path)
+            self.throttled[match.group(1) if match else ""] += 1
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class GraphGateway:
+    """Async access to the few Graph endpoints sweeper needs. Use as ``async with``."""
+
+    def __init__(
+        self,
+        graph_url: str,
+        scope: str,
+        credential: AsyncTokenCredential,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        ca_bundle: str | None = None,
+        max_connections: int = 32,
+    ) -> None:
+        self.graph_url = graph_url.rstrip("/")
+        self._credential = credential
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
+        self._transport = CountingTransport(transport or _transport(ca_bundle, limits))
+        client = httpx.AsyncClient(
+            transport=self._transport,
+            timeout=httpx.Timeout(100.0, connect=30.0),
+            base_url=self.graph_url,
+        )
+        client = GraphClientFactory.create_with_default_middleware(
+            client=client, options=graph_middleware_options
+        )
+        host = urlsplit(self.graph_url).hostname or ""
+        auth = AzureIdentityAuthenticationProvider(credential, scopes=[scope], allowed_hosts=[host])
+        self._http = client
+        self._adapter = GraphRequestAdapter(auth, client=client)
+        self._adapter.base_url = self.graph_url
+
+    async def __aenter__(self) -> GraphGateway:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.aclose()
+        await self._credential.close()
+
+    # -- what the sweep asks for -------------------------------------------------------
+
+    def throttled_for(self, user_id: str) -> int:
+        return self._transport.throttled[quote(user_id, safe="@")]
+
+    @property
+    def throttled_total(self) -> int:
+        return sum(self._transport.throttled.values())
+
+    async def verified_domains(self) -> list[str]:
+        """The tenant's verified domain names, lower case."""
+        names: list[str] = []
+        async for page in self._pages(f"{self.graph_url}/domains", tenant_wide=True):
+            for item in page:
+                if isinstance(item, dict) and item.get("isVerified") is True:
+                    name = item.get("id")
+                    if isinstance(name, str) and name:
+                        names.append(name.lower())
+        if not names:
+            raise GraphError("Graph listed no verified domain for this tenant")
+        return names
+
+    async def enabled_users(self) -> list[User]:
+        """Every user whose account is enabled, all pages."""
+        query = urlencode(
+            {"$select": USER_FIELDS, "$filter": "accountEnabled eq true", "$top": "999"}
+        )
+        users: list[User] = []
+        async for page in self._pages(f"{self.graph_url}/users?{query}", tenant_wide=True):
+            for item in page:
+                user = _user(item)
+                if user is not None:
+                    users.append(user)
+        return users
+
+    async def sent_pages(
+        self, user: User, since: datetime, until: datetime, page_size: int
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of Sent Items sent in ``[since, until)``, as raw message dicts.
+
+        Raises MailboxNotEnabled for an account without a mailbox, MailboxFailed when the
+        mailbox cannot be read to the end.
+        """
+        query = urlencode(
+            {
+                "$select": ",".join(MESSAGE_FIELDS),
+                "$filter": f"sentDateTime ge {_odata_time(since)} "
+                f"and sentDateTime lt {_odata_time(until)}",
+                "$top": str(page_size),
+            },
+            safe="$,:",
+        )
+        url = f"{self.graph_url}/users/{quote(user.id, safe='@')}/mailFolders/sentitems/messages"
+        try:
+            async for page in self._pages(f"{url}?{query}", tenant_wide=False):
+                yield [item for item in page if isinstance(item, dict)]
+        except (MailboxNotEnabled, MailboxFailed):
+            raise
+        except GraphError as exc:  # includes a 401/403 on this one mailbox
+            raise MailboxFailed(str(exc), status=exc.status, code=exc.code) from None
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _pages(self, url: str, *, tenant_wide: bool) -> AsyncIterator[list[Any]]:
+        next_url: str | None = url
+        while next_url:
+            body = await self._get_json(next_url, tenant_wide=tenant_wide)
+            value = body.get("value")
+            if not isinstance(value, list):
+                raise GraphError("malformed answer from Graph: a page without a 'value' list")
+            yield value
+            link = body.get("@odata.nextLink")
+            if link is not None and not isinstance(link, str):
+                raise GraphError("malformed answer from Graph: '@odata.nextLink' is not a URL")
+            next_url = link
+
+    async def _get_json(self, url: str, *, tenant_wide: bool) -> dict[str, Any]:
+        request = RequestInformation(Method.GET)
+        request.url = url
+        request.headers.try_add("Accept", "application/json")
+        request.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
+        try:
+            response: httpx.Response = await self._adapter.send_async(request, None, {})
+        except ClientAuthenticationError as exc:
+            raise AuthError(f"sign-in failed: {_first_line(exc.message or str(exc))}") from None
+        except httpx.TimeoutException as exc:
+            raise GraphError(f"Graph did not answer in time ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise GraphError(
+                f"connection to Graph failed ({type(exc).__name__}: {_first_line(str(exc))})"
+            ) from None
+        if response.status_code >= 400:
+            raise _error_for(response, tenant_wide=tenant_wide)
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise GraphError(
+                f"malformed answer from Graph: not JSON ({len(response.content)} bytes)"
+            ) from None
+        if not isinstance(body, dict):
+            raise GraphError("malformed answer from Graph: not a JSON object")
+        return body
+
+
+def _transport(ca_bundle: str | None, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    if ca_bundle is None:
+        return httpx.AsyncHTTPTransport(http2=True, limits=limits)
+    context = ssl.create_default_context(cafile=ca_bundle)
+    return httpx.AsyncHTTPTransport(http2=True, limits=limits, verify=context)
+
+
+def _user(item: object) -> User | None:
+    if not isinstance(item, dict):
+        return None
+    user_id, upn = item.get("id"), item.get("userPrincipalName")
+    if not isinstance(user_id, str) or not isinstance(upn, str) or not user_id or not upn:
+        return None
+    name = item.get("displayName")
+    mail = item.get("mail")
+    return User(
+        id=user_id,
+        upn=upn.lower(),
+        display_name=name if isinstance(name, str) else "",
+        mail=mail.lower() if isinstance(mail, str) else None,
+    )
+
+
+def _odata_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line[:300]
+
+
+def _error_for(response: httpx.Response, *, tenant_wide: bool) -> GraphError:
+    """Map a Graph error answer to one of sweeper's errors, one line, with code and status."""
+    status = response.status_code
+    code, message = _odata_error(response)
+    detail = f"{status} {code}" + (f": {_first_line(message)}" if message else "")
+    if status == 404 and code == "MailboxNotEnabledForRESTAPI":
+        return MailboxNotEnabled(detail, status=status, code=code)
+    if status in THROTTLE_STATUSES:
+        retry_after = response.headers.get("Retry-After")
+        wait = f" (Retry-After {retry_after} s)" if retry_after else ""
+        return GraphError(
+            f"still throttled after the SDK's retries: {detail}{wait}", status=status, code=code
+        )
+    if tenant_wide and status in (401, 403):
+        return AuthError(f"Graph refused access: {detail}", status=status, code=code)
+    return GraphError(detail, status=status, code=code)
+
+
+def _odata_error(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = orjson.loads(response.content)
+        error = body["error"]
+        return str(error.get("code") or "UnknownError"), str(error.get("message") or "")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return response.reason_phrase or "Error", ""

@@ -1,0 +1,115 @@
+"""Schema changes, in order. Each runs once, in a transaction, and is recorded by name.
+
+Add a migration by appending a function to ``MIGRATIONS``; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlite_utils import Database
+
+Migration = Callable[[Database], None]
+
+
+def _initial(db: Database) -> None:
+    db.table("runs").create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,  # running | ok | partial | failed
+            "since": str,
+            "until": str,
+            "mailbox_filter": str,  # JSON list of UPNs for a targeted sweep, else null
+            "mailboxes_total": int,
+            "swept": int,
+            "skipped": int,
+            "failed": int,
+            "messages_read": int,
+            "findings_new": int,
+            "throttled": int,
+            "error": str,
+        },
+        pk="id",
+    )
+    db.table("mailboxes").create(
+        {
+            "mailbox": str,  # UPN, lower case
+            "user_id": str,
+            "last_attempt_at": str,
+            "last_success_at": str,
+            "last_window_until": str,
+            "last_status": str,  # swept | skipped | failed
+            "last_error": str,
+            "last_run_id": int,
+        },
+        pk="mailbox",
+    )
+    db.table("run_mailboxes").create(
+        {
+            "run_id": int,
+            "mailbox": str,
+            "status": str,
+            "messages": int,
+            "findings_new": int,
+            "throttled": int,
+            "error": str,
+        },
+        pk=("run_id", "mailbox"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.table("findings").create(
+        {
+            "id": int,
+            "mailbox": str,
+            "message_key": str,  # internetMessageId, else the Graph id
+            "graph_id": str,
+            "internet_message_id": str,
+            "conversation_id": str,
+            "sent_at": str,
+            "subject": str,
+            "sender": str,
+            "to_count": int,
+            "cc_count": int,
+            "bcc_count": int,
+            "visible_external_count": int,
+            "external_domains": str,  # JSON list, most addresses first
+            "bcc_used": int,
+            "severity": str,
+            "run_id": int,
+            "found_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db.table("findings").create_index(["mailbox", "message_key"], unique=True)
+    db.table("findings").create_index(["sent_at"])
+    db.table("finding_addresses").create(
+        {"finding_id": int, "address": str, "domain": str, "name": str, "field": str},
+        pk=("finding_id", "address"),
+        foreign_keys=[("finding_id", "findings", "id")],
+    )
+
+
+MIGRATIONS: list[tuple[str, Migration]] = [
+    ("0001_initial", _initial),
+]
+
+
+def migrate(db: Database) -> list[str]:
+    """Apply the migrations this database has not had yet; return their names."""
+    db.table("migrations").create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
+    done = {row["name"] for row in db.table("migrations").rows}
+    applied = []
+    for name, step in MIGRATIONS:
+        if name in done:
+            continue
+        with db.conn:
+            step(db)
+            db.table("migrations").insert(
+                {"name": name, "applied_at": datetime.now(UTC).isoformat(timespec="seconds")}
+            )
+        applied.append(name)
+    return applied

@@ -1,0 +1,112 @@
+"""Findings and run summaries as text: an aligned table, JSON, or CSV safe for spreadsheets."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from .sweep import SweepReport
+
+FINDING_COLUMNS = (
+    "mailbox",
+    "internet_message_id",
+    "sent_at",
+    "subject",
+    "sender",
+    "to_count",
+    "cc_count",
+    "bcc_count",
+    "visible_external_count",
+    "external_domains",
+    "severity",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def findings_json(rows: Sequence[dict[str, Any]]) -> str:
+    return orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode()
+
+
+def findings_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """One row per finding; a cell that a spreadsheet would run as a formula is quoted with '."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(FINDING_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row[c]) for c in FINDING_COLUMNS])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        value = " ".join(str(v) for v in value)
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], right: set[int] | None = None
+) -> str:
+    """A plain aligned text table; columns listed in ``right`` are right-aligned."""
+    right = right or set()
+    cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        parts = [
+            row[i].rjust(widths[i]) if i in right else row[i].ljust(widths[i])
+            for i in range(len(row))
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def _short(text: str | None, width: int) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def findings_table(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "No findings."
+    body = [
+        (
+            r["sent_at"] or "?",
+            r["severity"],
+            r["visible_external_count"],
+            f"{r['to_count']}/{r['cc_count']}/{r['bcc_count']}",
+            _short(r["mailbox"], 34),
+            _short(r["subject"], 40),
+            _short(", ".join(r["external_domains"][:3]), 40),
+        )
+        for r in rows
+    ]
+    headers = ("sent (UTC)", "severity", "external", "to/cc/bcc", "mailbox", "subject", "domains")
+    return table(headers, body, right={2, 3})
+
+
+def run_summary(report: SweepReport) -> str:
+    t = report.totals
+    line = (
+        f"Run {report.run_id} {report.status}: {t.swept} mailboxes swept, {t.skipped} skipped "
+        f"(no mailbox), {t.failed} failed; {t.messages_read} messages read, "
+        f"{t.findings_new} new findings; {t.throttled} throttled answers."
+    )
+    if report.error:
+        line += f"\nThe run failed: {report.error}"
+    failed = [r for r in report.results if r.status == "failed"]
+    if failed:
+        rows = [(r.mailbox, r.error or "") for r in failed]
+        since = report.window_since or "SINCE"
+        line += (
+            "\nFailed mailboxes (sweep them again with "
+            f"`sweeper sweep --mailbox UPN --since {since}`):\n"
+        )
+        line += table(("mailbox", "reason"), rows)
+    return line

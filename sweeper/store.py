@@ -1,0 +1,256 @@
+"""The SQLite store: runs, mailboxes, findings and the addresses each finding exposed.
+
+``open_db`` creates the file readable by its owner only (it holds personal data) and brings
+the schema up to date through :mod:`sweeper.migrations`. Everything else is a small
+``save_*`` / ``list_*`` function over a sqlite-utils ``Database``; SQL only with parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlite_utils import Database
+
+from .classify import Finding
+from .errors import StorageError
+from .migrations import migrate
+
+OWNER_ONLY = 0o600
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def open_db(path: Path) -> Database:
+    """Open (creating if needed, owner-only) and migrate the database at ``path``."""
+    try:
+        _create_private(path)
+        conn = sqlite3.connect(str(path), timeout=30)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")  # a digest can read while a sweep writes
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"cannot open database {path}: {exc}") from None
+    except OSError as exc:
+        raise StorageError(f"cannot create database {path}: {exc.strerror or exc}") from None
+    db = Database(conn)
+    try:
+        migrate(db)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StorageError(f"{path} is not a usable sweeper database: {exc}") from None
+    return db
+
+
+def _create_private(path: Path) -> None:
+    """Create the file 0600 before SQLite touches it; tighten an existing one that is not."""
+    if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            os.chmod(path, OWNER_ONLY)
+        return
+    if path.parent and not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY)
+    os.close(fd)
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[None]:
+    with db.conn:
+        yield
+
+
+# -- runs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RunTotals:
+    mailboxes_total: int = 0
+    swept: int = 0
+    skipped: int = 0
+    failed: int = 0
+    messages_read: int = 0
+    findings_new: int = 0
+    throttled: int = 0
+
+
+def start_run(db: Database, since: str, until: str, mailboxes: list[str] | None) -> int:
+    with transaction(db):
+        table = db.table("runs")
+        table.insert(
+            {
+                "started_at": utc_now(),
+                "status": "running",
+                "since": since,
+                "until": until,
+                "mailbox_filter": orjson.dumps(mailboxes).decode() if mailboxes else None,
+            }
+        )
+        return int(table.last_pk or 0)
+
+
+def finish_run(
+    db: Database, run_id: int, status: str, totals: RunTotals, error: str | None = None
+) -> None:
+    with transaction(db):
+        db.table("runs").update(
+            run_id,
+            {
+                "finished_at": utc_now(),
+                "status": status,
+                "error": error,
+                **totals.__dict__,
+            },
+        )
+
+
+def get_run(db: Database, run_id: int) -> dict[str, Any]:
+    return dict(db.table("runs").get(run_id))
+
+
+# -- mailboxes and findings -----------------------------------------------------------------
+
+
+def record_mailbox(
+    db: Database,
+    run_id: int,
+    upn: str,
+    user_id: str,
+    status: str,
+    *,
+    messages: int = 0,
+    findings_new: int = 0,
+    throttled: int = 0,
+    error: str | None = None,
+    window_until: str | None = None,
+) -> None:
+    """What happened to one mailbox in one run; call inside the findings' transaction."""
+    now = utc_now()
+    db.table("run_mailboxes").insert(
+        {
+            "run_id": run_id,
+            "mailbox": upn,
+            "status": status,
+            "messages": messages,
+            "findings_new": findings_new,
+            "throttled": throttled,
+            "error": error,
+        },
+        replace=True,
+    )
+    row: dict[str, Any] = {
+        "mailbox": upn,
+        "user_id": user_id,
+        "last_attempt_at": now,
+        "last_status": status,
+        "last_error": error,
+        "last_run_id": run_id,
+    }
+    if status == "swept":
+        row["last_success_at"] = now
+        row["last_window_until"] = window_until
+    db.table("mailboxes").upsert(row, pk="mailbox", alter=False)
+
+
+def save_findings(db: Database, run_id: int, findings: Iterable[Finding]) -> int:
+    """Store findings not seen before (key: mailbox + message key). Returns how many were new.
+
+    Call inside a transaction. The same message swept twice is stored once.
+    """
+    new = 0
+    found_at = utc_now()
+    for finding in findings:
+        existing = db.execute(
+            "select id from findings where mailbox = ? and message_key = ?",
+            [finding.mailbox, finding.message_key],
+        ).fetchone()
+        if existing:
+            continue
+        table = db.table("findings")
+        table.insert(_finding_row(finding, run_id, found_at))
+        finding_id = table.last_pk
+        db.table("finding_addresses").insert_all(
+            {
+                "finding_id": finding_id,
+                "address": e.address,
+                "domain": e.domain,
+                "name": e.name,
+                "field": e.field,
+            }
+            for e in finding.exposed
+        )
+        new += 1
+    return new
+
+
+def _finding_row(finding: Finding, run_id: int, found_at: str) -> dict[str, Any]:
+    return {
+        "mailbox": finding.mailbox,
+        "message_key": finding.message_key,
+        "graph_id": finding.graph_id,
+        "internet_message_id": finding.internet_message_id,
+        "conversation_id": finding.conversation_id,
+        "sent_at": finding.sent_at,
+        "subject": finding.subject,
+        "sender": finding.sender,
+        "to_count": finding.to_count,
+        "cc_count": finding.cc_count,
+        "bcc_count": finding.bcc_count,
+        "visible_external_count": finding.visible_external_count,
+        "external_domains": orjson.dumps(list(finding.external_domains)).decode(),
+        "bcc_used": int(finding.bcc_used),
+        "severity": finding.severity,
+        "run_id": run_id,
+        "found_at": found_at,
+    }
+
+
+def list_findings(db: Database, since: str | None = None) -> list[dict[str, Any]]:
+    """Findings sent at or after ``since`` (ISO UTC), oldest first, in the public JSON shape."""
+    sql = "select * from findings"
+    params: list[Any] = []
+    if since:
+        sql += " where sent_at >= ?"
+        params.append(since)
+    sql += " order by sent_at, mailbox, id"
+    rows = []
+    for row in db.query(sql, params):
+        rows.append(
+            {
+                "id": row["id"],
+                "mailbox": row["mailbox"],
+                "internet_message_id": row["internet_message_id"],
+                "sent_at": row["sent_at"],
+                "subject": row["subject"],
+                "sender": row["sender"],
+                "to_count": row["to_count"],
+                "cc_count": row["cc_count"],
+                "bcc_count": row["bcc_count"],
+                "visible_external_count": row["visible_external_count"],
+                "external_domains": orjson.loads(row["external_domains"]),
+                "bcc_used": bool(row["bcc_used"]),
+                "severity": row["severity"],
+                "found_at": row["found_at"],
+            }
+        )
+    return rows
+
+
+def exposed_addresses(db: Database, finding_id: int) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            "select address, domain, name, field from finding_addresses "
+            "where finding_id = ? order by address",
+            [finding_id],
+        )
+    )

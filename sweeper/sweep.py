@@ -1,0 +1,229 @@
+"""The sweep: every mailbox's Sent Items for a window, classified, findings stored.
+
+Glue over the gateway (fetch), the classifier (classify) and the store (save). Each mailbox
+ends in exactly one state, recorded with the run: ``swept``, ``skipped`` (no mailbox) or
+``failed`` (with the reason). A failed mailbox never stops the others, and findings read
+before a mailbox failed are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from . import store
+from .auth import make_credential
+from .classify import Finding, Policy, classify
+from .config import Settings
+from .errors import GraphError, MailboxFailed, MailboxNotEnabled
+from .graph import GraphGateway, User
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Window:
+    since: datetime
+    until: datetime
+
+    def iso(self) -> tuple[str, str]:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        return self.since.strftime(fmt), self.until.strftime(fmt)
+
+
+@dataclass
+class MailboxResult:
+    mailbox: str
+    status: str  # swept | skipped | failed
+    messages: int = 0
+    findings_new: int = 0
+    throttled: int = 0
+    error: str | None = None
+
+
+@dataclass
+class SweepReport:
+    run_id: int
+    status: str  # ok | partial | failed
+    totals: store.RunTotals
+    results: list[MailboxResult] = field(default_factory=list)
+    error: str | None = None
+    window_since: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 all swept, 1 some mailboxes failed, 3 the run failed (2 is for bad settings)."""
+        return {"ok": 0, "partial": 1}.get(self.status, 3)
+
+
+ProgressHook = Callable[[MailboxResult, int, int], None]
+
+
+async def run_sweep(
+    db: Database,
+    gateway: GraphGateway,
+    window: Window,
+    *,
+    own_domains: tuple[str, ...] = (),
+    min_visible_external: int = 10,
+    page_size: int = 250,
+    concurrency: int = 8,
+    only: list[str] | None = None,
+    progress: ProgressHook | None = None,
+) -> SweepReport:
+    """Sweep the tenant (or the ``only`` mailboxes) and record the run. Never raises GraphError."""
+    since, until = window.iso()
+    run_id = store.start_run(db, since, until, only)
+    totals = store.RunTotals()
+    try:
+        domains = await gateway.verified_domains()
+        users = await gateway.enabled_users()
+    except GraphError as exc:
+        store.finish_run(db, run_id, "failed", totals, str(exc))
+        return SweepReport(run_id, "failed", totals, error=str(exc), window_since=since)
+    except BaseException:
+        store.finish_run(db, run_id, "failed", totals, "interrupted")
+        raise
+
+    policy = Policy.build((*domains, *own_domains), min_visible_external)
+    chosen, missing = _choose(users, only)
+    totals.mailboxes_total = len(chosen) + len(missing)
+    results: list[MailboxResult] = []
+
+    def done(result: MailboxResult) -> None:
+        results.append(result)
+        _add(totals, result)
+        if progress:
+            progress(result, len(results), totals.mailboxes_total)
+
+    for upn in missing:
+        result = MailboxResult(upn, "failed", error="no enabled user with this name in the tenant")
+        with store.transaction(db):
+            store.record_mailbox(db, run_id, upn, "", "failed", error=result.error)
+        done(result)
+
+    queue: asyncio.Queue[User] = asyncio.Queue()
+    for user in chosen:
+        queue.put_nowait(user)
+
+    async def worker() -> None:
+        while not queue.empty():
+            user = queue.get_nowait()
+            done(await _sweep_mailbox(db, gateway, run_id, user, window, policy, page_size))
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(chosen)) or 1)))
+    except BaseException:
+        store.finish_run(db, run_id, "failed", totals, "interrupted")
+        raise
+    totals.throttled = gateway.throttled_total
+    status = "partial" if totals.failed else "ok"
+    store.finish_run(db, run_id, status, totals)
+    results.sort(key=lambda r: r.mailbox)
+    return SweepReport(run_id, status, totals, results, window_since=since)
+
+
+def _choose(users: list[User], only: list[str] | None) -> tuple[list[User], list[str]]:
+    if not only:
+        return users, []
+    by_upn = {u.upn: u for u in users}
+    wanted = list(dict.fromkeys(name.strip().lower() for name in only))
+    return [by_upn[w] for w in wanted if w in by_upn], [w for w in wanted if w not in by_upn]
+
+
+def _add(totals: store.RunTotals, result: MailboxResult) -> None:
+    if result.status == "swept":
+        totals.swept += 1
+    elif result.status == "skipped":
+        totals.skipped += 1
+    else:
+        totals.failed += 1
+    totals.messages_read += result.messages
+    totals.findings_new += result.findings_new
+
+
+async def _sweep_mailbox(
+    db: Database,
+    gateway: GraphGateway,
+    run_id: int,
+    user: User,
+    window: Window,
+    policy: Policy,
+    page_size: int,
+) -> MailboxResult:
+    findings: list[Finding] = []
+    result = MailboxResult(user.upn, "swept")
+    try:
+        async for page in gateway.sent_pages(user, window.since, window.until, page_size):
+            result.messages += len(page)
+            for message in page:
+                finding = classify(user.upn, message, policy)
+                if finding is not None:
+                    findings.append(finding)
+    except MailboxNotEnabled:
+        result.status = "skipped"
+        result.error = "no Exchange Online mailbox (MailboxNotEnabledForRESTAPI)"
+    except MailboxFailed as exc:
+        result.status = "failed"
+        result.error = str(exc)
+    except Exception as exc:  # a bug must cost one mailbox, visibly, not the whole run
+        log.exception("unexpected error sweeping %s", user.upn)
+        result.status = "failed"
+        result.error = f"internal error: {type(exc).__name__}: {exc}"
+    result.throttled = gateway.throttled_for(user.id)
+    _, until = window.iso()
+    with store.transaction(db):
+        result.findings_new = store.save_findings(db, run_id, findings)
+        store.record_mailbox(
+            db,
+            run_id,
+            user.upn,
+            user.id,
+            result.status,
+            messages=result.messages,
+            findings_new=result.findings_new,
+            throttled=result.throttled,
+            error=result.error,
+            window_until=until,
+        )
+    log.info(
+        "%s %s: %d messages, %d new findings%s",
+        user.upn,
+        result.status,
+        result.messages,
+        result.findings_new,
+        f" ({result.error})" if result.error else "",
+    )
+    return result
+
+
+async def sweep_tenant(
+    settings: Settings,
+    env: Mapping[str, str],
+    db: Database,
+    window: Window,
+    only: list[str] | None = None,
+    progress: ProgressHook | None = None,
+) -> SweepReport:
+    """Sign in with the configured method and sweep: what ``sweeper sweep`` runs."""
+    credential = make_credential(settings, env)
+    ca_bundle = str(settings.ca_bundle) if settings.ca_bundle else None
+    async with GraphGateway(
+        settings.graph_url, settings.graph_scope, credential, ca_bundle=ca_bundle
+    ) as gateway:
+        return await run_sweep(
+            db,
+            gateway,
+            window,
+            own_domains=settings.own_domains,
+            min_visible_external=settings.min_visible_external,
+            page_size=settings.page_size,
+            concurrency=settings.concurrency,
+            only=only or None,
+            progress=progress,
+        )

@@ -1,0 +1,36 @@
+"""Reading the moments users type: ``2026-11-01``, ``2026-11-01T08:00+01:00``, ``36h``, ``7d``.
+
+Everything becomes an aware datetime in UTC; a date or time without a zone is taken as UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(text: str, now: datetime | None = None) -> datetime:
+    """A moment in UTC. Relative values (``90m``, ``36h``, ``7d``, ``2w``) count back from now.
+
+    Raises ValueError with a message fit for the user.
+    """
+    now = now or datetime.now(UTC)
+    value = text.strip()
+    if value == "now":
+        return now
+    relative = _RELATIVE.match(value.lower())
+    if relative:
+        amount, unit = int(relative.group(1)), relative.group(2)
+        return now - timedelta(**{_UNITS[unit]: amount})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date or time (use 2026-11-01, 2026-11-01T08:00Z, 36h or 7d)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

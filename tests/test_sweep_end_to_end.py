@@ -1,0 +1,198 @@
+"""The whole sweep through the real SDK, real azure-identity and real HTTP to the local Graph."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+from conftest import Sweeper
+
+from sweeper.fakegraph.tenant import REPLAY_BATCHES
+
+
+def planted_keys(sweeper: Sweeper, days: float = 1) -> set[tuple[str, str]]:
+    now = sweeper.fake.tenant.now
+    planted = sweeper.fake.tenant.planted_between(
+        now - timedelta(days=days, minutes=15), now + timedelta(minutes=1)
+    )
+    return {(p.mailbox, p.internet_message_id) for p in planted}
+
+
+def found_keys(sweeper: Sweeper) -> set[tuple[str, str]]:
+    return {(f["mailbox"], f["internet_message_id"]) for f in sweeper.findings()}
+
+
+def rows(sweeper: Sweeper, sql: str) -> list[sqlite3.Row]:
+    conn = sqlite3.connect(sweeper.db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_nightly_sweep_finds_exactly_the_planted_incidents(sweeper: Sweeper) -> None:
+    result = sweeper.run("sweep")
+
+    assert result.exit_code == 0, result.output
+    expected = planted_keys(sweeper)
+    assert len(expected) == 13  # 7 replay batches and 6 other incidents; the older one is out
+    assert found_keys(sweeper) == expected
+    run = rows(sweeper, "select * from runs")[0]
+    tenant = sweeper.fake.tenant
+    with_mailbox = [u for u in tenant.users if u.enabled and u.has_mailbox]
+    without = [u for u in tenant.users if u.enabled and not u.has_mailbox]
+    assert (run["status"], run["swept"], run["skipped"], run["failed"]) == (
+        "ok",
+        len(with_mailbox),
+        len(without),
+        0,
+    )
+    assert run["findings_new"] == 13
+    assert "13 new findings" in result.output
+
+
+def test_findings_carry_the_counts_a_dpo_needs(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    findings = sweeper.findings()
+    replay = [f for f in findings if f["subject"] == "Victim satisfaction survey - your views"]
+    assert sorted(f["visible_external_count"] for f in replay) == sorted(REPLAY_BATCHES)
+    assert sum(f["visible_external_count"] for f in replay) == 1136
+    clinic = next(f for f in findings if f["subject"] == "Clinic newsletter")
+    assert (clinic["to_count"], clinic["cc_count"], clinic["bcc_count"]) == (105, 0, 3)
+    assert clinic["bcc_used"] is True
+    assert clinic["severity"] == "critical"
+    threshold = next(f for f in findings if f["subject"] == "Volunteer induction")
+    assert (threshold["to_count"], threshold["cc_count"], threshold["visible_external_count"]) == (
+        10,
+        2,
+        10,
+    )
+    odd = next(f for f in findings if f["subject"] == "Re: Tenants' meeting")
+    assert odd["visible_external_count"] == 12
+    assert "xn--bcher-kva.example" in odd["external_domains"]
+
+
+def test_exposed_addresses_are_stored_once_per_finding(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    counts = rows(
+        sweeper,
+        "select f.visible_external_count as expected, count(a.address) as stored "
+        "from findings f join finding_addresses a on a.finding_id = f.id group by f.id",
+    )
+    assert len(counts) == 13
+    assert all(r["expected"] == r["stored"] for r in counts)
+    total = rows(sweeper, "select count(distinct address) as n from finding_addresses")[0]["n"]
+    assert total == 1136 + 18 + 105 + 245 + 10 + 14 + 12
+
+
+def test_a_second_sweep_of_the_same_window_adds_nothing(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep", "--since", "2d").exit_code == 0
+    before = sweeper.findings()
+    again = sweeper.run("sweep", "--since", "2d")
+
+    assert again.exit_code == 0
+    assert "0 new findings" in again.output
+    assert sweeper.findings() == before
+    assert rows(sweeper, "select count(*) as n from finding_addresses")[0]["n"] == sum(
+        f["visible_external_count"] for f in before
+    )
+
+
+def test_a_wider_window_reaches_older_mail(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep", "--since", "7d").exit_code == 0
+
+    assert found_keys(sweeper) == planted_keys(sweeper, days=7)
+    assert any(f["subject"] == "Support group dates" for f in sweeper.findings())
+
+
+def test_a_throttled_mailbox_is_waited_for_and_swept(sweeper: Sweeper) -> None:
+    upn = "victim.care@northwick.example"
+    sweeper.fake.add_fault(mailbox=upn, status=429, times=2, retry_after=1)
+
+    result = sweeper.run("sweep")
+
+    assert result.exit_code == 0, result.output
+    assert found_keys(sweeper) == planted_keys(sweeper)
+    outcome = rows(sweeper, f"select * from run_mailboxes where mailbox = '{upn}'")[0]
+    assert (outcome["status"], outcome["throttled"], outcome["findings_new"]) == ("swept", 2, 7)
+    assert [e.status for e in sweeper.fake.requests_for(upn)] == [429, 429, 200]
+
+
+def test_a_failing_mailbox_is_recorded_and_the_others_are_swept(sweeper: Sweeper) -> None:
+    broken = "clinic.bookings@northwick.example"
+    sweeper.fake.add_fault(
+        mailbox=broken, status=500, times=None, code="UnknownError", message="Something broke."
+    )
+
+    result = sweeper.run("sweep")
+
+    assert result.exit_code == 1
+    assert f"{broken}  500 UnknownError: Something broke." in result.output
+    clinic_planted = {k for k in planted_keys(sweeper) if k[0] == broken}
+    assert len(clinic_planted) == 1
+    assert found_keys(sweeper) == planted_keys(sweeper) - clinic_planted
+    run = rows(sweeper, "select * from runs")[0]
+    assert (run["status"], run["failed"]) == ("partial", 1)
+    mailbox = rows(sweeper, f"select * from mailboxes where mailbox = '{broken}'")[0]
+    assert mailbox["last_status"] == "failed"
+    assert mailbox["last_success_at"] is None
+    assert "500 UnknownError" in mailbox["last_error"]
+
+
+def test_a_mailbox_still_throttled_after_the_retries_fails_visibly(sweeper: Sweeper) -> None:
+    busy = "victim.care@northwick.example"
+    # Retry-After of 180 s or more: the SDK does not wait, and neither may a nightly run.
+    sweeper.fake.add_fault(mailbox=busy, status=429, times=None, retry_after=300)
+
+    result = sweeper.run("sweep")
+
+    assert result.exit_code == 1
+    assert "still throttled" in result.output and "Retry-After 300 s" in result.output
+    assert len(sweeper.fake.requests_for(busy)) == 1
+    outcome = rows(sweeper, f"select * from run_mailboxes where mailbox = '{busy}'")[0]
+    assert (outcome["status"], outcome["throttled"]) == ("failed", 1)
+
+
+def test_a_truncated_page_fails_the_mailbox_without_a_traceback(sweeper: Sweeper) -> None:
+    victim = "victim.care@northwick.example"
+    sweeper.fake.add_fault(mailbox=victim, kind="truncate", times=1)
+
+    result = sweeper.run("sweep")
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "malformed answer from Graph: not JSON" in result.output
+
+
+def test_only_the_named_mailboxes_are_swept(sweeper: Sweeper) -> None:
+    upn = "clinic.bookings@northwick.example"
+    result = sweeper.run("sweep", "--mailbox", upn.upper(), "--mailbox", "nobody@northwick.example")
+
+    assert result.exit_code == 1  # the unknown mailbox is a recorded failure
+    assert {f["mailbox"] for f in sweeper.findings()} == {upn}
+    outcomes = {r["mailbox"]: r["status"] for r in rows(sweeper, "select * from run_mailboxes")}
+    assert outcomes == {upn: "swept", "nobody@northwick.example": "failed"}
+
+
+def test_sweeper_asks_graph_for_no_message_body(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    selects = {
+        e.query.get("$select")
+        for e in sweeper.fake.log
+        if e.path.endswith("/messages") and "$skip" not in e.query
+    }
+    assert len(selects) == 1
+    fields = set(selects.pop().split(","))
+    assert not fields & {"body", "bodyPreview", "uniqueBody", "attachments"}
+    paged = [e for e in sweeper.fake.log if "$skip" in e.query]
+    assert paged, "page_size 7 must make some mailboxes page"
+
+
+def test_a_wrong_client_secret_fails_the_run_with_one_line(sweeper: Sweeper) -> None:
+    result = sweeper.run("sweep", env=sweeper.env(AZURE_CLIENT_SECRET="not-the-secret"))
+
+    assert result.exit_code == 3
+    assert "sign-in failed" in result.output
+    assert "Traceback" not in result.output
+    assert rows(sweeper, "select status from runs")[0]["status"] == "failed"
