@@ -18,10 +18,25 @@ from azure.identity.aio import (
 )
 
 from .config import Settings
+from .errors import ConfigError
 
 
 def make_credential(settings: Settings, env: Mapping[str, str]) -> AsyncTokenCredential:
-    """An async credential for ``settings.auth``; the settings were checked by load_settings."""
+    """An async credential for ``settings.auth``; the settings were checked by load_settings.
+
+    A credential azure-identity refuses to build (an unreadable certificate, a key of the
+    wrong kind) is a ConfigError naming the variable.
+    """
+    try:
+        return _credential(settings, env)
+    except (ValueError, OSError) as exc:
+        setting = (
+            "AZURE_CLIENT_CERTIFICATE_PATH" if settings.auth == "certificate" else "graph.auth"
+        )
+        raise ConfigError(setting, str(exc).strip().splitlines()[0]) from None
+
+
+def _credential(settings: Settings, env: Mapping[str, str]) -> AsyncTokenCredential:
     # A custom authority (a sovereign deployment, or the local Graph) is not known to
     # Microsoft's public instance discovery, so MSAL must not ask it.
     custom = settings.cloud == "custom"

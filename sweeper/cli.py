@@ -22,6 +22,7 @@ import click
 from . import __version__, output, store
 from .config import Settings, load_settings
 from .errors import ConfigError, StorageError, SweeperError
+from .fakegraph.tenant import MIN_USERS
 from .sweep import MailboxResult, Window, sweep_tenant
 from .when import parse_when
 
@@ -192,7 +193,13 @@ def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
 
 @main.command()
 @click.option("--seed", default=2012, show_default=True, help="Seed of the generated tenant.")
-@click.option("--users", default=40, show_default=True, help="Ordinary users in the tenant.")
+@click.option(
+    "--users",
+    default=40,
+    show_default=True,
+    type=click.IntRange(min=MIN_USERS),
+    help="Ordinary users in the tenant.",
+)
 @exits_cleanly
 def demo(seed: int, users: int) -> None:
     """Sweep a built-in demo tenant through a local Graph: real SDK, real HTTP, no internet."""

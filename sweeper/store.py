@@ -39,7 +39,7 @@ def open_db(path: Path) -> Database:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA journal_mode = WAL")  # a digest can read while a sweep writes
     except sqlite3.DatabaseError as exc:
-        raise StorageError(f"cannot open database {path}: {exc}") from None
+        raise StorageError(f"{path} is not a usable sweeper database: {exc}") from None
     except OSError as exc:
         raise StorageError(f"cannot create database {path}: {exc.strerror or exc}") from None
     db = Database(conn)

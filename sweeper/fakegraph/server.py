@@ -258,7 +258,12 @@ class FakeGraph:
         if secret is not None:
             if not secrets.compare_digest(str(secret), self.client_secret):
                 return _aad_error(401, "invalid_client", 7000215, "Invalid client secret provided.")
-        elif not (isinstance(assertion, str) and assertion.count(".") == 2):
+        elif isinstance(assertion, str):
+            if not self._assertion_ok(assertion):
+                return _aad_error(
+                    401, "invalid_client", 700027, "Client assertion failed signature validation."
+                )
+        else:
             return _aad_error(
                 400, "invalid_request", 900144, "The request body must contain 'client_secret'."
             )
@@ -266,6 +271,26 @@ class FakeGraph:
         if not scope.endswith("/.default"):
             return _aad_error(400, "invalid_scope", 1002012, "The scope is not valid.")
         return _json(self._issue_token())
+
+    def _assertion_ok(self, assertion: str) -> bool:
+        """Claims of a certificate client assertion: this app, this token endpoint, unexpired.
+
+        The RS256/PS256 signature itself is not checked: no certificate is registered here.
+        """
+        parts = assertion.split(".")
+        if len(parts) != 3:
+            return False
+        try:
+            header = orjson.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+            claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        except (ValueError, orjson.JSONDecodeError):
+            return False
+        return (
+            header.get("alg") in ("RS256", "PS256")
+            and claims.get("iss") == claims.get("sub") == self.client_id
+            and str(claims.get("aud", "")).endswith("/oauth2/v2.0/token")
+            and float(claims.get("exp", 0)) > time.time()
+        )
 
     def _issue_token(self) -> dict[str, Any]:
         token = "fake." + secrets.token_urlsafe(32)
@@ -323,8 +348,6 @@ class FakeGraph:
                     user = self.tenant.user(match.group(1))
                 if handler != self._managed_identity:
                     self._roles_for(request)
-                if self.latency:
-                    await asyncio.sleep(self.latency)
                 response = await self._with_faults(request, path, user, handler, match)
                 status = response.status
                 return response
@@ -366,6 +389,8 @@ class FakeGraph:
         if key is not None:
             self._in_flight[key] += 1
         try:
+            if self.latency:  # the network and the server's work, while the request is open
+                await asyncio.sleep(self.latency)
             fault = next((f for f in self.faults if f.matches(path, user)), None)
             if fault is not None:
                 fault.hits += 1

@@ -30,6 +30,7 @@ FREE_MAIL = (
     "protonmail.com",
 )
 PARTNERS = ("harbour-law.example", "eastgate-council.example", "meridian-health.example")
+MIN_USERS = 8  # the planted incidents and near misses need eight different senders
 REPLAY_BATCHES = (119, 198, 160, 171, 152, 148, 188)  # 1,136 people, as in January 2012
 
 FIRST = (
@@ -203,6 +204,8 @@ def generate_tenant(
     Planted incidents sit in the last 24 hours except one five days back (found only by a
     wider window). ``users`` counts ordinary people; a few special accounts come on top.
     """
+    if users < MIN_USERS:
+        raise ValueError(f"the demo tenant needs at least {MIN_USERS} ordinary users")
     rng = random.Random(seed)
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     b = _Builder(rng, now)

@@ -1,0 +1,212 @@
+"""The classifier: pure functions, so each judgement call is one small test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sweeper.classify import (
+    Policy,
+    classify,
+    normalise_domain,
+    parse_address,
+    severity_for,
+    visible_external,
+)
+
+POLICY = Policy.build(["northwick.example", "northwick-trust.example"], min_visible_external=10)
+
+
+def r(address: Any, name: str | None = None) -> dict[str, Any]:
+    email: dict[str, Any] = {"name": name or ""}
+    if address is not ...:
+        email["address"] = address
+    return {"emailAddress": email}
+
+
+def people(count: int, domain: str = "gmail.com", start: int = 0) -> list[dict[str, Any]]:
+    return [r(f"person{i}@{domain}", f"Person {i}") for i in range(start, start + count)]
+
+
+def message(to: list[Any], cc: list[Any] | None = None, bcc: list[Any] | None = None) -> dict:
+    return {
+        "id": "AAMkAG1",
+        "internetMessageId": "<1@example>",
+        "subject": "Hello",
+        "sentDateTime": "2026-11-21T10:00:00Z",
+        "from": r("sender@northwick.example"),
+        "toRecipients": to,
+        "ccRecipients": cc or [],
+        "bccRecipients": bcc or [],
+    }
+
+
+def count(msg: dict[str, Any]) -> int:
+    return len(visible_external(msg, POLICY))
+
+
+def test_the_same_person_in_to_and_cc_in_another_case_counts_once() -> None:
+    msg = message(people(3), [r("PERSON0@GMAIL.COM"), r("Person1@Gmail.com")])
+    assert count(msg) == 3
+
+
+def test_the_first_field_an_address_appears_in_is_kept() -> None:
+    exposed = visible_external(message(people(1), people(1)), POLICY)
+    assert [(e.address, e.field, e.name) for e in exposed] == [
+        ("person0@gmail.com", "to", "Person 0")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("address", "external"),
+    [
+        ("a@northwick.example", False),
+        ("a@NORTHWICK.EXAMPLE", False),
+        ("a@mail.northwick.example", False),  # subdomain of a verified domain
+        ("a@deep.mail.northwick.example", False),
+        ("a@northwick-trust.example", False),  # declared as the organisation's own
+        ("a@notnorthwick.example", True),  # a suffix of the text, not a subdomain
+        ("a@northwick.example.evil.example", True),
+        ("a@gmail.com", True),
+    ],
+)
+def test_internal_means_an_organisation_domain_or_a_subdomain_of_one(
+    address: str, external: bool
+) -> None:
+    assert count(message([r(address)])) == int(external)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        r("/o=ExchangeLabs/ou=Exchange Administrative Group/cn=Recipients/cn=abc-j"),
+        r(...),  # emailAddress without address
+        r(None),
+        r(42),
+        r(""),
+        r("no-at-sign"),
+        r("user@localhost"),
+        {"emailAddress": None},
+        {"something": "else"},
+        "a string where an object belongs",
+        None,
+    ],
+)
+def test_an_entry_without_an_internet_address_is_never_external(entry: Any) -> None:
+    assert count(message([entry, *people(2)])) == 2
+
+
+def test_an_empty_to_with_everyone_in_cc_is_still_visible() -> None:
+    assert count(message([], people(12))) == 12
+
+
+def test_recipient_lists_of_the_wrong_type_are_read_as_empty() -> None:
+    msg = message(people(10))
+    msg["ccRecipients"] = "not a list"
+    msg["toRecipients"] = None
+    assert count(msg) == 0
+    assert classify("a@northwick.example", msg, POLICY) is None
+
+
+def test_a_distribution_list_is_one_address() -> None:
+    lists = [r("all-staff@northwick.example"), r("members@partner.example", "Members list")]
+    assert count(message(lists + people(8))) == 9
+    assert classify("x@northwick.example", message(lists + people(8)), POLICY) is None
+    assert classify("x@northwick.example", message(lists + people(9)), POLICY) is not None
+
+
+def test_exactly_at_the_threshold_is_a_finding_and_one_below_is_not() -> None:
+    assert classify("x@northwick.example", message(people(10)), POLICY) is not None
+    assert classify("x@northwick.example", message(people(9)), POLICY) is None
+
+
+def test_bcc_recipients_never_count_as_exposed() -> None:
+    msg = message([r("sender@northwick.example")], bcc=people(300))
+    assert count(msg) == 0
+    assert classify("x@northwick.example", msg, POLICY) is None
+
+
+def test_a_finding_records_the_counts_domains_and_bcc() -> None:
+    msg = message(people(6, "gmail.com") + [r("sender@northwick.example")], people(5, "b.example"))
+    msg["bccRecipients"] = people(2, "c.example")
+    finding = classify("Sender@northwick.example", msg, POLICY)
+
+    assert finding is not None
+    assert (finding.to_count, finding.cc_count, finding.bcc_count) == (7, 5, 2)
+    assert finding.visible_external_count == 11
+    assert finding.external_domains == ("gmail.com", "b.example")
+    assert finding.bcc_used is True
+    assert finding.message_key == "<1@example>"
+    assert finding.sent_at == "2026-11-21T10:00:00Z"
+    assert finding.sender == "sender@northwick.example"
+    assert finding.severity == "medium"
+
+
+def test_the_key_falls_back_to_the_graph_id_then_to_the_content() -> None:
+    msg = message(people(10))
+    del msg["internetMessageId"]
+    assert classify("x@northwick.example", msg, POLICY).message_key == "AAMkAG1"  # type: ignore[union-attr]
+    del msg["id"]
+    first = classify("x@northwick.example", msg, POLICY)
+    second = classify("x@northwick.example", dict(msg), POLICY)
+    assert first is not None and second is not None
+    assert first.message_key.startswith("sha256:")
+    assert first.message_key == second.message_key
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Jane.Doe@Example.COM", ("jane.doe@example.com", "example.com")),
+        ("  <jane@example.com> ", ("jane@example.com", "example.com")),
+        ("SMTP:jane@example.com", ("jane@example.com", "example.com")),
+        ("jürgen@bücher.example", ("jürgen@xn--bcher-kva.example", "xn--bcher-kva.example")),
+        ("a@example.com.", ("a@example.com", "example.com")),
+        ("two words@example.com", None),
+        ("@example.com", None),
+        ("a@", None),
+    ],
+)
+def test_addresses_are_put_in_one_canonical_form(raw: str, expected: Any) -> None:
+    assert parse_address(raw) == expected
+
+
+def test_a_unicode_domain_and_its_punycode_are_the_same_domain() -> None:
+    assert normalise_domain("BÜCHER.example") == normalise_domain("xn--bcher-kva.example")
+    msg = message([r("anna@bücher.example"), r("ANNA@xn--bcher-kva.example")])
+    assert count(msg) == 1
+
+
+@pytest.mark.parametrize(
+    ("external", "severity"), [(10, "medium"), (49, "medium"), (50, "high"), (100, "critical")]
+)
+def test_severity_tiers(external: int, severity: str) -> None:
+    assert severity_for(external) == severity
+
+
+addresses = st.builds(
+    lambda local, domain: f"{local}@{domain}",
+    st.from_regex(r"[a-z][a-z0-9.]{0,8}", fullmatch=True),
+    st.sampled_from(["gmail.com", "northwick.example", "x.northwick.example", "partner.example"]),
+)
+
+
+@given(st.lists(addresses, max_size=30), st.lists(addresses, max_size=30), st.randoms())
+def test_order_and_letter_case_never_change_the_count(
+    to: list[str], cc: list[str], rnd: Any
+) -> None:
+    original = message([r(a) for a in to], [r(a) for a in cc])
+    everyone = [a.upper() for a in to + cc]
+    rnd.shuffle(everyone)
+    shuffled = message([r(a) for a in everyone])
+    assert count(original) == count(shuffled)
+
+
+@given(st.lists(addresses, max_size=20), addresses)
+def test_adding_a_recipient_never_lowers_the_count(to: list[str], extra: str) -> None:
+    before = count(message([r(a) for a in to]))
+    after = count(message([r(a) for a in [*to, extra]]))
+    assert after in (before, before + 1)

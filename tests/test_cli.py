@@ -1,0 +1,117 @@
+"""The command line as users meet it: help, the README, output formats, the demo."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import stat
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from conftest import Sweeper
+
+from sweeper.cli import main
+from sweeper.output import FINDING_COLUMNS, findings_csv
+
+README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+COMMANDS = sorted(main.commands)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_help_and_a_readme_section(name: str) -> None:
+    command = main.commands[name]
+    assert command.help and len(command.help) > 20
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name != "help":
+            assert param.help, f"{name} {param.opts} has no help text"
+    assert f"## `sweeper {name}`" in README
+
+
+def test_the_readme_leads_with_the_two_commands() -> None:
+    first_block = README.split("```")[1]
+    assert "make demo" in first_block and "make test" in first_block
+
+
+def test_the_public_json_fields_are_all_documented(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    finding = sweeper.findings()[0]
+    required = {
+        "mailbox",
+        "internet_message_id",
+        "sent_at",
+        "subject",
+        "sender",
+        "to_count",
+        "cc_count",
+        "bcc_count",
+        "visible_external_count",
+        "external_domains",
+        "severity",
+    }
+    assert required <= set(finding)
+    documented = set(re.findall(r"^\| `(\w+)`", README, re.M)) | set(
+        re.findall(r"`(\w+_count)`", README)
+    )
+    assert set(finding) <= documented
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", finding["sent_at"])
+    assert isinstance(finding["external_domains"], list)
+
+
+def test_findings_since_filters_by_sent_time(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep", "--since", "7d").exit_code == 0
+    everything = sweeper.findings()
+    recent = sweeper.findings("--since", "2d")
+    assert len(everything) == len(recent) + 1  # the planted five-day-old incident
+    assert all(f["sent_at"] >= min(r["sent_at"] for r in recent) for f in recent)
+
+
+def test_findings_as_a_table_and_as_csv(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    table = sweeper.run("findings")
+    assert table.exit_code == 0
+    assert "Victim satisfaction survey" in table.output
+    assert len(table.output.strip().splitlines()) == 2 + 13
+
+    result = sweeper.run("findings", "--format", "csv")
+    parsed = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(parsed) == 13
+    assert tuple(parsed[0]) == FINDING_COLUMNS
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
+    row = {c: "" for c in FINDING_COLUMNS} | {
+        "subject": '=HYPERLINK("http://evil.example")',
+        "sender": "+1-555",
+        "mailbox": "@SUM(A1)",
+        "internet_message_id": "-2+3",
+        "external_domains": ["gmail.com"],
+    }
+    parsed = next(csv.DictReader(io.StringIO(findings_csv([row]))))
+    assert parsed["subject"] == '\'=HYPERLINK("http://evil.example")'
+    assert parsed["sender"] == "'+1-555"
+    assert parsed["mailbox"] == "'@SUM(A1)"
+    assert parsed["internet_message_id"] == "'-2+3"
+    assert parsed["external_domains"] == "gmail.com"
+
+
+def test_the_demo_sweeps_the_demo_tenant_into_the_chosen_database(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    result = CliRunner().invoke(main, ["demo", "--users", "12"], env={"SWEEPER_DB": str(db)})
+
+    assert result.exit_code == 0, result.output
+    assert "13 new findings" in result.output
+    assert "2 throttled answers" in result.output
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    listed = CliRunner().invoke(main, ["findings", "--format", "json"], env={"SWEEPER_DB": str(db)})
+    assert listed.stdout.count('"internet_message_id"') == 13
+
+
+def test_version_and_help_need_no_settings() -> None:
+    assert CliRunner().invoke(main, ["--version"]).exit_code == 0
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.output

@@ -1,0 +1,166 @@
+"""Settings: every wrong or missing one is named in one line, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import write_config
+
+from sweeper.cli import main
+from sweeper.config import load_settings
+from sweeper.errors import ConfigError
+
+SIGN_IN = {
+    "AZURE_TENANT_ID": "11111111-1111-1111-1111-111111111111",
+    "AZURE_CLIENT_ID": "22222222-2222-2222-2222-222222222222",
+    "AZURE_CLIENT_SECRET": "test-only-secret",
+}
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "named"),
+    [
+        ("[graph]\ncloud = 'moon'\n", {}, "graph.cloud: 'moon' is not one of"),
+        ("[graph]\nauth = 'password'\n", {}, "graph.auth"),
+        ("[graph]\nclient_secret = 'hunter2hunter2'\n", {}, "graph.client_secret: secrets never"),
+        ("[graph]\ncloud = 'custom'\n", {}, "SWEEPER_GRAPH_URL: must be set"),
+        (
+            "[graph]\ncloud = 'custom'\n",
+            {"SWEEPER_GRAPH_URL": "http://graph.example/v1.0", "AZURE_AUTHORITY_HOST": "https://x"},
+            "SWEEPER_GRAPH_URL: 'http://graph.example/v1.0' must use https",
+        ),
+        (
+            "[graph]\ncloud = 'custom'\n",
+            {"SWEEPER_GRAPH_URL": "http://127.0.0.1:1/v1.0", "AZURE_AUTHORITY_HOST": "http://x"},
+            "AZURE_AUTHORITY_HOST",
+        ),
+        ("[detection]\nmin_visible_external = 0\n", {}, "detection.min_visible_external"),
+        ("[detection]\nmin_visible_external = '10'\n", {}, "must be an integer"),
+        ("[detection]\nmin_visible_external = true\n", {}, "detection.min_visible_external"),
+        ("[sweep]\npage_size = 5000\n", {}, "sweep.page_size: must be between 1 and 1000"),
+        ("[sweep]\nconcurrency = -1\n", {}, "sweep.concurrency"),
+        ("[sweep]\noverlap_minutes = -5\n", {}, "sweep.overlap_minutes: must not be negative"),
+        ("[sweep]\nwindow_hours = 0\n", {}, "sweep.window_hours"),
+        ("[sweep]\nwindow = 24\n", {}, "sweep.window: unknown setting"),
+        ("[mail]\nto = 'dpo'\n", {}, "mail: unknown section"),
+        ("[organisation]\nown_domains = ['not a domain']\n", {}, "organisation.own_domains"),
+        ("graph = 'x'\n", {}, "graph: must be a [section] table"),
+        ("[graph\n", {}, "--config: "),
+        ("[graph]\nauth = 'certificate'\n", {}, "AZURE_CLIENT_CERTIFICATE_PATH: must be set"),
+    ],
+)
+def test_a_bad_setting_is_named_in_one_line_and_nothing_is_written(
+    tmp_path: Path, toml: str, env: dict[str, str], named: str
+) -> None:
+    config = write_config(tmp_path / "bad.toml", toml)
+    db = tmp_path / "never.db"
+
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "sweep"], env={**SIGN_IN, "SWEEPER_DB": str(db), **env}
+    )
+
+    assert result.exit_code == 2
+    assert named in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("missing", ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"])
+def test_a_missing_sign_in_variable_is_named(tmp_path: Path, missing: str) -> None:
+    env = {k: v for k, v in SIGN_IN.items() if k != missing}
+    result = CliRunner().invoke(main, ["sweep"], env={**env, "SWEEPER_DB": str(tmp_path / "x.db")})
+    assert result.exit_code == 2
+    assert result.output.strip() == f"sweeper: configuration error: {missing}: must be set for " + (
+        "graph.auth = 'client_secret'"
+    )
+
+
+def test_a_missing_config_file_is_an_error_not_the_defaults(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["--config", str(tmp_path / "nope.toml"), "sweep"], env=SIGN_IN
+    )
+    assert result.exit_code == 2
+    assert "--config: file not found" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--since", "2026-02-30"], "--since"),
+        (["--since", "yesterday-ish"], "--since"),
+        (["--since", "1d", "--until", "2d"], "must be before --until"),
+    ],
+)
+def test_impossible_windows_are_refused(tmp_path: Path, args: list[str], named: str) -> None:
+    db = tmp_path / "x.db"
+    result = CliRunner().invoke(main, ["sweep", *args], env={**SIGN_IN, "SWEEPER_DB": str(db)})
+    assert result.exit_code == 2
+    assert named in result.output
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("cloud", "graph", "authority", "scope"),
+    [
+        ("global", "https://graph.microsoft.com/v1.0", "https://login.microsoftonline.com", "https://graph.microsoft.com/.default"),
+        ("usgov", "https://graph.microsoft.us/v1.0", "https://login.microsoftonline.us", "https://graph.microsoft.us/.default"),
+        ("usgov-dod", "https://dod-graph.microsoft.us/v1.0", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us/.default"),
+        ("china", "https://microsoftgraph.chinacloudapi.cn/v1.0", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn/.default"),
+    ],
+)  # fmt: skip
+def test_each_national_cloud_has_its_own_endpoints(
+    tmp_path: Path, cloud: str, graph: str, authority: str, scope: str
+) -> None:
+    config = write_config(tmp_path / "c.toml", f"[graph]\ncloud = '{cloud}'\n")
+    settings = load_settings(config, SIGN_IN)
+    assert (settings.graph_url, settings.authority_host, settings.graph_scope) == (
+        graph,
+        authority,
+        scope,
+    )
+
+
+def test_a_custom_cloud_takes_its_endpoints_from_the_environment(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", "[graph]\ncloud = 'custom'\n")
+    env = {
+        **SIGN_IN,
+        "SWEEPER_GRAPH_URL": "http://127.0.0.1:8080/v1.0/",
+        "AZURE_AUTHORITY_HOST": "https://127.0.0.1:8443",
+    }
+    settings = load_settings(config, env)
+    assert settings.graph_url == "http://127.0.0.1:8080/v1.0"  # no trailing slash: no //users
+    assert settings.authority_host == "https://127.0.0.1:8443"
+    assert settings.graph_scope == "http://127.0.0.1/.default"  # never a port in a scope
+
+
+def test_the_database_path_is_relative_to_the_config_file_and_the_environment_wins(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path / "c.toml", "[storage]\ndatabase = 'data/sweeper.db'\n")
+    assert load_settings(config, SIGN_IN).database == tmp_path / "data" / "sweeper.db"
+    env = {**SIGN_IN, "SWEEPER_DB": "/srv/sweeper/x.db"}
+    assert load_settings(config, env).database == Path("/srv/sweeper/x.db")
+
+
+def test_commands_that_only_read_the_database_need_no_sign_in(tmp_path: Path) -> None:
+    settings = load_settings(None, {}, need_graph=False)
+    assert settings.database == Path("sweeper.db")
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, {})
+    assert error.value.setting == "AZURE_TENANT_ID"
+
+
+def test_the_example_configuration_is_valid_and_has_the_defaults() -> None:
+    example = Path(__file__).parent.parent / "sweeper.example.toml"
+    settings = load_settings(example, SIGN_IN)
+    defaults = load_settings(None, SIGN_IN)
+    assert settings.min_visible_external == defaults.min_visible_external == 10
+    assert (settings.window, settings.overlap, settings.page_size, settings.concurrency) == (
+        defaults.window,
+        defaults.overlap,
+        defaults.page_size,
+        defaults.concurrency,
+    )

@@ -1,0 +1,119 @@
+"""The SQLite store: private files, migrations safe to re-run, no finding stored twice."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sweeper import store
+from sweeper.classify import Exposed, Finding
+from sweeper.cli import main
+from sweeper.errors import StorageError
+from sweeper.migrations import MIGRATIONS, migrate
+
+
+def finding(key: str = "<1@x>", mailbox: str = "a@northwick.example") -> Finding:
+    exposed = tuple(
+        Exposed(f"p{i}@gmail.com", "gmail.com", f"P {i}", "to" if i < 6 else "cc")
+        for i in range(11)
+    )
+    return Finding(
+        mailbox=mailbox,
+        message_key=key,
+        graph_id="AAMk1",
+        internet_message_id=key,
+        conversation_id="AAQk1",
+        sent_at="2026-11-21T10:00:00Z",
+        subject="Hello",
+        sender=mailbox,
+        to_count=6,
+        cc_count=5,
+        bcc_count=0,
+        visible_external_count=11,
+        external_domains=("gmail.com",),
+        bcc_used=False,
+        severity="medium",
+        exposed=exposed,
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "sweeper.db"
+    db = store.open_db(path)
+    run = store.start_run(db, "2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z", None)
+    with store.transaction(db):
+        store.save_findings(db, run, [finding()])
+
+    assert mode(path) == 0o600
+    for sidecar in tmp_path.glob("new/sweeper.db-*"):  # WAL and shared-memory files
+        assert mode(sidecar) & 0o077 == 0, sidecar
+
+
+def test_an_existing_database_readable_by_others_is_tightened(tmp_path: Path) -> None:
+    path = tmp_path / "sweeper.db"
+    store.open_db(path).conn.close()
+    path.chmod(0o644)
+    store.open_db(path).conn.close()
+    assert mode(path) == 0o600
+
+
+def test_migrations_run_once_and_are_safe_to_re_run(tmp_path: Path) -> None:
+    db = store.open_db(tmp_path / "sweeper.db")
+    assert migrate(db) == []
+    assert [r["name"] for r in db.table("migrations").rows] == [name for name, _ in MIGRATIONS]
+    assert set(db.table_names()) >= {
+        "runs",
+        "mailboxes",
+        "run_mailboxes",
+        "findings",
+        "finding_addresses",
+    }
+
+
+def test_the_same_message_is_stored_once_with_its_addresses(tmp_path: Path) -> None:
+    db = store.open_db(tmp_path / "sweeper.db")
+    run = store.start_run(db, "a", "b", None)
+    with store.transaction(db):
+        assert store.save_findings(db, run, [finding(), finding()]) == 1
+        assert store.save_findings(db, run, [finding()]) == 0
+        assert store.save_findings(db, run, [finding(mailbox="b@northwick.example")]) == 1
+
+    assert db.table("findings").count == 2
+    addresses = store.exposed_addresses(db, 1)
+    assert len(addresses) == 11
+    assert addresses[0] == {
+        "address": "p0@gmail.com",
+        "domain": "gmail.com",
+        "name": "P 0",
+        "field": "to",
+    }
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "sweeper.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    before = path.read_bytes()
+
+    with pytest.raises(StorageError, match="not a usable sweeper database"):
+        store.open_db(path)
+    assert path.read_bytes() == before
+
+    result = CliRunner().invoke(main, ["findings"], env={"SWEEPER_DB": str(path)})
+    assert result.exit_code == 2
+    assert result.output.startswith("sweeper: ")
+    assert "Traceback" not in result.output
+
+
+def test_findings_without_a_database_says_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "absent.db"
+    result = CliRunner().invoke(main, ["findings"], env={"SWEEPER_DB": str(path)})
+    assert result.exit_code == 2
+    assert "run `sweeper sweep` first" in result.output
+    assert not path.exists()
