@@ -120,7 +120,7 @@ def default_window(settings: Settings, since: datetime | None, until: datetime |
 
 
 @contextmanager
-def _progress(total_hint: int | None = None) -> Iterator[Callable[[MailboxResult, int, int], None]]:
+def progress_for_sweep() -> Iterator[Callable[[MailboxResult, int, int], None]]:
     """A progress bar on a terminal; elsewhere the sweep's own log lines say the same."""
     if not sys.stderr.isatty():
         yield lambda result, done, total: None
@@ -160,7 +160,7 @@ def sweep(
     settings = _settings(ctx)
     window = default_window(settings, since, until)
     db = store.open_db(settings.database)
-    with _progress() as hook:
+    with progress_for_sweep() as hook:
         report = asyncio.run(sweep_tenant(settings, os.environ, db, window, list(mailboxes), hook))
     click.echo(output.run_summary(report))
     sys.exit(report.exit_code)

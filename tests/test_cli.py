@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import Sweeper
 
-from sweeper.cli import main
+from sweeper.cli import main, progress_for_sweep
 from sweeper.output import FINDING_COLUMNS, findings_csv
+from sweeper.sweep import MailboxResult
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 COMMANDS = sorted(main.commands)
@@ -115,3 +116,27 @@ def test_version_and_help_need_no_settings() -> None:
     assert result.exit_code == 0
     for name in COMMANDS:
         assert name in result.output
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_the_sweep_draws_a_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    screen = Terminal()
+    monkeypatch.setattr("sys.stderr", screen)
+    with progress_for_sweep() as hook:
+        for done in range(1, 5):
+            hook(MailboxResult(f"u{done}@northwick.example", "swept"), done, 4)
+    drawn = screen.getvalue()
+    assert "Sweeping mailboxes" in drawn
+    assert "100%" in drawn
+
+
+def test_elsewhere_the_progress_hook_draws_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipe = io.StringIO()
+    monkeypatch.setattr("sys.stderr", pipe)
+    with progress_for_sweep() as hook:
+        hook(MailboxResult("u@northwick.example", "swept"), 1, 1)
+    assert pipe.getvalue() == ""

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
+import pytest
 from conftest import Sweeper
 
 from sweeper.fakegraph.tenant import REPLAY_BATCHES
@@ -106,17 +111,20 @@ def test_a_wider_window_reaches_older_mail(sweeper: Sweeper) -> None:
     assert any(f["subject"] == "Support group dates" for f in sweeper.findings())
 
 
-def test_a_throttled_mailbox_is_waited_for_and_swept(sweeper: Sweeper) -> None:
+@pytest.mark.parametrize("status", [429, 503, 504])
+def test_a_throttled_mailbox_is_waited_for_and_swept(sweeper: Sweeper, status: int) -> None:
     upn = "victim.care@northwick.example"
-    sweeper.fake.add_fault(mailbox=upn, status=429, times=2, retry_after=1)
+    sweeper.fake.add_fault(mailbox=upn, status=status, times=2, retry_after=1)
 
+    started = time.monotonic()
     result = sweeper.run("sweep")
 
     assert result.exit_code == 0, result.output
+    assert time.monotonic() - started >= 2  # Retry-After: 1, twice
     assert found_keys(sweeper) == planted_keys(sweeper)
     outcome = rows(sweeper, f"select * from run_mailboxes where mailbox = '{upn}'")[0]
     assert (outcome["status"], outcome["throttled"], outcome["findings_new"]) == ("swept", 2, 7)
-    assert [e.status for e in sweeper.fake.requests_for(upn)] == [429, 429, 200]
+    assert [e.status for e in sweeper.fake.requests_for(upn)] == [status, status, 200]
 
 
 def test_a_failing_mailbox_is_recorded_and_the_others_are_swept(sweeper: Sweeper) -> None:
@@ -196,3 +204,30 @@ def test_a_wrong_client_secret_fails_the_run_with_one_line(sweeper: Sweeper) -> 
     assert "sign-in failed" in result.output
     assert "Traceback" not in result.output
     assert rows(sweeper, "select status from runs")[0]["status"] == "failed"
+
+
+def test_an_unwritable_database_path_is_one_line_and_exit_2(sweeper: Sweeper) -> None:
+    blocker = sweeper.db.parent
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("a file where a directory should be")
+
+    result = sweeper.run("sweep")
+
+    assert result.exit_code == 2
+    assert result.output.startswith(f"sweeper: cannot create database {sweeper.db}")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_scheduled_job_runs_the_sweep_as_a_separate_process(sweeper: Sweeper) -> None:
+    job = Path(__file__).parent.parent / "jobs" / "sweep.py"
+    result = subprocess.run(
+        [sys.executable, str(job)],
+        env={"PATH": "/usr/bin:/bin", **sweeper.env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "13 new findings" in result.stdout
+    assert " swept: " in result.stderr  # not a terminal: one log line per mailbox
+    assert found_keys(sweeper) == planted_keys(sweeper)
