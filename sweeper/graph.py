@@ -12,6 +12,7 @@ Paging is hidden here: callers get whole pages as lists of dicts and never see
 
 from __future__ import annotations
 
+import logging
 import re
 import ssl
 from collections import Counter
@@ -54,6 +55,7 @@ MESSAGE_FIELDS = (
 """What sweeper reads of a message: no body, no preview, no attachments (Mail.ReadBasic.All)."""
 
 USER_FIELDS = "id,userPrincipalName,mail,displayName,accountEnabled"
+log = logging.getLogger(__name__)
 THROTTLE_STATUSES = frozenset({429, 503, 504})
 _USER_IN_PATH = re.compile(r"/users/([^/?]+)")
 
@@ -159,17 +161,22 @@ class GraphGateway:
             {"$select": USER_FIELDS, "$filter": "accountEnabled eq true", "$top": "999"}
         )
         users: list[User] = []
+        unusable = 0
         async for page in self._pages(f"{self.graph_url}/users?{query}", tenant_wide=True):
             for item in page:
                 user = _user(item)
-                if user is not None:
+                if user is None:
+                    unusable += 1
+                else:
                     users.append(user)
+        if unusable:
+            log.warning("%d user entries without an id or userPrincipalName were ignored", unusable)
         return users
 
     async def sent_pages(
         self, user: User, since: datetime, until: datetime, page_size: int
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Pages of Sent Items sent in ``[since, until)``, as raw message dicts.
+    ) -> AsyncIterator[list[Any]]:
+        """Pages of Sent Items sent in ``[since, until)``, as raw JSON values (dicts, normally).
 
         Raises MailboxNotEnabled for an account without a mailbox, MailboxFailed when the
         mailbox cannot be read to the end.
@@ -186,7 +193,7 @@ class GraphGateway:
         url = f"{self.graph_url}/users/{quote(user.id, safe='@')}/mailFolders/sentitems/messages"
         try:
             async for page in self._pages(f"{url}?{query}", tenant_wide=False):
-                yield [item for item in page if isinstance(item, dict)]
+                yield page
         except (MailboxNotEnabled, MailboxFailed):
             raise
         except GraphError as exc:  # includes a 401/403 on this one mailbox

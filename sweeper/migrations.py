@@ -30,6 +30,7 @@ def _initial(db: Database) -> None:
             "messages_read": int,
             "findings_new": int,
             "throttled": int,
+            "malformed": int,  # page entries that were not message objects
             "error": str,
         },
         pk="id",
@@ -55,6 +56,7 @@ def _initial(db: Database) -> None:
             "messages": int,
             "findings_new": int,
             "throttled": int,
+            "malformed": int,
             "error": str,
         },
         pk=("run_id", "mailbox"),

@@ -98,6 +98,11 @@ def run_summary(report: SweepReport) -> str:
         f"(no mailbox), {t.failed} failed; {t.messages_read} messages read, "
         f"{t.findings_new} new findings; {t.throttled} throttled answers."
     )
+    if t.malformed:
+        line += (
+            f"\n{t.malformed} entries in Graph's answers were not messages and could not be "
+            "checked (see the log for the mailboxes)."
+        )
     if report.error:
         line += f"\nThe run failed: {report.error}"
     failed = [r for r in report.results if r.status == "failed"]

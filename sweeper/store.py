@@ -82,6 +82,7 @@ class RunTotals:
     messages_read: int = 0
     findings_new: int = 0
     throttled: int = 0
+    malformed: int = 0
 
 
 def start_run(db: Database, since: str, until: str, mailboxes: list[str] | None) -> int:
@@ -131,6 +132,7 @@ def record_mailbox(
     messages: int = 0,
     findings_new: int = 0,
     throttled: int = 0,
+    malformed: int = 0,
     error: str | None = None,
     window_until: str | None = None,
 ) -> None:
@@ -144,6 +146,7 @@ def record_mailbox(
             "messages": messages,
             "findings_new": findings_new,
             "throttled": throttled,
+            "malformed": malformed,
             "error": error,
         },
         replace=True,

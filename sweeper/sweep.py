@@ -43,6 +43,7 @@ class MailboxResult:
     messages: int = 0
     findings_new: int = 0
     throttled: int = 0
+    malformed: int = 0  # page entries that were not message objects
     error: str | None = None
 
 
@@ -145,6 +146,7 @@ def _add(totals: store.RunTotals, result: MailboxResult) -> None:
         totals.failed += 1
     totals.messages_read += result.messages
     totals.findings_new += result.findings_new
+    totals.malformed += result.malformed
 
 
 async def _sweep_mailbox(
@@ -162,6 +164,9 @@ async def _sweep_mailbox(
         async for page in gateway.sent_pages(user, window.since, window.until, page_size):
             result.messages += len(page)
             for message in page:
+                if not isinstance(message, dict):
+                    result.malformed += 1  # counted and shown, never silently dropped
+                    continue
                 finding = classify(user.upn, message, policy)
                 if finding is not None:
                     findings.append(finding)
@@ -188,15 +193,17 @@ async def _sweep_mailbox(
             messages=result.messages,
             findings_new=result.findings_new,
             throttled=result.throttled,
+            malformed=result.malformed,
             error=result.error,
             window_until=until,
         )
     log.info(
-        "%s %s: %d messages, %d new findings%s",
+        "%s %s: %d messages, %d new findings%s%s",
         user.upn,
         result.status,
         result.messages,
         result.findings_new,
+        f", {result.malformed} malformed entries" if result.malformed else "",
         f" ({result.error})" if result.error else "",
     )
     return result

@@ -173,6 +173,20 @@ def test_a_truncated_page_fails_the_mailbox_without_a_traceback(sweeper: Sweeper
     assert "malformed answer from Graph: not JSON" in result.output
 
 
+def test_entries_that_are_not_messages_are_counted_and_shown(sweeper: Sweeper) -> None:
+    victim = "victim.care@northwick.example"
+    sweeper.fake.add_fault(mailbox=victim, kind="junk", times=1)
+
+    result = sweeper.run("sweep")
+
+    assert result.exit_code == 0
+    assert "3 entries in Graph's answers were not messages" in result.output
+    assert found_keys(sweeper) == planted_keys(sweeper)
+    outcome = rows(sweeper, f"select * from run_mailboxes where mailbox = '{victim}'")[0]
+    assert (outcome["status"], outcome["malformed"], outcome["messages"]) == ("swept", 3, 10)
+    assert rows(sweeper, "select malformed from runs")[0]["malformed"] == 3
+
+
 def test_only_the_named_mailboxes_are_swept(sweeper: Sweeper) -> None:
     upn = "clinic.bookings@northwick.example"
     result = sweeper.run("sweep", "--mailbox", upn.upper(), "--mailbox", "nobody@northwick.example")

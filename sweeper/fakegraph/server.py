@@ -63,8 +63,9 @@ class Fault:
     """Something to go wrong, ``times`` times (None: every time), on matching requests.
 
     ``mailbox`` matches a UPN or user id in the path; ``path`` a substring of the path.
-    ``kind`` is ``"status"`` (answer ``status`` with a Graph error and ``retry_after``)
-    or ``"truncate"`` (a 200 whose JSON body is cut in half).
+    ``kind`` is ``"status"`` (answer ``status`` with a Graph error and ``retry_after``),
+    ``"truncate"`` (a 200 whose JSON body is cut in half) or ``"junk"`` (a 200 whose
+    ``value`` list also holds entries that are not objects: null, a string, a number).
     """
 
     status: int = 429
@@ -403,6 +404,10 @@ class FakeGraph:
             if fault is not None and fault.kind == "truncate" and response.body:
                 body = bytes(response.body)  # type: ignore[arg-type]
                 response.body = body[: len(body) // 2]
+            if fault is not None and fault.kind == "junk" and response.body:
+                page = orjson.loads(bytes(response.body))  # type: ignore[arg-type]
+                page["value"] += [None, "not a message", 42]
+                response.body = orjson.dumps(page)
             return response
         finally:
             if key is not None:
