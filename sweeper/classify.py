@@ -8,7 +8,12 @@ and such entries are internal in practice. A distribution list is one address li
 its members never see each other.
 
 A message is a finding when it has at least ``min_visible_external`` unique visible external
-addresses.
+addresses. A finding then gets a severity with its reason (:mod:`sweeper.severity`) and,
+when an allowlist rule in force matches (:mod:`sweeper.allow`), the name of that rule.
+
+Reading a message (:func:`read_message`, no configuration involved) is kept apart from
+judging it (:func:`judge`), so that ``sweeper reclassify`` can judge stored facts again
+under new rules without asking Graph.
 """
 
 from __future__ import annotations
@@ -17,25 +22,46 @@ import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
+
+from .allow import AllowRule, first_match
+from .severity import SeverityRule, exposure_of
+from .severity import judge as judge_severity
 
 Message = Mapping[str, Any]
 """One message as Graph sends it (raw JSON object), with the fields sweeper selects."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Policy:
-    """What counts as inside the organisation, and how many outside addresses make a finding."""
+    """Everything the judgement depends on: what is inside, the threshold, the rules."""
 
     internal_domains: frozenset[str]
     min_visible_external: int = 10
+    severity: SeverityRule = field(default_factory=SeverityRule)
+    allow: tuple[AllowRule, ...] = ()
+    today: date = field(default_factory=lambda: datetime.now(UTC).date())
 
     @classmethod
-    def build(cls, domains: Iterable[str], min_visible_external: int = 10) -> Policy:
+    def build(
+        cls,
+        domains: Iterable[str],
+        min_visible_external: int = 10,
+        *,
+        severity: SeverityRule | None = None,
+        allow: Iterable[AllowRule] = (),
+        today: date | None = None,
+    ) -> Policy:
         clean = (normalise_domain(d) for d in domains)
-        return cls(frozenset(d for d in clean if d), min_visible_external)
+        return cls(
+            frozenset(d for d in clean if d),
+            min_visible_external,
+            severity or SeverityRule(),
+            tuple(allow),
+            today or datetime.now(UTC).date(),
+        )
 
     def is_internal_domain(self, domain: str) -> bool:
         """True for an organisation domain or any subdomain of one (``mail.corp.example``)."""
@@ -44,8 +70,8 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
-class Exposed:
-    """One external address that other recipients could see."""
+class Recipient:
+    """One visible recipient with an internet address."""
 
     address: str
     domain: str
@@ -54,8 +80,8 @@ class Exposed:
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
-    """A sent message whose visible recipients include many external addresses."""
+class Facts:
+    """What a message says, before any judgement: enough to judge it again later."""
 
     mailbox: str
     message_key: str
@@ -68,26 +94,27 @@ class Finding:
     to_count: int
     cc_count: int
     bcc_count: int
-    visible_external_count: int
+    recipients: tuple[Recipient, ...]  # unique visible recipients with an internet address
+
+    @property
+    def bcc_used(self) -> bool:
+        return self.bcc_count > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A sent message whose visible recipients include many external addresses."""
+
+    facts: Facts
+    exposed: tuple[Recipient, ...]
     external_domains: tuple[str, ...]
-    bcc_used: bool
     severity: str
-    exposed: tuple[Exposed, ...]
+    severity_reason: str
+    suppressed_by: str | None = None
 
-
-SEVERITY_TIERS: tuple[tuple[int, str], ...] = ((100, "critical"), (50, "high"), (0, "medium"))
-"""Severity by unique visible external addresses, highest tier first.
-
-Every finding is at least ``medium``: it already exposed ``min_visible_external`` people.
-``low`` is kept for the richer rule (personal mail share, domains, subject terms) to come.
-"""
-
-
-def severity_for(visible_external: int) -> str:
-    for floor, name in SEVERITY_TIERS:
-        if visible_external >= floor:
-            return name
-    return "medium"
+    @property
+    def visible_external_count(self) -> int:
+        return len(self.exposed)
 
 
 def normalise_domain(domain: str) -> str:
@@ -136,20 +163,22 @@ def _email(entry: object) -> tuple[object, str | None]:
     return inner.get("address"), name if isinstance(name, str) and name.strip() else None
 
 
-def visible_external(message: Message, policy: Policy) -> list[Exposed]:
-    """Unique external addresses in To and Cc, in the order they appear (To first)."""
-    seen: dict[str, Exposed] = {}
-    for field, key in (("to", "toRecipients"), ("cc", "ccRecipients")):
+def visible_recipients(message: Message) -> list[Recipient]:
+    """Unique To and Cc recipients with an internet address, in order (To first)."""
+    seen: dict[str, Recipient] = {}
+    for field_name, key in (("to", "toRecipients"), ("cc", "ccRecipients")):
         for entry in _recipients(message, key):
             raw, name = _email(entry)
             parsed = parse_address(raw)
-            if parsed is None:
+            if parsed is None or parsed[0] in seen:
                 continue
-            address, domain = parsed
-            if address in seen or policy.is_internal_domain(domain):
-                continue
-            seen[address] = Exposed(address, domain, name, field)
+            seen[parsed[0]] = Recipient(parsed[0], parsed[1], name, field_name)
     return list(seen.values())
+
+
+def visible_external(message: Message, policy: Policy) -> list[Recipient]:
+    """Unique external addresses in To and Cc, in the order they appear (To first)."""
+    return [r for r in visible_recipients(message) if not policy.is_internal_domain(r.domain)]
 
 
 def sent_at_utc(value: object) -> str | None:
@@ -177,42 +206,67 @@ def _sender(message: Message) -> str | None:
     return None
 
 
-def top_domains(exposed: Iterable[Exposed]) -> tuple[str, ...]:
+def top_domains(exposed: Iterable[Recipient]) -> tuple[str, ...]:
     """External domains, the most addresses first, then by name."""
     counts = Counter(e.domain for e in exposed)
     return tuple(sorted(counts, key=lambda d: (-counts[d], d)))
 
 
-def _content_key(sent_at: str | None, message: Message, exposed: list[Exposed]) -> str:
+def _content_key(sent_at: str | None, subject: str, recipients: Iterable[Recipient]) -> str:
     """A stable key for a message that came without any id, so a re-run cannot double it."""
-    parts = [sent_at or "", str(message.get("subject")), *sorted(e.address for e in exposed)]
+    parts = [sent_at or "", subject, *sorted(r.address for r in recipients)]
     return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def classify(mailbox: str, message: Message, policy: Policy) -> Finding | None:
-    """The finding this message makes, or None when it exposes fewer than the threshold."""
-    exposed = visible_external(message, policy)
-    if len(exposed) < policy.min_visible_external:
-        return None
+def read_message(
+    mailbox: str, message: Message, recipients: list[Recipient] | None = None
+) -> Facts:
+    """The facts of one raw Graph message. No configuration is involved."""
+    recipients = visible_recipients(message) if recipients is None else recipients
     graph_id = _text(message.get("id")) or ""
     internet_id = _text(message.get("internetMessageId"))
-    bcc_count = len(_recipients(message, "bccRecipients"))
     sent_at = sent_at_utc(message.get("sentDateTime"))
-    return Finding(
+    subject = _text(message.get("subject")) or ""
+    return Facts(
         mailbox=mailbox,
-        message_key=internet_id or graph_id or _content_key(sent_at, message, exposed),
+        message_key=internet_id or graph_id or _content_key(sent_at, subject, recipients),
         graph_id=graph_id,
         internet_message_id=internet_id,
         conversation_id=_text(message.get("conversationId")),
         sent_at=sent_at,
-        subject=_text(message.get("subject")) or "",
+        subject=subject,
         sender=_sender(message),
         to_count=len(_recipients(message, "toRecipients")),
         cc_count=len(_recipients(message, "ccRecipients")),
-        bcc_count=bcc_count,
-        visible_external_count=len(exposed),
-        external_domains=top_domains(exposed),
-        bcc_used=bcc_count > 0,
-        severity=severity_for(len(exposed)),
-        exposed=tuple(exposed),
+        bcc_count=len(_recipients(message, "bccRecipients")),
+        recipients=tuple(recipients),
     )
+
+
+def judge(facts: Facts, policy: Policy) -> Finding | None:
+    """The finding these facts make under ``policy``, or None below the threshold."""
+    exposed = tuple(r for r in facts.recipients if not policy.is_internal_domain(r.domain))
+    if len(exposed) < policy.min_visible_external:
+        return None
+    domains = top_domains(exposed)
+    exposure = exposure_of(
+        (r.address for r in exposed), facts.subject, facts.bcc_used, policy.severity
+    )
+    severity, reason = judge_severity(exposure, policy.severity)
+    rule = first_match(
+        policy.allow,
+        sender=facts.sender,
+        domains=domains,
+        subject=facts.subject,
+        today=policy.today,
+    )
+    return Finding(facts, exposed, domains, severity, reason, rule.describe() if rule else None)
+
+
+def classify(mailbox: str, message: Message, policy: Policy) -> Finding | None:
+    """The finding this message makes, or None when it exposes fewer than the threshold."""
+    recipients = visible_recipients(message)
+    external = sum(1 for r in recipients if not policy.is_internal_domain(r.domain))
+    if external < policy.min_visible_external:
+        return None  # the common case: decided without building anything more
+    return judge(read_message(mailbox, message, recipients), policy)

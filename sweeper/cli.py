@@ -18,11 +18,15 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 import click
+from sqlite_utils import Database
 
 from . import __version__, output, store
 from .config import Settings, load_settings
 from .errors import ConfigError, StorageError, SweeperError
 from .fakegraph.tenant import MIN_USERS
+from .incident_store import list_incidents
+from .reclassify import reclassify as rejudge
+from .severity import LEVELS
 from .sweep import MailboxResult, Window, sweep_tenant
 from .when import parse_when
 
@@ -107,6 +111,14 @@ def _settings(ctx: click.Context, *, need_graph: bool = True) -> Settings:
     return load_settings(options.config_path, os.environ, need_graph=need_graph)
 
 
+def _existing_db(ctx: click.Context, settings: Settings | None = None) -> Database:
+    """The configured database, which must exist already: reading never creates one."""
+    settings = settings or _settings(ctx, need_graph=False)
+    if not settings.database.exists():
+        raise StorageError(f"no database at {settings.database}: run `sweeper sweep` first")
+    return store.open_db(settings.database)
+
+
 def default_window(settings: Settings, since: datetime | None, until: datetime | None) -> Window:
     """``--since``/``--until``, else the configured window (24 h) plus the overlap, up to now."""
     end = until or datetime.now(UTC)
@@ -180,10 +192,7 @@ def sweep(
 @exits_cleanly
 def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
     """List stored findings (JSON: one object per message, see the README)."""
-    settings = _settings(ctx, need_graph=False)
-    if not settings.database.exists():
-        raise StorageError(f"no database at {settings.database}: run `sweeper sweep` first")
-    db = store.open_db(settings.database)
+    db = _existing_db(ctx)
     rows = store.list_findings(db, since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None)
     render = {"json": output.findings_json, "csv": output.findings_csv}.get(
         fmt, output.findings_table
@@ -206,3 +215,54 @@ def demo(seed: int, users: int) -> None:
     from .demo import run_demo
 
     sys.exit(run_demo(seed=seed, users=users, env=os.environ))
+
+
+@main.command()
+@click.option("--since", type=WHEN, help="Only incidents whose last message was sent since then.")
+@click.option(
+    "--severity",
+    type=click.Choice(LEVELS),
+    help="Only incidents of this severity or worse.",
+)
+@click.option(
+    "--include-suppressed", is_flag=True, help="Also list incidents an allowlist suppressed."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table for people, json or csv for other programs.",
+)
+@click.pass_context
+@exits_cleanly
+def incidents(
+    ctx: click.Context,
+    since: datetime | None,
+    severity: str | None,
+    include_suppressed: bool,
+    fmt: str,
+) -> None:
+    """List incidents: findings grouped by batch and thread, newest first (see the README)."""
+    db = _existing_db(ctx)
+    rows = list_incidents(
+        db,
+        since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None,
+        severity,
+        include_suppressed=include_suppressed,
+    )
+    render = {"json": output.incidents_json, "csv": output.incidents_csv}.get(
+        fmt, output.incidents_table
+    )
+    click.echo(render(rows))
+
+
+@main.command()
+@click.pass_context
+@exits_cleanly
+def reclassify(ctx: click.Context) -> None:
+    """Judge stored findings again under the current configuration, without calling Graph."""
+    settings = _settings(ctx, need_graph=False)
+    db = _existing_db(ctx, settings)
+    click.echo(rejudge(db, settings).summary())

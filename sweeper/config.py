@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .allow import AllowRule
+from .classify import normalise_domain
 from .errors import ConfigError
+from .severity import SeverityRule
 
 DEFAULT_DATABASE = "sweeper.db"
 
@@ -60,6 +64,25 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "concurrency": int,
     },
     "storage": {"database": str},
+    "severity": {
+        "high_at": int,
+        "critical_at": int,
+        "colleagues_max_domains": int,
+        "colleagues_max_personal_share": (int, float),
+        "public_min_personal_share": (int, float),
+        "sensitive_terms": list,
+        "bcc_raises": bool,
+        "personal_domains": list,
+    },
+    "incidents": {"window_hours": (int, float)},
+}
+_ALLOW_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "reason": str,
+    "sender": str,
+    "domains": list,
+    "subject": str,
+    "expires": date,
 }
 _SECRET_WORDS = ("secret", "password", "certificate_password", "token", "key")
 
@@ -83,6 +106,9 @@ class Settings:
     database: Path = Path(DEFAULT_DATABASE)
     config_path: Path | None = None
     ca_bundle: Path | None = None
+    severity: SeverityRule = SeverityRule()
+    allow: tuple[AllowRule, ...] = ()
+    incident_window: timedelta = timedelta(hours=24)
 
     @property
     def graph_scope(self) -> str:
@@ -123,6 +149,10 @@ def load_settings(
     detection = raw.get("detection", {})
     sweep = raw.get("sweep", {})
     storage = raw.get("storage", {})
+    threshold = _int_at_least(
+        "detection.min_visible_external", detection.get("min_visible_external", 10), 1
+    )
+    incidents = raw.get("incidents", {})
     return Settings(
         cloud=cloud,
         graph_url=graph_url,
@@ -130,10 +160,10 @@ def load_settings(
         auth=auth,
         tenant_id=tenant_id,
         client_id=client_id,
-        own_domains=_domains(raw.get("organisation", {}).get("own_domains", [])),
-        min_visible_external=_int_at_least(
-            "detection.min_visible_external", detection.get("min_visible_external", 10), 1
+        own_domains=_domains(
+            "organisation.own_domains", raw.get("organisation", {}).get("own_domains", [])
         ),
+        min_visible_external=threshold,
         window=timedelta(hours=_positive("sweep.window_hours", sweep.get("window_hours", 24))),
         overlap=timedelta(
             minutes=_not_negative("sweep.overlap_minutes", sweep.get("overlap_minutes", 15))
@@ -143,6 +173,11 @@ def load_settings(
         database=_database(storage.get("database"), path, env),
         config_path=path,
         ca_bundle=_ca_bundle(env),
+        severity=_severity(raw.get("severity", {})),
+        allow=_allow_rules(raw.get("allow", [])),
+        incident_window=timedelta(
+            hours=_positive("incidents.window_hours", incidents.get("window_hours", 24))
+        ),
     )
 
 
@@ -161,29 +196,54 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def _check_schema(raw: dict[str, Any]) -> None:
     for section, body in raw.items():
+        if section == "allow":
+            if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
+                raise ConfigError("allow", "must be a list of [[allow]] tables")
+            for index, rule in enumerate(body):
+                _check_table(f"allow[{index}]", rule, _ALLOW_SCHEMA)
+            continue
         if section not in _SCHEMA:
-            raise ConfigError(section, f"unknown section (known: {', '.join(_SCHEMA)})")
+            known = ", ".join([*_SCHEMA, "allow"])
+            raise ConfigError(section, f"unknown section (known: {known})")
         if not isinstance(body, dict):
             raise ConfigError(section, "must be a [section] table")
-        for key, value in body.items():
-            name = f"{section}.{key}"
-            if any(word in key.lower() for word in _SECRET_WORDS):
-                raise ConfigError(
-                    name,
-                    "secrets never go in the configuration file; set AZURE_CLIENT_SECRET or "
-                    "AZURE_CLIENT_CERTIFICATE_PATH in the environment instead",
-                )
-            expected = _SCHEMA[section].get(key)
-            if expected is None:
-                known = ", ".join(_SCHEMA[section])
-                raise ConfigError(name, f"unknown setting (known in [{section}]: {known})")
-            if isinstance(value, bool) or not isinstance(value, expected):
-                raise ConfigError(name, f"must be {_type_words(expected)}, not {value!r}")
+        _check_table(section, body, _SCHEMA[section])
+
+
+def _check_table(
+    section: str, body: dict[str, Any], schema: dict[str, type | tuple[type, ...]]
+) -> None:
+    for key, value in body.items():
+        name = f"{section}.{key}"
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            raise ConfigError(
+                name,
+                "secrets never go in the configuration file; set AZURE_CLIENT_SECRET or "
+                "AZURE_CLIENT_CERTIFICATE_PATH in the environment instead",
+            )
+        expected = schema.get(key)
+        if expected is None:
+            raise ConfigError(name, f"unknown setting (known in {section}: {', '.join(schema)})")
+        if expected is bool:
+            right = isinstance(value, bool)
+        else:
+            right = not isinstance(value, bool) and isinstance(value, expected)
+        if right and expected is date:
+            right = not isinstance(value, datetime)
+        if not right:
+            raise ConfigError(name, f"must be {_type_words(expected)}, not {value!r}")
 
 
 def _type_words(expected: type | tuple[type, ...]) -> str:
     types = expected if isinstance(expected, tuple) else (expected,)
-    words = {str: "a string", int: "an integer", float: "a number", list: "a list"}
+    words = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        bool: "true or false",
+        date: "a date (2027-01-31)",
+    }
     return " or ".join(words.get(t, t.__name__) for t in types)
 
 
@@ -245,12 +305,12 @@ def _check_credentials(
             raise ConfigError("AZURE_CLIENT_CERTIFICATE_PATH", f"no such file: {cert}")
 
 
-def _domains(values: list[Any]) -> tuple[str, ...]:
+def _domains(name: str, values: list[Any]) -> tuple[str, ...]:
     domains = []
     for value in values:
         if not isinstance(value, str) or "." not in value or "@" in value or " " in value:
-            raise ConfigError("organisation.own_domains", f"{value!r} is not a domain name")
-        domains.append(value.strip().lower().rstrip("."))
+            raise ConfigError(name, f"{value!r} is not a domain name")
+        domains.append(normalise_domain(value))
     return tuple(domains)
 
 
@@ -299,3 +359,73 @@ def _ca_bundle(env: Mapping[str, str]) -> Path | None:
                 raise ConfigError(name, f"no such file: {value}")
             return Path(value)
     return None
+
+
+def _severity(raw: dict[str, Any]) -> SeverityRule:
+    default = SeverityRule()
+    high = _int_at_least("severity.high_at", raw.get("high_at", default.high_at), 1)
+    critical = raw.get("critical_at", default.critical_at)
+    if critical <= high:
+        raise ConfigError("severity.critical_at", f"must be more than high_at ({high})")
+    terms = raw.get("sensitive_terms", list(default.sensitive_terms))
+    if not all(isinstance(t, str) and t.strip() for t in terms):
+        raise ConfigError("severity.sensitive_terms", "must be a list of words")
+    return SeverityRule(
+        high_at=high,
+        critical_at=critical,
+        colleagues_max_domains=_int_at_least(
+            "severity.colleagues_max_domains",
+            raw.get("colleagues_max_domains", default.colleagues_max_domains),
+            0,
+        ),
+        colleagues_max_personal_share=_share(
+            "severity.colleagues_max_personal_share",
+            raw.get("colleagues_max_personal_share", default.colleagues_max_personal_share),
+        ),
+        public_min_personal_share=_share(
+            "severity.public_min_personal_share",
+            raw.get("public_min_personal_share", default.public_min_personal_share),
+        ),
+        sensitive_terms=tuple(t.strip().lower() for t in terms),
+        bcc_raises=raw.get("bcc_raises", default.bcc_raises),
+        personal_domains=frozenset(
+            _domains("severity.personal_domains", raw.get("personal_domains", []))
+        ),
+    )
+
+
+def _share(name: str, value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ConfigError(name, f"must be a share between 0 and 1, not {value}")
+    return float(value)
+
+
+def _allow_rules(raw: list[dict[str, Any]]) -> tuple[AllowRule, ...]:
+    rules = []
+    for index, entry in enumerate(raw):
+        where = f"allow[{index}]"
+        if not str(entry.get("reason", "")).strip():
+            raise ConfigError(f"{where}.reason", "every allowlist rule must say why")
+        if not any(k in entry for k in ("sender", "domains", "subject")):
+            raise ConfigError(where, "needs at least one of sender, domains, subject")
+        sender = entry.get("sender")
+        if sender is not None and "@" not in sender:
+            raise ConfigError(f"{where}.sender", f"{sender!r} is not an email address")
+        pattern = None
+        if "subject" in entry:
+            try:
+                pattern = re.compile(entry["subject"], re.IGNORECASE)
+            except re.error as exc:
+                raise ConfigError(f"{where}.subject", f"not a valid pattern: {exc}") from None
+        domains = entry.get("domains")
+        rules.append(
+            AllowRule(
+                name=entry.get("name") or where,
+                reason=entry["reason"].strip(),
+                sender=sender.strip().lower() if sender else None,
+                domains=frozenset(_domains(f"{where}.domains", domains)) if domains else None,
+                subject=pattern,
+                expires=entry.get("expires"),
+            )
+        )
+    return tuple(rules)

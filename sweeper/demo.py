@@ -16,6 +16,7 @@ import click
 from . import output, store
 from .config import load_settings
 from .fakegraph import FakeGraph, generate_tenant
+from .incident_store import list_incidents
 from .sweep import Window, sweep_tenant
 
 
@@ -50,5 +51,10 @@ def run_demo(*, seed: int, users: int, env: Mapping[str, str]) -> int:
     click.echo("")
     since = window.since.strftime("%Y-%m-%dT%H:%M:%SZ")
     click.echo(output.findings_table(store.list_findings(db, since)))
-    click.echo("\nNext: `sweeper findings --format json` lists the same findings for programs.")
+    click.echo("\nIncidents (batches and reply-alls of one mailing grouped):\n")
+    click.echo(output.incidents_table(list_incidents(db, since)))
+    click.echo(
+        "\nNext: `sweeper incidents --format json` or `sweeper findings --format json` "
+        "list the same for programs."
+    )
     return report.exit_code

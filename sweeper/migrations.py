@@ -95,8 +95,50 @@ def _initial(db: Database) -> None:
     )
 
 
+def _incidents(db: Database) -> None:
+    findings = db.table("findings")
+    findings.add_column("subject_key", str)  # normalised subject, for grouping
+    findings.add_column("severity_reason", str)
+    findings.add_column("suppressed_by", str)  # "rule name: reason" of the allowlist rule
+    findings.add_column("qualifies", int, not_null_default=1)  # 0: below threshold now
+    findings.add_column("incident_id", int)
+    findings.create_index(["incident_id"])
+    findings.create_index(["conversation_id"])
+    findings.create_index(["internet_message_id"])
+    # Every visible recipient of a finding, internal ones too, so that `reclassify` can
+    # judge again when the organisation's domains change.
+    db.table("finding_addresses").add_column("external", int, not_null_default=1)
+    db.table("incidents").create(
+        {
+            "id": int,
+            "sender": str,
+            "subject": str,
+            "subject_key": str,
+            "first_sent_at": str,
+            "last_sent_at": str,
+            "messages": int,
+            "unique_exposed": int,
+            "largest_batch": int,
+            "personal_share": float,
+            "named_addresses": int,
+            "domains": int,
+            "severity": str,
+            "reason": str,
+            "suppressed": int,
+            "active": int,  # 0 when none of its findings qualifies any more
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db.table("incidents").create_index(["sender", "subject_key"])
+    db.table("runs").add_column("incidents_touched", int)
+    db.table("tenant_domains").create({"domain": str, "verified": int, "seen_at": str}, pk="domain")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
+    ("0002_incidents", _incidents),
 ]
 
 

@@ -27,18 +27,47 @@ FINDING_COLUMNS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def findings_json(rows: Sequence[dict[str, Any]]) -> str:
+INCIDENT_COLUMNS = (
+    "id",
+    "sender",
+    "subject",
+    "first_sent_at",
+    "last_sent_at",
+    "messages",
+    "unique_exposed",
+    "largest_batch",
+    "personal_share",
+    "named_addresses",
+    "domains",
+    "severity",
+    "reason",
+    "suppressed",
+)
+
+
+def as_json(rows: Sequence[dict[str, Any]]) -> str:
     return orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode()
 
 
-def findings_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """One row per finding; a cell that a spreadsheet would run as a formula is quoted with '."""
+findings_json = incidents_json = as_json
+
+
+def as_csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+    """One row per record; a cell that a spreadsheet would run as a formula is quoted with '."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(FINDING_COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row[c]) for c in FINDING_COLUMNS])
+        writer.writerow([_cell(row[c]) for c in columns])
     return buffer.getvalue()
+
+
+def findings_csv(rows: Sequence[dict[str, Any]]) -> str:
+    return as_csv(FINDING_COLUMNS, rows)
+
+
+def incidents_csv(rows: Sequence[dict[str, Any]]) -> str:
+    return as_csv(INCIDENT_COLUMNS, rows)
 
 
 def _cell(value: Any) -> str:
@@ -78,7 +107,8 @@ def findings_table(rows: Sequence[dict[str, Any]]) -> str:
     body = [
         (
             r["sent_at"] or "?",
-            r["severity"],
+            r["incident_id"] or "",
+            r["severity"] + (" (allowed)" if r["suppressed_by"] else ""),
             r["visible_external_count"],
             f"{r['to_count']}/{r['cc_count']}/{r['bcc_count']}",
             _short(r["mailbox"], 34),
@@ -87,8 +117,50 @@ def findings_table(rows: Sequence[dict[str, Any]]) -> str:
         )
         for r in rows
     ]
-    headers = ("sent (UTC)", "severity", "external", "to/cc/bcc", "mailbox", "subject", "domains")
-    return table(headers, body, right={2, 3})
+    headers = (
+        "sent (UTC)",
+        "incident",
+        "severity",
+        "external",
+        "to/cc/bcc",
+        "mailbox",
+        "subject",
+        "domains",
+    )
+    return table(headers, body, right={1, 3, 4})
+
+
+def incidents_table(rows: Sequence[dict[str, Any]]) -> str:
+    if not rows:
+        return "No incidents."
+    body = [
+        (
+            r["id"],
+            r["severity"] + (" (allowed)" if r["suppressed"] else ""),
+            r["unique_exposed"],
+            r["messages"],
+            f"{round(r['personal_share'] * 100)}%",
+            r["named_addresses"],
+            (r["last_sent_at"] or "?")[:16].replace("T", " "),
+            _short(r["sender"], 30),
+            _short(r["subject"], 40),
+        )
+        for r in rows
+    ]
+    headers = (
+        "id",
+        "severity",
+        "exposed",
+        "messages",
+        "personal",
+        "named",
+        "last sent (UTC)",
+        "sender",
+        "subject",
+    )
+    table_text = table(headers, body, right={0, 2, 3, 4, 5})
+    reasons = "\n".join(f"  {r['id']}: {r['reason']}" for r in rows)
+    return f"{table_text}\n\nWhy:\n{reasons}"
 
 
 def run_summary(report: SweepReport) -> str:
@@ -96,7 +168,8 @@ def run_summary(report: SweepReport) -> str:
     line = (
         f"Run {report.run_id} {report.status}: {t.swept} mailboxes swept, {t.skipped} skipped "
         f"(no mailbox), {t.failed} failed; {t.messages_read} messages read, "
-        f"{t.findings_new} new findings; {t.throttled} throttled answers."
+        f"{t.findings_new} new findings in {t.incidents_touched} new or extended incidents; "
+        f"{t.throttled} throttled answers."
     )
     if t.malformed:
         line += (

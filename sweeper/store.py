@@ -20,8 +20,9 @@ from typing import Any
 import orjson
 from sqlite_utils import Database
 
-from .classify import Finding
+from .classify import Facts, Finding, Recipient
 from .errors import StorageError
+from .incidents import normalise_subject
 from .migrations import migrate
 
 OWNER_ONLY = 0o600
@@ -83,6 +84,7 @@ class RunTotals:
     findings_new: int = 0
     throttled: int = 0
     malformed: int = 0
+    incidents_touched: int = 0  # incidents created or extended by this run
 
 
 def start_run(db: Database, since: str, until: str, mailboxes: list[str] | None) -> int:
@@ -168,92 +170,176 @@ def record_mailbox(
 def save_findings(db: Database, run_id: int, findings: Iterable[Finding]) -> int:
     """Store findings not seen before (key: mailbox + message key). Returns how many were new.
 
-    Call inside a transaction. The same message swept twice is stored once.
+    Call inside a transaction. The same message swept twice is stored once. Every visible
+    recipient is stored, flagged external or not, so the finding can be judged again.
     """
     new = 0
     found_at = utc_now()
     for finding in findings:
+        facts = finding.facts
         existing = db.execute(
             "select id from findings where mailbox = ? and message_key = ?",
-            [finding.mailbox, finding.message_key],
+            [facts.mailbox, facts.message_key],
         ).fetchone()
         if existing:
             continue
         table = db.table("findings")
         table.insert(_finding_row(finding, run_id, found_at))
         finding_id = table.last_pk
+        exposed = {r.address for r in finding.exposed}
         db.table("finding_addresses").insert_all(
             {
                 "finding_id": finding_id,
-                "address": e.address,
-                "domain": e.domain,
-                "name": e.name,
-                "field": e.field,
+                "address": r.address,
+                "domain": r.domain,
+                "name": r.name,
+                "field": r.field,
+                "external": int(r.address in exposed),
             }
-            for e in finding.exposed
+            for r in facts.recipients
         )
         new += 1
     return new
 
 
 def _finding_row(finding: Finding, run_id: int, found_at: str) -> dict[str, Any]:
+    facts = finding.facts
     return {
-        "mailbox": finding.mailbox,
-        "message_key": finding.message_key,
-        "graph_id": finding.graph_id,
-        "internet_message_id": finding.internet_message_id,
-        "conversation_id": finding.conversation_id,
-        "sent_at": finding.sent_at,
-        "subject": finding.subject,
-        "sender": finding.sender,
-        "to_count": finding.to_count,
-        "cc_count": finding.cc_count,
-        "bcc_count": finding.bcc_count,
-        "visible_external_count": finding.visible_external_count,
-        "external_domains": orjson.dumps(list(finding.external_domains)).decode(),
-        "bcc_used": int(finding.bcc_used),
-        "severity": finding.severity,
+        "mailbox": facts.mailbox,
+        "message_key": facts.message_key,
+        "graph_id": facts.graph_id,
+        "internet_message_id": facts.internet_message_id,
+        "conversation_id": facts.conversation_id,
+        "sent_at": facts.sent_at,
+        "subject": facts.subject,
+        "subject_key": normalise_subject(facts.subject),
+        "sender": facts.sender,
+        "to_count": facts.to_count,
+        "cc_count": facts.cc_count,
+        "bcc_count": facts.bcc_count,
         "run_id": run_id,
         "found_at": found_at,
+        **judgement_row(finding),
     }
 
 
-def list_findings(db: Database, since: str | None = None) -> list[dict[str, Any]]:
-    """Findings sent at or after ``since`` (ISO UTC), oldest first, in the public JSON shape."""
-    sql = "select * from findings"
+def judgement_row(finding: Finding) -> dict[str, Any]:
+    """The columns that depend on the rules, which ``reclassify`` rewrites."""
+    return {
+        "visible_external_count": finding.visible_external_count,
+        "external_domains": orjson.dumps(list(finding.external_domains)).decode(),
+        "bcc_used": int(finding.facts.bcc_used),
+        "severity": finding.severity,
+        "severity_reason": finding.severity_reason,
+        "suppressed_by": finding.suppressed_by,
+        "qualifies": 1,
+    }
+
+
+def save_tenant_domains(db: Database, verified: Iterable[str]) -> None:
+    """Remember the verified domains last seen, for judging again without Graph."""
+    now = utc_now()
+    with transaction(db):
+        db.execute("update tenant_domains set verified = 0")
+        db.table("tenant_domains").upsert_all(
+            ({"domain": d, "verified": 1, "seen_at": now} for d in verified), pk="domain"
+        )
+
+
+def verified_domains(db: Database) -> list[str]:
+    return [r["domain"] for r in db.query("select domain from tenant_domains where verified = 1")]
+
+
+def list_findings(
+    db: Database, since: str | None = None, *, include_suppressed: bool = True
+) -> list[dict[str, Any]]:
+    """Qualifying findings sent at or after ``since`` (ISO UTC), oldest first, public shape."""
+    sql = "select * from findings where qualifies = 1"
     params: list[Any] = []
     if since:
-        sql += " where sent_at >= ?"
+        sql += " and sent_at >= ?"
         params.append(since)
+    if not include_suppressed:
+        sql += " and suppressed_by is null"
     sql += " order by sent_at, mailbox, id"
-    rows = []
-    for row in db.query(sql, params):
-        rows.append(
-            {
-                "id": row["id"],
-                "mailbox": row["mailbox"],
-                "internet_message_id": row["internet_message_id"],
-                "sent_at": row["sent_at"],
-                "subject": row["subject"],
-                "sender": row["sender"],
-                "to_count": row["to_count"],
-                "cc_count": row["cc_count"],
-                "bcc_count": row["bcc_count"],
-                "visible_external_count": row["visible_external_count"],
-                "external_domains": orjson.loads(row["external_domains"]),
-                "bcc_used": bool(row["bcc_used"]),
-                "severity": row["severity"],
-                "found_at": row["found_at"],
-            }
-        )
-    return rows
+    return [
+        {
+            "id": row["id"],
+            "incident_id": row["incident_id"],
+            "mailbox": row["mailbox"],
+            "internet_message_id": row["internet_message_id"],
+            "sent_at": row["sent_at"],
+            "subject": row["subject"],
+            "sender": row["sender"],
+            "to_count": row["to_count"],
+            "cc_count": row["cc_count"],
+            "bcc_count": row["bcc_count"],
+            "visible_external_count": row["visible_external_count"],
+            "external_domains": orjson.loads(row["external_domains"]),
+            "bcc_used": bool(row["bcc_used"]),
+            "severity": row["severity"],
+            "severity_reason": row["severity_reason"],
+            "suppressed_by": row["suppressed_by"],
+            "found_at": row["found_at"],
+        }
+        for row in db.query(sql, params)
+    ]
 
 
 def exposed_addresses(db: Database, finding_id: int) -> list[dict[str, Any]]:
     return list(
         db.query(
             "select address, domain, name, field from finding_addresses "
-            "where finding_id = ? order by address",
+            "where finding_id = ? and external = 1 order by address",
             [finding_id],
         )
     )
+
+
+def stored_facts(db: Database) -> Iterator[tuple[int, Facts]]:
+    """Every stored finding's facts, with all its visible recipients, for judging again."""
+    for row in db.query("select * from findings order by id"):
+        recipients = tuple(
+            Recipient(r["address"], r["domain"], r["name"], r["field"])
+            for r in db.query(
+                "select * from finding_addresses where finding_id = ? order by rowid",
+                [row["id"]],
+            )
+        )
+        yield (
+            row["id"],
+            Facts(
+                mailbox=row["mailbox"],
+                message_key=row["message_key"],
+                graph_id=row["graph_id"] or "",
+                internet_message_id=row["internet_message_id"],
+                conversation_id=row["conversation_id"],
+                sent_at=row["sent_at"],
+                subject=row["subject"] or "",
+                sender=row["sender"],
+                to_count=row["to_count"],
+                cc_count=row["cc_count"],
+                bcc_count=row["bcc_count"],
+                recipients=recipients,
+            ),
+        )
+
+
+def update_judgement(db: Database, finding_id: int, finding: Finding | None) -> dict[str, Any]:
+    """Write a new judgement of a stored finding; None marks it as no longer qualifying.
+
+    Returns the row as it was before, for the caller to count what changed.
+    """
+    before = dict(db.table("findings").get(finding_id))
+    if finding is None:
+        db.table("findings").update(finding_id, {"qualifies": 0})
+        return before
+    db.table("findings").update(finding_id, judgement_row(finding))
+    exposed = [r.address for r in finding.exposed]
+    db.execute("update finding_addresses set external = 0 where finding_id = ?", [finding_id])
+    db.execute(
+        "update finding_addresses set external = 1 where finding_id = ? and address in "
+        f"({', '.join('?' for _ in exposed)})",
+        [finding_id, *exposed],
+    )
+    return before

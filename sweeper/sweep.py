@@ -22,6 +22,7 @@ from .classify import Finding, Policy, classify
 from .config import Settings
 from .errors import GraphError, MailboxFailed, MailboxNotEnabled
 from .graph import GraphGateway, User
+from .incident_store import assign_incidents
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,22 @@ class SweepReport:
 ProgressHook = Callable[[MailboxResult, int, int], None]
 
 
+def policy_for(settings: Settings, verified_domains: list[str]) -> Policy:
+    """The judgement rules: tenant domains plus the configuration."""
+    return Policy.build(
+        (*verified_domains, *settings.own_domains),
+        settings.min_visible_external,
+        severity=settings.severity,
+        allow=settings.allow,
+    )
+
+
 async def run_sweep(
     db: Database,
     gateway: GraphGateway,
     window: Window,
+    settings: Settings,
     *,
-    own_domains: tuple[str, ...] = (),
-    min_visible_external: int = 10,
-    page_size: int = 250,
-    concurrency: int = 8,
     only: list[str] | None = None,
     progress: ProgressHook | None = None,
 ) -> SweepReport:
@@ -91,7 +99,9 @@ async def run_sweep(
         store.finish_run(db, run_id, "failed", totals, "interrupted")
         raise
 
-    policy = Policy.build((*domains, *own_domains), min_visible_external)
+    store.save_tenant_domains(db, domains)
+    policy = policy_for(settings, domains)
+    page_size = settings.page_size
     chosen, missing = _choose(users, only)
     totals.mailboxes_total = len(chosen) + len(missing)
     results: list[MailboxResult] = []
@@ -118,11 +128,14 @@ async def run_sweep(
             done(await _sweep_mailbox(db, gateway, run_id, user, window, policy, page_size))
 
     try:
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(chosen)) or 1)))
+        workers = min(settings.concurrency, len(chosen)) or 1
+        await asyncio.gather(*(worker() for _ in range(workers)))
     except BaseException:
         store.finish_run(db, run_id, "failed", totals, "interrupted")
         raise
     totals.throttled = gateway.throttled_total
+    incidents = assign_incidents(db, settings.incident_window, settings.severity)
+    totals.incidents_touched = len(incidents)
     status = "partial" if totals.failed else "ok"
     store.finish_run(db, run_id, status, totals)
     results.sort(key=lambda r: r.mailbox)
@@ -223,14 +236,4 @@ async def sweep_tenant(
     async with GraphGateway(
         settings.graph_url, settings.graph_scope, credential, ca_bundle=ca_bundle
     ) as gateway:
-        return await run_sweep(
-            db,
-            gateway,
-            window,
-            own_domains=settings.own_domains,
-            min_visible_external=settings.min_visible_external,
-            page_size=settings.page_size,
-            concurrency=settings.concurrency,
-            only=only or None,
-            progress=progress,
-        )
+        return await run_sweep(db, gateway, window, settings, only=only or None, progress=progress)

@@ -18,6 +18,12 @@ from click.testing import CliRunner, Result
 from sweeper.cli import main
 from sweeper.fakegraph import FakeGraph, Tenant, generate_tenant
 
+# Messages of the generated tenant a correct sweep of the last 24 hours reports: 7 batches
+# of the 2012 survey, the honeytrap mail and its reply-all, the clinic list, 3 interpreter
+# emails, 2 "Volunteer induction" mails, the partner group, the odd recipients.
+DAY_FINDINGS = 17
+DAY_INCIDENTS = 8
+
 # Variables that would point a test at a real tenant or a real configuration.
 _FOREIGN = ("SWEEPER_CONFIG", "SWEEPER_DB", "SWEEPER_GRAPH_URL", "SSL_CERT_FILE")
 

@@ -13,7 +13,6 @@ from sweeper.classify import (
     classify,
     normalise_domain,
     parse_address,
-    severity_for,
     visible_external,
 )
 
@@ -135,26 +134,27 @@ def test_a_finding_records_the_counts_domains_and_bcc() -> None:
     finding = classify("Sender@northwick.example", msg, POLICY)
 
     assert finding is not None
-    assert (finding.to_count, finding.cc_count, finding.bcc_count) == (7, 5, 2)
+    facts = finding.facts
+    assert (facts.to_count, facts.cc_count, facts.bcc_count) == (7, 5, 2)
     assert finding.visible_external_count == 11
+    assert len(facts.recipients) == 12  # the internal sender too, kept for re-judging
     assert finding.external_domains == ("gmail.com", "b.example")
-    assert finding.bcc_used is True
-    assert finding.message_key == "<1@example>"
-    assert finding.sent_at == "2026-11-21T10:00:00Z"
-    assert finding.sender == "sender@northwick.example"
-    assert finding.severity == "medium"
+    assert facts.bcc_used is True
+    assert facts.message_key == "<1@example>"
+    assert facts.sent_at == "2026-11-21T10:00:00Z"
+    assert facts.sender == "sender@northwick.example"
 
 
 def test_the_key_falls_back_to_the_graph_id_then_to_the_content() -> None:
     msg = message(people(10))
     del msg["internetMessageId"]
-    assert classify("x@northwick.example", msg, POLICY).message_key == "AAMkAG1"  # type: ignore[union-attr]
+    assert classify("x@northwick.example", msg, POLICY).facts.message_key == "AAMkAG1"  # type: ignore[union-attr]
     del msg["id"]
     first = classify("x@northwick.example", msg, POLICY)
     second = classify("x@northwick.example", dict(msg), POLICY)
     assert first is not None and second is not None
-    assert first.message_key.startswith("sha256:")
-    assert first.message_key == second.message_key
+    assert first.facts.message_key.startswith("sha256:")
+    assert first.facts.message_key == second.facts.message_key
 
 
 @pytest.mark.parametrize(
@@ -178,13 +178,6 @@ def test_a_unicode_domain_and_its_punycode_are_the_same_domain() -> None:
     assert normalise_domain("BÜCHER.example") == normalise_domain("xn--bcher-kva.example")
     msg = message([r("anna@bücher.example"), r("ANNA@xn--bcher-kva.example")])
     assert count(msg) == 1
-
-
-@pytest.mark.parametrize(
-    ("external", "severity"), [(10, "medium"), (49, "medium"), (50, "high"), (100, "critical")]
-)
-def test_severity_tiers(external: int, severity: str) -> None:
-    assert severity_for(external) == severity
 
 
 addresses = st.builds(

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import Sweeper
+from conftest import DAY_FINDINGS, Sweeper
 
 from sweeper.cli import main, progress_for_sweep
 from sweeper.output import FINDING_COLUMNS, findings_csv
@@ -65,7 +65,7 @@ def test_findings_since_filters_by_sent_time(sweeper: Sweeper) -> None:
     assert sweeper.run("sweep", "--since", "7d").exit_code == 0
     everything = sweeper.findings()
     recent = sweeper.findings("--since", "2d")
-    assert len(everything) == len(recent) + 1  # the planted five-day-old incident
+    assert len(everything) == len(recent) + 2  # the planted five- and four-day-old mail
     assert all(f["sent_at"] >= min(r["sent_at"] for r in recent) for f in recent)
 
 
@@ -74,11 +74,11 @@ def test_findings_as_a_table_and_as_csv(sweeper: Sweeper) -> None:
     table = sweeper.run("findings")
     assert table.exit_code == 0
     assert "Victim satisfaction survey" in table.output
-    assert len(table.output.strip().splitlines()) == 2 + 13
+    assert len(table.output.strip().splitlines()) == 2 + DAY_FINDINGS
 
     result = sweeper.run("findings", "--format", "csv")
     parsed = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert len(parsed) == 13
+    assert len(parsed) == DAY_FINDINGS
     assert tuple(parsed[0]) == FINDING_COLUMNS
 
 
@@ -103,11 +103,11 @@ def test_the_demo_sweeps_the_demo_tenant_into_the_chosen_database(tmp_path: Path
     result = CliRunner().invoke(main, ["demo", "--users", "12"], env={"SWEEPER_DB": str(db)})
 
     assert result.exit_code == 0, result.output
-    assert "13 new findings" in result.output
+    assert f"{DAY_FINDINGS} new findings" in result.output
     assert "2 throttled answers" in result.output
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     listed = CliRunner().invoke(main, ["findings", "--format", "json"], env={"SWEEPER_DB": str(db)})
-    assert listed.stdout.count('"internet_message_id"') == 13
+    assert listed.stdout.count('"internet_message_id"') == DAY_FINDINGS
 
 
 def test_version_and_help_need_no_settings() -> None:

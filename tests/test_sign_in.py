@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import Sweeper, write_config
+from conftest import DAY_FINDINGS, Sweeper, write_config
 
 from sweeper.fakegraph import FakeGraph
 
@@ -33,7 +33,7 @@ def test_client_certificate(sweeper: Sweeper, tmp_path: Path) -> None:
     )
 
     assert result.exit_code == 0, result.output
-    assert len(sweeper.findings()) == 13
+    assert len(sweeper.findings()) == DAY_FINDINGS
 
 
 def test_an_unusable_certificate_is_a_configuration_error(sweeper: Sweeper, tmp_path: Path) -> None:
@@ -64,14 +64,14 @@ def test_managed_identity(sweeper: Sweeper) -> None:
     result = sweeper.run("sweep", env=env)
 
     assert result.exit_code == 0, result.output
-    assert len(sweeper.findings()) == 13
+    assert len(sweeper.findings()) == DAY_FINDINGS
 
 
 def test_the_default_chain_picks_up_the_environment(sweeper: Sweeper) -> None:
     use_auth(sweeper, "default")
     result = sweeper.run("sweep")
     assert result.exit_code == 0, result.output
-    assert len(sweeper.findings()) == 13
+    assert len(sweeper.findings()) == DAY_FINDINGS
 
 
 @pytest.mark.parametrize(

@@ -9,18 +9,18 @@ import pytest
 from click.testing import CliRunner
 
 from sweeper import store
-from sweeper.classify import Exposed, Finding
+from sweeper.classify import Facts, Finding, Recipient
 from sweeper.cli import main
 from sweeper.errors import StorageError
 from sweeper.migrations import MIGRATIONS, migrate
 
 
 def finding(key: str = "<1@x>", mailbox: str = "a@northwick.example") -> Finding:
-    exposed = tuple(
-        Exposed(f"p{i}@gmail.com", "gmail.com", f"P {i}", "to" if i < 6 else "cc")
+    recipients = tuple(
+        Recipient(f"p{i}@gmail.com", "gmail.com", f"P {i}", "to" if i < 6 else "cc")
         for i in range(11)
     )
-    return Finding(
+    facts = Facts(
         mailbox=mailbox,
         message_key=key,
         graph_id="AAMk1",
@@ -32,12 +32,9 @@ def finding(key: str = "<1@x>", mailbox: str = "a@northwick.example") -> Finding
         to_count=6,
         cc_count=5,
         bcc_count=0,
-        visible_external_count=11,
-        external_domains=("gmail.com",),
-        bcc_used=False,
-        severity="medium",
-        exposed=exposed,
+        recipients=(*recipients, Recipient(mailbox, "northwick.example", None, "to")),
     )
+    return Finding(facts, recipients, ("gmail.com",), "high", "11 external addresses")
 
 
 def mode(path: Path) -> int:

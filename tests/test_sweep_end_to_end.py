@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Sweeper
+from conftest import DAY_FINDINGS, Sweeper
 
 from sweeper.fakegraph.tenant import REPLAY_BATCHES
 
@@ -41,7 +41,7 @@ def test_a_nightly_sweep_finds_exactly_the_planted_incidents(sweeper: Sweeper) -
 
     assert result.exit_code == 0, result.output
     expected = planted_keys(sweeper)
-    assert len(expected) == 13  # 7 replay batches and 6 other incidents; the older one is out
+    assert len(expected) == DAY_FINDINGS  # the two older incidents are out of the window
     assert found_keys(sweeper) == expected
     run = rows(sweeper, "select * from runs")[0]
     tenant = sweeper.fake.tenant
@@ -53,8 +53,8 @@ def test_a_nightly_sweep_finds_exactly_the_planted_incidents(sweeper: Sweeper) -
         len(without),
         0,
     )
-    assert run["findings_new"] == 13
-    assert "13 new findings" in result.output
+    assert run["findings_new"] == DAY_FINDINGS
+    assert f"{DAY_FINDINGS} new findings" in result.output
 
 
 def test_findings_carry_the_counts_a_dpo_needs(sweeper: Sweeper) -> None:
@@ -83,12 +83,15 @@ def test_exposed_addresses_are_stored_once_per_finding(sweeper: Sweeper) -> None
     counts = rows(
         sweeper,
         "select f.visible_external_count as expected, count(a.address) as stored "
-        "from findings f join finding_addresses a on a.finding_id = f.id group by f.id",
+        "from findings f join finding_addresses a on a.finding_id = f.id "
+        "where a.external = 1 group by f.id",
     )
-    assert len(counts) == 13
+    assert len(counts) == DAY_FINDINGS
     assert all(r["expected"] == r["stored"] for r in counts)
-    total = rows(sweeper, "select count(distinct address) as n from finding_addresses")[0]["n"]
-    assert total == 1136 + 18 + 105 + 245 + 10 + 14 + 12
+    total = rows(
+        sweeper, "select count(distinct address) as n from finding_addresses where external = 1"
+    )[0]["n"]
+    assert total == 1136 + 18 + 105 + 265 + 10 + 12 + 14 + 12
 
 
 def test_a_second_sweep_of_the_same_window_adds_nothing(sweeper: Sweeper) -> None:
@@ -99,9 +102,8 @@ def test_a_second_sweep_of_the_same_window_adds_nothing(sweeper: Sweeper) -> Non
     assert again.exit_code == 0
     assert "0 new findings" in again.output
     assert sweeper.findings() == before
-    assert rows(sweeper, "select count(*) as n from finding_addresses")[0]["n"] == sum(
-        f["visible_external_count"] for f in before
-    )
+    stored = "select count(*) as n from finding_addresses where external = 1"
+    assert rows(sweeper, stored)[0]["n"] == sum(f["visible_external_count"] for f in before)
 
 
 def test_a_wider_window_reaches_older_mail(sweeper: Sweeper) -> None:
@@ -242,6 +244,6 @@ def test_the_scheduled_job_runs_the_sweep_as_a_separate_process(sweeper: Sweeper
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "13 new findings" in result.stdout
+    assert f"{DAY_FINDINGS} new findings" in result.stdout
     assert " swept: " in result.stderr  # not a terminal: one log line per mailbox
     assert found_keys(sweeper) == planted_keys(sweeper)

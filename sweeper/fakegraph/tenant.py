@@ -66,13 +66,14 @@ class FakeUser:
 
 @dataclass(frozen=True)
 class Planted:
-    """A message a correct sweep must report."""
+    """A message a correct sweep must report, and the incident it belongs to."""
 
     label: str
     mailbox: str
     internet_message_id: str
     sent_at: datetime
     visible_external: int
+    incident: str
 
 
 @dataclass
@@ -295,7 +296,12 @@ def _ordinary_mail(
 
 
 def _plant(
-    tenant: Tenant, label: str, sender: FakeUser, message: dict[str, Any], visible: int
+    tenant: Tenant,
+    label: str,
+    sender: FakeUser,
+    message: dict[str, Any],
+    visible: int,
+    incident: str | None = None,
 ) -> None:
     sender.sent.append(message)
     tenant.planted.append(
@@ -305,6 +311,7 @@ def _plant(
             internet_message_id=message["internetMessageId"],
             sent_at=datetime.fromisoformat(message["sentDateTime"]),
             visible_external=visible,
+            incident=incident or label,
         )
     )
 
@@ -324,16 +331,23 @@ def _plant_incidents(
             visible[:1],
             visible[1:],
         )
-        _plant(tenant, f"replay-2012-batch-{i + 1}", service, message, size)
+        _plant(tenant, f"replay-2012-batch-{i + 1}", service, message, size, "replay-2012")
 
     officer = people[0]
-    _plant(
-        tenant,
-        "honeytrap-18",
-        officer,
-        b.message(officer, now - timedelta(hours=9), "Update on your case", b.externals(18)),
-        18,
+    victims = b.externals(18)
+    honeytrap = b.message(officer, now - timedelta(hours=9), "Update on your case", victims)
+    _plant(tenant, "honeytrap-18", officer, honeytrap, 18)
+    # A colleague replies all an hour later: the list goes round again, in Cc.
+    colleague = people[7]
+    reply = b.message(
+        colleague,
+        now - timedelta(hours=8),
+        "RE: Update on your case",
+        [recipient(officer.upn, officer.display_name)],
+        victims,
+        conversation=honeytrap["conversationId"],
     )
+    _plant(tenant, "honeytrap-reply-all", colleague, reply, 18, "honeytrap-18")
     patients = b.externals(105)
     hidden = b.externals(3)
     _plant(
@@ -343,14 +357,18 @@ def _plant_incidents(
         b.message(clinic, now - timedelta(hours=6), "Clinic newsletter", patients, bcc=hidden),
         105,
     )
+    # September 2021: 245 interpreters in To, then two more emails; 265 people in all.
     linguist = people[1]
-    _plant(
-        tenant,
-        "interpreters-245",
-        linguist,
-        b.message(linguist, now - timedelta(hours=5), "Relocation support", b.externals(245)),
-        245,
-    )
+    first = b.externals(245)
+    extra = b.externals(20)
+    for label, hours, to in (
+        ("interpreters-245", 5, first),
+        ("interpreters-2", 4, first[:10] + extra[:10]),
+        ("interpreters-3", 3, first[10:15] + extra[10:]),
+    ):
+        subject = "Relocation support" if hours == 5 else "FW: Relocation support"
+        message = b.message(linguist, now - timedelta(hours=hours), subject, to)
+        _plant(tenant, label, linguist, message, len(to), "interpreters-265")
     # Exactly at the threshold: 10 people, two of them again in Cc in capitals.
     ten = b.externals(10)
     again = [
@@ -364,6 +382,17 @@ def _plant_incidents(
         b.message(author, now - timedelta(hours=4), "Volunteer induction", ten, again),
         10,
     )
+    # The same subject from someone else, to other people: a separate incident.
+    other = people[6]
+    _plant(
+        tenant,
+        "same-subject-other-sender",
+        other,
+        b.message(
+            other, now - timedelta(hours=3, minutes=30), "Volunteer induction", b.externals(12)
+        ),
+        12,
+    )
     # A partner working group: colleagues of other firms who know each other. Still a finding.
     chair = people[3]
     group = b.externals(14, PARTNERS[:2])
@@ -375,15 +404,13 @@ def _plant_incidents(
         14,
     )
     _plant(tenant, "odd-recipients-12", people[4], _odd_recipients(b, people[4]), 12)
-    # Five days ago: only a wider window finds it.
+    # Five days ago, and again 25 hours later: two incidents, found only by a wider window.
     old = people[5]
-    _plant(
-        tenant,
-        "older-40",
-        old,
-        b.message(old, now - timedelta(days=5), "Support group dates", b.externals(40)),
-        40,
-    )
+    for label, hours in (("older-40", 5 * 24), ("older-40-next-day", 5 * 24 - 25)):
+        message = b.message(
+            old, now - timedelta(hours=hours), "Support group dates", b.externals(40)
+        )
+        _plant(tenant, label, old, message, 40)
 
 
 def _odd_recipients(b: _Builder, sender: FakeUser) -> dict[str, Any]:

@@ -1,0 +1,225 @@
+"""Incidents in the database: placing new findings, keeping each incident's figures current.
+
+The judgement lives in :mod:`sweeper.incidents` (pure); this module only loads what it
+needs and writes what it decides.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from .incidents import Group, Member, MessageFigures, normalise_subject, place, summarise
+from .severity import LEVELS, SeverityRule
+from .store import transaction, utc_now
+
+
+def assign_incidents(db: Database, window: timedelta, rule: SeverityRule) -> list[int]:
+    """Place every qualifying finding not yet in an incident, oldest first.
+
+    Returns the ids of the incidents created or extended. Safe to call at any time: a
+    finding is placed once and never moved.
+    """
+    pending = list(
+        db.query(
+            "select * from findings where incident_id is null and qualifies = 1 "
+            "order by sent_at is null, sent_at, id"
+        )
+    )
+    touched: set[int] = set()
+    with transaction(db):
+        for row in pending:
+            member = _member(db, row)
+            group = place(member, _candidates(db, row), window)
+            incident_id = group.id if group else _new_incident(db, row)
+            db.execute("update findings set incident_id = ? where id = ?", [incident_id, row["id"]])
+            touched.add(incident_id)
+        for incident_id in touched:
+            refresh_incident(db, incident_id, rule)
+    return sorted(touched)
+
+
+def refresh_all(db: Database, rule: SeverityRule) -> int:
+    ids = [r["id"] for r in db.query("select id from incidents")]
+    with transaction(db):
+        for incident_id in ids:
+            refresh_incident(db, incident_id, rule)
+    return len(ids)
+
+
+def _parse(moment: str | None) -> datetime | None:
+    return datetime.fromisoformat(moment) if moment else None
+
+
+def _addresses(db: Database, finding_id: int) -> frozenset[str]:
+    rows = db.query(
+        "select address from finding_addresses where finding_id = ? and external = 1",
+        [finding_id],
+    )
+    return frozenset(r["address"] for r in rows)
+
+
+def _member(db: Database, row: dict[str, Any]) -> Member:
+    return Member(
+        key=row["message_key"],
+        sender=row["sender"],
+        subject_key=row["subject_key"] or normalise_subject(row["subject"] or ""),
+        conversation_id=row["conversation_id"],
+        sent_at=_parse(row["sent_at"]),
+        addresses=_addresses(db, row["id"]),
+    )
+
+
+def _candidates(db: Database, row: dict[str, Any]) -> list[Group]:
+    """Incidents this finding could join: same message, same sender and subject, same thread."""
+    ids = {
+        r["incident_id"]
+        for r in db.query(
+            "select distinct incident_id from findings where incident_id is not null "
+            "and (message_key = ? or (conversation_id is not null and conversation_id = ?))",
+            [row["message_key"], row["conversation_id"]],
+        )
+    }
+    ids |= {
+        r["id"]
+        for r in db.query(
+            "select id from incidents where sender = ? and subject_key = ?",
+            [row["sender"], row["subject_key"]],
+        )
+    }
+    groups = []
+    for incident_id in sorted(ids):
+        members = [
+            _member(db, m)
+            for m in db.query(
+                "select * from findings where incident_id = ? "
+                "order by sent_at is null, sent_at, id",
+                [incident_id],
+            )
+        ]
+        if members:
+            groups.append(Group(incident_id, members))
+    return groups
+
+
+def _new_incident(db: Database, row: dict[str, Any]) -> int:
+    now = utc_now()
+    table = db.table("incidents")
+    table.insert(
+        {
+            "sender": row["sender"],
+            "subject": row["subject"],
+            "subject_key": row["subject_key"],
+            "first_sent_at": row["sent_at"],
+            "last_sent_at": row["sent_at"],
+            "active": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+    return int(table.last_pk or 0)
+
+
+def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None:
+    """Recompute an incident's figures and severity from its qualifying findings."""
+    rows = list(
+        db.query(
+            "select * from findings where incident_id = ? and qualifies = 1 "
+            "order by sent_at is null, sent_at, id",
+            [incident_id],
+        )
+    )
+    if not rows:
+        db.execute(
+            "update incidents set active = 0, updated_at = ? where id = ?",
+            [utc_now(), incident_id],
+        )
+        return
+    messages = [
+        MessageFigures(
+            key=r["message_key"],
+            sent_at=r["sent_at"],
+            visible_external=r["visible_external_count"],
+            bcc_used=bool(r["bcc_used"]),
+            suppressed=r["suppressed_by"] is not None,
+        )
+        for r in rows
+    ]
+    addresses = [
+        (a["address"], a["name"])
+        for a in db.query(
+            "select a.address, a.name from finding_addresses a join findings f "
+            "on f.id = a.finding_id where f.incident_id = ? and f.qualifies = 1 "
+            "and a.external = 1",
+            [incident_id],
+        )
+    ]
+    founder = rows[0]
+    summary = summarise(messages, addresses, founder["subject"] or "", rule)
+    db.table("incidents").update(
+        incident_id,
+        {
+            "sender": founder["sender"],
+            "subject": founder["subject"],
+            "subject_key": founder["subject_key"],
+            **summary.__dict__,
+            "suppressed": int(summary.suppressed),
+            "active": 1,
+            "updated_at": utc_now(),
+        },
+    )
+
+
+def list_incidents(
+    db: Database,
+    since: str | None = None,
+    min_severity: str | None = None,
+    *,
+    include_suppressed: bool = False,
+) -> list[dict[str, Any]]:
+    """Active incidents last sent at or after ``since``, newest first, in the public shape."""
+    sql = "select * from incidents where active = 1"
+    params: list[Any] = []
+    if since:
+        sql += " and last_sent_at >= ?"
+        params.append(since)
+    if min_severity:
+        allowed = LEVELS[LEVELS.index(min_severity) :]
+        sql += f" and severity in ({', '.join('?' for _ in allowed)})"
+        params += allowed
+    if not include_suppressed:
+        sql += " and suppressed = 0"
+    sql += " order by last_sent_at desc, id desc"
+    return [_public(db, row) for row in db.query(sql, params)]
+
+
+def _public(db: Database, row: dict[str, Any]) -> dict[str, Any]:
+    domains = [
+        r["domain"]
+        for r in db.query(
+            "select a.domain, count(distinct a.address) as n from finding_addresses a "
+            "join findings f on f.id = a.finding_id where f.incident_id = ? "
+            "and f.qualifies = 1 and a.external = 1 group by a.domain order by n desc, a.domain "
+            "limit 5",
+            [row["id"]],
+        )
+    ]
+    return {
+        "id": row["id"],
+        "sender": row["sender"],
+        "subject": row["subject"],
+        "first_sent_at": row["first_sent_at"],
+        "last_sent_at": row["last_sent_at"],
+        "messages": row["messages"],
+        "unique_exposed": row["unique_exposed"],
+        "largest_batch": row["largest_batch"],
+        "personal_share": row["personal_share"],
+        "named_addresses": row["named_addresses"],
+        "domains": row["domains"],
+        "top_domains": domains,
+        "severity": row["severity"],
+        "reason": row["reason"],
+        "suppressed": bool(row["suppressed"]),
+    }

