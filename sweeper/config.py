@@ -172,7 +172,7 @@ def load_settings(
         concurrency=_int_between("sweep.concurrency", sweep.get("concurrency", 8), 1, 64),
         database=_database(storage.get("database"), path, env),
         config_path=path,
-        ca_bundle=_ca_bundle(env),
+        ca_bundle=_ca_bundle(env) if need_graph else None,
         severity=_severity(raw.get("severity", {}), threshold),
         allow=parse_allow_rules(raw.get("allow", [])),
         incident_window=timedelta(

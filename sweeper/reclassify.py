@@ -50,7 +50,10 @@ def reclassify(db: Database, settings: Settings) -> ReclassifyReport:
     with store.transaction(db):
         for finding_id, facts in list(store.stored_facts(db)):
             finding = judge(facts, policy)
-            before = store.update_judgement(db, finding_id, finding)
+            external = (
+                r.address for r in facts.recipients if not policy.is_internal_domain(r.domain)
+            )
+            before = store.update_judgement(db, finding_id, finding, external)
             report.findings += 1
             _count(report, before, finding)
     assign_incidents(db, settings.incident_window, settings.severity)

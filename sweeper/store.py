@@ -325,21 +325,22 @@ def stored_facts(db: Database) -> Iterator[tuple[int, Facts]]:
         )
 
 
-def update_judgement(db: Database, finding_id: int, finding: Finding | None) -> dict[str, Any]:
+def update_judgement(
+    db: Database, finding_id: int, finding: Finding | None, external: Iterable[str]
+) -> dict[str, Any]:
     """Write a new judgement of a stored finding; None marks it as no longer qualifying.
 
+    ``external`` are the addresses now external, whether or not the finding qualifies.
     Returns the row as it was before, for the caller to count what changed.
     """
     before = dict(db.table("findings").get(finding_id))
-    if finding is None:
-        db.table("findings").update(finding_id, {"qualifies": 0})
-        return before
-    db.table("findings").update(finding_id, judgement_row(finding))
-    exposed = [r.address for r in finding.exposed]
+    changes = judgement_row(finding) if finding is not None else {"qualifies": 0}
+    db.table("findings").update(finding_id, changes)
+    now_external = list(external)
     db.execute("update finding_addresses set external = 0 where finding_id = ?", [finding_id])
     db.execute(
         "update finding_addresses set external = 1 where finding_id = ? and address in "
-        f"({', '.join('?' for _ in exposed)})",
-        [finding_id, *exposed],
+        f"({', '.join('?' for _ in now_external)})",
+        [finding_id, *now_external],
     )
     return before
