@@ -49,6 +49,33 @@ SIGN_IN = {
         ("graph = 'x'\n", {}, "graph: must be a [section] table"),
         ("[graph\n", {}, "--config: "),
         ("[graph]\nauth = 'certificate'\n", {}, "AZURE_CLIENT_CERTIFICATE_PATH: must be set"),
+        ("[severity]\nhigh_at = 10\n", {}, "severity.high_at: must be more than"),
+        ("[severity]\ncritical_at = 40\n", {}, "severity.critical_at: must be more than"),
+        ("[severity]\npublic_min_personal_share = 1.5\n", {}, "share between 0 and 1"),
+        ("[severity]\nbcc_raises = 'yes'\n", {}, "severity.bcc_raises: must be true or false"),
+        ("[severity]\nsensitive_terms = ['', 'x']\n", {}, "severity.sensitive_terms"),
+        ("[severity]\npersonal_domains = ['gmail']\n", {}, "severity.personal_domains"),
+        ("[incidents]\nwindow_hours = -1\n", {}, "incidents.window_hours"),
+        ("[[allow]]\nsender = 'a@b.example'\n", {}, "allow[0].reason: every allowlist rule"),
+        ("[[allow]]\nreason = 'r'\n", {}, "allow[0]: needs at least one of"),
+        ("[[allow]]\nreason = 'r'\nsubject = '(unclosed'\n", {}, "allow[0].subject: not a valid"),
+        ("[[allow]]\nreason = 'r'\nsender = 'nobody'\n", {}, "allow[0].sender"),
+        (
+            "[[allow]]\nreason = 'r'\nsender = 'a@b.example'\nexpires = '2027-01-01'\n",
+            {},
+            "allow[0].expires: must be a date",
+        ),
+        (
+            "[[allow]]\nreason = 'r'\nsender = 'a@b.example'\nexpires = 2027-01-01T10:00:00\n",
+            {},
+            "allow[0].expires: must be a date",
+        ),
+        (
+            "[[allow]]\nreason = 'r'\nsender = 'a@b.example'\nwho = 'me'\n",
+            {},
+            "allow[0].who: unknown setting",
+        ),
+        ("allow = 'everything'\n", {}, "allow: must be a list of [[allow]] tables"),
     ],
 )
 def test_a_bad_setting_is_named_in_one_line_and_nothing_is_written(
@@ -164,3 +191,43 @@ def test_the_example_configuration_is_valid_and_has_the_defaults() -> None:
         defaults.page_size,
         defaults.concurrency,
     )
+
+
+def test_allowlist_rules_and_the_severity_rule_are_read(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "c.toml",
+        """
+[detection]
+min_visible_external = 12
+
+[severity]
+high_at = 40
+sensitive_terms = ["Tenant", "arrears"]
+bcc_raises = false
+
+[incidents]
+window_hours = 6
+
+[[allow]]
+name = "board"
+reason = "the board's own list"
+subject = "^board pack"
+expires = 2027-03-31
+
+[[allow]]
+reason = "partners"
+domains = ["Harbour-Law.example"]
+""",
+    )
+    settings = load_settings(config, SIGN_IN)
+    assert (settings.severity.medium_at, settings.severity.high_at) == (12, 40)
+    assert settings.severity.sensitive_terms == ("tenant", "arrears")
+    assert settings.severity.bcc_raises is False
+    assert settings.incident_window.total_seconds() == 6 * 3600
+    board, partners = settings.allow
+    assert (board.name, board.expires.isoformat() if board.expires else None) == (
+        "board",
+        "2027-03-31",
+    )
+    assert board.subject is not None and board.subject.search("BOARD PACK - May")
+    assert (partners.name, partners.domains) == ("allow[1]", frozenset({"harbour-law.example"}))
