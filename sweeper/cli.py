@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
@@ -22,6 +23,7 @@ from sqlite_utils import Database
 
 from . import __version__, output, store
 from .config import Settings, load_settings
+from .digest.run import run_digest
 from .errors import ConfigError, StorageError, SweeperError
 from .fakegraph.tenant import MIN_USERS
 from .incident_store import list_incidents
@@ -209,12 +211,19 @@ def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
     type=click.IntRange(min=MIN_USERS),
     help="Ordinary users in the tenant.",
 )
+@click.option(
+    "--reports",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the demo's digest.",
+)
 @exits_cleanly
-def demo(seed: int, users: int) -> None:
-    """Sweep a built-in demo tenant through a local Graph: real SDK, real HTTP, no internet."""
+def demo(seed: int, users: int, reports: Path) -> None:
+    """Sweep a built-in demo tenant through a local Graph and send its digest; no internet."""
     from .demo import run_demo
 
-    sys.exit(run_demo(seed=seed, users=users, env=os.environ))
+    sys.exit(run_demo(seed=seed, users=users, env=os.environ, reports_dir=reports))
 
 
 @main.command()
@@ -266,3 +275,56 @@ def reclassify(ctx: click.Context) -> None:
     settings = _settings(ctx, need_graph=False)
     db = _existing_db(ctx, settings)
     click.echo(rejudge(db, settings).summary())
+
+
+@main.command()
+@click.option(
+    "--since-last", is_flag=True, help="Everything not reported in a sent digest (the default)."
+)
+@click.option("--since", type=WHEN, help="Instead: every incident last sent since then.")
+@click.option("--send", is_flag=True, help="Deliver it (by Graph or SMTP, see [digest]).")
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plain-text digest; write and send nothing."
+)
+@click.option(
+    "--resend", is_flag=True, help="With --send: send the last sent digest's items again."
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Where to write the HTML (a file, or a directory); default reports/digest-DATE.html.",
+)
+@click.pass_context
+@exits_cleanly
+def digest(
+    ctx: click.Context,
+    since_last: bool,
+    since: datetime | None,
+    send: bool,
+    dry_run: bool,
+    resend: bool,
+    out: Path | None,
+) -> None:
+    """Build the DPO's digest of new incidents and sweep health; with --send, deliver it."""
+    if since_last and since:
+        raise click.UsageError("--since-last and --since exclude each other")
+    if send and dry_run:
+        raise click.UsageError("--send and --dry-run exclude each other")
+    if resend and not send:
+        raise click.UsageError("--resend goes with --send")
+    settings = _settings(ctx, need_graph=False)
+    if send and settings.digest.transport == "graph":
+        settings = _settings(ctx)
+    db = _existing_db(ctx, settings)
+    outcome = run_digest(
+        db,
+        settings,
+        os.environ,
+        since=since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None,
+        send=send,
+        dry_run=dry_run,
+        resend=resend,
+        out=out,
+    )
+    click.echo(outcome.text if outcome.text is not None else outcome.message)
+    sys.exit(outcome.exit_code)

@@ -75,6 +75,18 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "personal_domains": list,
     },
     "incidents": {"window_hours": (int, float)},
+    "digest": {
+        "transport": str,
+        "sender": str,
+        "recipients": list,
+        "save_to_sent_items": bool,
+        "all_clear": bool,
+        "reports_dir": str,
+        "smtp_host": str,
+        "smtp_port": int,
+        "smtp_starttls": bool,
+        "smtp_username": str,
+    },
 }
 _ALLOW_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "name": str,
@@ -85,6 +97,36 @@ _ALLOW_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "expires": date,
 }
 _SECRET_WORDS = ("secret", "password", "certificate_password", "token", "key")
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    """Where the DPO's digest goes and how. The SMTP password comes from the environment."""
+
+    transport: str = "graph"  # graph | smtp
+    sender: str | None = None  # Graph: the mailbox sending it; SMTP: the From address
+    recipients: tuple[str, ...] = ()
+    save_to_sent_items: bool = False
+    all_clear: bool = True  # send a short all clear when nothing is new
+    reports_dir: Path = Path("reports")
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+
+    def check_sendable(self, env: Mapping[str, str]) -> None:
+        """Raise ConfigError unless a digest can be delivered with these settings."""
+        if not self.recipients:
+            raise ConfigError("digest.recipients", "must list at least one address to send to")
+        if not self.sender:
+            raise ConfigError("digest.sender", "must be set to send the digest")
+        if self.transport == "smtp":
+            if not self.smtp_host:
+                raise ConfigError("digest.smtp_host", "must be set for transport = 'smtp'")
+            if self.smtp_username and not env.get("SWEEPER_SMTP_PASSWORD"):
+                raise ConfigError(
+                    "SWEEPER_SMTP_PASSWORD", "must be set when digest.smtp_username is"
+                )
 
 
 @dataclass(frozen=True)
@@ -109,6 +151,7 @@ class Settings:
     severity: SeverityRule = SeverityRule()
     allow: tuple[AllowRule, ...] = ()
     incident_window: timedelta = timedelta(hours=24)
+    digest: DigestSettings = DigestSettings()
 
     @property
     def graph_scope(self) -> str:
@@ -178,6 +221,7 @@ def load_settings(
         incident_window=timedelta(
             hours=_positive("incidents.window_hours", incidents.get("window_hours", 24))
         ),
+        digest=_digest(raw.get("digest", {}), path),
     )
 
 
@@ -436,3 +480,35 @@ def parse_allow_rules(raw: list[dict[str, Any]]) -> tuple[AllowRule, ...]:
             )
         )
     return tuple(rules)
+
+
+def _address(name: str, value: str) -> str:
+    text = value.strip().lower()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in text):
+        raise ConfigError(name, f"{value!r} is not an email address")
+    return text
+
+
+def _digest(raw: dict[str, Any], config_path: Path | None) -> DigestSettings:
+    default = DigestSettings()
+    transport = _choice("digest.transport", raw.get("transport", "graph"), ("graph", "smtp"))
+    sender = raw.get("sender")
+    reports = Path(raw.get("reports_dir", str(default.reports_dir))).expanduser()
+    if not reports.is_absolute() and config_path is not None and "reports_dir" in raw:
+        reports = config_path.parent / reports
+    return DigestSettings(
+        transport=transport,
+        sender=_address("digest.sender", sender) if sender else None,
+        recipients=tuple(
+            _address(f"digest.recipients[{i}]", str(r))
+            for i, r in enumerate(raw.get("recipients", []))
+        ),
+        save_to_sent_items=raw.get("save_to_sent_items", default.save_to_sent_items),
+        all_clear=raw.get("all_clear", default.all_clear),
+        reports_dir=reports,
+        smtp_host=raw.get("smtp_host") or None,
+        smtp_port=_int_between("digest.smtp_port", raw.get("smtp_port", 587), 1, 65535),
+        smtp_starttls=raw.get("smtp_starttls", default.smtp_starttls),
+        smtp_username=raw.get("smtp_username") or None,
+    )

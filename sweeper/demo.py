@@ -1,7 +1,8 @@
-"""``sweeper demo``: a real sweep of a generated tenant served by the local Graph.
+"""``sweeper demo``: a real sweep and digest of a generated tenant served by the local Graph.
 
 Real msgraph-sdk, real azure-identity, real HTTP(S) on 127.0.0.1, a real SQLite file
 (``$SWEEPER_DB``, else ``sweeper.db``), so ``sweeper findings`` afterwards shows what it found.
+The digest is written to ``reports/`` and sent to the demo DPO through the local Graph.
 The demo uses throwaway credentials of its own and never reads a production configuration.
 """
 
@@ -10,17 +11,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 
 import click
 
 from . import output, store
 from .config import load_settings
+from .digest.run import run_digest
 from .fakegraph import FakeGraph, generate_tenant
+from .fakegraph.tenant import DIGEST_SENDER, DPO
 from .incident_store import list_incidents
 from .sweep import Window, sweep_tenant
 
 
-def run_demo(*, seed: int, users: int, env: Mapping[str, str]) -> int:
+def run_demo(*, seed: int, users: int, env: Mapping[str, str], reports_dir: Path) -> int:
     tenant = generate_tenant(seed=seed, users=users)
     with FakeGraph(tenant) as fake:
         demo_env = {
@@ -33,6 +37,12 @@ def run_demo(*, seed: int, users: int, env: Mapping[str, str]) -> int:
             overrides={
                 "graph": {"cloud": "custom", "auth": "client_secret"},
                 "organisation": {"own_domains": list(tenant.own_domains)},
+                "digest": {
+                    "transport": "graph",
+                    "sender": DIGEST_SENDER,
+                    "recipients": [DPO],
+                    "reports_dir": str(reports_dir),
+                },
             },
         )
         # Show what throttling looks like: one mailbox answers 429 twice, then recovers.
@@ -47,14 +57,18 @@ def run_demo(*, seed: int, users: int, env: Mapping[str, str]) -> int:
         click.echo(f"Database: {settings.database}")
         db = store.open_db(settings.database)
         report = asyncio.run(sweep_tenant(settings, demo_env, db, window))
+        digest = run_digest(db, settings, demo_env, send=True, now=now)
+        delivered = len(fake.sent_mail)
     click.echo(output.run_summary(report))
     click.echo("")
     since = window.since.strftime("%Y-%m-%dT%H:%M:%SZ")
     click.echo(output.findings_table(store.list_findings(db, since)))
     click.echo("\nIncidents (batches and reply-alls of one mailing grouped):\n")
     click.echo(output.incidents_table(list_incidents(db, since)))
+    click.echo(f"\nDigest: {digest.message}")
+    click.echo(f"The local Graph received {delivered} sendMail request(s).")
     click.echo(
-        "\nNext: `sweeper incidents --format json` or `sweeper findings --format json` "
-        "list the same for programs."
+        "\nNext: open the digest's HTML file in a browser; `sweeper incidents --format json` "
+        "or `sweeper findings --format json` list the same for programs."
     )
-    return report.exit_code
+    return report.exit_code or digest.exit_code

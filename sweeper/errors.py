@@ -3,6 +3,7 @@
     SweeperError                 base; its message is one line fit for a user
     ├── ConfigError              a wrong or missing setting (exit code 2); names the setting
     ├── StorageError             the database cannot be opened or written
+    ├── DeliveryError            the digest could not be delivered (or not for certain)
     └── GraphError               Microsoft Graph answered with an error or not at all
         ├── AuthError            sign-in failed: no token, so nothing can be swept
         ├── MailboxNotEnabled    the user has no Exchange Online mailbox (skipped, counted)
@@ -29,6 +30,10 @@ class ConfigError(SweeperError):
 
 class StorageError(SweeperError):
     """The database could not be opened, created or written."""
+
+
+class DeliveryError(SweeperError):
+    """The digest was not delivered, or Graph or the relay left it uncertain."""
 
 
 class GraphError(SweeperError):

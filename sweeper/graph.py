@@ -33,7 +33,7 @@ from kiota_abstractions.request_information import RequestInformation
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
-from kiota_http.middleware.options import ResponseHandlerOption
+from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as graph_middleware_options
 from msgraph_core import GraphClientFactory
@@ -198,6 +198,39 @@ class GraphGateway:
             raise
         except GraphError as exc:  # includes a 401/403 on this one mailbox
             raise MailboxFailed(str(exc), status=exc.status, code=exc.code) from None
+
+    async def send_mail(self, sender: str, payload: dict[str, Any]) -> None:
+        """POST ``/users/{sender}/sendMail`` once, without the SDK's retries.
+
+        Graph answers 202 when it accepted the mail. A 503 or a timeout does not prove that
+        it was not sent, so nothing here tries again: the caller decides.
+        """
+        request = RequestInformation(Method.POST)
+        request.url = f"{self.graph_url}/users/{quote(sender, safe='@')}/sendMail"
+        request.headers.try_add("Content-Type", "application/json")
+        request.content = orjson.dumps(payload)
+        request.add_request_options(
+            [ResponseHandlerOption(NativeResponseHandler()), RetryHandlerOption(should_retry=False)]
+        )
+        try:
+            response: httpx.Response = await self._adapter.send_async(request, None, {})
+        except ClientAuthenticationError as exc:
+            raise AuthError(f"sign-in failed: {_first_line(exc.message or str(exc))}") from None
+        except httpx.HTTPError as exc:
+            raise GraphError(
+                f"sendMail got no answer ({type(exc).__name__}); the mail may or may not "
+                "have been sent"
+            ) from None
+        if response.status_code != 202:
+            code, message = _odata_error(response)
+            uncertain = response.status_code >= 500
+            raise GraphError(
+                f"sendMail answered {response.status_code} {code}"
+                + (f": {_first_line(message)}" if message else "")
+                + ("; the mail may or may not have been sent" if uncertain else ""),
+                status=response.status_code,
+                code=code,
+            )
 
     # -- plumbing ----------------------------------------------------------------------
 

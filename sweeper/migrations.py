@@ -136,9 +136,37 @@ def _incidents(db: Database) -> None:
     db.table("tenant_domains").create({"domain": str, "verified": int, "seen_at": str}, pk="domain")
 
 
+def _digests(db: Database) -> None:
+    db.table("digests").create(
+        {
+            "id": int,
+            "created_at": str,
+            "period_since": str,
+            "period_until": str,
+            "status": str,  # sent | failed | written (built, not sent)
+            "transport": str,  # graph | smtp | none
+            "verdict": str,
+            "html_path": str,
+            "sent_at": str,
+            "error": str,
+        },
+        pk="id",
+    )
+    # What a sent digest reported, so that nothing is reported twice and nothing is lost:
+    # incidents with their size at the time (a grown incident is reported as grown), and
+    # runs that failed or were partial.
+    db.table("digest_items").create(
+        {"digest_id": int, "kind": str, "item_id": int, "unique_exposed": int},
+        pk=("digest_id", "kind", "item_id"),
+        foreign_keys=[("digest_id", "digests", "id")],
+    )
+    db.table("digest_items").create_index(["kind", "item_id"])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
+    ("0003_digests", _digests),
 ]
 
 

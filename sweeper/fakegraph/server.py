@@ -117,6 +117,7 @@ class FakeGraph:
     latency: float = 0.0
     faults: list[Fault] = field(default_factory=list)
     log: list[Logged] = field(default_factory=list)
+    sent_mail: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, _Token] = {}
@@ -135,6 +136,7 @@ class FakeGraph:
                 re.compile(r"^/v1\.0/users/([^/]+)/mailfolders/([^/]+)/messages$", re.I),
                 self._messages,
             ),
+            (re.compile(r"^/v1\.0/users/([^/]+)/sendmail$", re.I), self._send_mail),
             (re.compile(r"^/v1\.0/users/([^/]+)$", re.I), self._user),
             (re.compile(r"^/msi/token$", re.I), self._managed_identity),
         ]
@@ -479,6 +481,30 @@ class FakeGraph:
         if skip + top < len(messages):
             body["@odata.nextLink"] = self._next(request, {"$skip": str(skip + top)})
         return _json(body)
+
+    async def _send_mail(self, request: web.Request, match: re.Match[str]) -> web.Response:
+        """Captures the mail. Accepts Graph's camelCase and the SDK's PascalCase keys."""
+        if request.method != "POST":
+            raise ODataError(405, "Request_BadRequest", "Only POST is allowed on sendMail.")
+        self._require(request, "Mail.Send", "ErrorAccessDenied")
+        user = self.tenant.user(match.group(1))
+        if user is None:
+            raise _no_user(match.group(1))
+        if not user.has_mailbox:
+            raise ODataError(404, "MailboxNotEnabledForRESTAPI", "The mailbox is not enabled.")
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            raise bad_request("Unable to read JSON request payload.") from None
+        message = body.get("message", body.get("Message")) if isinstance(body, dict) else None
+        if not isinstance(message, dict):
+            raise bad_request("Empty Payload. JSON content expected.", "ErrorInvalidRequest")
+        recipients = message.get("toRecipients", message.get("ToRecipients"))
+        if not recipients:
+            raise bad_request("At least one recipient is not valid.", "ErrorInvalidRecipients")
+        save = body.get("saveToSentItems", body.get("SaveToSentItems", True))
+        self.sent_mail.append({"sender": user.upn, "message": message, "saveToSentItems": save})
+        return web.Response(status=202)
 
     def _require(self, request: web.Request, role: str, code: str, also: str | None = None) -> None:
         roles = self._roles_for(request)

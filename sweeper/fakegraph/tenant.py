@@ -30,6 +30,8 @@ FREE_MAIL = (
     "protonmail.com",
 )
 PARTNERS = ("harbour-law.example", "eastgate-council.example", "meridian-health.example")
+DIGEST_SENDER = f"sweeper@{ORG_DOMAIN}"  # the mailbox the demo's digest is sent from
+DPO = f"dpo@{ORG_DOMAIN}"
 MIN_USERS = 8  # the planted incidents and near misses need eight different senders
 REPLAY_BATCHES = (119, 198, 160, 171, 152, 148, 188)  # 1,136 people, as in January 2012
 
@@ -222,7 +224,9 @@ def generate_tenant(
     people = _make_users(b, users)
     service = FakeUser(b.guid(), f"victim.care@{ORG_DOMAIN}", "Victim Care Team")
     clinic = FakeUser(b.guid(), f"clinic.bookings@{ORG_DOMAIN}", "Clinic Bookings")
-    tenant.users = [*people, service, clinic]
+    mailer = FakeUser(b.guid(), DIGEST_SENDER, "sweeper digest")
+    dpo = FakeUser(b.guid(), DPO, "Data Protection Officer")
+    tenant.users = [*people, service, clinic, mailer, dpo]
     tenant.users += [
         FakeUser(b.guid(), f"room.{i}@{ORG_DOMAIN}", f"Unlicensed {i}", has_mailbox=False)
         for i in range(1, 5)

@@ -1,0 +1,77 @@
+"""Delivering the digest: an email message for SMTP, a JSON body for Graph's sendMail."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import Any
+
+from ..config import DigestSettings
+from ..errors import DeliveryError
+
+
+def email_message(
+    subject: str, html: str, text: str, sender: str, recipients: Sequence[str]
+) -> EmailMessage:
+    """multipart/alternative: the plain text first, the HTML as the preferred part."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def send_smtp(
+    settings: DigestSettings,
+    env: Mapping[str, str],
+    message: EmailMessage,
+    ca_bundle: Path | None = None,
+) -> None:
+    """Deliver through an SMTP relay: STARTTLS (required unless turned off), then login."""
+    host = settings.smtp_host or ""
+    try:
+        with smtplib.SMTP(host, settings.smtp_port, timeout=60) as smtp:
+            smtp.ehlo()
+            if settings.smtp_starttls:
+                context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if settings.smtp_username:
+                smtp.login(settings.smtp_username, env.get("SWEEPER_SMTP_PASSWORD", ""))
+            refused = smtp.send_message(message)
+    except smtplib.SMTPNotSupportedError:
+        raise DeliveryError(
+            f"the relay {host}:{settings.smtp_port} does not offer STARTTLS; "
+            "sweeper will not send personal data in clear text"
+        ) from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise DeliveryError(f"the relay refused the login: {exc.smtp_code}") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise DeliveryError(f"SMTP delivery to {host}:{settings.smtp_port} failed: {exc}") from None
+    if refused:
+        raise DeliveryError(f"the relay refused {len(refused)} recipient(s)")
+
+
+def graph_payload(
+    subject: str, html: str, recipients: Sequence[str], save_to_sent_items: bool
+) -> dict[str, Any]:
+    """The sendMail body, in Graph's own camelCase, with ``saveToSentItems`` always set."""
+    return {
+        "message": {
+            "subject": subject,
+            "body": {"contentType": "HTML", "content": html},
+            "toRecipients": [{"emailAddress": {"address": r}} for r in recipients],
+            "importance": "normal",
+        },
+        "saveToSentItems": save_to_sent_items,
+    }

@@ -1,0 +1,149 @@
+"""The digest's content as plain data, and the pure rules that shape it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ..severity import LEVELS
+
+ARTICLE_33_HOURS = 72
+NEEDS_CLOCK = ("high", "critical")
+
+
+@dataclass(frozen=True)
+class IncidentItem:
+    id: int
+    severity: str
+    reason: str
+    sender: str | None
+    subject: str
+    first_sent_at: str | None
+    last_sent_at: str | None
+    messages: int
+    unique_exposed: int
+    largest_batch: int
+    personal_share: float
+    named_addresses: int
+    top_domains: tuple[str, ...]
+    samples: tuple[str, ...]  # masked
+    detected_at: str
+    deadline: str | None  # the Article 33 deadline, for high and critical incidents
+    reported_before: int | None = None  # people exposed when it was last reported, if grown
+
+    @property
+    def grown_by(self) -> int:
+        return self.unique_exposed - (self.reported_before or 0)
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    id: int
+    started_at: str
+    status: str
+    error: str | None
+    failed_mailboxes: tuple[tuple[str, str], ...]  # (mailbox, reason)
+
+
+@dataclass(frozen=True)
+class Health:
+    runs: int
+    last_run_at: str | None
+    last_status: str | None
+    swept: int
+    skipped: int
+    failed: int
+    throttled: int
+    malformed: int
+    failed_runs: tuple[FailedRun, ...]
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of mailboxes that could be read; accounts without a mailbox do not count."""
+        readable = self.swept + self.failed
+        return self.swept / readable if readable else None
+
+    @property
+    def broken(self) -> bool:
+        return self.runs == 0 or bool(self.failed_runs) or self.failed > 0
+
+
+@dataclass(frozen=True)
+class TrendDay:
+    day: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class Digest:
+    created_at: str
+    period_since: str | None
+    period_until: str
+    new: tuple[IncidentItem, ...]
+    grown: tuple[IncidentItem, ...]
+    health: Health
+    trend: tuple[TrendDay, ...]
+    commands: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.new, self.grown, self.health)
+
+    @property
+    def needs_action(self) -> bool:
+        return bool(self.new or self.grown or self.health.broken)
+
+    @property
+    def nothing_new(self) -> bool:
+        return not (self.new or self.grown or self.health.failed_runs)
+
+    @property
+    def subject_line(self) -> str:
+        return f"sweeper: {self.verdict}"
+
+
+def deadline_for(detected_at: str, severity: str) -> str | None:
+    """Detection plus 72 hours, for the incidents that may have to be notified."""
+    if severity not in NEEDS_CLOCK:
+        return None
+    moment = datetime.fromisoformat(detected_at) + timedelta(hours=ARTICLE_33_HOURS)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hours_left(deadline: str, now: datetime) -> int:
+    return int((datetime.fromisoformat(deadline) - now).total_seconds() // 3600)
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
+
+
+def verdict(new: tuple[IncidentItem, ...], grown: tuple[IncidentItem, ...], health: Health) -> str:
+    """One line that says in ten seconds whether something needs doing today."""
+    parts: list[str] = []
+    if new:
+        worst = max(LEVELS.index(i.severity) for i in new)
+        count_worst = sum(1 for i in new if LEVELS.index(i.severity) == worst)
+        need = "needs" if len(new) == 1 else "need"
+        parts.append(
+            f"{_plural(len(new), 'new incident')} {need} review, {count_worst} {LEVELS[worst]}"
+        )
+    if grown:
+        parts.append(f"{_plural(len(grown), 'incident')} grew since reported")
+    if health.runs == 0:
+        parts.append("no sweep ran since the last digest: nothing was checked")
+    elif health.failed_runs or health.failed:
+        failed = health.failed or sum(len(r.failed_mailboxes) for r in health.failed_runs)
+        parts.append(
+            f"sweep incomplete: {_plural(failed, 'mailbox', 'mailboxes')} not read"
+            if failed
+            else "a sweep failed"
+        )
+    if not parts:
+        return f"All clear: no new incidents; {_plural(health.swept, 'mailbox', 'mailboxes')} swept"
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:]

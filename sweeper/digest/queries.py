@@ -1,0 +1,264 @@
+"""What a digest reports, read from the database; and, once sent, what it did report.
+
+Pending means: an incident never reported in a sent digest, an incident that exposed more
+people than when it was last reported, and a failed or partial run never reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..privacy import mask_address
+from ..severity import LEVELS
+from ..store import transaction, utc_now
+from .model import Digest, FailedRun, Health, IncidentItem, TrendDay, deadline_for
+
+SAMPLES = 3
+TREND_DAYS = 30
+COMMANDS = (
+    "sweeper incidents --since 2d",
+    "sweeper findings --since 2d --format csv",
+)
+
+
+def last_sent(db: Database) -> dict[str, Any] | None:
+    rows = list(db.query("select * from digests where status = 'sent' order by id desc limit 1"))
+    return rows[0] if rows else None
+
+
+def build(db: Database, now: datetime, *, since: str | None = None, resend: bool = False) -> Digest:
+    """The digest as of ``now``: pending items, or everything sent since ``since``."""
+    previous = last_sent(db)
+    period_since = since or (previous["created_at"] if previous else None)
+    if resend and previous:
+        incidents = _incidents_of_digest(db, previous["id"])
+        runs = _runs_of_digest(db, previous["id"])
+        period_since = previous["period_since"]
+    elif since:
+        incidents = _incidents_since(db, since)
+        runs = _problem_runs(db, since)
+    else:
+        incidents = _pending_incidents(db)
+        runs = _pending_runs(db)
+    items = [_item(db, row, reported) for row, reported in incidents]
+    return Digest(
+        created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        period_since=period_since,
+        period_until=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        new=tuple(i for i in items if i.reported_before is None),
+        grown=tuple(i for i in items if i.reported_before is not None),
+        health=_health(db, period_since, runs),
+        trend=_trend(db, now),
+        commands=COMMANDS,
+    )
+
+
+Reported = int | None
+
+
+def _severity_order(rows: Iterable[tuple[dict[str, Any], Reported]]) -> list[tuple[Any, Any]]:
+    return sorted(
+        rows, key=lambda pair: (-LEVELS.index(pair[0]["severity"]), pair[0]["first_sent_at"] or "")
+    )
+
+
+def _pending_incidents(db: Database) -> list[tuple[dict[str, Any], Reported]]:
+    rows = db.query(
+        "select i.*, (select max(d.unique_exposed) from digest_items d "
+        "where d.kind = 'incident' and d.item_id = i.id) as reported "
+        "from incidents i where i.active = 1 and i.suppressed = 0"
+    )
+    pending = [
+        (row, row["reported"])
+        for row in rows
+        if row["reported"] is None or row["unique_exposed"] > row["reported"]
+    ]
+    return _severity_order(pending)
+
+
+def _incidents_since(db: Database, since: str) -> list[tuple[dict[str, Any], Reported]]:
+    rows = db.query(
+        "select * from incidents where active = 1 and suppressed = 0 and last_sent_at >= ?",
+        [since],
+    )
+    return _severity_order((row, None) for row in rows)
+
+
+def _incidents_of_digest(db: Database, digest_id: int) -> list[tuple[dict[str, Any], Reported]]:
+    rows = db.query(
+        "select i.* from incidents i join digest_items d on d.item_id = i.id "
+        "and d.kind = 'incident' where d.digest_id = ?",
+        [digest_id],
+    )
+    return _severity_order((row, None) for row in rows)
+
+
+def _pending_runs(db: Database) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            "select * from runs where status in ('failed', 'partial') and id not in "
+            "(select item_id from digest_items where kind = 'run') order by id"
+        )
+    )
+
+
+def _problem_runs(db: Database, since: str) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            "select * from runs where status in ('failed', 'partial') and started_at >= ? "
+            "order by id",
+            [since],
+        )
+    )
+
+
+def _runs_of_digest(db: Database, digest_id: int) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            "select r.* from runs r join digest_items d on d.item_id = r.id and d.kind = 'run' "
+            "where d.digest_id = ? order by r.id",
+            [digest_id],
+        )
+    )
+
+
+def _item(db: Database, row: dict[str, Any], reported: Reported) -> IncidentItem:
+    samples = [  # one address from each of the most exposed domains
+        r["sample"]
+        for r in db.query(
+            "select min(a.address) as sample, count(distinct a.address) as n "
+            "from finding_addresses a join findings f on f.id = a.finding_id "
+            "where f.incident_id = ? and f.qualifies = 1 and a.external = 1 "
+            "group by a.domain order by n desc, a.domain limit ?",
+            [row["id"], SAMPLES],
+        )
+    ]
+    domains = [
+        r["domain"]
+        for r in db.query(
+            "select a.domain, count(distinct a.address) as n from finding_addresses a "
+            "join findings f on f.id = a.finding_id where f.incident_id = ? "
+            "and f.qualifies = 1 and a.external = 1 group by a.domain "
+            "order by n desc, a.domain limit 5",
+            [row["id"]],
+        )
+    ]
+    return IncidentItem(
+        id=row["id"],
+        severity=row["severity"],
+        reason=row["reason"],
+        sender=row["sender"],
+        subject=row["subject"] or "",
+        first_sent_at=row["first_sent_at"],
+        last_sent_at=row["last_sent_at"],
+        messages=row["messages"],
+        unique_exposed=row["unique_exposed"],
+        largest_batch=row["largest_batch"],
+        personal_share=row["personal_share"] or 0.0,
+        named_addresses=row["named_addresses"] or 0,
+        top_domains=tuple(domains),
+        samples=tuple(mask_address(a) for a in samples),
+        detected_at=row["created_at"],
+        deadline=deadline_for(row["created_at"], row["severity"]),
+        reported_before=reported,
+    )
+
+
+def _health(db: Database, since: str | None, problem_runs: list[dict[str, Any]]) -> Health:
+    where, params = ("where started_at >= ?", [since]) if since else ("", [])
+    runs = list(db.query(f"select * from runs {where} order by id", params))
+    full = [r for r in runs if r["mailbox_filter"] is None and r["finished_at"]]
+    last = full[-1] if full else (runs[-1] if runs else None)
+    failed_runs = tuple(
+        FailedRun(
+            id=r["id"],
+            started_at=r["started_at"],
+            status=r["status"],
+            error=r["error"],
+            failed_mailboxes=tuple(
+                (m["mailbox"], m["error"] or "")
+                for m in db.query(
+                    "select mailbox, error from run_mailboxes where run_id = ? "
+                    "and status = 'failed' order by mailbox",
+                    [r["id"]],
+                )
+            ),
+        )
+        for r in problem_runs
+    )
+    return Health(
+        runs=len(runs),
+        last_run_at=last["started_at"] if last else None,
+        last_status=last["status"] if last else None,
+        swept=(last["swept"] or 0) if last else 0,
+        skipped=(last["skipped"] or 0) if last else 0,
+        failed=(last["failed"] or 0) if last else 0,
+        throttled=sum(r["throttled"] or 0 for r in runs),
+        malformed=sum(r["malformed"] or 0 for r in runs),
+        failed_runs=failed_runs,
+    )
+
+
+def _trend(db: Database, now: datetime) -> tuple[TrendDay, ...]:
+    first = (now - timedelta(days=TREND_DAYS - 1)).date()
+    days = {(first + timedelta(days=i)).isoformat(): dict.fromkeys(LEVELS, 0) for i in range(30)}
+    for row in db.query(
+        "select substr(first_sent_at, 1, 10) as day, severity, count(*) as n from incidents "
+        "where active = 1 and suppressed = 0 and first_sent_at >= ? group by day, severity",
+        [first.isoformat()],
+    ):
+        if row["day"] in days:
+            days[row["day"]][row["severity"]] = row["n"]
+    return tuple(TrendDay(day, counts) for day, counts in days.items())
+
+
+def record(
+    db: Database,
+    digest: Digest,
+    *,
+    status: str,
+    transport: str,
+    html_path: str | None,
+    error: str | None = None,
+) -> int:
+    """Write the digest row; a sent one also records what it reported, in one transaction."""
+    with transaction(db):
+        table = db.table("digests")
+        table.insert(
+            {
+                "created_at": digest.created_at,
+                "period_since": digest.period_since,
+                "period_until": digest.period_until,
+                "status": status,
+                "transport": transport,
+                "verdict": digest.verdict,
+                "html_path": html_path,
+                "sent_at": utc_now() if status == "sent" else None,
+                "error": error,
+            }
+        )
+        digest_id = int(table.last_pk or 0)
+        if status == "sent":
+            items = [
+                {"digest_id": digest_id, "kind": "incident", "item_id": i.id,
+                 "unique_exposed": i.unique_exposed}
+                for i in (*digest.new, *digest.grown)
+            ] + [
+                {"digest_id": digest_id, "kind": "run", "item_id": run_id, "unique_exposed": None}
+                for run_id in (r.id for r in digest.health.failed_runs)
+            ]  # fmt: skip
+            db.table("digest_items").insert_all(items, replace=True)
+    return digest_id
+
+
+def sent_today(db: Database, now: datetime) -> bool:
+    today = now.astimezone(UTC).strftime("%Y-%m-%d")
+    rows = db.query(
+        "select 1 from digests where status = 'sent' and substr(sent_at, 1, 10) = ? limit 1",
+        [today],
+    )
+    return any(True for _ in rows)

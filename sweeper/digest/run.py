@@ -1,0 +1,148 @@
+"""``sweeper digest``: build, write, deliver, and remember what was reported.
+
+Exactly once: what a digest reported is recorded only after the delivery succeeded, in the
+same transaction as the digest itself. A failed (or uncertain) delivery leaves everything
+pending for the next digest; a second ``--send`` on the same day with nothing new sends
+nothing, unless ``--resend``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from ..auth import make_credential
+from ..config import Settings
+from ..errors import DeliveryError, GraphError, StorageError
+from ..graph import GraphGateway
+from . import queries
+from .deliver import email_message, graph_payload, send_smtp
+from .model import Digest
+from .render import render_html, render_text
+
+
+@dataclass
+class Outcome:
+    status: str  # sent | written | nothing | failed | dry-run
+    message: str
+    digest: Digest | None = None
+    html_path: Path | None = None
+    text: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 3 if self.status == "failed" else 0
+
+
+def run_digest(
+    db: Database,
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    since: str | None = None,
+    send: bool = False,
+    dry_run: bool = False,
+    resend: bool = False,
+    out: Path | None = None,
+    now: datetime | None = None,
+) -> Outcome:
+    now = now or datetime.now(UTC)
+    if send:
+        settings.digest.check_sendable(env)
+    digest = queries.build(db, now, since=since, resend=resend)
+    if send and not resend and digest.nothing_new:
+        if queries.sent_today(db, now):
+            return Outcome(
+                "nothing",
+                "Nothing new since today's digest: nothing sent (--resend sends it again).",
+                digest,
+            )
+        if not settings.digest.all_clear:
+            return Outcome(
+                "nothing", "Nothing new: no all clear sent (digest.all_clear = false).", digest
+            )
+    html, text = render_html(digest), render_text(digest)
+    if dry_run:
+        return Outcome("dry-run", digest.verdict, digest, text=text)
+    path = write_private(report_path(settings, out, now), html)
+    if not send:
+        queries.record(db, digest, status="written", transport="none", html_path=str(path))
+        return Outcome("written", f"{digest.verdict}\nWritten to {path} (not sent).", digest, path)
+    try:
+        _deliver(settings, env, digest, html, text)
+    except (DeliveryError, GraphError) as exc:
+        queries.record(
+            db,
+            digest,
+            status="failed",
+            transport=settings.digest.transport,
+            html_path=str(path),
+            error=str(exc),
+        )
+        return Outcome(
+            "failed",
+            f"The digest was not delivered: {exc}. Everything stays pending for the next one.",
+            digest,
+            path,
+        )
+    queries.record(
+        db, digest, status="sent", transport=settings.digest.transport, html_path=str(path)
+    )
+    recipients = ", ".join(settings.digest.recipients)
+    return Outcome(
+        "sent",
+        f"{digest.verdict}\nSent by {settings.digest.transport} to {recipients}; "
+        f"a copy is in {path}.",
+        digest,
+        path,
+    )
+
+
+def report_path(settings: Settings, out: Path | None, now: datetime) -> Path:
+    name = f"digest-{now:%Y-%m-%d}.html"
+    if out is None:
+        return settings.digest.reports_dir / name
+    return out / name if out.is_dir() else out
+
+
+def write_private(path: Path, content: str) -> Path:
+    """Write a file only its owner can read; the digest names incidents and senders."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(content)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def _deliver(
+    settings: Settings, env: Mapping[str, str], digest: Digest, html: str, text: str
+) -> None:
+    config = settings.digest
+    sender = config.sender or ""
+    if config.transport == "smtp":
+        message = email_message(digest.subject_line, html, text, sender, config.recipients)
+        send_smtp(config, env, message, settings.ca_bundle)
+        return
+    payload = graph_payload(digest.subject_line, html, config.recipients, config.save_to_sent_items)
+    asyncio.run(_send_graph(settings, env, sender, payload))
+
+
+async def _send_graph(
+    settings: Settings, env: Mapping[str, str], sender: str, payload: dict[str, object]
+) -> None:
+    credential = make_credential(settings, env)
+    ca_bundle = str(settings.ca_bundle) if settings.ca_bundle else None
+    async with GraphGateway(
+        settings.graph_url, settings.graph_scope, credential, ca_bundle=ca_bundle
+    ) as gateway:
+        await gateway.send_mail(sender, payload)

@@ -1,0 +1,397 @@
+"""The DPO's digest: content, escaping, masking, delivery by Graph and SMTP, exactly once."""
+
+from __future__ import annotations
+
+import email
+import socket
+import sqlite3
+import ssl
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from conftest import DAY_INCIDENTS, Sweeper, write_config
+
+from sweeper import store
+from sweeper.config import load_settings
+from sweeper.digest.run import run_digest
+from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO, recipient
+
+GRAPH_DIGEST = f"""
+[digest]
+transport = "graph"
+sender = "{DIGEST_SENDER}"
+recipients = ["{DPO}"]
+"""
+
+
+def with_digest(sweeper: Sweeper, text: str = GRAPH_DIGEST) -> None:
+    write_config(sweeper.config, sweeper.config.read_text() + text)
+
+
+def external_addresses(sweeper: Sweeper) -> list[str]:
+    conn = sqlite3.connect(sweeper.db)
+    try:
+        rows = conn.execute("select distinct address from finding_addresses where external = 1")
+        return [r[0] for r in rows]
+    finally:
+        conn.close()
+
+
+class Elements(HTMLParser):
+    """Every start tag and its attributes, to check what a mail client would run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+
+def elements(html: str) -> Elements:
+    parser = Elements()
+    parser.feed(html)
+    return parser
+
+
+@pytest.fixture
+def swept(sweeper: Sweeper, tmp_path: Path) -> Sweeper:
+    with_digest(sweeper, GRAPH_DIGEST + f'reports_dir = "{tmp_path / "reports"}"\n')
+    assert sweeper.run("sweep").exit_code == 0
+    return sweeper
+
+
+def test_the_digest_says_what_needs_doing_and_masks_every_address(swept: Sweeper) -> None:
+    result = swept.run("digest")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{DAY_INCIDENTS} new incidents need review, 3 critical")
+    path = Path(result.output.split("Written to ")[1].split(" (not sent)")[0])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    html = path.read_text()
+    text = swept.run("digest", "--dry-run").output
+    swept_count = len([u for u in swept.fake.tenant.users if u.enabled and u.has_mailbox])
+    for body in (html, text):
+        assert "Victim satisfaction survey - your views" in body
+        assert "1136 unique addresses in 7 messages (largest batch 198)" in body
+        assert "critical for 100+ addresses" in body
+        assert f"{swept_count} swept, 4 skipped (no mailbox), 0 failed" in body
+        assert "100.0% of readable mailboxes" in body
+        assert "Working group agenda" in body  # a low incident is still reported
+    addresses = external_addresses(swept)
+    assert len(addresses) > 1500
+    leaked = [a for a in addresses if a in html or a in text]
+    assert leaked == []
+    assert html.count("***@") >= 3 * DAY_INCIDENTS - 2  # a few masked samples each
+
+
+def test_article_33_clock_is_shown_for_high_and_critical_only(swept: Sweeper) -> None:
+    text = swept.run("digest", "--dry-run").output
+    blocks = text.split("\n[")[1:]
+    for block in blocks:
+        severity = block.split("]")[0]
+        has_clock = "ARTICLE 33:" in block
+        assert has_clock == (severity in ("CRITICAL", "HIGH")), block[:60]
+    conn = sqlite3.connect(swept.db)
+    detected = conn.execute("select created_at from incidents where id = 1").fetchone()[0]
+    conn.close()
+    deadline = datetime.fromisoformat(detected) + timedelta(hours=72)
+    assert f"report by {deadline:%d %b %Y %H:%M UTC}".replace("by 0", "by ") in text
+
+
+def test_the_html_is_safe_for_mail_clients(swept: Sweeper) -> None:
+    html = Path(swept.run("digest").output.split("Written to ")[1].split(" (")[0]).read_text()
+    tags = elements(html).tags
+    names = {t for t, _ in tags}
+    assert not names & {"script", "link", "iframe", "object", "style", "img", "form"}
+    attrs = [(t, a) for t, attrs in tags for a, _ in attrs]
+    assert not [a for _, a in attrs if a.startswith("on")]
+    assert any(a == "style" for _, a in attrs)  # CSS inlined into the elements
+    assert "http://" not in html and "https://" not in html  # no remote assets
+    assert "<table" in html and 'width="100%"' in html
+
+
+def test_a_hostile_subject_comes_out_escaped(sweeper: Sweeper, tmp_path: Path) -> None:
+    sender = sweeper.fake.tenant.user("victim.care@northwick.example")
+    assert sender is not None
+    hostile = '<script>alert("x")</script><img src=x onerror="alert(1)">'
+    message = dict(sender.sent[0])
+    message.update(
+        id="AAMkAGhostile",
+        internetMessageId="<hostile@northwick.example>",
+        subject=hostile,
+        conversationId="AAQkAGhostile",
+        toRecipients=[recipient(f"reader{i}@gmail.com") for i in range(12)],
+        ccRecipients=[],
+    )
+    sender.sent.insert(0, message)
+    with_digest(sweeper, GRAPH_DIGEST + f'reports_dir = "{tmp_path}"\n')
+    assert sweeper.run("sweep").exit_code == 0
+
+    html = Path(sweeper.run("digest").output.split("Written to ")[1].split(" (")[0]).read_text()
+
+    assert "&lt;script&gt;alert(" in html
+    assert "&lt;img src=x onerror=" in html
+    tags = elements(html).tags
+    assert not [t for t, _ in tags if t in ("script", "img")]
+    assert not [a for _, attrs in tags for a, _ in attrs if a.startswith("on")]
+
+
+def test_graph_delivery_sends_once_and_saves_to_sent_items_as_configured(swept: Sweeper) -> None:
+    result = swept.run("digest", "--send")
+
+    assert result.exit_code == 0, result.output
+    assert f"Sent by graph to {DPO}" in result.output
+    [mail] = swept.fake.sent_mail
+    assert mail["sender"] == DIGEST_SENDER
+    assert mail["saveToSentItems"] is False
+    message = mail["message"]
+    assert message["subject"] == f"sweeper: {DAY_INCIDENTS} new incidents need review, 3 critical"
+    assert message["toRecipients"] == [{"emailAddress": {"address": DPO}}]
+    assert message["body"]["contentType"] == "HTML"
+    assert "Victim satisfaction survey" in message["body"]["content"]
+    posts = [e for e in swept.fake.log if e.path.lower().endswith("/sendmail")]
+    assert [e.status for e in posts] == [202]
+
+
+def test_a_503_is_not_retried_and_leaves_everything_pending(swept: Sweeper) -> None:
+    swept.fake.add_fault(path="/sendMail", status=503, times=1, retry_after=1)
+
+    failed = swept.run("digest", "--send")
+
+    assert failed.exit_code == 3
+    assert "may or may not have been sent" in failed.output
+    assert "Everything stays pending" in failed.output
+    posts = [e for e in swept.fake.log if e.path.lower().endswith("/sendmail")]
+    assert [e.status for e in posts] == [503]  # one POST: the SDK did not retry it
+
+    again = swept.run("digest", "--send")
+    assert again.exit_code == 0
+    assert f"{DAY_INCIDENTS} new incidents need review" in again.output
+    assert len(swept.fake.sent_mail) == 1
+
+
+def test_exactly_once_across_two_runs_and_resend_on_request(swept: Sweeper) -> None:
+    assert swept.run("digest", "--send").exit_code == 0
+    second = swept.run("digest", "--send")
+    assert second.exit_code == 0
+    assert "Nothing new since today's digest" in second.output
+    assert len(swept.fake.sent_mail) == 1
+
+    resent = swept.run("digest", "--send", "--resend")
+    assert resent.exit_code == 0
+    assert len(swept.fake.sent_mail) == 2
+    assert (
+        swept.fake.sent_mail[1]["message"]["subject"]
+        == (swept.fake.sent_mail[0]["message"]["subject"])
+    )
+
+
+def test_a_grown_incident_and_a_failed_run_are_reported_once_each(swept: Sweeper) -> None:
+    assert swept.run("digest", "--send").exit_code == 0
+    service = swept.fake.tenant.user("victim.care@northwick.example")
+    assert service is not None
+    late = dict(service.sent[0])
+    last = max(datetime.fromisoformat(m["sentDateTime"]) for m in service.sent)
+    late.update(
+        id="AAMkAGlate",
+        internetMessageId="<late@northwick.example>",
+        sentDateTime=(last + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        toRecipients=[recipient(f"late{i}@gmail.com") for i in range(20)],
+        ccRecipients=[],
+    )
+    service.sent.insert(0, late)
+    swept.fake.add_fault(mailbox="clinic.bookings@northwick.example", status=500, times=None)
+    assert swept.run("sweep").exit_code == 1
+
+    settings = load_settings(swept.config, swept.env())
+    db = store.open_db(swept.db)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    outcome = run_digest(db, settings, swept.env(), send=True, now=tomorrow)
+
+    assert outcome.status == "sent"
+    assert outcome.digest is not None
+    assert outcome.digest.verdict == (
+        "1 incident grew since reported; sweep incomplete: 1 mailbox not read"
+    )
+    [grown] = outcome.digest.grown
+    assert (grown.reported_before, grown.unique_exposed) == (1136, 1156)
+    text = swept.fake.sent_mail[-1]["message"]["body"]["content"]
+    assert "1136 → 1156 people (+20)" in text
+    assert "clinic.bookings@northwick.example: 500" in text
+
+    later = run_digest(db, settings, swept.env(), send=True, now=tomorrow + timedelta(days=1))
+    assert later.digest is not None
+    assert later.digest.grown == () and later.digest.health.failed_runs == ()
+    assert later.digest.verdict == "No sweep ran since the last digest: nothing was checked"
+
+
+def test_an_all_clear_is_sent_when_nothing_is_new_unless_turned_off(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    for user in sweeper.fake.tenant.users:
+        user.sent = [m for m in user.sent if m["subject"] in ("Rota", "Minutes")]
+    with_digest(sweeper, GRAPH_DIGEST + f'reports_dir = "{tmp_path}"\n')
+    assert sweeper.run("sweep").exit_code == 0
+
+    result = sweeper.run("digest", "--send")
+
+    assert result.exit_code == 0
+    swept_count = len([u for u in sweeper.fake.tenant.users if u.enabled and u.has_mailbox])
+    subject = sweeper.fake.sent_mail[0]["message"]["subject"]
+    assert subject == f"sweeper: All clear: no new incidents; {swept_count} mailboxes swept"
+
+    write_config(sweeper.config, sweeper.config.read_text() + "all_clear = false\n")
+    settings = load_settings(sweeper.config, sweeper.env())
+    db = store.open_db(sweeper.db)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    quiet = run_digest(db, settings, sweeper.env(), send=True, now=tomorrow)
+    assert quiet.status == "nothing"
+    assert len(sweeper.fake.sent_mail) == 1
+
+
+@pytest.mark.parametrize(
+    ("toml", "named"),
+    [
+        ('[digest]\ntransport = "pigeon"\n', "digest.transport"),
+        ('[digest]\nrecipients = ["not an address"]\n', "digest.recipients[0]"),
+        ('[digest]\nsmtp_password = "hunter2hunter2"\n', "digest.smtp_password: secrets"),
+        ("[digest]\nsmtp_port = 0\n", "digest.smtp_port"),
+    ],
+)
+def test_bad_digest_settings_are_named(swept: Sweeper, toml: str, named: str) -> None:
+    write_config(swept.config, swept.config.read_text().split("[digest]")[0] + toml)
+    result = swept.run("digest")
+    assert result.exit_code == 2
+    assert named in result.output
+
+
+def test_sending_needs_recipients_and_a_sender(swept: Sweeper) -> None:
+    write_config(swept.config, swept.config.read_text().split("[digest]")[0])
+    result = swept.run("digest", "--send")
+    assert result.exit_code == 2
+    assert "digest.recipients: must list at least one address" in result.output
+    assert swept.fake.sent_mail == []
+
+
+# -- SMTP ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Relay:
+    """A real SMTP server on loopback: STARTTLS required, then LOGIN, then mail."""
+
+    host: str
+    port: int
+    ca: Path
+    received: list[Message] = field(default_factory=list)
+    logins: list[str] = field(default_factory=list)
+    tls_seen: list[bool] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        self.tls_seen.append(session.ssl is not None)
+        self.received.append(email.message_from_bytes(envelope.original_content or b""))
+        return "250 OK"
+
+    def authenticate(
+        self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and data.password == b"relay-test-password"
+        if ok:
+            self.logins.append(data.login.decode())
+        return AuthResult(success=ok, handled=False)  # the server answers 235 or 535
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[Relay]:
+    ca = trustme.CA()
+    ca_path = tmp_path / "relay-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    handler = Relay("127.0.0.1", free_port(), ca_path)
+    controller = Controller(
+        handler,
+        hostname=handler.host,
+        port=handler.port,
+        tls_context=server_ctx,
+        require_starttls=True,
+        authenticator=handler.authenticate,
+        auth_required=True,
+    )
+    controller.start()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+def smtp_digest(relay: Relay, tmp_path: Path) -> str:
+    return f"""
+[digest]
+transport = "smtp"
+sender = "sweeper@northwick.example"
+recipients = ["dpo@northwick.example", "deputy.dpo@northwick.example"]
+smtp_host = "{relay.host}"
+smtp_port = {relay.port}
+smtp_username = "sweeper-relay"
+reports_dir = "{tmp_path}"
+"""
+
+
+def test_smtp_delivery_uses_starttls_and_login_and_sends_both_parts(
+    sweeper: Sweeper, relay: Relay, tmp_path: Path
+) -> None:
+    with_digest(sweeper, smtp_digest(relay, tmp_path))
+    assert sweeper.run("sweep").exit_code == 0
+    env = sweeper.env(SWEEPER_SMTP_PASSWORD="relay-test-password", SSL_CERT_FILE=str(relay.ca))
+
+    result = sweeper.run("digest", "--send", env=env)
+
+    assert result.exit_code == 0, result.output
+    assert relay.tls_seen == [True]
+    assert relay.logins == ["sweeper-relay"]
+    [mail] = relay.received
+    assert mail["Subject"] == f"sweeper: {DAY_INCIDENTS} new incidents need review, 3 critical"
+    assert mail["To"] == "dpo@northwick.example, deputy.dpo@northwick.example"
+    assert mail.get_content_type() == "multipart/alternative"
+    parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in mail.walk()
+             if not p.is_multipart()}  # fmt: skip
+    assert set(parts) == {"text/plain", "text/html"}
+    assert "1136 unique addresses in 7 messages" in parts["text/plain"]
+    assert "1136 unique addresses in 7 messages" in parts["text/html"]
+    assert not [a for a in external_addresses(sweeper) if a in parts["text/html"]]
+
+
+def test_a_refused_smtp_login_keeps_everything_pending(
+    sweeper: Sweeper, relay: Relay, tmp_path: Path
+) -> None:
+    with_digest(sweeper, smtp_digest(relay, tmp_path))
+    assert sweeper.run("sweep").exit_code == 0
+    env = sweeper.env(SWEEPER_SMTP_PASSWORD="wrong", SSL_CERT_FILE=str(relay.ca))
+
+    result = sweeper.run("digest", "--send", env=env)
+
+    assert result.exit_code == 3
+    assert "the relay refused the login" in result.output
+    assert "wrong" not in result.output
+    assert relay.received == []
+    env["SWEEPER_SMTP_PASSWORD"] = "relay-test-password"
+    assert sweeper.run("digest", "--send", env=env).exit_code == 0
+    assert len(relay.received) == 1

@@ -1,0 +1,99 @@
+"""The digest as a person sees it: rendered by a real Chromium at desktop and phone widths.
+
+CI installs Chromium from Debian's packages (see .ci/run). Elsewhere, without a Chromium,
+these tests are skipped with a message saying how to install one.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Sweeper, write_config
+
+from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium on this machine: install it with `apt-get install chromium` "
+    "(CI does) to run the browser tests",
+)
+
+# Elements whose right edge lies beyond the viewport, and the page's own width.
+OVERFLOW = """
+() => {
+  const width = window.innerWidth;
+  const wide = [...document.querySelectorAll('body *')]
+    .filter(e => e.getBoundingClientRect().right > width + 1)
+    .map(e => e.tagName + (e.className ? '.' + e.className : ''));
+  return {width, scroll: document.documentElement.scrollWidth, wide};
+}
+"""
+
+
+@pytest.fixture
+def browser(digest_file: Path) -> Iterator[Any]:
+    """Started after the digest is made: Playwright keeps an event loop in this thread."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def digest_file(sweeper: Sweeper, tmp_path: Path) -> Path:
+    write_config(
+        sweeper.config,
+        sweeper.config.read_text()
+        + f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n',
+    )
+    assert sweeper.run("sweep").exit_code == 0
+    out = tmp_path / "digest.html"
+    assert sweeper.run("digest", "--out", str(out)).exit_code == 0
+    return out
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 900), (375, 740)])
+def test_the_digest_fits_the_screen(
+    browser: Any, digest_file: Path, width: int, height: int
+) -> None:
+    page = browser.new_page(viewport={"width": width, "height": height})
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(digest_file.as_uri())
+
+    layout = page.evaluate(OVERFLOW)
+
+    assert layout["scroll"] <= width, layout
+    assert layout["wide"] == []
+    assert requests == [digest_file.as_uri()]  # nothing fetched from anywhere else
+    verdict = page.locator("body").inner_text().splitlines()[0]
+    assert verdict.endswith("new incidents need review, 3 critical")
+    page.close()
+
+
+def test_the_verdict_is_the_first_thing_on_a_phone(browser: Any, digest_file: Path) -> None:
+    page = browser.new_page(viewport={"width": 375, "height": 740})
+    page.goto(digest_file.as_uri())
+    box = page.get_by_text("new incidents need review").first.bounding_box()
+    assert box is not None and box["y"] < 100
+    cards = page.locator("text=/Incident \\d+:/").count()
+    assert cards >= 8
+    page.close()
