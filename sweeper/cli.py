@@ -27,6 +27,7 @@ from .digest.run import run_digest
 from .errors import ConfigError, StorageError, SweeperError
 from .fakegraph.tenant import MIN_USERS
 from .incident_store import list_incidents
+from .nightly import AlreadyRunning, lock_path_for, run_nightly, single_run
 from .reclassify import reclassify as rejudge
 from .severity import LEVELS
 from .sweep import MailboxResult, Window, sweep_tenant
@@ -328,3 +329,64 @@ def digest(
     )
     click.echo(outcome.text if outcome.text is not None else outcome.message)
     sys.exit(outcome.exit_code)
+
+
+@main.command()
+@click.pass_context
+@exits_cleanly
+def nightly(ctx: click.Context) -> None:
+    """Run the nightly job: sweep the default window, then send the digest; one at a time."""
+    settings = _settings(ctx)
+    try:
+        with single_run(lock_path_for(settings)):
+            result = run_nightly(settings, os.environ)
+    except AlreadyRunning as exc:
+        click.echo(f"sweeper: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo("\n".join(result.lines))
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.pass_context
+@exits_cleanly
+def schedule(ctx: click.Context) -> None:
+    """Stay running and run the nightly job on the configured cron schedule (see [schedule])."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from .schedule import add_nightly, cron_trigger, next_times, stop_on_sigterm
+
+    settings = _settings(ctx)
+    plan = settings.schedule
+    scheduler = BlockingScheduler(timezone=plan.timezone)
+    add_nightly(
+        scheduler,
+        lambda: scheduled_run(settings),
+        plan.cron,
+        plan.timezone,
+        plan.misfire_grace_minutes * 60,
+    )
+    stop_on_sigterm(scheduler)
+    logging.getLogger("sweeper").setLevel(logging.INFO)  # a service's log says what it does
+    upcoming = next_times(cron_trigger(plan.cron, plan.timezone), datetime.now(UTC), 1)
+    log.info(
+        "sweeper schedule: '%s' in %s; next run at %s",
+        plan.cron,
+        plan.timezone,
+        upcoming[0].isoformat() if upcoming else "never",
+    )
+    scheduler.start()
+    log.info("sweeper schedule stopped")
+
+
+def scheduled_run(settings: Settings) -> None:
+    """One nightly run from the scheduler; its outcome goes to the log."""
+    try:
+        with single_run(lock_path_for(settings)):
+            result = run_nightly(settings, os.environ)
+    except SweeperError as exc:
+        log.error("nightly run failed: %s", exc)
+        return
+    for line in result.lines:
+        log.info("%s", line)
+    log.info("nightly run finished with exit code %d", result.exit_code)

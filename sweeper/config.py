@@ -87,6 +87,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "smtp_starttls": bool,
         "smtp_username": str,
     },
+    "schedule": {"cron": str, "timezone": str, "misfire_grace_minutes": int},
 }
 _ALLOW_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "name": str,
@@ -130,6 +131,15 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class ScheduleSettings:
+    """When ``sweeper schedule`` runs the nightly job."""
+
+    cron: str = "30 5 * * *"
+    timezone: str = "UTC"
+    misfire_grace_minutes: int = 360  # a run late by up to 6 hours still runs
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs to know, already checked. Holds no secret."""
 
@@ -152,6 +162,7 @@ class Settings:
     allow: tuple[AllowRule, ...] = ()
     incident_window: timedelta = timedelta(hours=24)
     digest: DigestSettings = DigestSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
     @property
     def graph_scope(self) -> str:
@@ -222,6 +233,7 @@ def load_settings(
             hours=_positive("incidents.window_hours", incidents.get("window_hours", 24))
         ),
         digest=_digest(raw.get("digest", {}), path),
+        schedule=_schedule(raw.get("schedule", {})),
     )
 
 
@@ -512,3 +524,21 @@ def _digest(raw: dict[str, Any], config_path: Path | None) -> DigestSettings:
         smtp_starttls=raw.get("smtp_starttls", default.smtp_starttls),
         smtp_username=raw.get("smtp_username") or None,
     )
+
+
+def _schedule(raw: dict[str, Any]) -> ScheduleSettings:
+    from .schedule import cron_trigger  # checks the expression and the zone
+
+    default = ScheduleSettings()
+    settings = ScheduleSettings(
+        cron=raw.get("cron", default.cron),
+        timezone=raw.get("timezone", default.timezone),
+        misfire_grace_minutes=_int_between(
+            "schedule.misfire_grace_minutes",
+            raw.get("misfire_grace_minutes", default.misfire_grace_minutes),
+            1,
+            24 * 60,
+        ),
+    )
+    cron_trigger(settings.cron, settings.timezone)
+    return settings

@@ -1,0 +1,15 @@
+"""Scheduled entry point: the nightly job (sweep, then digest), one run at a time.
+
+For cron and systemd: ``python jobs/nightly.py [--config PATH]`` (the same as
+``sweeper [--config PATH] nightly``). Exit codes: 0 all good, 1 some mailboxes failed (the
+digest was sent and says so), 2 configuration error, 3 the run failed or another holds the lock.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from sweeper.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main([*sys.argv[1:], "nightly"]))

@@ -1,0 +1,114 @@
+"""The nightly job: sweep the default window, then send the digest. One run at a time.
+
+Exit codes: 0 all good; 1 partial (some mailboxes failed; the digest was still sent and
+says so); 2 a configuration error; 3 the run failed (sign-in refused, the digest could not
+be delivered, or another run holds the lock).
+
+The lock is an ``flock`` on a file beside the database: the kernel drops it when the
+process ends, however it ends, so a crashed run never blocks the next night. Runs a crash
+left marked ``running`` are marked failed at the next start, so the digest reports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from . import output, store
+from .config import Settings
+from .digest.run import run_digest
+from .errors import SweeperError
+from .sweep import Window, sweep_tenant
+
+
+class AlreadyRunning(SweeperError):
+    """Another nightly run holds the lock."""
+
+
+@dataclass
+class NightlyResult:
+    exit_code: int
+    lines: list[str]
+
+
+@contextmanager
+def single_run(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock for the whole run, or raise AlreadyRunning at once."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            raise AlreadyRunning(
+                f"another nightly run holds {lock_path} ({holder}); this one did nothing"
+            ) from None
+        os.ftruncate(fd, 0)
+        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def lock_path_for(settings: Settings) -> Path:
+    return settings.database.with_name(settings.database.name + ".lock")
+
+
+def mark_interrupted(db: Database) -> int:
+    """Runs still marked running when no run can be (we hold the lock) were cut short."""
+    stale = [r["id"] for r in db.query("select id from runs where status = 'running'")]
+    with store.transaction(db):
+        for run_id in stale:
+            db.table("runs").update(
+                run_id,
+                {
+                    "status": "failed",
+                    "finished_at": store.utc_now(),
+                    "error": "interrupted: the process ended before the run finished",
+                },
+            )
+    return len(stale)
+
+
+def run_nightly(
+    settings: Settings, env: Mapping[str, str], *, now: datetime | None = None
+) -> NightlyResult:
+    """Sweep, then digest. The caller holds the lock (see :func:`single_run`)."""
+    db = store.open_db(settings.database)
+    try:
+        return _sweep_then_digest(db, settings, env, now)
+    finally:
+        db.conn.close()
+
+
+def _sweep_then_digest(
+    db: Database, settings: Settings, env: Mapping[str, str], now: datetime | None
+) -> NightlyResult:
+    lines: list[str] = []
+    interrupted = mark_interrupted(db)
+    if interrupted:
+        lines.append(f"{interrupted} earlier run(s) had been interrupted; marked failed.")
+    until = now or datetime.now(UTC)
+    window = Window(until - settings.window - settings.overlap, until)
+    report = asyncio.run(sweep_tenant(settings, env, db, window))
+    lines.append(output.run_summary(report))
+    send = bool(settings.digest.recipients)
+    digest = run_digest(db, settings, env, send=send, now=now)
+    lines.append(digest.message if send else f"{digest.message}\n(no digest.recipients: not sent)")
+    if report.status == "failed" or digest.status == "failed":
+        code = 3
+    elif report.status == "partial":
+        code = 1
+    else:
+        code = 0
+    return NightlyResult(code, lines)

@@ -1,0 +1,131 @@
+"""``sweeper schedule``: a long-running scheduler for hosts without cron or systemd timers.
+
+APScheduler's own defaults would hurt here: a job late by more than one second is skipped
+(``misfire_grace_time=1``), and a trigger built without a zone uses the machine's. So the
+trigger always gets the configured zone, a late run still runs within a grace of hours
+(default 6), missed runs are coalesced into one, and only one instance runs at a time.
+
+The cron expression is the usual five fields with the usual day-of-week numbers (0 and 7
+are Sunday); APScheduler's ``from_crontab`` counts 0 as Monday, so days are translated to
+names here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+from collections.abc import Callable
+from datetime import datetime
+from types import FrameType
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+JOB_ID = "nightly"
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _day(token: str) -> str:
+    if token.isdigit():
+        number = int(token)
+        if number > 7:
+            raise ValueError(token)
+        return _DAYS[number]
+    return token.lower()
+
+
+def _days(field: str) -> str:
+    """Crontab day-of-week (0/7 = Sunday) to APScheduler's names: ``1-5`` → ``mon-fri``."""
+    parts = []
+    for item in field.split(","):
+        if item == "*" or item.startswith("*/"):
+            parts.append(item)
+            continue
+        bounds = item.split("-")
+        if len(bounds) > 2 or not all(re.fullmatch(r"[0-7]|[a-zA-Z]{3}", b) for b in bounds):
+            raise ValueError(item)
+        parts.append("-".join(_day(b) for b in bounds))
+    return ",".join(parts)
+
+
+def cron_trigger(expression: str, timezone: str) -> CronTrigger:
+    """A trigger for a five-field crontab expression in an explicit IANA time zone."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("schedule.timezone", f"{timezone!r} is not an IANA time zone") from None
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ConfigError("schedule.cron", f"{expression!r} needs five fields: m h dom mon dow")
+    minute, hour, day, month, day_of_week = fields
+    try:
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_days(day_of_week),
+            timezone=zone,
+        )
+    except ValueError as exc:
+        raise ConfigError("schedule.cron", f"{expression!r} is not valid: {exc}") from None
+
+
+def add_nightly(
+    scheduler: BaseScheduler,
+    job: Callable[[], Any],
+    expression: str,
+    timezone: str,
+    grace_seconds: int,
+) -> None:
+    scheduler.add_job(
+        job,
+        cron_trigger(expression, timezone),
+        id=JOB_ID,
+        name="sweeper nightly",
+        misfire_grace_time=grace_seconds,
+        coalesce=True,
+        max_instances=1,
+        replace_existing=True,
+    )
+
+    def after(event: JobExecutionEvent) -> None:
+        if event.exception is not None:
+            log.error("the nightly job failed: %s", event.exception)
+        next_run = scheduler.get_job(JOB_ID)
+        if next_run is not None and next_run.next_run_time is not None:
+            log.info("next run at %s", next_run.next_run_time.isoformat())
+
+    scheduler.add_listener(after, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+
+
+def next_times(trigger: CronTrigger, start: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times after ``start``, as the scheduler computes them."""
+    times: list[datetime] = []
+    previous: datetime | None = None
+    now = start
+    for _ in range(count):
+        fire = trigger.get_next_fire_time(previous, now)
+        if fire is None:
+            break
+        times.append(fire)
+        previous, now = fire, fire
+    return times
+
+
+def stop_on_sigterm(scheduler: BaseScheduler) -> None:
+    """SIGTERM (systemd, docker stop) and SIGINT end the scheduler after the running job."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping after the running job, if any", signum)
+        scheduler.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
