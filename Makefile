@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+NPM    := $(shell command -v npm 2>/dev/null)
+
 .PHONY: demo test lint types pytest clean
 
 $(STAMP): pyproject.toml constraints.txt
@@ -26,8 +28,14 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy sweeper
 
-pytest: $(STAMP)
+# Azurite (the Azure Storage emulator) for the blob-state tests, from the npm registry.
+# Without npm those tests are skipped and say so.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+pytest: $(STAMP) $(if $(NPM),node_modules/.installed)
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache

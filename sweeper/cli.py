@@ -375,8 +375,10 @@ def schedule(ctx: click.Context) -> None:
         plan.timezone,
         upcoming[0].isoformat() if upcoming else "never",
     )
-    scheduler.start()
-    log.info("sweeper schedule stopped")
+    try:
+        scheduler.start()
+    finally:
+        log.info("sweeper schedule stopped")
 
 
 def scheduled_run(settings: Settings) -> None:
@@ -390,3 +392,7 @@ def scheduled_run(settings: Settings) -> None:
     for line in result.lines:
         log.info("%s", line)
     log.info("nightly run finished with exit code %d", result.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -125,7 +125,10 @@ def stop_on_sigterm(scheduler: BaseScheduler) -> None:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the running job, if any", signum)
-        scheduler.shutdown(wait=True)
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+        else:  # not started yet: nothing to wait for
+            raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,29 @@
+"""sweeper's nightly job as an Azure Function (Python v2 programming model).
+
+The timer fires at 05:30 UTC: NCRONTAB has six fields, seconds first, and runs in UTC
+(WEBSITE_TIME_ZONE is not honoured on Linux Consumption plans). The database lives in Blob
+Storage under a lease (see README.md); Graph is signed in with the app's managed identity.
+"""
+
+import logging
+import os
+
+import azure.functions as func
+
+from sweeper.hosting import run_in_function
+
+app = func.FunctionApp()
+
+
+@app.timer_trigger(
+    schedule="0 30 5 * * *", arg_name="timer", run_on_startup=False, use_monitor=True
+)
+def nightly(timer: func.TimerRequest) -> None:
+    result = run_in_function(timer.past_due, os.environ)
+    for line in result.lines:
+        logging.info(line)
+    if result.exit_code == 3:
+        # A failed run must show as a failed invocation in the portal and in alerts.
+        raise RuntimeError("sweeper nightly run failed; see the log lines above")
+    if result.exit_code == 1:
+        logging.warning("sweeper nightly: some mailboxes could not be read (see the digest)")

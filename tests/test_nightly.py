@@ -1,0 +1,129 @@
+"""The nightly job: sweep then digest, honest exit codes, never two at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DAY_FINDINGS, Sweeper, write_config
+
+from sweeper import store
+from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
+from sweeper.nightly import AlreadyRunning, single_run
+
+
+@pytest.fixture
+def nightly(sweeper: Sweeper, tmp_path: Path) -> Sweeper:
+    write_config(
+        sweeper.config,
+        sweeper.config.read_text()
+        + f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n'
+        f'reports_dir = "{tmp_path / "reports"}"\n',
+    )
+    return sweeper
+
+
+def lock_of(sweeper: Sweeper) -> Path:
+    return sweeper.db.with_name(sweeper.db.name + ".lock")
+
+
+def test_a_good_night_sweeps_sends_the_digest_and_exits_0(nightly: Sweeper) -> None:
+    result = nightly.run("nightly")
+
+    assert result.exit_code == 0, result.output
+    assert f"{DAY_FINDINGS} new findings" in result.output
+    assert f"Sent by graph to {DPO}" in result.output
+    assert len(nightly.fake.sent_mail) == 1
+
+
+def test_a_partial_night_still_sends_the_digest_and_exits_1(nightly: Sweeper) -> None:
+    nightly.fake.add_fault(mailbox="clinic.bookings@northwick.example", status=500, times=None)
+
+    result = nightly.run("nightly")
+
+    assert result.exit_code == 1
+    [mail] = nightly.fake.sent_mail
+    assert "sweep incomplete: 1 mailbox not read" in mail["message"]["subject"]
+
+
+def test_a_failed_night_exits_3_and_the_digest_says_the_sweep_failed(
+    nightly: Sweeper,
+) -> None:
+    nightly.fake.roles = ("Mail.Send",)  # cannot list users or domains
+
+    result = nightly.run("nightly")
+
+    assert result.exit_code == 3
+    assert "The run failed: Graph refused access: 403" in result.output
+    [mail] = nightly.fake.sent_mail
+    assert mail["message"]["subject"] == "sweeper: A sweep failed"
+
+
+def test_a_second_run_exits_at_once_while_the_first_holds_the_lock(nightly: Sweeper) -> None:
+    lock_of(nightly).parent.mkdir(parents=True, exist_ok=True)
+    with single_run(lock_of(nightly)):
+        result = nightly.run("nightly")
+        with pytest.raises(AlreadyRunning), single_run(lock_of(nightly)):
+            pass
+
+    assert result.exit_code == 3
+    assert f"another nightly run holds {lock_of(nightly)} (pid {os.getpid()}" in result.output
+    assert nightly.fake.log == []  # it did nothing at all
+    assert nightly.run("nightly").exit_code == 0  # released
+
+
+def test_a_crashed_run_neither_blocks_the_next_night_nor_hides(nightly: Sweeper) -> None:
+    lock = lock_of(nightly)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from sweeper.nightly import single_run\n"
+            "with single_run(Path(sys.argv[1])):\n"
+            "    print('locked', flush=True); time.sleep(600)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    assert nightly.run("nightly").exit_code == 3  # held by a live process
+    nightly.fake.sent_mail.clear()
+    # The crash: killed while a run was in the database as running.
+    store.open_db(nightly.db).conn.close()
+    conn = sqlite3.connect(nightly.db)
+    conn.execute(
+        "insert into runs (started_at, status, since, until) values "
+        "('2026-11-20T05:30:00Z', 'running', '2026-11-19T05:15:00Z', '2026-11-20T05:30:00Z')"
+    )
+    conn.commit()
+    conn.close()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(10)
+
+    result = nightly.run("nightly")
+
+    assert result.exit_code == 0, result.output
+    assert "1 earlier run(s) had been interrupted; marked failed." in result.output
+    body = nightly.fake.sent_mail[0]["message"]["body"]["content"]
+    assert "interrupted: the process ended before the run finished" in body
+
+
+def test_jobs_nightly_runs_as_a_process(nightly: Sweeper) -> None:
+    job = Path(__file__).parent.parent / "jobs" / "nightly.py"
+    result = subprocess.run(
+        [sys.executable, str(job)],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **nightly.env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{DAY_FINDINGS} new findings" in result.stdout
+    assert len(nightly.fake.sent_mail) == 1
