@@ -24,6 +24,7 @@ from sqlite_utils import Database
 from . import __version__, output, store
 from .config import Settings, load_settings
 from .digest.run import run_digest
+from .doctor import Check, run_checks
 from .errors import ConfigError, StorageError, SweeperError
 from .fakegraph.tenant import MIN_USERS
 from .incident_store import list_incidents
@@ -392,6 +393,27 @@ def scheduled_run(settings: Settings) -> None:
     for line in result.lines:
         log.info("%s", line)
     log.info("nightly run finished with exit code %d", result.exit_code)
+
+
+@main.command()
+@click.option("--send-test", is_flag=True, help="Also send a test message the digest's way.")
+@click.pass_context
+def doctor(ctx: click.Context, send_test: bool) -> None:
+    """Check the set-up: sign-in, permissions, Graph access, database, reports; with fixes."""
+    try:
+        settings = _settings(ctx)
+    except ConfigError as exc:
+        click.echo(f"✗ configuration: {exc}")
+        sys.exit(EXIT_CONFIG)
+    checks = [
+        Check("configuration", True, "loaded"),
+        *asyncio.run(run_checks(settings, os.environ, send_test=send_test)),
+    ]
+    for check in checks:
+        click.echo(check.line())
+    failed = [c for c in checks if not c.ok]
+    click.echo(f"\n{len(checks) - len(failed)} checks passed, {len(failed)} failed")
+    sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
 
 
 if __name__ == "__main__":

@@ -273,7 +273,7 @@ class FakeGraph:
         scope = str(form.get("scope", ""))
         if not scope.endswith("/.default"):
             return _aad_error(400, "invalid_scope", 1002012, "The scope is not valid.")
-        return _json(self._issue_token())
+        return _json(self._issue_token(scope.removesuffix("/.default")))
 
     def _assertion_ok(self, assertion: str) -> bool:
         """Claims of a certificate client assertion: this app, this token endpoint, unexpired.
@@ -295,8 +295,28 @@ class FakeGraph:
             and float(claims.get("exp", 0)) > time.time()
         )
 
-    def _issue_token(self) -> dict[str, Any]:
-        token = "fake." + secrets.token_urlsafe(32)
+    def _issue_token(self, audience: str = "") -> dict[str, Any]:
+        """A token shaped like Entra ID's: a JWT whose ``roles`` claim lists the grants.
+
+        It is not signed (the local Graph knows its own tokens), but its claims are real.
+        """
+        claims = {
+            "aud": audience,
+            "iss": f"{self.authority}/{self.tenant.tenant_id}/v2.0",
+            "tid": self.tenant.tenant_id,
+            "appid": self.client_id,
+            "roles": list(self.roles),
+            "exp": int(time.time()) + self.token_lifetime,
+            "jti": secrets.token_urlsafe(16),
+        }
+        token = (
+            ".".join(
+                base64.urlsafe_b64encode(orjson.dumps(part)).decode().rstrip("=")
+                for part in ({"typ": "JWT", "alg": "none"}, claims)
+            )
+            + "."
+            + secrets.token_urlsafe(16)
+        )
         self._tokens[token] = _Token(self.roles, time.time() + self.token_lifetime)
         self.issued_tokens.append(token)
         return {
@@ -311,7 +331,7 @@ class FakeGraph:
             return _json({"error": "unauthorized", "message": "bad identity header"}, 401)
         if not request.query.get("resource"):
             return _json({"error": "invalid_request", "message": "resource is required"}, 400)
-        issued = self._issue_token()
+        issued = self._issue_token(request.query["resource"])
         return _json(
             {
                 "access_token": issued["access_token"],

@@ -1,0 +1,229 @@
+"""``sweeper doctor``: a preflight for the administrator, one line per check with a fix.
+
+It signs in, reads the access token's ``roles`` claim (what the tenant granted), and tries
+each thing a nightly run does: list domains and users, read one mailbox's Sent Items, open
+the database, write a report; with ``--send-test`` it also sends a test message the way the
+digest goes.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from . import store
+from .auth import make_credential
+from .config import Settings
+from .digest.deliver import email_message, graph_payload, send_smtp
+from .errors import SweeperError
+from .graph import GraphGateway
+
+NEEDED = {
+    "Mail.ReadBasic.All": "read Sent Items: recipients, subject and dates, never bodies",
+    "User.Read.All": "list the users whose mailboxes are swept",
+    "Domain.Read.All": "read the verified domains that decide what is internal",
+}
+SEND = {"Mail.Send": "send the digest through Graph"}
+BROADER = {
+    "Mail.Read": "reads bodies and attachments too; Mail.ReadBasic.All is enough",
+    "Mail.ReadWrite": "can change and delete mail; Mail.ReadBasic.All is enough",
+    "Mail.ReadBasic": "is not needed besides Mail.ReadBasic.All",
+    "MailboxSettings.Read": "is not needed",
+    "MailboxSettings.ReadWrite": "is not needed",
+    "Directory.Read.All": "reads the whole directory; User.Read.All and Domain.Read.All are enough",
+    "Directory.ReadWrite.All": "can change the directory; read permissions are enough",
+    "User.ReadWrite.All": "can change users; User.Read.All is enough",
+    "Domain.ReadWrite.All": "can change domains; Domain.Read.All is enough",
+    "full_access_as_app": "is full Exchange (EWS) access; Graph's Mail.ReadBasic.All is enough",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+    def line(self) -> str:
+        text = f"{'✓' if self.ok else '✗'} {self.name}: {self.detail}"
+        return text + (f"\n    fix: {self.fix}" if self.fix and not self.ok else "")
+
+
+def token_roles(token: str) -> list[str]:
+    """The ``roles`` claim of a JWT access token (read, not verified: Graph verifies it)."""
+    try:
+        payload = token.split(".")[1]
+        claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, orjson.JSONDecodeError):
+        return []
+    roles = claims.get("roles") if isinstance(claims, dict) else None
+    return [r for r in roles if isinstance(r, str)] if isinstance(roles, list) else []
+
+
+def permission_checks(roles: list[str], graph_digest: bool) -> list[Check]:
+    """Missing permissions, and granted ones broader than sweeper needs."""
+    needed = {**NEEDED, **(SEND if graph_digest else {})}
+    checks = []
+    missing = [r for r in needed if r not in roles]
+    checks.append(
+        Check(
+            "permissions needed",
+            not missing,
+            f"missing {', '.join(missing)}" if missing else f"granted {', '.join(needed)}",
+            "add these application permissions to the app registration and grant admin "
+            "consent (deploy/app-registration)",
+        )
+    )
+    broader = {r: why for r, why in BROADER.items() if r in roles}
+    if "Mail.Send" in roles and not graph_digest:
+        broader["Mail.Send"] = "is not needed: the digest goes by SMTP"
+    checks.append(
+        Check(
+            "least privilege",
+            not broader,
+            "; ".join(f"{r} {why}" for r, why in broader.items()) or "nothing broader than needed",
+            f"remove {', '.join(broader)} from the app registration",
+        )
+    )
+    return checks
+
+
+async def run_checks(
+    settings: Settings, env: Mapping[str, str], *, send_test: bool = False
+) -> list[Check]:
+    checks: list[Check] = []
+    credential = make_credential(settings, env)
+    try:
+        token = (await credential.get_token(settings.graph_scope)).token
+    except Exception as exc:  # azure-identity raises several kinds; all mean "no token"
+        await credential.close()
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        checks.append(
+            Check(
+                "sign-in",
+                False,
+                message[:300],
+                "check AZURE_TENANT_ID, AZURE_CLIENT_ID and the secret or certificate "
+                "(expired?); for a managed identity, that it is assigned to this host",
+            )
+        )
+        return checks + _local_checks(settings)
+    checks.append(Check("sign-in", True, f"token for {settings.graph_scope}"))
+    checks += permission_checks(token_roles(token), settings.digest.transport == "graph")
+    ca = str(settings.ca_bundle) if settings.ca_bundle else None
+    async with GraphGateway(
+        settings.graph_url, settings.graph_scope, credential, ca_bundle=ca
+    ) as gateway:
+        checks += await _graph_checks(gateway)
+        checks += _local_checks(settings)
+        if send_test:
+            checks.append(await _send_test(gateway, settings, env))
+    return checks
+
+
+async def _graph_checks(gateway: GraphGateway) -> list[Check]:
+    checks = []
+    try:
+        domains = await gateway.verified_domains()
+        checks.append(Check("domains", True, f"{len(domains)} verified: {', '.join(domains[:5])}"))
+    except SweeperError as exc:
+        checks.append(Check("domains", False, str(exc), "grant Domain.Read.All"))
+    try:
+        users = await gateway.enabled_users()
+        checks.append(Check("users", True, f"{len(users)} enabled users"))
+    except SweeperError as exc:
+        checks.append(Check("users", False, str(exc), "grant User.Read.All"))
+        return checks
+    checks.append(await _probe_mailbox(gateway, users))
+    return checks
+
+
+async def _probe_mailbox(gateway: GraphGateway, users: list[Any]) -> Check:
+    from .errors import MailboxNotEnabled
+
+    until = datetime.now(UTC)
+    for user in users[:20]:
+        try:
+            async for page in gateway.sent_pages(user, until - timedelta(days=7), until, 1):
+                return Check(
+                    "Sent Items", True, f"read {user.upn} ({len(page)} message on a first page)"
+                )
+            return Check("Sent Items", True, f"read {user.upn} (no mail in 7 days)")
+        except MailboxNotEnabled:
+            continue
+        except SweeperError as exc:
+            return Check(
+                "Sent Items",
+                False,
+                f"{user.upn}: {exc}",
+                "grant Mail.ReadBasic.All; if an Exchange application access policy or RBAC "
+                "for Applications scope exists, include the swept mailboxes",
+            )
+    return Check("Sent Items", False, "no user with a mailbox among the first 20", None)
+
+
+def _local_checks(settings: Settings) -> list[Check]:
+    checks = []
+    path = settings.database
+    try:
+        store.open_db(path).conn.close()
+        mode = stat.S_IMODE(path.stat().st_mode)
+        private = not mode & 0o077
+        checks.append(
+            Check(
+                "database",
+                private,
+                f"{path} is writable, mode {mode:04o}",
+                f"chmod 600 {path}",
+            )
+        )
+    except SweeperError as exc:
+        checks.append(Check("database", False, str(exc), "set storage.database or SWEEPER_DB"))
+    reports = settings.digest.reports_dir
+    try:
+        reports.mkdir(parents=True, exist_ok=True, mode=0o700)
+        writable = os.access(reports, os.W_OK)
+    except OSError:
+        writable = False
+    checks.append(
+        Check(
+            "reports",
+            writable,
+            f"{reports} is {'writable' if writable else 'not writable'}",
+            "set digest.reports_dir",
+        )
+    )
+    return checks
+
+
+async def _send_test(gateway: GraphGateway, settings: Settings, env: Mapping[str, str]) -> Check:
+    config = settings.digest
+    subject = "sweeper test message (sweeper doctor --send-test)"
+    text = "This is a test from sweeper doctor: the digest will arrive this way."
+    html = f"<p>{text}</p>"
+    try:
+        config.check_sendable(env)
+        if config.transport == "smtp":
+            message = email_message(subject, html, text, config.sender or "", config.recipients)
+            send_smtp(config, env, message, settings.ca_bundle)
+        else:
+            payload = graph_payload(subject, html, config.recipients, config.save_to_sent_items)
+            await gateway.send_mail(config.sender or "", payload)
+    except SweeperError as exc:
+        return Check(
+            "test message",
+            False,
+            str(exc),
+            "check [digest]; for Graph, Mail.Send and its RBAC for Applications scope",
+        )
+    return Check(
+        "test message", True, f"sent by {config.transport} to {', '.join(config.recipients)}"
+    )

@@ -1,0 +1,104 @@
+"""``sweeper doctor`` against the local Graph: too few, too many and just the right roles."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+from conftest import Sweeper, write_config
+
+from sweeper.doctor import permission_checks, token_roles
+from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
+
+EXACT = ("Mail.ReadBasic.All", "User.Read.All", "Domain.Read.All", "Mail.Send")
+
+
+@pytest.fixture
+def configured(sweeper: Sweeper) -> Sweeper:
+    write_config(
+        sweeper.config,
+        sweeper.config.read_text()
+        + f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n'
+        f'reports_dir = "{sweeper.db.parent / "reports"}"\n',
+    )
+    return sweeper
+
+
+def lines(output: str) -> dict[str, str]:
+    return {
+        line[2:].split(":")[0]: line[0] for line in output.splitlines() if line[:1] in ("✓", "✗")
+    }
+
+
+def test_a_correct_set_up_passes_every_check_and_sends_a_test(configured: Sweeper) -> None:
+    configured.fake.roles = EXACT
+    result = configured.run("doctor", "--send-test")
+
+    assert result.exit_code == 0, result.output
+    assert set(lines(result.output).values()) == {"✓"}
+    assert set(lines(result.output)) == {
+        "configuration",
+        "sign-in",
+        "permissions needed",
+        "least privilege",
+        "domains",
+        "users",
+        "Sent Items",
+        "database",
+        "reports",
+        "test message",
+    }
+    assert "10 checks passed, 0 failed" in result.output
+    [mail] = configured.fake.sent_mail
+    assert mail["message"]["subject"].startswith("sweeper test message")
+
+
+def test_too_few_roles_are_named_with_the_fix(configured: Sweeper) -> None:
+    configured.fake.roles = ("User.Read.All", "Domain.Read.All")
+    result = configured.run("doctor")
+
+    assert result.exit_code == 1
+    checks = lines(result.output)
+    assert checks["permissions needed"] == "✗"
+    assert "missing Mail.ReadBasic.All, Mail.Send" in result.output
+    assert "fix: add these application permissions" in result.output
+    assert checks["Sent Items"] == "✗"
+    assert checks["users"] == "✓"
+
+
+def test_too_many_roles_are_named_as_broader_than_needed(configured: Sweeper) -> None:
+    configured.fake.roles = (*EXACT, "Mail.Read", "Mail.ReadWrite", "Directory.Read.All")
+    result = configured.run("doctor")
+
+    assert result.exit_code == 1
+    assert lines(result.output)["least privilege"] == "✗"
+    assert "Mail.Read reads bodies and attachments too" in result.output
+    assert "fix: remove Mail.Read, Mail.ReadWrite, Directory.Read.All" in result.output
+    assert lines(result.output)["permissions needed"] == "✓"
+
+
+def test_a_refused_sign_in_is_one_failed_check(configured: Sweeper) -> None:
+    result = configured.run("doctor", env=configured.env(AZURE_CLIENT_SECRET="wrong"))
+    assert result.exit_code == 1
+    assert lines(result.output)["sign-in"] == "✗"
+    assert "AADSTS7000215" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_broken_configuration_is_reported_by_doctor(configured: Sweeper) -> None:
+    result = configured.run("doctor", env=configured.env(AZURE_TENANT_ID=""))
+    assert result.exit_code == 2
+    assert result.output.startswith("✗ configuration: configuration error: AZURE_TENANT_ID")
+
+
+def test_roles_are_read_from_the_token() -> None:
+    claims = base64.urlsafe_b64encode(orjson.dumps({"roles": ["A", "B"]})).decode().rstrip("=")
+    assert token_roles(f"e30.{claims}.sig") == ["A", "B"]
+    assert token_roles("not a jwt") == []
+
+
+def test_mail_send_is_broader_than_needed_when_the_digest_goes_by_smtp() -> None:
+    checks = permission_checks(list(EXACT), graph_digest=False)
+    assert [c.ok for c in checks] == [True, False]
+    assert "Mail.Send is not needed" in checks[1].detail
