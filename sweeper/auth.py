@@ -19,6 +19,7 @@ from azure.identity.aio import (
 
 from .config import Settings
 from .errors import ConfigError
+from .graph import GraphGateway
 
 
 def make_credential(settings: Settings, env: Mapping[str, str]) -> AsyncTokenCredential:
@@ -68,4 +69,15 @@ def _credential(settings: Settings, env: Mapping[str, str]) -> AsyncTokenCredent
         managed_identity_client_id=settings.client_id,
         exclude_interactive_browser_credential=True,
         **common,
+    )
+
+
+def gateway_for(settings: Settings, env: Mapping[str, str]) -> GraphGateway:
+    """The Graph gateway for these settings, signed in the configured way. Use ``async with``."""
+    ca_bundle = str(settings.ca_bundle) if settings.ca_bundle else None
+    return GraphGateway(
+        settings.graph_url,
+        settings.graph_scope,
+        make_credential(settings, env),
+        ca_bundle=ca_bundle,
     )

@@ -22,17 +22,31 @@ import click
 from sqlite_utils import Database
 
 from . import __version__, output, store
+from .auth import gateway_for
 from .config import Settings, load_settings
 from .digest.run import run_digest
 from .doctor import Check, run_checks
 from .errors import ConfigError, StorageError, SweeperError
 from .fakegraph.tenant import MIN_USERS
+from .files import write_private
 from .incident_store import list_incidents
+from .lookup import LookupReport
+from .lookup import lookup as run_lookup
 from .nightly import AlreadyRunning, lock_path_for, run_nightly, single_run
 from .reclassify import reclassify as rejudge
+from .response import (
+    PurgedError,
+    describe,
+    export_people,
+    people_to_notify,
+    render_worksheet,
+    worksheet,
+)
+from .retention import purge as run_purge
 from .severity import LEVELS
 from .sweep import MailboxResult, Window, sweep_tenant
-from .when import parse_when
+from .triage import STATUSES, TriageError, set_status
+from .when import parse_span, parse_when
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_FAILED = 0, 1, 2, 3
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,7 +80,7 @@ def exits_cleanly(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ConfigError, StorageError) as exc:
+        except (ConfigError, StorageError, TriageError, PurgedError) as exc:
             click.echo(f"sweeper: {exc}", err=True)
             sys.exit(EXIT_CONFIG)
         except SweeperError as exc:
@@ -238,6 +252,7 @@ def demo(seed: int, users: int, reports: Path) -> None:
 @click.option(
     "--include-suppressed", is_flag=True, help="Also list incidents an allowlist suppressed."
 )
+@click.option("--all", "show_all", is_flag=True, help="Also list false positives.")
 @click.option(
     "--format",
     "fmt",
@@ -253,6 +268,7 @@ def incidents(
     since: datetime | None,
     severity: str | None,
     include_suppressed: bool,
+    show_all: bool,
     fmt: str,
 ) -> None:
     """List incidents: findings grouped by batch and thread, newest first (see the README)."""
@@ -262,6 +278,7 @@ def incidents(
         since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None,
         severity,
         include_suppressed=include_suppressed,
+        include_dismissed=show_all,
     )
     render = {"json": output.incidents_json, "csv": output.incidents_csv}.get(
         fmt, output.incidents_table
@@ -418,3 +435,134 @@ def doctor(ctx: click.Context, send_test: bool) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.command()
+@click.option("--internet-message-id", "message_id", help="The reported message's id header.")
+@click.option("--subject", help="Instead: the reported subject (RE:/FW: prefixes ignored).")
+@click.option("--since", type=WHEN, help="With --subject: start of the window to search.")
+@click.option("--until", type=WHEN, help="With --subject: end of the window (default: now).")
+@click.pass_context
+@exits_cleanly
+def lookup(
+    ctx: click.Context,
+    message_id: str | None,
+    subject: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> None:
+    """Find every copy and batch of a reported message in all mailboxes: one incident."""
+    if bool(message_id) == bool(subject):
+        raise click.UsageError("give --internet-message-id or --subject, not both or neither")
+    if subject and since is None:
+        raise click.UsageError("--subject needs --since")
+    settings = _settings(ctx)
+    db = store.open_db(settings.database)
+    end = until or datetime.now(UTC)
+    report = asyncio.run(
+        _lookup(settings, db, message_id=message_id, subject=subject, since=since, until=end)
+    )
+    click.echo(report.summary())
+    sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
+
+
+async def _lookup(settings: Settings, db: Database, **query: Any) -> LookupReport:
+    async with gateway_for(settings, os.environ) as g:
+        if query["message_id"]:
+            return await run_lookup(db, g, settings, internet_message_id=query["message_id"])
+        return await run_lookup(
+            db, g, settings, subject=query["subject"], since=query["since"], until=query["until"]
+        )
+
+
+@main.group()
+def incident() -> None:
+    """Work on one incident: show it, move it through triage, export the people, report it."""
+
+
+@incident.command("show")
+@click.argument("incident_id", type=int)
+@click.pass_context
+@exits_cleanly
+def incident_show(ctx: click.Context, incident_id: int) -> None:
+    """Show an incident's figures, messages and triage history (no full addresses)."""
+    db = _existing_db(ctx)
+    click.echo(describe(db, incident_id))
+
+
+@incident.command("set")
+@click.argument("incident_id", type=int)
+@click.argument("status", type=click.Choice(STATUSES))
+@click.option("--note", required=True, help="Why: kept in the history and the worksheet.")
+@click.option("--by", "by", required=True, help="Who decided (a name or role).")
+@click.pass_context
+@exits_cleanly
+def incident_set(ctx: click.Context, incident_id: int, status: str, note: str, by: str) -> None:
+    """Move an incident to STATUS (new → acknowledged → … → closed), recorded in its history."""
+    db = _existing_db(ctx)
+    set_status(db, incident_id, status, by=by, note=note)
+    click.echo(f"Incident {incident_id} is now {status}.")
+
+
+@incident.command("export")
+@click.argument("incident_id", type=int)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+    help="csv for a spreadsheet (formulas neutralised), json for programs.",
+)  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="File to write (owner-only); default reports/incident-ID-people.FORMAT; - for stdout.",
+)
+@click.pass_context
+@exits_cleanly
+def incident_export(ctx: click.Context, incident_id: int, fmt: str, out: Path | None) -> None:
+    """List the people to notify (Article 34): each exposed address once, with its messages."""
+    settings = _settings(ctx, need_graph=False)
+    db = _existing_db(ctx, settings)
+    content = export_people(people_to_notify(db, incident_id), fmt)
+    if str(out) == "-":
+        click.echo(content, nl=False)
+        return
+    path = out or settings.digest.reports_dir / f"incident-{incident_id}-people.{fmt}"
+    write_private(path, content)
+    click.echo(f"Wrote {path} (readable by its owner only).")
+
+
+@incident.command("report")
+@click.argument("incident_id", type=int)
+@click.option(
+    "--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True,
+    help="Markdown or HTML.",
+)  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path), help="File to write; default stdout.")
+@click.pass_context
+@exits_cleanly
+def incident_report(ctx: click.Context, incident_id: int, fmt: str, out: Path | None) -> None:
+    """Fill in the Article 33 breach worksheet for an incident, blanks marked for the DPO."""
+    settings = _settings(ctx, need_graph=False)
+    db = _existing_db(ctx, settings)
+    text = render_worksheet(worksheet(db, incident_id, settings.severity), fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        write_private(out, text)
+        click.echo(f"Wrote {out} (readable by its owner only).")
+
+
+@main.command()
+@click.option(
+    "--older-than", help="Retention period, e.g. 180d (default: retention.addresses_days)."
+)
+@click.pass_context
+@exits_cleanly
+def purge(ctx: click.Context, older_than: str | None) -> None:
+    """Remove the exposed addresses of closed incidents past retention; keep counts, history."""
+    settings = _settings(ctx, need_graph=False)
+    try:
+        span = parse_span(older_than) if older_than else settings.retention
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    db = _existing_db(ctx, settings)
+    click.echo(run_purge(db, span, datetime.now(UTC)).summary())

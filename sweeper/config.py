@@ -88,6 +88,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "smtp_username": str,
     },
     "schedule": {"cron": str, "timezone": str, "misfire_grace_minutes": int},
+    "retention": {"addresses_days": int},
 }
 _ALLOW_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "name": str,
@@ -163,6 +164,7 @@ class Settings:
     incident_window: timedelta = timedelta(hours=24)
     digest: DigestSettings = DigestSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    retention: timedelta = timedelta(days=180)  # exposed addresses of closed incidents
 
     @property
     def graph_scope(self) -> str:
@@ -234,6 +236,14 @@ def load_settings(
         ),
         digest=_digest(raw.get("digest", {}), path),
         schedule=_schedule(raw.get("schedule", {})),
+        retention=timedelta(
+            days=_int_between(
+                "retention.addresses_days",
+                raw.get("retention", {}).get("addresses_days", 180),
+                1,
+                36500,
+            )
+        ),
     )
 
 

@@ -155,6 +155,17 @@ class GraphGateway:
             raise GraphError("Graph listed no verified domain for this tenant")
         return names
 
+    async def get_user(self, name: str) -> User | None:
+        """One user by UPN or id, enabled or not (a shared mailbox, a leaver); None if unknown."""
+        url = f"{self.graph_url}/users/{quote(name, safe='@')}?$select={USER_FIELDS}"
+        try:
+            body = await self._get_json(url, tenant_wide=True)
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _user(body)
+
     async def enabled_users(self) -> list[User]:
         """Every user whose account is enabled, all pages."""
         query = urlencode(
@@ -174,22 +185,32 @@ class GraphGateway:
         return users
 
     async def sent_pages(
-        self, user: User, since: datetime, until: datetime, page_size: int
+        self,
+        user: User,
+        since: datetime | None,
+        until: datetime | None,
+        page_size: int,
+        *,
+        internet_message_id: str | None = None,
     ) -> AsyncIterator[list[Any]]:
         """Pages of Sent Items sent in ``[since, until)``, as raw JSON values (dicts, normally).
 
-        Raises MailboxNotEnabled for an account without a mailbox, MailboxFailed when the
-        mailbox cannot be read to the end.
+        With ``internet_message_id``, only the copies of that message. Raises
+        MailboxNotEnabled for an account without a mailbox, MailboxFailed when the mailbox
+        cannot be read to the end.
         """
-        query = urlencode(
-            {
-                "$select": ",".join(MESSAGE_FIELDS),
-                "$filter": f"sentDateTime ge {_odata_time(since)} "
-                f"and sentDateTime lt {_odata_time(until)}",
-                "$top": str(page_size),
-            },
-            safe="$,:",
-        )
+        clauses = []
+        if since is not None:
+            clauses.append(f"sentDateTime ge {_odata_time(since)}")
+        if until is not None:
+            clauses.append(f"sentDateTime lt {_odata_time(until)}")
+        if internet_message_id is not None:
+            quoted = internet_message_id.replace("'", "''")
+            clauses.append(f"internetMessageId eq '{quoted}'")
+        options = {"$select": ",".join(MESSAGE_FIELDS), "$top": str(page_size)}
+        if clauses:
+            options["$filter"] = " and ".join(clauses)
+        query = urlencode(options, safe="$,:")
         url = f"{self.graph_url}/users/{quote(user.id, safe='@')}/mailFolders/sentitems/messages"
         try:
             async for page in self._pages(f"{url}?{query}", tenant_wide=False):

@@ -123,7 +123,14 @@ def _new_incident(db: Database, row: dict[str, Any]) -> int:
 
 
 def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None:
-    """Recompute an incident's figures and severity from its qualifying findings."""
+    """Recompute an incident's figures and severity from its qualifying findings.
+
+    An incident whose addresses were purged keeps the figures it had.
+    """
+    if db.execute(
+        "select 1 from incidents where id = ? and purged_at is not null", [incident_id]
+    ).fetchone():
+        return
     rows = list(
         db.query(
             "select * from findings where incident_id = ? and qualifies = 1 "
@@ -178,10 +185,16 @@ def list_incidents(
     min_severity: str | None = None,
     *,
     include_suppressed: bool = False,
+    include_dismissed: bool = False,
 ) -> list[dict[str, Any]]:
-    """Active incidents last sent at or after ``since``, newest first, in the public shape."""
+    """Active incidents last sent at or after ``since``, newest first, in the public shape.
+
+    False positives are left out unless ``include_dismissed``: they stay stored for audit.
+    """
     sql = "select * from incidents where active = 1"
     params: list[Any] = []
+    if not include_dismissed:
+        sql += " and status != 'false_positive'"
     if since:
         sql += " and last_sent_at >= ?"
         params.append(since)
@@ -222,4 +235,5 @@ def _public(db: Database, row: dict[str, Any]) -> dict[str, Any]:
         "severity": row["severity"],
         "reason": row["reason"],
         "suppressed": bool(row["suppressed"]),
+        "status": row["status"],
     }

@@ -163,10 +163,39 @@ def _digests(db: Database) -> None:
     db.table("digest_items").create_index(["kind", "item_id"])
 
 
+def _triage(db: Database) -> None:
+    incidents = db.table("incidents")
+    incidents.add_column("status", str, not_null_default="new")
+    incidents.add_column("merged_into", int)  # a lookup joined it to another incident
+    incidents.add_column("purged_at", str)  # exposed addresses removed (retention)
+    db.table("findings").add_column("source", str, not_null_default="sweep")  # or lookup
+    db.table("incident_history").create(
+        {
+            "id": int,
+            "incident_id": int,
+            "at": str,
+            "by": str,
+            "from_status": str,
+            "to_status": str,
+            "note": str,
+        },
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db.table("incident_history").create_index(["incident_id"])
+    # Append-only: the history is the audit trail, so the database itself refuses changes.
+    for action in ("update", "delete"):
+        db.execute(
+            f"create trigger incident_history_no_{action} before {action} on incident_history "
+            "begin select raise(abort, 'incident history is append-only'); end"
+        )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
     ("0003_digests", _digests),
+    ("0004_triage", _triage),
 ]
 
 

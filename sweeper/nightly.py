@@ -1,4 +1,6 @@
-"""The nightly job: sweep the default window, then send the digest. One run at a time.
+"""The nightly job: sweep the default window, send the digest, purge what is past retention.
+
+One run at a time.
 
 Exit codes: 0 all good; 1 partial (some mailboxes failed; the digest was still sent and
 says so); 2 a configuration error; 3 the run failed (sign-in refused, the digest could not
@@ -26,6 +28,7 @@ from . import output, store
 from .config import Settings
 from .digest.run import run_digest
 from .errors import SweeperError
+from .retention import purge
 from .sweep import Window, sweep_tenant
 
 
@@ -105,6 +108,9 @@ def _sweep_then_digest(
     send = bool(settings.digest.recipients)
     digest = run_digest(db, settings, env, send=send, now=now)
     lines.append(digest.message if send else f"{digest.message}\n(no digest.recipients: not sent)")
+    purged = purge(db, settings.retention, until)
+    if purged.incidents:
+        lines.append(purged.summary())
     if report.status == "failed" or digest.status == "failed":
         code = 3
     elif report.status == "partial":

@@ -42,6 +42,7 @@ INCIDENT_COLUMNS = (
     "severity",
     "reason",
     "suppressed",
+    "status",
 )
 
 
@@ -144,6 +145,7 @@ def incidents_table(rows: Sequence[dict[str, Any]]) -> str:
             (r["last_sent_at"] or "?")[:16].replace("T", " "),
             _short(r["sender"], 30),
             _short(r["subject"], 40),
+            r["status"],
         )
         for r in rows
     ]
@@ -157,6 +159,7 @@ def incidents_table(rows: Sequence[dict[str, Any]]) -> str:
         "last sent (UTC)",
         "sender",
         "subject",
+        "status",
     )
     table_text = table(headers, body, right={0, 2, 3, 4, 5})
     reasons = "\n".join(f"  {r['id']}: {r['reason']}" for r in rows)

@@ -9,7 +9,7 @@ window again for that), the severity rule and the allowlists.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlite_utils import Database
@@ -46,10 +46,12 @@ def reclassify(db: Database, settings: Settings) -> ReclassifyReport:
     if not domains:
         raise StorageError("no tenant domains are recorded yet: run `sweeper sweep` first")
     policy = policy_for(settings, domains)
+    # What a lookup found belongs to a reported breach, whatever the threshold.
+    any_exposure = replace(policy, min_visible_external=1)
     report = ReclassifyReport()
     with store.transaction(db):
-        for finding_id, facts in list(store.stored_facts(db)):
-            finding = judge(facts, policy)
+        for finding_id, facts, source in list(store.stored_facts(db)):
+            finding = judge(facts, any_exposure if source == "lookup" else policy)
             external = (
                 r.address for r in facts.recipients if not policy.is_internal_domain(r.domain)
             )

@@ -137,8 +137,13 @@ def record_mailbox(
     malformed: int = 0,
     error: str | None = None,
     window_until: str | None = None,
+    targeted: bool = False,
 ) -> None:
-    """What happened to one mailbox in one run; call inside the findings' transaction."""
+    """What happened to one mailbox in one run; call inside the findings' transaction.
+
+    A targeted run (chosen mailboxes, any window) is recorded with the run only: it leaves
+    the mailbox's nightly state alone.
+    """
     now = utc_now()
     db.table("run_mailboxes").insert(
         {
@@ -153,6 +158,8 @@ def record_mailbox(
         },
         replace=True,
     )
+    if targeted:
+        return
     row: dict[str, Any] = {
         "mailbox": upn,
         "user_id": user_id,
@@ -296,9 +303,16 @@ def exposed_addresses(db: Database, finding_id: int) -> list[dict[str, Any]]:
     )
 
 
-def stored_facts(db: Database) -> Iterator[tuple[int, Facts]]:
-    """Every stored finding's facts, with all its visible recipients, for judging again."""
-    for row in db.query("select * from findings order by id"):
+def stored_facts(db: Database) -> Iterator[tuple[int, Facts, str]]:
+    """Every stored finding's facts, with all its visible recipients, for judging again.
+
+    Findings of incidents whose addresses were purged are left as they were judged.
+    """
+    purged = "select id from incidents where purged_at is not null"
+    for row in db.query(
+        "select * from findings where incident_id is null or incident_id not in "
+        f"({purged}) order by id"
+    ):
         recipients = tuple(
             Recipient(r["address"], r["domain"], r["name"], r["field"])
             for r in db.query(
@@ -322,6 +336,7 @@ def stored_facts(db: Database) -> Iterator[tuple[int, Facts]]:
                 bcc_count=row["bcc_count"],
                 recipients=recipients,
             ),
+            row["source"],
         )
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from . import store
-from .auth import make_credential
+from .auth import gateway_for
 from .classify import Finding, Policy, classify
 from .config import Settings
 from .errors import GraphError, MailboxFailed, MailboxNotEnabled
@@ -112,10 +112,19 @@ async def run_sweep(
         if progress:
             progress(result, len(results), totals.mailboxes_total)
 
-    for upn in missing:
-        result = MailboxResult(upn, "failed", error="no enabled user with this name in the tenant")
+    for upn in missing:  # named on purpose: a shared mailbox or a leaver is swept too
+        try:
+            user = await gateway.get_user(upn)
+        except GraphError as exc:
+            user, reason = None, str(exc)
+        else:
+            reason = "no user with this name in the tenant"
+        if user is not None:
+            chosen.append(user)
+            continue
+        result = MailboxResult(upn, "failed", error=reason)
         with store.transaction(db):
-            store.record_mailbox(db, run_id, upn, "", "failed", error=result.error)
+            store.record_mailbox(db, run_id, upn, "", "failed", error=reason, targeted=True)
         done(result)
 
     queue: asyncio.Queue[User] = asyncio.Queue()
@@ -125,7 +134,11 @@ async def run_sweep(
     async def worker() -> None:
         while not queue.empty():
             user = queue.get_nowait()
-            done(await _sweep_mailbox(db, gateway, run_id, user, window, policy, page_size))
+            done(
+                await _sweep_mailbox(
+                    db, gateway, run_id, user, window, policy, page_size, targeted=bool(only)
+                )
+            )
 
     try:
         workers = min(settings.concurrency, len(chosen)) or 1
@@ -170,6 +183,7 @@ async def _sweep_mailbox(
     window: Window,
     policy: Policy,
     page_size: int,
+    targeted: bool,
 ) -> MailboxResult:
     findings: list[Finding] = []
     result = MailboxResult(user.upn, "swept")
@@ -209,6 +223,7 @@ async def _sweep_mailbox(
             malformed=result.malformed,
             error=result.error,
             window_until=until,
+            targeted=targeted,
         )
     log.info(
         "%s %s: %d messages, %d new findings%s%s",
@@ -231,9 +246,5 @@ async def sweep_tenant(
     progress: ProgressHook | None = None,
 ) -> SweepReport:
     """Sign in with the configured method and sweep: what ``sweeper sweep`` runs."""
-    credential = make_credential(settings, env)
-    ca_bundle = str(settings.ca_bundle) if settings.ca_bundle else None
-    async with GraphGateway(
-        settings.graph_url, settings.graph_scope, credential, ca_bundle=ca_bundle
-    ) as gateway:
+    async with gateway_for(settings, env) as gateway:
         return await run_sweep(db, gateway, window, settings, only=only or None, progress=progress)

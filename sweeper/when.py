@@ -34,3 +34,11 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def parse_span(text: str) -> timedelta:
+    """A length of time: ``90m``, ``36h``, ``180d``, ``26w``. Raises ValueError."""
+    match = _RELATIVE.match(text.strip().lower())
+    if not match:
+        raise ValueError(f"{text!r} is not a span of time (use 180d, 26w or 36h)")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

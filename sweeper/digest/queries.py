@@ -20,8 +20,8 @@ from .model import Digest, FailedRun, Health, IncidentItem, TrendDay, deadline_f
 SAMPLES = 3
 TREND_DAYS = 30
 COMMANDS = (
-    "sweeper incidents --since 2d",
-    "sweeper findings --since 2d --format csv",
+    "sweeper incident show ID",
+    "sweeper incident export ID",
 )
 
 
@@ -70,7 +70,8 @@ def _pending_incidents(db: Database) -> list[tuple[dict[str, Any], Reported]]:
     rows = db.query(
         "select i.*, (select max(d.unique_exposed) from digest_items d "
         "where d.kind = 'incident' and d.item_id = i.id) as reported "
-        "from incidents i where i.active = 1 and i.suppressed = 0"
+        "from incidents i where i.active = 1 and i.suppressed = 0 "
+        "and i.status not in ('false_positive', 'closed')"
     )
     pending = [
         (row, row["reported"])
@@ -82,7 +83,8 @@ def _pending_incidents(db: Database) -> list[tuple[dict[str, Any], Reported]]:
 
 def _incidents_since(db: Database, since: str) -> list[tuple[dict[str, Any], Reported]]:
     rows = db.query(
-        "select * from incidents where active = 1 and suppressed = 0 and last_sent_at >= ?",
+        "select * from incidents where active = 1 and suppressed = 0 "
+        "and status != 'false_positive' and last_sent_at >= ?",
         [since],
     )
     return _severity_order((row, None) for row in rows)
@@ -208,7 +210,8 @@ def _trend(db: Database, now: datetime) -> tuple[TrendDay, ...]:
     days = {(first + timedelta(days=i)).isoformat(): dict.fromkeys(LEVELS, 0) for i in range(30)}
     for row in db.query(
         "select substr(first_sent_at, 1, 10) as day, severity, count(*) as n from incidents "
-        "where active = 1 and suppressed = 0 and first_sent_at >= ? group by day, severity",
+        "where active = 1 and suppressed = 0 and status != 'false_positive' "
+        "and first_sent_at >= ? group by day, severity",
         [first.isoformat()],
     ):
         if row["day"] in days:

@@ -9,7 +9,6 @@ nothing, unless ``--resend``.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,10 +16,10 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from ..auth import make_credential
+from ..auth import gateway_for
 from ..config import Settings
-from ..errors import DeliveryError, GraphError, StorageError
-from ..graph import GraphGateway
+from ..errors import DeliveryError, GraphError
+from ..files import write_private
 from . import queries
 from .deliver import email_message, graph_payload, send_smtp
 from .model import Digest
@@ -111,19 +110,6 @@ def report_path(settings: Settings, out: Path | None, now: datetime) -> Path:
     return out / name if out.is_dir() else out
 
 
-def write_private(path: Path, content: str) -> Path:
-    """Write a file only its owner can read; the digest names incidents and senders."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(content)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
-
-
 def _deliver(
     settings: Settings, env: Mapping[str, str], digest: Digest, html: str, text: str
 ) -> None:
@@ -140,9 +126,5 @@ def _deliver(
 async def _send_graph(
     settings: Settings, env: Mapping[str, str], sender: str, payload: dict[str, object]
 ) -> None:
-    credential = make_credential(settings, env)
-    ca_bundle = str(settings.ca_bundle) if settings.ca_bundle else None
-    async with GraphGateway(
-        settings.graph_url, settings.graph_scope, credential, ca_bundle=ca_bundle
-    ) as gateway:
+    async with gateway_for(settings, env) as gateway:
         await gateway.send_mail(sender, payload)

@@ -77,7 +77,8 @@ def project(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
 
 
 _CLAUSE = re.compile(
-    r"^\s*(?P<prop>[A-Za-z]+)\s+(?P<op>eq|ne|ge|gt|le|lt)\s+(?P<value>\S+)\s*$", re.IGNORECASE
+    r"^\s*(?P<prop>[A-Za-z]+)\s+(?P<op>eq|ne|ge|gt|le|lt)\s+(?P<value>'(?:[^']|'')*'|\S+)\s*$",
+    re.IGNORECASE,
 )
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": lambda a, b: a == b,
@@ -94,13 +95,14 @@ def parse_filter(
 ) -> Callable[[dict[str, Any]], bool] | None:
     """A predicate for ``prop op value [and prop op value]...``.
 
-    ``allowed`` maps property name to its type: ``"datetime"`` or ``"bool"``. Anything else
+    ``allowed`` maps property name to its type: ``"datetime"``, ``"bool"`` or ``"string"``
+    (a quoted literal, ``''`` for a quote; only ``eq`` and ``ne``). Anything else
     (or, functions, unknown properties, a malformed literal) is a 400 like Graph's.
     """
     if text is None:
         return None
     tests: list[Callable[[dict[str, Any]], bool]] = []
-    for clause in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+    for clause in _split_and(text.strip()):
         match = _CLAUSE.match(clause)
         if not match:
             raise bad_request(f"Invalid filter clause: '{clause}'.")
@@ -109,11 +111,33 @@ def parse_filter(
         if kind is None:
             raise bad_request(f"Unsupported filter on property '{prop}'.", "ErrorInvalidProperty")
         name = next(k for k in allowed if k.lower() == prop.lower())
+        if kind == "string" and op not in ("eq", "ne"):
+            raise bad_request(f"Operator '{op}' is not supported on '{prop}'.")
         tests.append(_clause_test(name, op, _literal(kind, raw)))
     return lambda item: all(test(item) for test in tests)
 
 
+def _split_and(text: str) -> list[str]:
+    """Split on `` and `` outside quoted literals (a message id may contain anything)."""
+    parts, current, quoted, i = [], "", False, 0
+    while i < len(text):
+        if text[i] == "'":
+            quoted = not quoted
+        if not quoted and text[i : i + 5].lower() == " and ":
+            parts.append(current)
+            current, i = "", i + 5
+            continue
+        current += text[i]
+        i += 1
+    parts.append(current)
+    return parts
+
+
 def _literal(kind: str, raw: str) -> Any:
+    if kind == "string":
+        if len(raw) < 2 or raw[0] != "'" or raw[-1] != "'":
+            raise bad_request(f"'{raw}' is not a string literal.")
+        return raw[1:-1].replace("''", "'")
     if kind == "bool":
         if raw.lower() not in ("true", "false"):
             raise bad_request(f"'{raw}' is not a boolean literal.")

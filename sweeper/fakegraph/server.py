@@ -487,7 +487,12 @@ class FakeGraph:
         query = request.query
         fields = select_fields(query.get("$select"), MESSAGE_PROPERTIES, "message")
         predicate = parse_filter(
-            query.get("$filter"), {"sentDateTime": "datetime", "receivedDateTime": "datetime"}
+            query.get("$filter"),
+            {
+                "sentDateTime": "datetime",
+                "receivedDateTime": "datetime",
+                "internetMessageId": "string",
+            },
         )
         top = _int_option(query, "$top", default=10, low=1, high=1000)
         skip = _int_option(query, "$skip", default=0, low=0, high=10**9)

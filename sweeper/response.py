@@ -1,0 +1,180 @@
+"""After a reported incident: the people to notify (Article 34) and the breach worksheet
+the authority asks for (Article 33)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlite_utils import Database
+
+from .digest.model import ARTICLE_33_HOURS
+from .digest.render import when
+from .errors import SweeperError
+from .output import as_csv, as_json
+from .severity import SeverityRule, reveals_name
+from .triage import history, incident
+
+PEOPLE_COLUMNS = ("address", "name", "field", "messages", "message_ids", "first_sent_at")
+
+
+class PurgedError(SweeperError):
+    """The addresses are gone: the retention period removed them."""
+
+
+def _messages_by_address(db: Database, incident_id: int) -> dict[str, dict[str, Any]]:
+    rows = db.query(
+        "select a.address, a.name, a.field, f.message_key, f.internet_message_id, f.sent_at "
+        "from finding_addresses a join findings f on f.id = a.finding_id "
+        "where f.incident_id = ? and f.qualifies = 1 and a.external = 1 "
+        "order by f.sent_at, a.address",
+        [incident_id],
+    )
+    people: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        person = people.setdefault(
+            row["address"],
+            {"address": row["address"], "name": None, "fields": [], "ids": [], "first": None},
+        )
+        person["name"] = person["name"] or row["name"]
+        if row["field"] not in person["fields"]:
+            person["fields"].append(row["field"])
+        message = row["internet_message_id"] or row["message_key"]
+        if message not in person["ids"]:
+            person["ids"].append(message)
+        person["first"] = person["first"] or row["sent_at"]
+    return people
+
+
+def people_to_notify(db: Database, incident_id: int) -> list[dict[str, Any]]:
+    """Each exposed address once, with its name, where it was visible and in which messages."""
+    row = incident(db, incident_id)
+    if row["purged_at"]:
+        raise PurgedError(
+            f"the addresses of incident {incident_id} were removed on {row['purged_at'][:10]} "
+            "under the retention period; its counts and history remain"
+        )
+    return [
+        {
+            "address": p["address"],
+            "name": p["name"],
+            "field": ",".join(sorted(p["fields"], key=("to", "cc").index)),
+            "messages": len(p["ids"]),
+            "message_ids": p["ids"],
+            "first_sent_at": p["first"],
+        }
+        for p in sorted(_messages_by_address(db, incident_id).values(), key=lambda p: p["address"])
+    ]
+
+
+def export_people(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return as_json(rows)
+    flat = [{**r, "message_ids": " ".join(r["message_ids"])} for r in rows]
+    return as_csv(PEOPLE_COLUMNS, flat)
+
+
+@dataclass(frozen=True)
+class Worksheet:
+    incident: dict[str, Any]
+    messages: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    people: int
+    records: int
+    named: int | None
+    sensitive_terms: list[str]
+    deadline: str
+    hours: int = ARTICLE_33_HOURS
+
+
+def worksheet(db: Database, incident_id: int, rule: SeverityRule) -> Worksheet:
+    row = incident(db, incident_id)
+    messages = list(
+        db.query(
+            "select mailbox, sender, subject, sent_at, internet_message_id, to_count, cc_count, "
+            "bcc_count, visible_external_count, source from findings "
+            "where incident_id = ? and qualifies = 1 order by sent_at",
+            [incident_id],
+        )
+    )
+    named: int | None = None
+    if not row["purged_at"]:
+        people = _messages_by_address(db, incident_id).values()
+        named = sum(1 for p in people if reveals_name(p["address"], p["name"]))
+    detected = datetime.fromisoformat(row["created_at"])
+    deadline = detected.timestamp() + ARTICLE_33_HOURS * 3600
+    return Worksheet(
+        incident=row,
+        messages=messages,
+        history=history(db, incident_id),
+        people=row["unique_exposed"] or 0,
+        records=sum(m["visible_external_count"] for m in messages),
+        named=named if named is not None else row["named_addresses"],
+        sensitive_terms=rule.sensitive_in(" ".join({m["subject"] or "" for m in messages})),
+        deadline=datetime.fromtimestamp(deadline, detected.tzinfo).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def render_worksheet(sheet: Worksheet, fmt: str) -> str:
+    env = Environment(
+        loader=PackageLoader("sweeper", "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["when"] = when
+    return env.get_template(f"worksheet.{fmt}.j2").render(w=sheet)
+
+
+def describe(db: Database, incident_id: int) -> str:
+    """``incident show``: figures, reason, messages and history; masked samples only."""
+    from .privacy import mask_address
+
+    row = incident(db, incident_id)
+    lines = [
+        f"Incident {row['id']} [{row['severity']}] {row['status']}"
+        + (f", merged into {row['merged_into']}" if row["merged_into"] else "")
+        + (", allowlisted" if row["suppressed"] else ""),
+        f"  Subject:  {row['subject']}",
+        f"  Sender:   {row['sender']}",
+        f"  Sent:     {when(row['first_sent_at'])} to {when(row['last_sent_at'])}",
+        f"  Detected: {when(row['created_at'])}",
+        f"  Exposed:  {row['unique_exposed']} unique addresses in {row['messages']} messages "
+        f"(largest batch {row['largest_batch']}); {round((row['personal_share'] or 0) * 100)}% "
+        f"personal mail; {row['named_addresses']} reveal a name",
+        f"  Why:      {row['reason']}",
+    ]
+    if row["purged_at"]:
+        lines.append(f"  Addresses purged on {when(row['purged_at'])} (retention).")
+    else:
+        samples = [
+            r["address"]
+            for r in db.query(
+                "select distinct a.address from finding_addresses a join findings f "
+                "on f.id = a.finding_id where f.incident_id = ? and a.external = 1 "
+                "order by a.address limit 3",
+                [incident_id],
+            )
+        ]
+        lines.append(f"  Examples: {', '.join(mask_address(a) for a in samples)}")
+    lines.append("  Messages:")
+    for m in db.query(
+        "select sent_at, mailbox, visible_external_count, source, internet_message_id "
+        "from findings where incident_id = ? and qualifies = 1 order by sent_at",
+        [incident_id],
+    ):
+        lines.append(
+            f"    {when(m['sent_at'])}  {m['mailbox']}  {m['visible_external_count']} external"
+            + ("  (lookup)" if m["source"] == "lookup" else "")
+            + f"  {m['internet_message_id']}"
+        )
+    lines.append("  History:")
+    steps = history(db, incident_id)
+    for h in steps:
+        note = f": {h['note']}" if h["note"] else ""
+        lines.append(f"    {when(h['at'])}  {h['by']}  {h['from_status']} → {h['to_status']}{note}")
+    if not steps:
+        lines.append("    (none yet)")
+    return "\n".join(lines)
