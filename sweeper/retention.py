@@ -55,6 +55,12 @@ def purge(db: Database, older_than: timedelta, now: datetime) -> PurgeReport:
                 by="sweeper purge",
                 from_status=row["status"],
                 to_status=row["status"],
-                note=f"exposed addresses removed: older than {older_than.days} days",
+                note=f"exposed addresses removed: older than {_words(older_than)}",
             )
     return PurgeReport(len(due), removed)
+
+
+def _words(span: timedelta) -> str:
+    if span >= timedelta(days=1):
+        return f"{span.days} days"
+    return f"{int(span.total_seconds() // 60)} minutes"
