@@ -191,7 +191,12 @@ def sweep(
     window = default_window(settings, since, until)
     db = store.open_db(settings.database)
     with progress_for_sweep() as hook:
-        report = asyncio.run(sweep_tenant(settings, os.environ, db, window, list(mailboxes), hook))
+        incremental = since is None and until is None and not mailboxes
+        report = asyncio.run(
+            sweep_tenant(
+                settings, os.environ, db, window, list(mailboxes), hook, incremental=incremental
+            )
+        )
     click.echo(output.run_summary(report))
     sys.exit(report.exit_code)
 

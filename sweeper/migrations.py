@@ -191,11 +191,17 @@ def _triage(db: Database) -> None:
         )
 
 
+def _incremental(db: Database) -> None:
+    # Each mailbox's own window in a run: incremental runs read from its high-water mark.
+    db.table("run_mailboxes").add_column("window_since", str)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
     ("0003_digests", _digests),
     ("0004_triage", _triage),
+    ("0005_incremental", _incremental),
 ]
 
 

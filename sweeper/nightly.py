@@ -103,7 +103,7 @@ def _sweep_then_digest(
         lines.append(f"{interrupted} earlier run(s) had been interrupted; marked failed.")
     until = now or datetime.now(UTC)
     window = Window(until - settings.window - settings.overlap, until)
-    report = asyncio.run(sweep_tenant(settings, env, db, window))
+    report = asyncio.run(sweep_tenant(settings, env, db, window, incremental=True))
     lines.append(output.run_summary(report))
     send = bool(settings.digest.recipients)
     digest = run_digest(db, settings, env, send=send, now=now)

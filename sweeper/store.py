@@ -137,6 +137,7 @@ def record_mailbox(
     malformed: int = 0,
     error: str | None = None,
     window_until: str | None = None,
+    window_since: str | None = None,
     targeted: bool = False,
 ) -> None:
     """What happened to one mailbox in one run; call inside the findings' transaction.
@@ -155,6 +156,7 @@ def record_mailbox(
             "throttled": throttled,
             "malformed": malformed,
             "error": error,
+            "window_since": window_since,
         },
         replace=True,
     )
@@ -172,6 +174,16 @@ def record_mailbox(
         row["last_success_at"] = now
         row["last_window_until"] = window_until
     db.table("mailboxes").upsert(row, pk="mailbox", alter=False)
+
+
+def mailbox_marks(db: Database) -> dict[str, str]:
+    """The end of each mailbox's last successful nightly window (its high-water mark)."""
+    return {
+        r["mailbox"]: r["last_window_until"]
+        for r in db.query(
+            "select mailbox, last_window_until from mailboxes where last_window_until is not null"
+        )
+    }
 
 
 def save_findings(db: Database, run_id: int, findings: Iterable[Finding]) -> int:

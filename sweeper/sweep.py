@@ -84,8 +84,14 @@ async def run_sweep(
     *,
     only: list[str] | None = None,
     progress: ProgressHook | None = None,
+    incremental: bool = False,
 ) -> SweepReport:
-    """Sweep the tenant (or the ``only`` mailboxes) and record the run. Never raises GraphError."""
+    """Sweep the tenant (or the ``only`` mailboxes) and record the run. Never raises GraphError.
+
+    ``incremental``: each mailbox is read from the end of its last successful window, less
+    the overlap, to ``window.until``; a mailbox never swept gets ``window``. A mailbox that
+    failed for a week so catches up by itself.
+    """
     since, until = window.iso()
     run_id = store.start_run(db, since, until, only)
     totals = store.RunTotals()
@@ -127,16 +133,31 @@ async def run_sweep(
             store.record_mailbox(db, run_id, upn, "", "failed", error=reason, targeted=True)
         done(result)
 
+    marks = store.mailbox_marks(db) if incremental else {}
     queue: asyncio.Queue[User] = asyncio.Queue()
     for user in chosen:
         queue.put_nowait(user)
+
+    def window_for(user: User) -> Window:
+        mark = marks.get(user.upn)
+        if mark is None:
+            return window
+        start = datetime.fromisoformat(mark) - settings.overlap
+        return Window(min(start, window.until - settings.overlap), window.until)
 
     async def worker() -> None:
         while not queue.empty():
             user = queue.get_nowait()
             done(
                 await _sweep_mailbox(
-                    db, gateway, run_id, user, window, policy, page_size, targeted=bool(only)
+                    db,
+                    gateway,
+                    run_id,
+                    user,
+                    window_for(user),
+                    policy,
+                    page_size,
+                    targeted=bool(only),
                 )
             )
 
@@ -208,7 +229,7 @@ async def _sweep_mailbox(
         result.status = "failed"
         result.error = f"internal error: {type(exc).__name__}: {exc}"
     result.throttled = gateway.throttled_for(user.id)
-    _, until = window.iso()
+    since, until = window.iso()
     with store.transaction(db):
         result.findings_new = store.save_findings(db, run_id, findings)
         store.record_mailbox(
@@ -223,6 +244,7 @@ async def _sweep_mailbox(
             malformed=result.malformed,
             error=result.error,
             window_until=until,
+            window_since=since,
             targeted=targeted,
         )
     log.info(
@@ -244,7 +266,16 @@ async def sweep_tenant(
     window: Window,
     only: list[str] | None = None,
     progress: ProgressHook | None = None,
+    incremental: bool = False,
 ) -> SweepReport:
     """Sign in with the configured method and sweep: what ``sweeper sweep`` runs."""
     async with gateway_for(settings, env) as gateway:
-        return await run_sweep(db, gateway, window, settings, only=only or None, progress=progress)
+        return await run_sweep(
+            db,
+            gateway,
+            window,
+            settings,
+            only=only or None,
+            progress=progress,
+            incremental=incremental,
+        )

@@ -247,3 +247,39 @@ def test_the_scheduled_job_runs_the_sweep_as_a_separate_process(sweeper: Sweeper
     assert f"{DAY_FINDINGS} new findings" in result.stdout
     assert " swept: " in result.stderr  # not a terminal: one log line per mailbox
     assert found_keys(sweeper) == planted_keys(sweeper)
+
+
+def test_a_nightly_sweep_reads_each_mailbox_from_its_own_high_water_mark(
+    sweeper: Sweeper,
+) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    older = next(p for p in sweeper.fake.tenant.planted if p.label == "older-40")
+    # That mailbox last succeeded eight days ago (it failed all week): it catches up.
+    conn = sqlite3.connect(sweeper.db)
+    eight_days = (sweeper.fake.tenant.now - timedelta(days=8)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    conn.execute(
+        "update mailboxes set last_window_until = ? where mailbox = ?",
+        [eight_days, older.mailbox],
+    )
+    conn.commit()
+    conn.close()
+
+    result = sweeper.run("sweep")
+
+    assert result.exit_code == 0
+    assert "2 new findings" in result.output  # the two older batches, nothing else again
+    found = {f["internet_message_id"] for f in sweeper.findings()}
+    assert older.internet_message_id in found
+    windows = rows(sweeper, "select mailbox, window_since from run_mailboxes where run_id = 2")
+    since = {r["mailbox"]: r["window_since"] for r in windows}
+    assert since[older.mailbox] < eight_days  # from its mark, less the overlap
+    assert since["victim.care@northwick.example"] > eight_days  # from last night's mark
+
+
+def test_an_explicit_window_is_not_incremental(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    assert sweeper.run("sweep", "--since", "2d").exit_code == 0
+    windows = {
+        r["window_since"] for r in rows(sweeper, "select * from run_mailboxes where run_id = 2")
+    }
+    assert len(windows) == 1
