@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 NPM    := $(shell command -v npm 2>/dev/null)
 
-.PHONY: demo test lint types pytest clean
+.PHONY: demo test lint types pytest bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -36,6 +36,10 @@ node_modules/.installed: package.json package-lock.json
 
 pytest: $(STAMP) $(if $(NPM),node_modules/.installed)
 	$(BIN)/pytest
+
+# Not part of `make test`: a few minutes on a 2-core machine; writes BENCHMARKS.md.
+bench: $(STAMP)
+	$(BIN)/python -m sweeper.bench
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache

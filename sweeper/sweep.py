@@ -56,6 +56,7 @@ class SweepReport:
     results: list[MailboxResult] = field(default_factory=list)
     error: str | None = None
     window_since: str | None = None
+    requests: int = 0  # HTTP round trips to Graph
 
     @property
     def exit_code(self) -> int:
@@ -173,7 +174,9 @@ async def run_sweep(
     status = "partial" if totals.failed else "ok"
     store.finish_run(db, run_id, status, totals)
     results.sort(key=lambda r: r.mailbox)
-    return SweepReport(run_id, status, totals, results, window_since=since)
+    return SweepReport(
+        run_id, status, totals, results, window_since=since, requests=gateway.requests
+    )
 
 
 def _choose(users: list[User], only: list[str] | None) -> tuple[list[User], list[str]]:

@@ -221,3 +221,46 @@ def test_the_generated_tenant_is_the_same_for_the_same_seed() -> None:
     assert [p.visible_external for p in one.planted if p.label.startswith("replay")] == [
         119, 198, 160, 171, 152, 148, 188
     ]  # fmt: skip
+
+
+def test_json_batching_answers_each_item_on_its_own(fake: FakeGraph, token: str) -> None:
+    fake.add_fault(mailbox="clinic.bookings@northwick.example", status=429, retry_after=3)
+    paths = [
+        sent_path(fake, "victim.care@northwick.example").lstrip("/") + "?$top=2",
+        sent_path(fake, "clinic.bookings@northwick.example").lstrip("/"),
+        sent_path(fake, "room.1@northwick.example").lstrip("/"),
+    ]
+    body = {"requests": [{"id": str(i), "method": "GET", "url": p} for i, p in enumerate(paths)]}
+    response = httpx.post(
+        f"{fake.graph_url}/$batch", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+
+    assert response.status_code == 200
+    answers = {a["id"]: a for a in response.json()["responses"]}
+    assert answers["0"]["status"] == 200
+    assert len(answers["0"]["body"]["value"]) == 2
+    assert answers["0"]["body"]["@odata.nextLink"].startswith("http://127.0.0.1:")
+    assert (answers["1"]["status"], answers["1"]["headers"]["Retry-After"]) == (429, "3")
+    assert answers["2"]["body"]["error"]["code"] == "MailboxNotEnabledForRESTAPI"
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [
+        [{"id": str(i), "method": "GET", "url": "users"} for i in range(21)],
+        [
+            {"id": "1", "method": "GET", "url": "users"},
+            {"id": "1", "method": "GET", "url": "domains"},
+        ],
+        [{"id": "1", "method": "GET", "url": "http://127.0.0.1/v1.0/users"}],
+    ],
+)
+def test_a_batch_graph_would_refuse_is_refused(
+    fake: FakeGraph, token: str, requests: list[dict[str, str]]
+) -> None:
+    response = httpx.post(
+        f"{fake.graph_url}/$batch",
+        json={"requests": requests},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert_graph_error(response, 400, "BadRequest")

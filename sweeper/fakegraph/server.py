@@ -139,6 +139,7 @@ class FakeGraph:
             (re.compile(r"^/v1\.0/users/([^/]+)/sendmail$", re.I), self._send_mail),
             (re.compile(r"^/v1\.0/users/([^/]+)$", re.I), self._user),
             (re.compile(r"^/msi/token$", re.I), self._managed_identity),
+            (re.compile(r"^/v1\.0/\$batch$", re.I), self._batch),
         ]
 
     # -- life cycle ---------------------------------------------------------------------
@@ -496,7 +497,8 @@ class FakeGraph:
         )
         top = _int_option(query, "$top", default=10, low=1, high=1000)
         skip = _int_option(query, "$skip", default=0, low=0, high=10**9)
-        messages = user.sent if predicate is None else [m for m in user.sent if predicate(m)]
+        sent = self.tenant.messages_of(user)
+        messages = sent if predicate is None else [m for m in sent if predicate(m)]
         page = messages[skip : skip + top]
         body: dict[str, Any] = {
             "@odata.context": f"{self._base(request)}/$metadata#users('{user.id}')"
@@ -506,6 +508,44 @@ class FakeGraph:
         if skip + top < len(messages):
             body["@odata.nextLink"] = self._next(request, {"$skip": str(skip + top)})
         return _json(body)
+
+    async def _batch(self, request: web.Request, _: re.Match[str]) -> web.Response:
+        """JSON batching: up to 20 requests with relative URLs, answered one by one.
+
+        Each item goes through the same routes, limits and faults as a request of its own,
+        so an item can be a 429 inside a 200 batch answer, as in Graph.
+        """
+        if request.method != "POST":
+            raise ODataError(405, "Request_BadRequest", "Only POST is allowed on $batch.")
+        try:
+            body = orjson.loads(await request.read())
+            items = body["requests"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise bad_request("Invalid batch payload format.") from None
+        if not isinstance(items, list) or not 1 <= len(items) <= 20:
+            raise bad_request("Number of batch request steps must be between 1 and 20.")
+        ids = [str(item.get("id")) for item in items if isinstance(item, dict)]
+        if len(set(ids)) != len(items):
+            raise bad_request("Batch request ids must be present and unique.")
+        for item in items:
+            url = str(item.get("url", ""))
+            if url.startswith(("http://", "https://")) or item.get("method") != "GET":
+                raise bad_request("Batch items take relative GET URLs here.")
+
+        async def one(item: dict[str, Any]) -> dict[str, Any]:
+            inner = request.clone(method="GET", rel_url="/v1.0/" + str(item["url"]).lstrip("/"))
+            answer = await self._dispatch(inner)
+            raw = bytes(answer.body) if answer.body else b""  # type: ignore[arg-type]
+            headers = {k: v for k, v in answer.headers.items() if k.lower() == "retry-after"}
+            return {
+                "id": str(item["id"]),
+                "status": answer.status,
+                "headers": {"Content-Type": "application/json", **headers},
+                "body": orjson.loads(raw) if raw else None,
+            }
+
+        responses = await asyncio.gather(*(one(item) for item in items))
+        return _json({"responses": list(responses)})
 
     async def _send_mail(self, request: web.Request, match: re.Match[str]) -> web.Response:
         """Captures the mail. Accepts Graph's camelCase and the SDK's PascalCase keys."""

@@ -96,6 +96,10 @@ class Tenant:
                 self._index[user.upn.lower()] = user
         return self._index.get(key.lower()) or self._index.get(key)
 
+    def messages_of(self, user: FakeUser) -> list[dict[str, Any]]:
+        """A mailbox's Sent Items, newest first. A generated tenant may make them on demand."""
+        return user.sent
+
     def planted_between(self, since: datetime, until: datetime) -> list[Planted]:
         return [p for p in self.planted if since <= p.sent_at < until]
 
