@@ -41,6 +41,7 @@ from urllib.parse import urlencode
 import orjson
 import trustme
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 from .odata import ODataError, bad_request, parse_filter, project, select_fields
 from .tenant import FakeUser, Tenant
@@ -533,10 +534,16 @@ class FakeGraph:
                 raise bad_request("Batch items take relative GET URLs here.")
 
         async def one(item: dict[str, Any]) -> dict[str, Any]:
-            inner = request.clone(method="GET", rel_url="/v1.0/" + str(item["url"]).lstrip("/"))
+            # The batch body is read, so the request cannot be cloned: make an item request
+            # with the batch's own headers (its token) and the item's URL.
+            inner = make_mocked_request(
+                "GET", "/v1.0/" + str(item["url"]).lstrip("/"), headers=request.headers
+            )
             answer = await self._dispatch(inner)
             raw = bytes(answer.body) if answer.body else b""  # type: ignore[arg-type]
-            headers = {k: v for k, v in answer.headers.items() if k.lower() == "retry-after"}
+            headers = {
+                "Retry-After": v for k, v in answer.headers.items() if k.lower() == "retry-after"
+            }
             return {
                 "id": str(item["id"]),
                 "status": answer.status,
