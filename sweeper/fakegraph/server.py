@@ -541,9 +541,8 @@ class FakeGraph:
             )
             answer = await self._dispatch(inner)
             raw = bytes(answer.body) if answer.body else b""  # type: ignore[arg-type]
-            headers = {
-                "Retry-After": v for k, v in answer.headers.items() if k.lower() == "retry-after"
-            }
+            retry_after = answer.headers.get("Retry-After")
+            headers = {"Retry-After": retry_after} if retry_after else {}
             return {
                 "id": str(item["id"]),
                 "status": answer.status,
