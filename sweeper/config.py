@@ -62,6 +62,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "overlap_minutes": (int, float),
         "page_size": int,
         "concurrency": int,
+        "batch": bool,
     },
     "storage": {"database": str},
     "severity": {
@@ -156,6 +157,7 @@ class Settings:
     overlap: timedelta = timedelta(minutes=15)
     page_size: int = 250
     concurrency: int = 8
+    batch: bool = True  # first pages of 20 mailboxes in one JSON batch
     database: Path = Path(DEFAULT_DATABASE)
     config_path: Path | None = None
     ca_bundle: Path | None = None
@@ -226,6 +228,7 @@ def load_settings(
         ),
         page_size=_int_between("sweep.page_size", sweep.get("page_size", 250), 1, 1000),
         concurrency=_int_between("sweep.concurrency", sweep.get("concurrency", 8), 1, 64),
+        batch=sweep.get("batch", True),
         database=_database(storage.get("database"), path, env),
         config_path=path,
         ca_bundle=_ca_bundle(env) if need_graph else None,

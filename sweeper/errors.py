@@ -39,9 +39,17 @@ class DeliveryError(SweeperError):
 class GraphError(SweeperError):
     """Graph gave an error answer, a malformed answer, or none."""
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ):
         self.status = status
         self.code = code
+        self.retry_after = retry_after  # seconds Graph asked to wait, when it said
         super().__init__(message)
 
 

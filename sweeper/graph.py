@@ -59,6 +59,7 @@ MESSAGE_FIELDS = (
 USER_FIELDS = "id,userPrincipalName,mail,displayName,accountEnabled"
 log = logging.getLogger(__name__)
 THROTTLE_STATUSES = frozenset({429, 503, 504})
+LONGEST_WAIT = 180.0  # the SDK gives up at once on a longer Retry-After; so does sweeper
 _USER_IN_PATH = re.compile(r"/users/([^/?]+)")
 
 
@@ -230,7 +231,7 @@ class GraphGateway:
             raise MailboxFailed(str(exc), status=exc.status, code=exc.code) from None
 
     async def first_pages(
-        self, users: list[User], since: datetime, until: datetime, page_size: int
+        self, wanted: list[tuple[User, datetime, datetime]], page_size: int
     ) -> dict[str, FirstPage | GraphError]:
         """The first page of up to 20 mailboxes in one round trip (JSON batching).
 
@@ -238,10 +239,11 @@ class GraphGateway:
         a throttled or failed item comes back as a GraphError for the caller to fetch that
         mailbox again the ordinary way, whose retries honour ``Retry-After``.
         """
+        users = [user for user, _, _ in wanted]
         body = {
             "requests": [
                 {"id": str(i), "method": "GET", "url": _sent_url(u, since, until, page_size)}
-                for i, u in enumerate(users)
+                for i, (u, since, until) in enumerate(wanted)
             ]
         }
         answer = await self._post_json(f"{self.graph_url}/$batch", body)
@@ -417,15 +419,22 @@ def _batch_item(item: Any, transport: CountingTransport, user: User) -> FirstPag
         return FirstPage(body["value"], link if isinstance(link, str) else None)
     if not isinstance(status, int):
         return GraphError("malformed batch item", status=0)
+    retry_after = None
     if status in THROTTLE_STATUSES:
         transport.throttled[user.id] += 1  # inside a 200 answer: the transport never saw it
+        headers = item.get("headers")
+        raw = headers.get("Retry-After") if isinstance(headers, dict) else None
+        try:
+            retry_after = float(raw) if raw is not None else None
+        except ValueError:
+            retry_after = None
     error = body.get("error") if isinstance(body, dict) else None
     code = str(error.get("code")) if isinstance(error, dict) else "Error"
     message = str(error.get("message") or "") if isinstance(error, dict) else ""
     detail = f"{status} {code}" + (f": {_first_line(message)}" if message else "")
     if status == 404 and code == "MailboxNotEnabledForRESTAPI":
         return MailboxNotEnabled(detail, status=status, code=code)
-    return GraphError(detail, status=status, code=code)
+    return GraphError(detail, status=status, code=code, retry_after=retry_after)
 
 
 def _model_to_dict(message: Any) -> dict[str, Any]:

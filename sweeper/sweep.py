@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -21,7 +22,7 @@ from .auth import gateway_for
 from .classify import Finding, Policy, classify
 from .config import Settings
 from .errors import GraphError, MailboxFailed, MailboxNotEnabled
-from .graph import GraphGateway, User
+from .graph import LONGEST_WAIT, FirstPage, GraphGateway, User
 from .incident_store import assign_incidents
 
 log = logging.getLogger(__name__)
@@ -135,9 +136,6 @@ async def run_sweep(
         done(result)
 
     marks = store.mailbox_marks(db) if incremental else {}
-    queue: asyncio.Queue[User] = asyncio.Queue()
-    for user in chosen:
-        queue.put_nowait(user)
 
     def window_for(user: User) -> Window:
         mark = marks.get(user.upn)
@@ -146,24 +144,36 @@ async def run_sweep(
         start = datetime.fromisoformat(mark) - settings.overlap
         return Window(min(start, window.until - settings.overlap), window.until)
 
+    # Mailboxes go in groups of 20: one JSON batch fetches each group's first pages, which
+    # on a quiet night is all there is; anything the batch could not answer is fetched
+    # again the ordinary way.
+    size = BATCH_SIZE if settings.batch else 1
+    queue: asyncio.Queue[list[User]] = asyncio.Queue()
+    for start in range(0, len(chosen), size):
+        queue.put_nowait(chosen[start : start + size])
+
     async def worker() -> None:
         while not queue.empty():
-            user = queue.get_nowait()
-            done(
-                await _sweep_mailbox(
-                    db,
-                    gateway,
-                    run_id,
-                    user,
-                    window_for(user),
-                    policy,
-                    page_size,
-                    targeted=bool(only),
+            group = queue.get_nowait()
+            windows = {user.id: window_for(user) for user in group}
+            firsts = await _first_pages(gateway, group, windows, page_size) if size > 1 else {}
+            for user in group:
+                done(
+                    await _sweep_mailbox(
+                        db,
+                        gateway,
+                        run_id,
+                        user,
+                        windows[user.id],
+                        policy,
+                        page_size,
+                        targeted=bool(only),
+                        first=firsts.get(user.id),
+                    )
                 )
-            )
 
     try:
-        workers = min(settings.concurrency, len(chosen)) or 1
+        workers = min(settings.concurrency, queue.qsize()) or 1
         await asyncio.gather(*(worker() for _ in range(workers)))
     except BaseException:
         store.finish_run(db, run_id, "failed", totals, "interrupted")
@@ -177,6 +187,52 @@ async def run_sweep(
     return SweepReport(
         run_id, status, totals, results, window_since=since, requests=gateway.requests
     )
+
+
+BATCH_SIZE = 20  # Graph's most requests in one JSON batch
+
+
+async def _first_pages(
+    gateway: GraphGateway, group: list[User], windows: dict[str, Window], page_size: int
+) -> dict[str, FirstPage | GraphError]:
+    wanted = [(u, windows[u.id].since, windows[u.id].until) for u in group]
+    try:
+        return await gateway.first_pages(wanted, page_size)
+    except GraphError as exc:  # the whole batch failed: each mailbox is fetched on its own
+        log.info("a batch of %d mailboxes failed (%s); fetching them one by one", len(group), exc)
+        return {}
+
+
+async def _pages_of(
+    gateway: GraphGateway,
+    user: User,
+    window: Window,
+    page_size: int,
+    first: FirstPage | GraphError | None,
+) -> AsyncIterator[list[Any]]:
+    """The mailbox's pages, starting from what a batch already brought, if anything."""
+    if isinstance(first, MailboxNotEnabled):
+        raise first
+    if isinstance(first, GraphError) and first.retry_after is not None:
+        # Throttled inside the batch: wait as asked before asking this mailbox again.
+        if first.retry_after >= LONGEST_WAIT:
+            raise MailboxFailed(
+                f"still throttled after the batch: {first} (Retry-After {first.retry_after:.0f} s)",
+                status=first.status,
+                code=first.code,
+            )
+        await asyncio.sleep(first.retry_after)
+    if isinstance(first, FirstPage):
+        yield first.messages
+        if first.next_link is None:
+            return
+        pages = gateway.sent_pages(
+            user, window.since, window.until, page_size, resume_from=first.next_link
+        )
+    else:  # no batch, or its item failed (throttled, say): the ordinary way, with retries
+        pages = gateway.sent_pages(user, window.since, window.until, page_size)
+    async for page in pages:
+        yield page
 
 
 def _choose(users: list[User], only: list[str] | None) -> tuple[list[User], list[str]]:
@@ -208,11 +264,12 @@ async def _sweep_mailbox(
     policy: Policy,
     page_size: int,
     targeted: bool,
+    first: FirstPage | GraphError | None = None,
 ) -> MailboxResult:
     findings: list[Finding] = []
     result = MailboxResult(user.upn, "swept")
     try:
-        async for page in gateway.sent_pages(user, window.since, window.until, page_size):
+        async for page in _pages_of(gateway, user, window, page_size, first):
             result.messages += len(page)
             for message in page:
                 if not isinstance(message, dict):

@@ -166,11 +166,12 @@ def test_a_mailbox_still_throttled_after_the_retries_fails_visibly(sweeper: Swee
 
 def test_a_truncated_page_fails_the_mailbox_without_a_traceback(sweeper: Sweeper) -> None:
     victim = "victim.care@northwick.example"
-    sweeper.fake.add_fault(mailbox=victim, kind="truncate", times=1)
+    sweeper.fake.add_fault(mailbox=victim, kind="truncate", times=None)
 
     result = sweeper.run("sweep")
 
     assert result.exit_code == 1
+    assert "1 failed" in result.output  # its batch's other mailboxes were fetched again
     assert "Traceback" not in result.output
     assert "malformed answer from Graph: not JSON" in result.output
 
@@ -283,3 +284,25 @@ def test_an_explicit_window_is_not_incremental(sweeper: Sweeper) -> None:
         r["window_since"] for r in rows(sweeper, "select * from run_mailboxes where run_id = 2")
     }
     assert len(windows) == 1
+
+
+def test_batching_cuts_round_trips_and_finds_the_same(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    batched = list(sweeper.fake.log)
+    posts = [e for e in batched if e.path.endswith("/$batch")]
+    mailboxes = len([u for u in sweeper.fake.tenant.users if u.enabled])
+    assert len(posts) == -(-mailboxes // 20)  # one batch per 20 mailboxes
+    found = found_keys(sweeper)
+
+    config = sweeper.config.read_text().replace("[sweep]\n", "[sweep]\nbatch = false\n")
+    sweeper.config.write_text(config)
+    sweeper.fake.log.clear()
+    assert sweeper.run("sweep", "--since", "1d").exit_code == 0
+    one_by_one = list(sweeper.fake.log)  # every entry was an HTTP round trip
+    # With batching, first pages were items inside the batches, not round trips of their own.
+    round_trips = [
+        e for e in batched if not (e.path.endswith("/messages") and "$skip" not in e.query)
+    ]
+    assert not [e for e in one_by_one if e.path.endswith("/$batch")]
+    assert len(round_trips) + mailboxes - len(posts) == len(one_by_one)
+    assert found_keys(sweeper) == found == planted_keys(sweeper)
