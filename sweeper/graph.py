@@ -215,7 +215,7 @@ class GraphGateway:
         """Pages of Sent Items sent in ``[since, until)``, as raw JSON values (dicts, normally).
 
         With ``internet_message_id``, only the copies of that message; with ``resume_from``
-        (a next link from :meth:`first_pages`), the pages after that one. Raises
+        (a next link), the pages from there on. Raises
         MailboxNotEnabled for an account without a mailbox, MailboxFailed when the mailbox
         cannot be read to the end.
         """

@@ -156,7 +156,7 @@ async def run_sweep(
         while not queue.empty():
             group = queue.get_nowait()
             windows = {user.id: window_for(user) for user in group}
-            firsts = await _first_pages(gateway, group, windows, page_size) if size > 1 else {}
+            firsts = await _first_pages(gateway, group, windows) if size > 1 else {}
             for user in group:
                 done(
                     await _sweep_mailbox(
@@ -190,14 +190,15 @@ async def run_sweep(
 
 
 BATCH_SIZE = 20  # Graph's most requests in one JSON batch
+BATCH_TOP = 100  # messages per mailbox in a batch: enough for a quiet night, small in memory
 
 
 async def _first_pages(
-    gateway: GraphGateway, group: list[User], windows: dict[str, Window], page_size: int
+    gateway: GraphGateway, group: list[User], windows: dict[str, Window]
 ) -> dict[str, FirstPage | GraphError]:
     wanted = [(u, windows[u.id].since, windows[u.id].until) for u in group]
     try:
-        return await gateway.first_pages(wanted, page_size)
+        return await gateway.first_pages(wanted, BATCH_TOP)
     except GraphError as exc:  # the whole batch failed: each mailbox is fetched on its own
         log.info("a batch of %d mailboxes failed (%s); fetching them one by one", len(group), exc)
         return {}
@@ -222,16 +223,12 @@ async def _pages_of(
                 code=first.code,
             )
         await asyncio.sleep(first.retry_after)
-    if isinstance(first, FirstPage):
-        yield first.messages
-        if first.next_link is None:
-            return
-        pages = gateway.sent_pages(
-            user, window.since, window.until, page_size, resume_from=first.next_link
-        )
-    else:  # no batch, or its item failed (throttled, say): the ordinary way, with retries
-        pages = gateway.sent_pages(user, window.since, window.until, page_size)
-    async for page in pages:
+    if isinstance(first, FirstPage) and first.next_link is None:
+        yield first.messages  # a quiet mailbox: the batch brought all of it
+        return
+    # A busy mailbox (read again in full-size pages: a page of the batch's size would cost
+    # more round trips than it saves), no batch, or a failed item: the ordinary way.
+    async for page in gateway.sent_pages(user, window.since, window.until, page_size):
         yield page
 
 
