@@ -211,15 +211,19 @@ class GraphGateway:
         *,
         internet_message_id: str | None = None,
         resume_from: str | None = None,
+        skip: int = 0,
     ) -> AsyncIterator[list[Any]]:
         """Pages of Sent Items sent in ``[since, until)``, as raw JSON values (dicts, normally).
 
         With ``internet_message_id``, only the copies of that message; with ``resume_from``
-        (a next link), the pages from there on. Raises
+        (a next link), the pages from there on; with ``skip``, after the first ``skip``
+        messages (``$skip``, which Graph pages messages by). Raises
         MailboxNotEnabled for an account without a mailbox, MailboxFailed when the mailbox
         cannot be read to the end.
         """
         relative = _sent_url(user, since, until, page_size, internet_message_id)
+        if skip:
+            relative += f"&$skip={skip}"
         try:
             async for page in self._pages(
                 resume_from or f"{self.graph_url}/{relative}", tenant_wide=False

@@ -190,7 +190,7 @@ async def run_sweep(
 
 
 BATCH_SIZE = 20  # Graph's most requests in one JSON batch
-BATCH_TOP = 100  # messages per mailbox in a batch: enough for a quiet night, small in memory
+BATCH_TOP = 100  # messages per mailbox in a batch: a quiet night's all, and small in memory
 
 
 async def _first_pages(
@@ -223,12 +223,16 @@ async def _pages_of(
                 code=first.code,
             )
         await asyncio.sleep(first.retry_after)
-    if isinstance(first, FirstPage) and first.next_link is None:
-        yield first.messages  # a quiet mailbox: the batch brought all of it
-        return
-    # A busy mailbox (read again in full-size pages: a page of the batch's size would cost
-    # more round trips than it saves), no batch, or a failed item: the ordinary way.
-    async for page in gateway.sent_pages(user, window.since, window.until, page_size):
+    skip = 0
+    if isinstance(first, FirstPage):
+        yield first.messages
+        if first.next_link is None:
+            return  # a quiet mailbox: the batch brought all of it
+        # A busy one: on from where the batch stopped, in full-size pages (following the
+        # batch's own next link would keep its small pages and cost more round trips).
+        skip = len(first.messages)
+    # Otherwise no batch, or a failed item: the ordinary way, with the SDK's retries.
+    async for page in gateway.sent_pages(user, window.since, window.until, page_size, skip=skip):
         yield page
 
 

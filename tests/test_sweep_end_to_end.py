@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import DAY_FINDINGS, Sweeper
 
-from sweeper.fakegraph.tenant import REPLAY_BATCHES
+from sweeper.fakegraph.tenant import REPLAY_BATCHES, recipient
 
 
 def planted_keys(sweeper: Sweeper, days: float = 1) -> set[tuple[str, str]]:
@@ -310,3 +310,32 @@ def test_batching_cuts_round_trips_and_finds_the_same(sweeper: Sweeper) -> None:
     assert not [e for e in one_by_one if e.path.endswith("/$batch")]
     assert len(round_trips) < len(one_by_one)
     assert found_keys(sweeper) == found == planted_keys(sweeper)
+
+
+def test_a_busy_mailbox_goes_on_after_its_batch_item_without_rereading(
+    sweeper: Sweeper,
+) -> None:
+    service = sweeper.fake.tenant.user("victim.care@northwick.example")
+    assert service is not None
+    template = service.sent[0]
+    for n in range(130):
+        extra = dict(template)
+        extra.update(
+            id=f"AAMkAGbusy{n}",
+            internetMessageId=f"<busy{n}@northwick.example>",
+            toRecipients=[recipient("colleague@northwick.example")],
+            ccRecipients=[],
+        )
+        service.sent.append(extra)
+    service.sent.sort(key=lambda m: m["sentDateTime"], reverse=True)
+
+    assert sweeper.run("sweep").exit_code == 0
+
+    outcome = rows(
+        sweeper, "select * from run_mailboxes where mailbox = 'victim.care@northwick.example'"
+    )
+    assert outcome[0]["messages"] == 137  # every message once: 7 batches and 130 others
+    pages = [e.query for e in sweeper.fake.requests_for(service.upn)]
+    assert pages[0]["$top"] == "100" and "$skip" not in pages[0]  # the batch item
+    assert pages[1]["$skip"] == "100" and pages[1]["$top"] == "7"  # on from there, full pages
+    assert found_keys(sweeper) == planted_keys(sweeper)
