@@ -66,6 +66,14 @@ class When(click.ParamType):  # type: ignore[type-arg]
 
 
 WHEN = When()
+LISTING_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table for people, json or csv for other programs.",
+)
 
 
 @dataclass
@@ -203,14 +211,7 @@ def sweep(
 
 @main.command()
 @click.option("--since", type=WHEN, help="Only messages sent at or after this moment.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="table for people, json or csv for other programs.",
-)
+@LISTING_FORMAT
 @click.pass_context
 @exits_cleanly
 def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
@@ -258,14 +259,7 @@ def demo(seed: int, users: int, reports: Path) -> None:
     "--include-suppressed", is_flag=True, help="Also list incidents an allowlist suppressed."
 )
 @click.option("--all", "show_all", is_flag=True, help="Also list false positives.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="table for people, json or csv for other programs.",
-)
+@LISTING_FORMAT
 @click.pass_context
 @exits_cleanly
 def incidents(

@@ -208,17 +208,22 @@ def list_incidents(
     return [_public(db, row) for row in db.query(sql, params)]
 
 
-def _public(db: Database, row: dict[str, Any]) -> dict[str, Any]:
-    domains = [
+def top_domains(db: Database, incident_id: int, limit: int = 5) -> list[str]:
+    """The incident's external domains, the most exposed addresses first."""
+    return [
         r["domain"]
         for r in db.query(
             "select a.domain, count(distinct a.address) as n from finding_addresses a "
             "join findings f on f.id = a.finding_id where f.incident_id = ? "
             "and f.qualifies = 1 and a.external = 1 group by a.domain order by n desc, a.domain "
-            "limit 5",
-            [row["id"]],
+            "limit ?",
+            [incident_id, limit],
         )
     ]
+
+
+def _public(db: Database, row: dict[str, Any]) -> dict[str, Any]:
+    domains = top_domains(db, row["id"])
     return {
         "id": row["id"],
         "sender": row["sender"],

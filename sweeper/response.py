@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlite_utils import Database
 
 from .digest.model import ARTICLE_33_HOURS
-from .digest.render import when
+from .digest.render import environment, when
 from .errors import SweeperError
 from .output import as_csv, as_json
 from .severity import SeverityRule, reveals_name
@@ -118,14 +117,7 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule) -> Worksheet:
 
 
 def render_worksheet(sheet: Worksheet, fmt: str) -> str:
-    env = Environment(
-        loader=PackageLoader("sweeper", "templates"),
-        autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    env.filters["when"] = when
-    return env.get_template(f"worksheet.{fmt}.j2").render(w=sheet)
+    return environment(html=False).get_template(f"worksheet.{fmt}.j2").render(w=sheet)
 
 
 def describe(db: Database, incident_id: int) -> str:

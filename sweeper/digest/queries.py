@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from ..incident_store import top_domains
 from ..privacy import mask_address
 from ..severity import LEVELS
 from ..store import transaction, utc_now
@@ -139,16 +140,7 @@ def _item(db: Database, row: dict[str, Any], reported: Reported) -> IncidentItem
             [row["id"], SAMPLES],
         )
     ]
-    domains = [
-        r["domain"]
-        for r in db.query(
-            "select a.domain, count(distinct a.address) as n from finding_addresses a "
-            "join findings f on f.id = a.finding_id where f.incident_id = ? "
-            "and f.qualifies = 1 and a.external = 1 group by a.domain "
-            "order by n desc, a.domain limit 5",
-            [row["id"]],
-        )
-    ]
+    domains = top_domains(db, row["id"])
     return IncidentItem(
         id=row["id"],
         severity=row["severity"],

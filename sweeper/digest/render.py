@@ -18,7 +18,8 @@ def when(value: str | None) -> str:
     return datetime.fromisoformat(value).strftime("%d %b %Y %H:%M UTC").lstrip("0")
 
 
-def _environment(html: bool) -> Environment:
+def environment(html: bool) -> Environment:
+    """Templates from ``sweeper/templates``: ``*.html.j2`` always autoescaped."""
     env = Environment(
         loader=PackageLoader("sweeper", "templates"),
         autoescape=select_autoescape(enabled_extensions=("html.j2",), default=html),
@@ -29,8 +30,8 @@ def _environment(html: bool) -> Environment:
     return env
 
 
-_HTML = _environment(html=True)
-_TEXT = _environment(html=False)
+_HTML = environment(html=True)
+_TEXT = environment(html=False)
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
 
