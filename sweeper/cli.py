@@ -32,7 +32,7 @@ from .files import write_private
 from .incident_store import list_incidents
 from .lookup import LookupReport
 from .lookup import lookup as run_lookup
-from .nightly import AlreadyRunning, lock_path_for, run_nightly, single_run
+from .nightly import AlreadyRunning, run_locked
 from .reclassify import reclassify as rejudge
 from .response import (
     PurgedError,
@@ -355,8 +355,7 @@ def nightly(ctx: click.Context) -> None:
     """Run the nightly job: sweep the default window, then send the digest; one at a time."""
     settings = _settings(ctx)
     try:
-        with single_run(lock_path_for(settings)):
-            result = run_nightly(settings, os.environ)
+        result = run_locked(settings, os.environ)
     except AlreadyRunning as exc:
         click.echo(f"sweeper: {exc}", err=True)
         sys.exit(EXIT_FAILED)
@@ -401,8 +400,7 @@ def schedule(ctx: click.Context) -> None:
 def scheduled_run(settings: Settings) -> None:
     """One nightly run from the scheduler; its outcome goes to the log."""
     try:
-        with single_run(lock_path_for(settings)):
-            result = run_nightly(settings, os.environ)
+        result = run_locked(settings, os.environ)
     except SweeperError as exc:
         log.error("nightly run failed: %s", exc)
         return

@@ -83,6 +83,12 @@ def mark_interrupted(db: Database) -> int:
     return len(stale)
 
 
+def run_locked(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
+    """One nightly run under the lock; AlreadyRunning if another holds it."""
+    with single_run(lock_path_for(settings)):
+        return run_nightly(settings, env)
+
+
 def run_nightly(
     settings: Settings, env: Mapping[str, str], *, now: datetime | None = None
 ) -> NightlyResult:

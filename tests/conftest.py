@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,24 @@ class Sweeper:
         assert result.exit_code == 0, result.output
         rows: list[dict[str, Any]] = orjson.loads(result.stdout)
         return rows
+
+
+def late_batch(
+    fake: FakeGraph, upn: str, key: str, minutes: int, recipients: list[dict[str, Any]]
+) -> None:
+    """Another batch of the mailbox's newest mailing, ``minutes`` after its last message."""
+    sender = fake.tenant.user(upn)
+    assert sender is not None
+    last = max(datetime.fromisoformat(m["sentDateTime"]) for m in sender.sent)
+    late = dict(sender.sent[0])
+    late.update(
+        id=f"AAMkAG{key}",
+        internetMessageId=f"<{key}@northwick.example>",
+        sentDateTime=(last + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        toRecipients=recipients,
+        ccRecipients=[],
+    )
+    sender.sent.insert(0, late)
 
 
 def write_config(path: Path, text: str) -> Path:

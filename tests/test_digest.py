@@ -19,7 +19,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
-from conftest import DAY_INCIDENTS, Sweeper, write_config
+from conftest import DAY_INCIDENTS, Sweeper, late_batch, write_config
 
 from sweeper import store
 from sweeper.config import load_settings
@@ -199,18 +199,8 @@ def test_exactly_once_across_two_runs_and_resend_on_request(swept: Sweeper) -> N
 
 def test_a_grown_incident_and_a_failed_run_are_reported_once_each(swept: Sweeper) -> None:
     assert swept.run("digest", "--send").exit_code == 0
-    service = swept.fake.tenant.user("victim.care@northwick.example")
-    assert service is not None
-    late = dict(service.sent[0])
-    last = max(datetime.fromisoformat(m["sentDateTime"]) for m in service.sent)
-    late.update(
-        id="AAMkAGlate",
-        internetMessageId="<late@northwick.example>",
-        sentDateTime=(last + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        toRecipients=[recipient(f"late{i}@gmail.com") for i in range(20)],
-        ccRecipients=[],
-    )
-    service.sent.insert(0, late)
+    late = [recipient(f"late{i}@gmail.com") for i in range(20)]
+    late_batch(swept.fake, "victim.care@northwick.example", "late", 30, late)
     swept.fake.add_fault(mailbox="clinic.bookings@northwick.example", status=500, times=None)
     assert swept.run("sweep", "--since", "2d").exit_code == 1  # a backfill finds the late batch
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, write_config
+from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, late_batch, write_config
 
 from sweeper.fakegraph.tenant import recipient
 from sweeper.incidents import Group, Member, MessageFigures, normalise_subject, place, summarise
@@ -196,18 +196,8 @@ def test_re_running_adds_no_incident_and_a_late_batch_extends_its_own(sweeper: S
     assert sweeper.run("sweep").exit_code == 0
     assert {i["id"]: i for i in incidents(sweeper)} == before
 
-    service = sweeper.fake.tenant.user("victim.care@northwick.example")
-    assert service is not None
-    last = max(datetime.fromisoformat(m["sentDateTime"]) for m in service.sent)
-    late = dict(service.sent[0])
-    late.update(
-        id="AAMkAGlatebatch",
-        internetMessageId="<late-batch@northwick.example>",
-        sentDateTime=(last + timedelta(minutes=40)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        toRecipients=[recipient(f"late.reader{i}@gmail.com") for i in range(25)],
-        ccRecipients=[],
-    )
-    service.sent.insert(0, late)
+    readers = [recipient(f"late.reader{i}@gmail.com") for i in range(25)]
+    late_batch(sweeper.fake, "victim.care@northwick.example", "late-batch", 40, readers)
     assert sweeper.run("sweep", "--since", "2d").exit_code == 0  # a backfill of the day
 
     after = {i["id"]: i for i in incidents(sweeper)}
