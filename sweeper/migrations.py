@@ -213,7 +213,7 @@ def migrate(db: Database) -> list[str]:
     for name, step in MIGRATIONS:
         if name in done:
             continue
-        with db.conn:
+        with db.atomic():  # a migration is applied whole or not at all
             step(db)
             db.table("migrations").insert(
                 {"name": name, "applied_at": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -67,7 +67,13 @@ def _create_private(path: Path) -> None:
 
 @contextmanager
 def transaction(db: Database) -> Iterator[None]:
-    with db.conn:
+    """All writes inside happen together or not at all, even if the process is killed.
+
+    An explicit BEGIN, so that sqlite-utils' own writes inside become savepoints of this
+    transaction; ``with conn:`` would begin only at the first write, which sqlite-utils
+    then commits by itself, leaving half a mailbox stored if the process died after it.
+    """
+    with db.atomic():
         yield
 
 
@@ -143,7 +149,8 @@ def record_mailbox(
     """What happened to one mailbox in one run; call inside the findings' transaction.
 
     A targeted run (chosen mailboxes, any window) is recorded with the run only: it leaves
-    the mailbox's nightly state alone.
+    the mailbox's nightly state alone. The high-water mark moves only when a mailbox was
+    read to the end; a mailbox that has none yet gets the start of the window it failed.
     """
     now = utc_now()
     db.table("run_mailboxes").insert(
@@ -174,6 +181,14 @@ def record_mailbox(
         row["last_success_at"] = now
         row["last_window_until"] = window_until
     db.table("mailboxes").upsert(row, pk="mailbox", alter=False)
+    if status != "swept" and window_since is not None:
+        # Never read yet: the next incremental run starts where this window started,
+        # however far the nightly window has moved on by then.
+        db.execute(
+            "update mailboxes set last_window_until = ? "
+            "where mailbox = ? and last_window_until is null",
+            [window_since, upn],
+        )
 
 
 def mailbox_marks(db: Database) -> dict[str, str]:

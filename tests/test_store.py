@@ -114,3 +114,21 @@ def test_findings_without_a_database_says_what_to_do(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "run `sweeper sweep` first" in result.output
     assert not path.exists()
+
+
+def test_a_mailbox_cut_short_inside_its_transaction_leaves_nothing_of_it(tmp_path: Path) -> None:
+    db = store.open_db(tmp_path / "sweeper.db")
+    run_id = store.start_run(db, "2026-11-21T00:00:00Z", "2026-11-22T00:00:00Z", None)
+
+    with pytest.raises(KeyboardInterrupt), store.transaction(db):
+        store.save_findings(db, run_id, [finding()])  # sqlite-utils' own writes commit...
+        store.record_mailbox(db, run_id, "a@northwick.example", "id-a", "swept")
+        raise KeyboardInterrupt  # ...unless they join this transaction
+
+    assert db.table("findings").count == 0
+    assert db.table("finding_addresses").count == 0
+    assert db.table("run_mailboxes").count == 0
+
+    with store.transaction(db):
+        store.save_findings(db, run_id, [finding()])
+    assert (db.table("findings").count, db.table("finding_addresses").count) == (1, 12)
