@@ -80,4 +80,5 @@ def gateway_for(settings: Settings, env: Mapping[str, str]) -> GraphGateway:
         settings.graph_scope,
         make_credential(settings, env),
         ca_bundle=ca_bundle,
+        timeout=settings.timeout,
     )

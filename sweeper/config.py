@@ -12,6 +12,7 @@ is written anywhere.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -54,7 +55,13 @@ AUTH_METHODS = ("client_secret", "certificate", "managed_identity", "default")
 
 # What the file may contain: section -> key -> expected type.
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "graph": {"cloud": str, "auth": str, "tenant_id": str, "client_id": str},
+    "graph": {
+        "cloud": str,
+        "auth": str,
+        "tenant_id": str,
+        "client_id": str,
+        "timeout_seconds": (int, float),
+    },
     "organisation": {"own_domains": list},
     "detection": {"min_visible_external": int},
     "sweep": {
@@ -151,6 +158,7 @@ class Settings:
     auth: str = "client_secret"
     tenant_id: str | None = None
     client_id: str | None = None
+    timeout: float = 60.0  # seconds Graph may take to answer one request
     own_domains: tuple[str, ...] = ()
     min_visible_external: int = 10
     window: timedelta = timedelta(hours=24)
@@ -218,6 +226,7 @@ def load_settings(
         auth=auth,
         tenant_id=tenant_id,
         client_id=client_id,
+        timeout=_between("graph.timeout_seconds", graph.get("timeout_seconds", 60), 1, 600),
         own_domains=_domains(
             "organisation.own_domains", raw.get("organisation", {}).get("own_domains", [])
         ),
@@ -395,15 +404,29 @@ def _int_between(name: str, value: int, low: int, high: int) -> int:
     return value
 
 
-def _positive(name: str, value: float) -> float:
-    if value <= 0:
-        raise ConfigError(name, f"must be more than 0, not {value}")
+def _between(name: str, value: float, low: float, high: float) -> float:
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(name, f"must be between {low} and {high}, not {value}")
     return float(value)
 
 
-def _not_negative(name: str, value: float) -> float:
+def _positive(name: str, value: float, high: float = 24 * 366 * 10) -> float:
+    if not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number, not {value}")
+    if value <= 0:
+        raise ConfigError(name, f"must be more than 0, not {value}")
+    if value > high:
+        raise ConfigError(name, f"must be at most {high}, not {value}")
+    return float(value)
+
+
+def _not_negative(name: str, value: float, high: float = 7 * 24 * 60) -> float:
+    if not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number, not {value}")
     if value < 0:
         raise ConfigError(name, f"must not be negative, not {value}")
+    if value > high:
+        raise ConfigError(name, f"must be at most {high}, not {value}")
     return float(value)
 
 

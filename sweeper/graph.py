@@ -12,11 +12,13 @@ Paging is hidden here: callers get whole pages as lists of dicts and never see
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import ssl
+import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -25,6 +27,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import orjson
+from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -58,8 +61,10 @@ MESSAGE_FIELDS = (
 
 USER_FIELDS = "id,userPrincipalName,mail,displayName,accountEnabled"
 log = logging.getLogger(__name__)
-THROTTLE_STATUSES = frozenset({429, 503, 504})
+THROTTLE_STATUSES = frozenset({429, 503, 504})  # the SDK retries these, after Retry-After
 LONGEST_WAIT = 180.0  # the SDK gives up at once on a longer Retry-After; so does sweeper
+RETRY_DELAYS = (0.5, 2.0)  # sweeper's own retries of a read that got no usable answer
+RETRIED_STATUSES = frozenset({500, 502})  # server errors the SDK does not retry
 _USER_IN_PATH = re.compile(r"/users/([^/?]+)")
 
 
@@ -103,6 +108,62 @@ class CountingTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+class RenewableCredential(AsyncTokenCredential):
+    """The configured credential, able to insist on a new token after Graph refused one.
+
+    azure-identity renews a token a few minutes before it expires, but Graph can refuse one
+    sooner: a clock minutes off, a session revoked. Asking with a ``claims`` value makes
+    azure-identity and MSAL bypass their caches; the value asks for a token issued from now
+    on, the form Graph's own claims challenges take.
+    """
+
+    def __init__(self, inner: AsyncTokenCredential) -> None:
+        self._inner = inner
+        self._last: str | None = None  # the token handed out last
+        self._refused: str | None = None  # the token Graph refused last
+        self._lock = asyncio.Lock()
+        self.renewals = 0
+
+    def refused(self, header: str | None) -> None:
+        """Graph refused the token in this Authorization header: replace it."""
+        if header is not None:
+            self._refused = header.removeprefix("Bearer ")
+
+    async def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        # One at a time: the requests in flight when a token was refused all see it
+        # refused, and one new token serves them all.
+        async with self._lock:
+            if not claims and self._refused is not None and self._refused == self._last:
+                self.renewals += 1
+                issued_from = str(int(time.time()))
+                claims = orjson.dumps(
+                    {"access_token": {"nbf": {"essential": True, "value": issued_from}}}
+                ).decode()
+            token = await self._inner.get_token(
+                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
+            )
+            self._last = token.token
+            return token
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        await self.close()
+
+
 class GraphGateway:
     """Async access to the few Graph endpoints sweeper needs. Use as ``async with``."""
 
@@ -115,21 +176,24 @@ class GraphGateway:
         transport: httpx.AsyncBaseTransport | None = None,
         ca_bundle: str | None = None,
         max_connections: int = 32,
+        timeout: float = 60.0,
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
-        self._credential = credential
+        self._credential = RenewableCredential(credential)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
         self._transport = CountingTransport(transport or _transport(ca_bundle, limits))
         client = httpx.AsyncClient(
             transport=self._transport,
-            timeout=httpx.Timeout(100.0, connect=30.0),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
             base_url=self.graph_url,
         )
         client = GraphClientFactory.create_with_default_middleware(
             client=client, options=graph_middleware_options
         )
         host = urlsplit(self.graph_url).hostname or ""
-        auth = AzureIdentityAuthenticationProvider(credential, scopes=[scope], allowed_hosts=[host])
+        auth = AzureIdentityAuthenticationProvider(
+            self._credential, scopes=[scope], allowed_hosts=[host]
+        )
         self._http = client
         self._adapter = GraphRequestAdapter(auth, client=client)
         self._adapter.base_url = self.graph_url
@@ -159,6 +223,11 @@ class GraphGateway:
     @property
     def throttled_total(self) -> int:
         return sum(self._transport.throttled.values())
+
+    @property
+    def token_renewals(self) -> int:
+        """How often Graph refused a token before it expired and a new one was fetched."""
+        return self._credential.renewals
 
     async def verified_domains(self) -> list[str]:
         """The tenant's verified domain names, lower case."""
@@ -232,7 +301,9 @@ class GraphGateway:
         except (MailboxNotEnabled, MailboxFailed):
             raise
         except GraphError as exc:  # includes a 401/403 on this one mailbox
-            raise MailboxFailed(str(exc), status=exc.status, code=exc.code) from None
+            raise MailboxFailed(
+                str(exc), status=exc.status, code=exc.code, retry_after=exc.retry_after
+            ) from None
 
     async def first_pages(
         self, wanted: list[tuple[User, datetime, datetime]], page_size: int
@@ -334,54 +405,100 @@ class GraphGateway:
     async def _pages(self, url: str, *, tenant_wide: bool) -> AsyncIterator[list[Any]]:
         next_url: str | None = url
         while next_url:
-            body = await self._get_json(next_url, tenant_wide=tenant_wide)
-            value = body.get("value")
-            if not isinstance(value, list):
-                raise GraphError("malformed answer from Graph: a page without a 'value' list")
-            yield value
-            link = body.get("@odata.nextLink")
-            if link is not None and not isinstance(link, str):
-                raise GraphError("malformed answer from Graph: '@odata.nextLink' is not a URL")
-            next_url = link
+            body = await self._get_json(next_url, tenant_wide=tenant_wide, page=True)
+            yield body["value"]
+            next_url = body.get("@odata.nextLink")
 
     async def _post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
-        request = RequestInformation(Method.POST)
-        request.url = url
-        request.headers.try_add("Content-Type", "application/json")
-        request.headers.try_add("Accept", "application/json")
-        request.content = orjson.dumps(body)
-        request.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
-        return await self._send(request, tenant_wide=True)
+        """POST a JSON batch of reads: as safe to send again as the reads themselves."""
 
-    async def _get_json(self, url: str, *, tenant_wide: bool) -> dict[str, Any]:
-        request = RequestInformation(Method.GET)
-        request.url = url
-        request.headers.try_add("Accept", "application/json")
-        request.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
-        return await self._send(request, tenant_wide=tenant_wide)
+        def build() -> RequestInformation:
+            request = RequestInformation(Method.POST)
+            request.url = url
+            request.headers.try_add("Content-Type", "application/json")
+            request.headers.try_add("Accept", "application/json")
+            request.content = orjson.dumps(body)
+            request.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
+            return request
 
-    async def _send(self, request: RequestInformation, *, tenant_wide: bool) -> dict[str, Any]:
-        try:
-            response: httpx.Response = await self._adapter.send_async(request, None, {})
-        except ClientAuthenticationError as exc:
-            raise AuthError(f"sign-in failed: {_first_line(exc.message or str(exc))}") from None
-        except httpx.TimeoutException as exc:
-            raise GraphError(f"Graph did not answer in time ({type(exc).__name__})") from None
-        except httpx.HTTPError as exc:
-            raise GraphError(
-                f"connection to Graph failed ({type(exc).__name__}: {_first_line(str(exc))})"
-            ) from None
-        if response.status_code >= 400:
-            raise _error_for(response, tenant_wide=tenant_wide)
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise GraphError(
-                f"malformed answer from Graph: not JSON ({len(response.content)} bytes)"
-            ) from None
-        if not isinstance(body, dict):
-            raise GraphError("malformed answer from Graph: not a JSON object")
-        return body
+        return await self._send(build, tenant_wide=True, page=False)
+
+    async def _get_json(self, url: str, *, tenant_wide: bool, page: bool = False) -> dict[str, Any]:
+        def build() -> RequestInformation:
+            request = RequestInformation(Method.GET)
+            request.url = url
+            request.headers.try_add("Accept", "application/json")
+            request.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
+            return request
+
+        return await self._send(build, tenant_wide=tenant_wide, page=page)
+
+    async def _send(
+        self, build: Callable[[], RequestInformation], *, tenant_wide: bool, page: bool
+    ) -> dict[str, Any]:
+        """Send a read; return its JSON object, or raise one of :mod:`sweeper.errors`.
+
+        Throttling (429/503/504) is the SDK's retry middleware's, honouring Retry-After.
+        Sweeper adds what the SDK leaves out: a read that got no usable answer (connection
+        reset, timeout, a cut-off or malformed body, a 500 or 502) is sent again after
+        RETRY_DELAYS; a token Graph refused (401 InvalidAuthenticationToken) is replaced
+        once by a fresh one.
+        """
+        renewed = False
+        attempt = 0
+        while True:
+            try:
+                response: httpx.Response = await self._adapter.send_async(build(), None, {})
+            except ClientAuthenticationError as exc:
+                raise AuthError(f"sign-in failed: {_first_line(exc.message or str(exc))}") from None
+            except httpx.TimeoutException as exc:
+                problem = GraphError(f"Graph did not answer in time ({type(exc).__name__})")
+            except httpx.HTTPError as exc:
+                problem = GraphError(
+                    f"connection to Graph failed ({type(exc).__name__}: {_first_line(str(exc))})"
+                )
+            else:
+                status = response.status_code
+                if status == 401 and not renewed and _refused_token(response):
+                    renewed = True
+                    self._credential.refused(response.request.headers.get("Authorization"))
+                    log.info("Graph refused the access token before its expiry; renewing it")
+                    continue
+                if status >= 400 and status not in RETRIED_STATUSES:
+                    raise _error_for(response, tenant_wide=tenant_wide)
+                if status >= 400:
+                    problem = _error_for(response, tenant_wide=tenant_wide)
+                else:
+                    body, malformed = _parse(response.content, page=page)
+                    if body is not None:
+                        return body
+                    problem = GraphError(f"malformed answer from Graph: {malformed}")
+            if attempt >= len(RETRY_DELAYS):
+                raise problem
+            log.info("%s; asking again in %.1f s", problem, RETRY_DELAYS[attempt])
+            await asyncio.sleep(RETRY_DELAYS[attempt])
+            attempt += 1
+
+
+def _parse(content: bytes, *, page: bool) -> tuple[dict[str, Any] | None, str]:
+    """The answer's JSON object, or None and what is wrong with it."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None, f"not JSON ({len(content)} bytes)"
+    if not isinstance(body, dict):
+        return None, "not a JSON object"
+    if page and not isinstance(body.get("value"), list):
+        return None, "a page without a 'value' list"
+    link = body.get("@odata.nextLink")
+    if page and link is not None and not isinstance(link, str):
+        return None, "'@odata.nextLink' is not a URL"
+    return body, ""
+
+
+def _refused_token(response: httpx.Response) -> bool:
+    code, _ = _odata_error(response)
+    return code == "InvalidAuthenticationToken"
 
 
 def _transport(ca_bundle: str | None, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
@@ -427,11 +544,7 @@ def _batch_item(item: Any, transport: CountingTransport, user: User) -> FirstPag
     if status in THROTTLE_STATUSES:
         transport.throttled[user.id] += 1  # inside a 200 answer: the transport never saw it
         headers = item.get("headers")
-        raw = headers.get("Retry-After") if isinstance(headers, dict) else None
-        try:
-            retry_after = float(raw) if raw is not None else None
-        except ValueError:
-            retry_after = None
+        retry_after = _seconds(headers.get("Retry-After") if isinstance(headers, dict) else None)
     error = body.get("error") if isinstance(body, dict) else None
     code = str(error.get("code")) if isinstance(error, dict) else "Error"
     message = str(error.get("message") or "") if isinstance(error, dict) else ""
@@ -479,6 +592,15 @@ def _user(item: object) -> User | None:
     )
 
 
+def _seconds(raw: object) -> float | None:
+    """A Retry-After value in seconds (Graph sends whole seconds), or None."""
+    try:
+        value = float(raw) if isinstance(raw, str | int | float) else None
+    except ValueError:
+        return None
+    return value if value is not None and value >= 0 else None
+
+
 def _odata_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -496,10 +618,13 @@ def _error_for(response: httpx.Response, *, tenant_wide: bool) -> GraphError:
     if status == 404 and code == "MailboxNotEnabledForRESTAPI":
         return MailboxNotEnabled(detail, status=status, code=code)
     if status in THROTTLE_STATUSES:
-        retry_after = response.headers.get("Retry-After")
-        wait = f" (Retry-After {retry_after} s)" if retry_after else ""
+        retry_after = _seconds(response.headers.get("Retry-After"))
+        wait = f" (Retry-After {retry_after:.0f} s)" if retry_after is not None else ""
         return GraphError(
-            f"still throttled after the SDK's retries: {detail}{wait}", status=status, code=code
+            f"still throttled after the SDK's retries: {detail}{wait}",
+            status=status,
+            code=code,
+            retry_after=retry_after,
         )
     if tenant_wide and status in (401, 403):
         return AuthError(f"Graph refused access: {detail}", status=status, code=code)

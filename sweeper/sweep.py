@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +48,7 @@ class MailboxResult:
     throttled: int = 0
     malformed: int = 0  # page entries that were not message objects
     error: str | None = None
+    retry_at: float | None = None  # monotonic time Graph said to come back (long throttling)
 
 
 @dataclass
@@ -153,29 +155,49 @@ async def run_sweep(
     for start in range(0, len(chosen), size):
         queue.put_nowait(chosen[start : start + size])
 
+    deferred: list[tuple[MailboxResult, User, Window]] = []
+
+    async def sweep_one(user: User, window: Window, first: FirstPage | GraphError | None) -> None:
+        result = await _sweep_mailbox(
+            db, gateway, run_id, user, window, policy, page_size, bool(only), first
+        )
+        if result.retry_at is None:
+            done(result)
+        else:
+            deferred.append((result, user, window))
+
     async def worker() -> None:
         while not queue.empty():
             group = queue.get_nowait()
             windows = {user.id: window_for(user) for user in group}
             firsts = await _first_pages(gateway, group, windows) if size > 1 else {}
             for user in group:
-                done(
-                    await _sweep_mailbox(
-                        db,
-                        gateway,
-                        run_id,
-                        user,
-                        windows[user.id],
-                        policy,
-                        page_size,
-                        targeted=bool(only),
-                        first=firsts.get(user.id),
-                    )
-                )
+                await sweep_one(user, windows[user.id], firsts.get(user.id))
 
     try:
         workers = min(settings.concurrency, queue.qsize()) or 1
         await asyncio.gather(*(worker() for _ in range(workers)))
+        # Mailboxes Graph asked to leave alone for minutes: read again now if their time
+        # has come (or nearly), once; otherwise they stay failed and the next run reads
+        # them from where their last good read ended.
+        for result, user, window in sorted(deferred, key=lambda d: d[0].retry_at or 0.0):
+            wait = retry_wait(result.retry_at or 0.0, time.monotonic())
+            if wait is None:
+                done(result)
+                continue
+            await asyncio.sleep(wait)
+            again = await _sweep_mailbox(
+                db,
+                gateway,
+                run_id,
+                user,
+                window,
+                policy,
+                page_size,
+                bool(only),
+                found_before=result.findings_new,
+            )
+            done(again)
     except BaseException:
         store.finish_run(db, run_id, "failed", totals, "interrupted")
         raise
@@ -191,6 +213,15 @@ async def run_sweep(
 
 
 BATCH_SIZE = 20  # Graph's most requests in one JSON batch
+LATER_WAIT = 30.0  # at the end of a run, the longest sweeper sleeps for a throttled mailbox
+
+
+def retry_wait(retry_at: float, now: float, longest: float = LATER_WAIT) -> float | None:
+    """Seconds to sleep before reading a long-throttled mailbox again, or None: not this run."""
+    wait = max(0.0, retry_at - now)
+    return wait if wait <= longest else None
+
+
 BATCH_TOP = 100  # messages per mailbox in a batch: a quiet night's all, and small in memory
 
 
@@ -222,6 +253,7 @@ async def _pages_of(
                 f"still throttled after the batch: {first} (Retry-After {first.retry_after:.0f} s)",
                 status=first.status,
                 code=first.code,
+                retry_after=first.retry_after,
             )
         await asyncio.sleep(first.retry_after)
     skip = 0
@@ -267,7 +299,12 @@ async def _sweep_mailbox(
     page_size: int,
     targeted: bool,
     first: FirstPage | GraphError | None = None,
+    found_before: int = 0,
 ) -> MailboxResult:
+    """Read one mailbox's window, store its findings and record how it went, at once.
+
+    ``found_before``: findings this run already stored from an earlier, failed read.
+    """
     findings: list[Finding] = []
     result = MailboxResult(user.upn, "swept")
     try:
@@ -286,6 +323,12 @@ async def _sweep_mailbox(
     except MailboxFailed as exc:
         result.status = "failed"
         result.error = str(exc)
+        if exc.retry_after is not None and exc.retry_after >= LONGEST_WAIT:
+            result.retry_at = time.monotonic() + exc.retry_after
+            result.error = (
+                f"still throttled: Graph asked to wait {exc.retry_after:.0f} s (Retry-After), "
+                "longer than a run waits; the next run reads this mailbox again"
+            )
     except Exception as exc:  # a bug must cost one mailbox, visibly, not the whole run
         log.exception("unexpected error sweeping %s", user.upn)
         result.status = "failed"
@@ -293,7 +336,7 @@ async def _sweep_mailbox(
     result.throttled = gateway.throttled_for(user.id)
     since, until = window.iso()
     with store.transaction(db):
-        result.findings_new = store.save_findings(db, run_id, findings)
+        result.findings_new = found_before + store.save_findings(db, run_id, findings)
         store.record_mailbox(
             db,
             run_id,

@@ -91,6 +91,29 @@ def late_batch(
     sender.sent.insert(0, late)
 
 
+@dataclass
+class FaultLedger:
+    """Totals of the fault matrix (tests/test_faults.py), printed at the end of the run."""
+
+    cases: int = 0
+    faults: int = 0  # faults the local Graph actually injected
+    runs: int = 0  # sweeps run with faults about, reruns included
+    lost: int = 0  # findings of the fault-free run missing after the faulty one
+    duplicates: int = 0  # findings, addresses or incident members stored twice
+
+
+LEDGER = FaultLedger()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if LEDGER.cases:
+        terminalreporter.write_sep("-", "fault matrix")
+        terminalreporter.write_line(
+            f"{LEDGER.cases} fault cases: {LEDGER.faults} faults injected, {LEDGER.runs} runs, "
+            f"{LEDGER.lost} findings lost, {LEDGER.duplicates} duplicates"
+        )
+
+
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     path.chmod(0o600)

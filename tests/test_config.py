@@ -56,6 +56,18 @@ SIGN_IN = {
         ("[severity]\nsensitive_terms = ['', 'x']\n", {}, "severity.sensitive_terms"),
         ("[severity]\npersonal_domains = ['gmail']\n", {}, "severity.personal_domains"),
         ("[incidents]\nwindow_hours = -1\n", {}, "incidents.window_hours"),
+        ("[sweep]\nwindow_hours = nan\n", {}, "sweep.window_hours: must be a finite number"),
+        ("[sweep]\noverlap_minutes = inf\n", {}, "sweep.overlap_minutes: must be a finite"),
+        ("[sweep]\nwindow_hours = 1e12\n", {}, "sweep.window_hours: must be at most"),
+        ("[graph]\ntimeout_seconds = 0\n", {}, "graph.timeout_seconds: must be between 1"),
+        ("[graph]\ntimeout_seconds = -inf\n", {}, "graph.timeout_seconds: must be between 1"),
+        ("[graph]\ncloud = 'germany'\n", {}, "graph.cloud: 'germany' is not one of"),
+        ("[retention]\naddresses_days = -30\n", {}, "retention.addresses_days: must be between"),
+        (
+            "[[allow]]\nreason = 'r'\nsender = 'a@b.example'\nexpires = 2027-02-30\n",
+            {},
+            "is not valid TOML",  # no such day: refused by the TOML parser, with the line
+        ),
         ("[[allow]]\nsender = 'a@b.example'\n", {}, "allow[0].reason: every allowlist rule"),
         ("[[allow]]\nreason = 'r'\n", {}, "allow[0]: needs at least one of"),
         ("[[allow]]\nreason = 'r'\nsubject = '(unclosed'\n", {}, "allow[0].subject: not a valid"),

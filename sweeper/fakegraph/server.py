@@ -14,7 +14,9 @@ and sign-in over HTTPS with a throwaway CA (azure-identity insists on HTTPS). It
 * 404 ``MailboxNotEnabledForRESTAPI`` for an account without a mailbox, 404 for an unknown
   user, 400 for query options it does not know;
 * at most four requests at once per mailbox (a fifth gets 429 ``ApplicationThrottled``);
-* injected faults (:class:`Fault`): any status with ``Retry-After``, or a truncated body.
+* injected faults (:class:`~sweeper.fakegraph.faults.Fault`): any status with
+  ``Retry-After``, a truncated body, junk or odd entries, a reset connection, a stalled
+  answer, tokens expiring early.
 
 Use it as a context manager; it runs in a thread with its own event loop.
 """
@@ -43,6 +45,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from .faults import Fault, make_odd
 from .odata import ODataError, bad_request, parse_filter, project, select_fields
 from .tenant import FakeUser, Tenant
 
@@ -56,38 +59,13 @@ MESSAGE_PROPERTIES = (
 )  # fmt: skip
 USER_PROPERTIES = ("id", "userPrincipalName", "mail", "displayName", "accountEnabled")
 MAILBOX_CONCURRENCY = 4
-Handler = Callable[[web.Request, "re.Match[str]"], Awaitable[web.Response]]
-
-
-@dataclass
-class Fault:
-    """Something to go wrong, ``times`` times (None: every time), on matching requests.
-
-    ``mailbox`` matches a UPN or user id in the path; ``path`` a substring of the path.
-    ``kind`` is ``"status"`` (answer ``status`` with a Graph error and ``retry_after``),
-    ``"truncate"`` (a 200 whose JSON body is cut in half) or ``"junk"`` (a 200 whose
-    ``value`` list also holds entries that are not objects: null, a string, a number).
-    """
-
-    status: int = 429
-    times: int | None = 1
-    retry_after: int | None = None
-    code: str = "ApplicationThrottled"
-    message: str = "Application is over its MailboxConcurrency limit."
-    mailbox: str | None = None
-    path: str | None = None
-    kind: str = "status"
-    hits: int = 0
-
-    def matches(self, path: str, user: FakeUser | None) -> bool:
-        if self.times is not None and self.hits >= self.times:
-            return False
-        if self.path is not None and self.path.lower() not in path.lower():
-            return False
-        if self.mailbox is not None:
-            wanted = self.mailbox.lower()
-            return user is not None and wanted in (user.upn.lower(), user.id.lower())
-        return True
+EXPIRED = "Lifetime validation failed, the token is expired."
+# Graph's challenge on a 401: no claims in it, so the client has to get a new token itself.
+CHALLENGE = (
+    'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
+    'authorize", client_id="00000003-0000-0000-c000-000000000000"'
+)
+Handler = Callable[[web.Request, "re.Match[str]"], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
@@ -348,19 +326,20 @@ class FakeGraph:
         token = self._tokens.get(header[7:]) if header.startswith("Bearer ") else None
         if token is None:
             raise ODataError(
-                401, "InvalidAuthenticationToken", "Access token is empty or not valid."
+                401,
+                "InvalidAuthenticationToken",
+                "Access token is empty or not valid.",
+                {"WWW-Authenticate": CHALLENGE},
             )
         if token.expires < time.time():
             raise ODataError(
-                401,
-                "InvalidAuthenticationToken",
-                "Lifetime validation failed, the token is expired.",
+                401, "InvalidAuthenticationToken", EXPIRED, {"WWW-Authenticate": CHALLENGE}
             )
         return token.roles
 
     # -- Graph --------------------------------------------------------------------------
 
-    async def _dispatch(self, request: web.Request) -> web.Response:
+    async def _dispatch(self, request: web.Request, in_batch: bool = False) -> web.StreamResponse:
         path = re.sub(r"/{2,}", "/", request.path)  # the SDK may send /v1.0//users
         user: FakeUser | None = None
         status = 500
@@ -373,7 +352,7 @@ class FakeGraph:
                     user = self.tenant.user(match.group(1))
                 if handler != self._managed_identity:
                     self._roles_for(request)
-                response = await self._with_faults(request, path, user, handler, match)
+                response = await self._with_faults(request, path, user, handler, match, in_batch)
                 status = response.status
                 return response
             raise ODataError(400, "BadRequest", f"Resource not found for the segment '{path}'.")
@@ -402,7 +381,8 @@ class FakeGraph:
         user: FakeUser | None,
         handler: Handler,
         match: re.Match[str],
-    ) -> web.Response:
+        in_batch: bool,
+    ) -> web.StreamResponse:
         key = user.id if user else None
         if key is not None and self._in_flight[key] >= MAILBOX_CONCURRENCY:
             raise ODataError(
@@ -417,25 +397,54 @@ class FakeGraph:
             if self.latency:  # the network and the server's work, while the request is open
                 await asyncio.sleep(self.latency)
             fault = next((f for f in self.faults if f.matches(path, user)), None)
-            if fault is not None:
-                fault.hits += 1
-                if fault.kind == "status":
-                    headers = {}
-                    if fault.retry_after is not None:
-                        headers["Retry-After"] = str(fault.retry_after)
-                    raise ODataError(fault.status, fault.code, fault.message, headers)
-            response = await handler(request, match)
-            if fault is not None and fault.kind == "truncate" and response.body:
-                body = bytes(response.body)  # type: ignore[arg-type]
-                response.body = body[: len(body) // 2]
-            if fault is not None and fault.kind == "junk" and response.body:
-                page = orjson.loads(bytes(response.body))  # type: ignore[arg-type]
-                page["value"] += [None, "not a message", 42]
-                response.body = orjson.dumps(page)
-            return response
+            if fault is None:
+                return await handler(request, match)
+            fault.hits += 1
+            return await self._go_wrong(fault, request, user, handler, match, in_batch)
         finally:
             if key is not None:
                 self._in_flight[key] -= 1
+
+    async def _go_wrong(
+        self,
+        fault: Fault,
+        request: web.Request,
+        user: FakeUser | None,
+        handler: Handler,
+        match: re.Match[str],
+        in_batch: bool,
+    ) -> web.StreamResponse:
+        """Answer ``request`` the way ``fault`` says (see :mod:`~sweeper.fakegraph.faults`)."""
+        if fault.kind == "status":
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = str(fault.retry_after)
+            raise ODataError(fault.status, fault.code, fault.message, headers)
+        if fault.kind == "expire":
+            for token in self._tokens.values():
+                token.expires = min(token.expires, time.time() - 1)
+            raise ODataError(
+                401, "InvalidAuthenticationToken", EXPIRED, {"WWW-Authenticate": CHALLENGE}
+            )
+        if fault.kind == "stall":
+            await asyncio.sleep(fault.stall)
+        response = await handler(request, match)
+        if not isinstance(response, web.Response):
+            return response  # already streamed: nothing more can go wrong with it
+        body = bytes(response.body) if response.body else b""  # type: ignore[arg-type]
+        if fault.kind == "truncate":
+            response.body = body[: len(body) // 2]
+        elif fault.kind == "junk":
+            page = orjson.loads(body)
+            page["value"] += [None, "not a message", 42]
+            response.body = orjson.dumps(page)
+        elif fault.kind == "odd" and user is not None:
+            response.body = orjson.dumps(make_odd(orjson.loads(body), user))
+        elif fault.kind == "reset":
+            if in_batch:  # the connection is the batch's: all of its answer is cut off
+                raise _Reset()
+            return await _cut_off(request, body)
+        return response
 
     async def _users(self, request: web.Request, _: re.Match[str]) -> web.Response:
         self._require(request, "User.Read.All", "Authorization_RequestDenied")
@@ -510,7 +519,7 @@ class FakeGraph:
             body["@odata.nextLink"] = self._next(request, {"$skip": str(skip + top)})
         return _json(body)
 
-    async def _batch(self, request: web.Request, _: re.Match[str]) -> web.Response:
+    async def _batch(self, request: web.Request, _: re.Match[str]) -> web.StreamResponse:
         """JSON batching: up to 20 requests with relative URLs, answered one by one.
 
         Each item goes through the same routes, limits and faults as a request of its own,
@@ -539,8 +548,9 @@ class FakeGraph:
             inner = make_mocked_request(
                 "GET", "/v1.0/" + str(item["url"]).lstrip("/"), headers=request.headers
             )
-            answer = await self._dispatch(inner)
-            raw = bytes(answer.body) if answer.body else b""  # type: ignore[arg-type]
+            answer = await self._dispatch(inner, in_batch=True)
+            body = answer.body if isinstance(answer, web.Response) else None
+            raw = bytes(body) if body else b""  # type: ignore[arg-type]
             retry_after = answer.headers.get("Retry-After")
             headers = {"Retry-After": retry_after} if retry_after else {}
             return {
@@ -550,11 +560,13 @@ class FakeGraph:
                 "body": orjson.loads(raw) if raw else None,
             }
 
+        whole = orjson.dumps({"responses": [{"id": i, "status": 200} for i in ids]})
         try:
             responses = await asyncio.gather(*(one(item) for item in items))
         except orjson.JSONDecodeError:  # an item was cut short: so is the whole answer
-            whole = orjson.dumps({"responses": [{"id": i, "status": 200} for i in ids]})
             return web.Response(body=whole[: len(whole) // 2], content_type="application/json")
+        except _Reset:
+            return await _cut_off(request, whole)
         return _json({"responses": list(responses)})
 
     async def _send_mail(self, request: web.Request, match: re.Match[str]) -> web.Response:
@@ -599,6 +611,21 @@ class FakeGraph:
         query.update(changes)
         path = re.sub(r"/{2,}", "/", request.path)
         return f"http://{request.host}{path}?{urlencode(query, safe='$,:')}"
+
+
+class _Reset(Exception):
+    """A batch item's connection fault: the whole batch answer is cut off."""
+
+
+async def _cut_off(request: web.Request, body: bytes) -> web.StreamResponse:
+    """Send the headers and half of ``body`` (a 200), then close the connection."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: len(body) // 2])
+    if request.transport is not None:
+        request.transport.close()
+    return response
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

@@ -1,0 +1,5 @@
+"""``python -m sweeper``: the command line."""
+
+from .cli import main
+
+main()

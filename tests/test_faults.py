@@ -1,0 +1,360 @@
+"""The fault matrix: every fault the local Graph can inject, against a fault-free sweep.
+
+Each case sweeps the same tenant twice, into two databases: once with no fault about, once
+with the fault (and again after it, where a mailbox was left for the next run). The faulty
+database must end with the same findings, the same incidents, nothing stored twice, and a
+recorded failure wherever a mailbox truly could not be read. The totals are printed at the
+end of the test run ("fault matrix", from conftest.py).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from conftest import LEDGER, Sweeper, late_batch, write_config
+
+from sweeper.fakegraph.faults import CROWD_PEOPLE
+from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
+
+VICTIM = "victim.care@northwick.example"  # 7 messages in the day: three pages of 3
+CLINIC = "clinic.bookings@northwick.example"
+
+Key = tuple[str, str]  # mailbox, message key
+
+
+@dataclass
+class Stored:
+    """What a database holds, in terms two databases can be compared in."""
+
+    findings: dict[Key, tuple[int, str, int]]  # key -> exposed, severity, addresses kept
+    incidents: set[frozenset[Key]]
+    duplicates: int
+    statuses: dict[str, tuple[str, str | None]]  # mailbox -> last status, last error
+
+    def without(self, mailbox: str) -> dict[Key, tuple[int, str, int]]:
+        return {k: v for k, v in self.findings.items() if k[0] != mailbox}
+
+
+def stored(db: Path) -> Stored:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        findings = {
+            (mailbox, key): (exposed, severity, addresses)
+            for mailbox, key, exposed, severity, addresses in conn.execute(
+                "select mailbox, message_key, visible_external_count, severity, "
+                "(select count(*) from finding_addresses a where a.finding_id = f.id) "
+                "from findings f"
+            )
+        }
+        members: dict[int, set[Key]] = {}
+        for incident, mailbox, key in conn.execute(
+            "select incident_id, mailbox, message_key from findings"
+        ):
+            members.setdefault(incident, set()).add((mailbox, key))
+        duplicates = conn.execute(
+            "select (select count(*) - count(distinct mailbox || char(0) || "
+            "coalesce(internet_message_id, graph_id)) from findings) + "
+            "(select count(*) - count(distinct finding_id || char(0) || lower(address)) "
+            "from finding_addresses)"
+        ).fetchone()[0]
+        statuses = {
+            mailbox: (status, error)
+            for mailbox, status, error in conn.execute(
+                "select mailbox, last_status, last_error from mailboxes"
+            )
+        }
+    return Stored(findings, {frozenset(m) for m in members.values()}, duplicates, statuses)
+
+
+@dataclass
+class Matrix:
+    """One fault case: a fault-free database, a faulty one, and the ledger's counts."""
+
+    sweeper: Sweeper
+    tmp: Path
+    since: str  # one explicit window for both databases: read mailbox by mailbox, by pages
+    runs: int = 0
+    clean_db: Path = field(init=False)
+    faulty_db: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.clean_db = self.tmp / "clean" / "sweeper.db"
+        self.faulty_db = self.tmp / "faulty" / "sweeper.db"
+
+    def sweep(self, db: Path, *args: str) -> Result:
+        return self.sweeper.run("sweep", *args, env=self.sweeper.env(SWEEPER_DB=str(db)))
+
+    def clean(self, *args: str) -> Stored:
+        result = self.sweep(self.clean_db, *args)
+        assert result.exit_code == 0, result.output
+        return stored(self.clean_db)
+
+    def faulty(self, *args: str) -> Result:
+        self.runs += 1
+        return self.sweep(self.faulty_db, *args)
+
+    def settle(
+        self, clean: Stored, expected: dict[Key, tuple[int, str, int]] | None = None
+    ) -> Stored:
+        """Compare the faulty database with ``expected`` (the clean findings) and count."""
+        after = stored(self.faulty_db)
+        want = clean.findings if expected is None else expected
+        LEDGER.cases += 1
+        LEDGER.runs += self.runs
+        LEDGER.faults += sum(f.hits for f in self.sweeper.fake.faults)
+        LEDGER.lost += len(set(want) - set(after.findings))
+        LEDGER.duplicates += after.duplicates
+        assert after.duplicates == 0
+        assert after.findings == want
+        if expected is None:
+            assert after.incidents == clean.incidents
+        return after
+
+
+@pytest.fixture
+def matrix(sweeper: Sweeper, tmp_path: Path) -> Matrix:
+    # A short timeout, so that a stalled answer costs seconds, not a minute; small pages,
+    # so that a fault can strike in the middle of a mailbox.
+    text = sweeper.config.read_text().replace("[graph]\n", "[graph]\ntimeout_seconds = 1\n")
+    text = text.replace("page_size = 7", "page_size = 3")
+    write_config(sweeper.config, text)
+    since = (datetime.now(UTC) - timedelta(hours=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Matrix(sweeper, tmp_path, since)
+
+
+def failed(result: Result, mailbox: str) -> str:
+    lines = [line for line in result.output.splitlines() if line.strip().startswith(mailbox)]
+    assert lines, result.output
+    return lines[0]
+
+
+# -- faults that go away: the sweep gets past them and nothing differs --------------------
+
+PASSING = {
+    "429 short Retry-After": dict(mailbox=VICTIM, status=429, retry_after=1, times=2),
+    "503": dict(
+        mailbox=VICTIM, status=503, code="ServiceUnavailable", message="Busy.", retry_after=1
+    ),
+    "504": dict(
+        mailbox=VICTIM, status=504, code="GatewayTimeout", message="Slow.", retry_after=1, times=2
+    ),
+    "500 once": dict(mailbox=VICTIM, status=500, code="UnknownError", message="Oops."),
+    "connection reset mid-response": dict(mailbox=VICTIM, kind="reset", after=1),
+    "read timeout": dict(mailbox=VICTIM, kind="stall", stall=4, after=1),
+    "truncated JSON": dict(mailbox=VICTIM, kind="truncate", after=1),
+    "token expires mid-run": dict(kind="expire", path="/messages", after=9),
+}
+
+
+@pytest.mark.parametrize("fault", PASSING.values(), ids=PASSING.keys())
+def test_a_passing_fault_changes_nothing(matrix: Matrix, fault: dict[str, Any]) -> None:
+    clean = matrix.clean("--since", matrix.since)
+    injected = matrix.sweeper.fake.add_fault(**fault)
+
+    result = matrix.faulty("--since", matrix.since)
+
+    assert result.exit_code == 0, result.output
+    assert injected.hits == fault.get("times", 1)
+    after = matrix.settle(clean)
+    assert {status for status, _ in after.statuses.values()} <= {"swept", "skipped"}
+    assert after.statuses == clean.statuses
+
+
+def test_an_early_expired_token_is_replaced_once_for_all_requests(matrix: Matrix) -> None:
+    matrix.clean("--since", matrix.since)
+    fake = matrix.sweeper.fake
+    fake.add_fault(kind="expire", path="/messages", after=9)
+    issued = len(fake.issued_tokens)
+
+    result = matrix.faulty("--since", matrix.since)
+
+    assert result.exit_code == 0, result.output
+    refused = [e for e in fake.log if e.status == 401]
+    assert 1 <= len(refused) <= 4  # those in flight when it expired, at most one per worker
+    assert len(fake.issued_tokens) - issued == 2  # the first token, and its one replacement
+
+
+def test_a_page_of_odd_recipients_adds_exactly_the_crowd(matrix: Matrix) -> None:
+    clean = matrix.clean()
+    matrix.sweeper.fake.add_fault(mailbox=VICTIM, kind="odd")
+
+    result = matrix.faulty()
+
+    assert result.exit_code == 0, result.output
+    after = stored(matrix.faulty_db)
+    [crowd] = [k for k in after.findings if k not in clean.findings]
+    assert crowd[0] == VICTIM
+    exposed, severity, addresses = after.findings[crowd]
+    assert exposed == addresses == CROWD_PEOPLE  # 10,000 entries, each person twice
+    assert severity == "critical"
+    with sqlite3.connect(matrix.faulty_db) as conn:
+        domains = {d for (d,) in conn.execute("select distinct domain from finding_addresses")}
+    assert {"xn--bcher-kva.example", "xn--mller-kva.example"} <= domains
+    assert {"xn--caf-dma.example", "xn--e1afmkfd.example"} <= domains
+    assert not {d for d in domains if not d.isascii() or d != d.lower()}
+    matrix.settle(clean, expected={**clean.findings, crowd: after.findings[crowd]})
+
+
+def test_entries_that_are_not_messages_are_counted_and_nothing_else_changes(
+    matrix: Matrix,
+) -> None:
+    clean = matrix.clean()
+    matrix.sweeper.fake.add_fault(mailbox=VICTIM, kind="junk")
+
+    result = matrix.faulty()
+
+    assert result.exit_code == 0
+    assert "3 entries in Graph's answers were not messages" in result.output
+    matrix.settle(clean)
+
+
+# -- faults that stay: the mailbox is recorded failed, and read by the next run ------------
+
+STAYING = {
+    "403 on one mailbox": (
+        dict(status=403, code="ErrorAccessDenied", message="Access is denied."),
+        "403 ErrorAccessDenied",
+    ),
+    "500 every time": (dict(status=500, code="UnknownError", message="Oops."), "500 UnknownError"),
+    "connection reset every time": (dict(kind="reset"), "connection to Graph failed"),
+    "truncated every time": (dict(kind="truncate"), "malformed answer from Graph: not JSON"),
+    "read timeout every time": (dict(kind="stall", stall=3), "did not answer in time"),
+    "429 Retry-After 300 s": (
+        dict(status=429, retry_after=300),
+        "still throttled: Graph asked to wait 300 s",
+    ),
+}
+
+
+@pytest.mark.parametrize(("fault", "reason"), STAYING.values(), ids=STAYING.keys())
+def test_an_unreadable_mailbox_is_recorded_and_the_next_run_reads_it(
+    matrix: Matrix, fault: dict[str, Any], reason: str
+) -> None:
+    clean = matrix.clean("--since", matrix.since)
+    injected = matrix.sweeper.fake.add_fault(mailbox=CLINIC, times=None, **fault)
+    started = time.monotonic()
+
+    first = matrix.faulty("--since", matrix.since)
+
+    assert time.monotonic() - started < 60  # never sleeps out a long Retry-After
+    assert first.exit_code == 1
+    assert reason in failed(first, CLINIC)
+    status, error = stored(matrix.faulty_db).statuses[CLINIC]
+    assert status == "failed" and error is not None and reason in error
+    assert stored(matrix.faulty_db).findings == clean.without(CLINIC)
+
+    injected.times = injected.hits  # the fault is over; the next night reads the mailbox
+    second = matrix.faulty()
+
+    assert second.exit_code == 0, second.output
+    after = matrix.settle(clean)
+    assert after.statuses[CLINIC] == ("swept", None)
+
+
+def test_a_mailbox_without_exchange_online_is_skipped_not_failed(matrix: Matrix) -> None:
+    clean = matrix.clean()
+    matrix.sweeper.fake.add_fault(
+        mailbox=CLINIC,
+        times=None,
+        status=404,
+        code="MailboxNotEnabledForRESTAPI",
+        message="The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+    )
+
+    result = matrix.faulty()
+
+    assert result.exit_code == 0, result.output
+    after = matrix.settle(clean, expected=clean.without(CLINIC))
+    assert after.statuses[CLINIC][0] == "skipped"
+
+
+# -- the batched path of an incremental night ---------------------------------------------
+
+BATCHED = {
+    "429 inside the batch": dict(mailbox=VICTIM, status=429, retry_after=1),
+    "batch connection reset": dict(mailbox=VICTIM, kind="reset"),
+    "batch truncated": dict(mailbox=VICTIM, kind="truncate"),
+    "batch timeout": dict(path="$batch", kind="stall", stall=4),
+}
+
+
+@pytest.mark.parametrize("fault", BATCHED.values(), ids=BATCHED.keys())
+def test_a_fault_on_a_batched_night_changes_nothing(matrix: Matrix, fault: dict[str, Any]) -> None:
+    matrix.clean()
+    assert matrix.faulty().exit_code == 0  # the first night, into both databases
+    recipients = [{"emailAddress": {"address": f"late{n}@families.example"}} for n in range(12)]
+    late_batch(matrix.sweeper.fake, VICTIM, "late-night", 20, recipients)
+    clean = matrix.clean()
+    injected = matrix.sweeper.fake.add_fault(**fault)
+
+    result = matrix.faulty()
+
+    assert result.exit_code == 0, result.output
+    assert injected.hits == 1
+    assert any(e.path.endswith("$batch") for e in matrix.sweeper.fake.log)
+    matrix.settle(clean)
+
+
+# -- the process killed at random points --------------------------------------------------
+
+
+def test_nightly_runs_killed_at_random_points_lose_and_double_nothing(
+    matrix: Matrix, tmp_path: Path
+) -> None:
+    sweeper = matrix.sweeper
+    write_config(
+        sweeper.config,
+        sweeper.config.read_text()
+        + f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n'
+        f'reports_dir = "{tmp_path / "reports"}"\n',
+    )
+    write_config(
+        sweeper.config, sweeper.config.read_text().replace("[sweep]\n", "[sweep]\nbatch = false\n")
+    )
+    fake = sweeper.fake
+    before = len(fake.log)
+    clean = matrix.clean()
+    requests = len(fake.log) - before  # what one whole run asks of Graph
+    fake.latency = 0.02
+    env = sweeper.env(SWEEPER_DB=str(matrix.faulty_db))
+    command = [sys.executable, "-m", "sweeper", "nightly"]
+    chance = random.Random(8)
+    kills = 0
+    for _ in range(5):
+        point = chance.randrange(1, requests)  # killed after this many answers
+        start = len(fake.log)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        while process.poll() is None and len(fake.log) - start < point:
+            time.sleep(0.005)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(30)
+        matrix.runs += 1
+    assert kills >= 4
+
+    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    matrix.runs += 1
+    LEDGER.faults += kills
+
+    assert final.returncode == 0, final.stdout + final.stderr
+    matrix.settle(clean)
+    with sqlite3.connect(matrix.faulty_db) as conn:
+        statuses = [s for (s,) in conn.execute("select status from runs order by id")]
+        interrupted = conn.execute(
+            "select count(*) from runs where error like 'interrupted%'"
+        ).fetchone()[0]
+    assert "running" not in statuses
+    assert interrupted >= kills - 1  # a run killed before it started left no row
