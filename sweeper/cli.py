@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 import click
 from sqlite_utils import Database
 
-from . import __version__, output, store
+from . import __version__, logs, output, store
 from .auth import gateway_for
 from .config import Settings, load_settings
 from .digest.run import run_digest
@@ -98,7 +98,7 @@ def exits_cleanly(func: F) -> F:
     return cast(F, wrapper)
 
 
-def _configure_logging(verbose: int) -> None:
+def _configure_logging(verbose: int, fmt: str) -> None:
     interactive = sys.stderr.isatty()
     level = (
         logging.DEBUG
@@ -107,13 +107,22 @@ def _configure_logging(verbose: int) -> None:
         if verbose or not interactive
         else logging.WARNING
     )
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
     # Libraries speak only when asked: their messages are long and not for the DPO.
-    quiet = logging.DEBUG if verbose > 2 else logging.WARNING
-    for name in ("azure", "httpx", "httpcore", "aiohttp", "msal", "kiota_http"):
-        logging.getLogger(name).setLevel(quiet if name != "azure" else max(quiet, logging.ERROR))
+    logs.configure(
+        level,
+        fmt,
+        libraries=logging.DEBUG if verbose > 2 else logging.WARNING,
+        secret_values=[os.environ.get(name, "") for name in SECRET_VARIABLES],
+    )
+    logs.new_run_id()
+
+
+SECRET_VARIABLES = (
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "SWEEPER_SMTP_PASSWORD",
+    "IDENTITY_HEADER",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -124,11 +133,19 @@ def _configure_logging(verbose: int) -> None:
     help="TOML configuration file (default: $SWEEPER_CONFIG, else built-in defaults).",
 )
 @click.option("-v", "--verbose", count=True, help="More log lines; repeat for debug output.")
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="human",
+    show_default=True,
+    envvar="SWEEPER_LOG_FORMAT",
+    help="Log lines on stderr: for people, or JSON lines for a SIEM (each with the run id).",
+)
 @click.version_option(__version__, prog_name="sweeper")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+def main(ctx: click.Context, config_path: str | None, verbose: int, log_format: str) -> None:
     """Find sent mail that exposed many outside addresses in To/Cc instead of Bcc."""
-    _configure_logging(verbose)
+    _configure_logging(verbose, log_format)
     ctx.obj = Options(config_path)
 
 
@@ -398,7 +415,8 @@ def schedule(ctx: click.Context) -> None:
 
 
 def scheduled_run(settings: Settings) -> None:
-    """One nightly run from the scheduler; its outcome goes to the log."""
+    """One nightly run from the scheduler, with a run id of its own; its outcome is logged."""
+    logs.new_run_id()
     try:
         result = run_locked(settings, os.environ)
     except SweeperError as exc:

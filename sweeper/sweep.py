@@ -25,6 +25,7 @@ from .config import Settings
 from .errors import GraphError, MailboxFailed, MailboxNotEnabled
 from .graph import LONGEST_WAIT, FirstPage, GraphGateway, User
 from .incident_store import assign_incidents
+from .logs import show_domains
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ async def run_sweep(
 
     store.save_tenant_domains(db, domains)
     policy = policy_for(settings, domains)
+    show_domains(policy.internal_domains)  # the log masks every other address
     page_size = settings.page_size
     chosen, missing = _choose(users, only)
     totals.mailboxes_total = len(chosen) + len(missing)

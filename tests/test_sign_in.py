@@ -95,7 +95,7 @@ def test_an_app_without_the_mail_permission_fails_every_mailbox_visibly(sweeper:
     sweeper.fake.roles = ("User.Read.All", "Domain.Read.All")
     result = sweeper.run("sweep")
     assert result.exit_code == 1
-    assert result.output.count("403 ErrorAccessDenied") == len(
+    assert result.stdout.count("403 ErrorAccessDenied") == len(
         [u for u in sweeper.fake.tenant.users if u.enabled]
     )
 
