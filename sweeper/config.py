@@ -15,6 +15,7 @@ import ipaddress
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -267,9 +268,45 @@ def _read_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc}") from None
     try:
-        return tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+    _refuse_secrets(path, raw)
+    return raw
+
+
+_SECRET_VALUE = re.compile(
+    r"[\w~.-]{3}\dQ~[\w~.-]{31,}"  # an Entra ID client secret (the form issued since 2021)
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"  # a certificate's private key pasted in
+)
+
+
+def _refuse_secrets(path: Path, raw: Any, where: str = "") -> None:
+    """A secret in the file is refused; said louder when other users can read the file."""
+    items = (
+        raw.items() if isinstance(raw, dict) else enumerate(raw) if isinstance(raw, list) else ()
+    )
+    for key, value in items:
+        name = f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}".lstrip(".")
+        if isinstance(value, dict | list):
+            _refuse_secrets(path, value, name)
+            continue
+        named = isinstance(key, str) and any(word in key.lower() for word in _SECRET_WORDS)
+        looks = isinstance(value, str) and _SECRET_VALUE.search(value) is not None
+        if not (named or looks):
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        fix = (
+            "set AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) in the environment "
+            "or use a managed identity"
+        )
+        if mode & 0o077:
+            raise ConfigError(
+                name,
+                f"{path} holds a secret and other users can read it (mode {mode:04o}): treat "
+                f"the secret as exposed and rotate it, remove it from the file, {fix}",
+            )
+        raise ConfigError(name, f"secrets never go in the configuration file; {fix}")
 
 
 def _check_schema(raw: dict[str, Any]) -> None:
@@ -293,12 +330,6 @@ def _check_table(
 ) -> None:
     for key, value in body.items():
         name = f"{section}.{key}"
-        if any(word in key.lower() for word in _SECRET_WORDS):
-            raise ConfigError(
-                name,
-                "secrets never go in the configuration file; set AZURE_CLIENT_SECRET or "
-                "AZURE_CLIENT_CERTIFICATE_PATH in the environment instead",
-            )
         expected = schema.get(key)
         if expected is None:
             raise ConfigError(name, f"unknown setting (known in {section}: {', '.join(schema)})")

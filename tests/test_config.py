@@ -107,6 +107,54 @@ def test_a_bad_setting_is_named_in_one_line_and_nothing_is_written(
     assert not db.exists()
 
 
+ENTRA_SECRET = "Abc8Q~" + "x" * 34  # the shape Entra ID gives client secrets (not a real one)
+
+
+@pytest.mark.parametrize(
+    ("toml", "mode", "said"),
+    [
+        (
+            "[graph]\nclient_secret = 'hunter2hunter2'\n",
+            0o644,
+            "graph.client_secret: {path} holds a secret and other users can read it (mode 0644): "
+            "treat the secret as exposed and rotate it",
+        ),
+        (
+            "[graph]\nclient_secret = 'hunter2hunter2'\n",
+            0o600,
+            "graph.client_secret: secrets never go in the configuration file",
+        ),
+        (
+            f"[graph]\nclient_id = '{ENTRA_SECRET}'\n",
+            0o640,
+            "graph.client_id: {path} holds a secret and other users can read it (mode 0640)",
+        ),
+        (
+            f"[[allow]]\nreason = 'partner {ENTRA_SECRET}'\nsender = 'a@b.example'\n",
+            0o600,
+            "allow[0].reason: secrets never go in the configuration file",
+        ),
+        (
+            "[digest]\nsmtp_username = '-----BEGIN RSA PRIVATE KEY-----'\n",
+            0o604,
+            "digest.smtp_username: {path} holds a secret and other users can read it (mode 0604)",
+        ),
+    ],
+)
+def test_a_secret_in_the_file_is_refused_and_why_depends_on_who_can_read_it(
+    tmp_path: Path, toml: str, mode: int, said: str
+) -> None:
+    config = write_config(tmp_path / "sweeper.toml", toml)
+    config.chmod(mode)
+
+    result = CliRunner().invoke(main, ["--config", str(config), "sweep"], env=SIGN_IN)
+
+    assert result.exit_code == 2
+    assert said.format(path=config) in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert ENTRA_SECRET not in result.output and "hunter2" not in result.output
+
+
 @pytest.mark.parametrize("missing", ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"])
 def test_a_missing_sign_in_variable_is_named(tmp_path: Path, missing: str) -> None:
     env = {k: v for k, v in SIGN_IN.items() if k != missing}
