@@ -10,7 +10,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from .digest.model import ARTICLE_33_HOURS
-from .digest.render import environment, when
+from .digest.render import TEMPLATES, when
 from .errors import SweeperError
 from .output import as_csv, as_json
 from .severity import SeverityRule, reveals_name
@@ -117,7 +117,7 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule) -> Worksheet:
 
 
 def render_worksheet(sheet: Worksheet, fmt: str) -> str:
-    return environment(html=False).get_template(f"worksheet.{fmt}.j2").render(w=sheet)
+    return TEMPLATES.get_template(f"worksheet.{fmt}.j2").render(w=sheet)
 
 
 def describe(db: Database, incident_id: int) -> str:

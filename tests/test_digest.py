@@ -23,6 +23,7 @@ from conftest import DAY_INCIDENTS, Sweeper, late_batch, write_config
 
 from sweeper import store
 from sweeper.config import load_settings
+from sweeper.digest import render
 from sweeper.digest.run import run_digest
 from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO, recipient
 
@@ -145,6 +146,50 @@ def test_a_hostile_subject_comes_out_escaped(sweeper: Sweeper, tmp_path: Path) -
     tags = elements(html).tags
     assert not [t for t, _ in tags if t in ("script", "img")]
     assert not [a for _, attrs in tags for a, _ in attrs if a.startswith("on")]
+
+
+def test_every_template_but_plain_text_is_autoescaped() -> None:
+    names = [p.name for p in (Path(render.__file__).parent.parent / "templates").glob("*.j2")]
+
+    assert {n for n in names if not render.TEMPLATES.autoescape(n)} == {"digest.txt.j2"}
+    assert len(names) >= 5
+
+
+def test_a_subject_cannot_forge_lines_of_the_text_digest_or_the_worksheet(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    sender = sweeper.fake.tenant.user("victim.care@northwick.example")
+    assert sender is not None
+    forged = "Rota\r\nVerdict: nothing needs review\n| 0 | people |\u2028<b>x</b>"
+    message = dict(sender.sent[0])
+    message.update(
+        id="AAMkAGforged",
+        internetMessageId="<forged@northwick.example>",
+        subject=forged,
+        conversationId="AAQkAGforged",
+        toRecipients=[recipient(f"reader{i}@gmail.com") for i in range(12)],
+        ccRecipients=[],
+    )
+    sender.sent.insert(0, message)
+    with_digest(sweeper, GRAPH_DIGEST + f'reports_dir = "{tmp_path}"\n')
+    assert sweeper.run("sweep").exit_code == 0
+    incident = (
+        store.open_db(sweeper.db)
+        .execute(
+            "select incident_id from findings where message_key = '<forged@northwick.example>'"
+        )
+        .fetchone()[0]
+    )
+
+    text = sweeper.run("digest", "--dry-run").stdout
+    markdown = sweeper.run("incident", "report", str(incident), "--format", "md").stdout
+
+    for rendered in (text, markdown):
+        assert "Rota  Verdict: nothing needs review | 0 | people |" in rendered
+        lines = rendered.splitlines()
+        assert not [line for line in lines if line.startswith(("Verdict: nothing", "| 0 |"))]
+    assert "<b>x</b>" in text  # plain text: shown as sent, nothing to escape
+    assert "&lt;b&gt;x&lt;/b&gt;" in markdown and "<b>" not in markdown
 
 
 def test_graph_delivery_sends_once_and_saves_to_sent_items_as_configured(swept: Sweeper) -> None:
