@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlite_utils import Database
 
 from . import store
@@ -142,25 +143,33 @@ def _one_incident(
         ).fetchone()[0]
         for f in findings
     ]
-    marks = ", ".join("?" for _ in ids)
+    listed = orjson.dumps(ids).decode()  # one parameter: the ids as a JSON array
     with store.transaction(db):
         db.execute(
-            f"update findings set source = 'lookup' where id in ({marks}) and run_id = ?",
-            [*ids, run_id],
+            "update findings set source = 'lookup' "
+            "where id in (select value from json_each(?)) and run_id = ?",
+            [listed, run_id],
         )
-        db.execute(f"update findings set qualifies = 1 where id in ({marks})", ids)
+        db.execute(
+            "update findings set qualifies = 1 where id in (select value from json_each(?))",
+            [listed],
+        )
     assign_incidents(db, settings.incident_window, settings.severity)
     incidents = sorted(
         {
             r[0]
             for r in db.execute(
-                f"select incident_id from findings where id in ({marks})", ids
+                "select incident_id from findings where id in (select value from json_each(?))",
+                [listed],
             ).fetchall()
         }
     )
     target, others = int(incidents[0]), incidents[1:]
     with store.transaction(db):
-        db.execute(f"update findings set incident_id = ? where id in ({marks})", [target, *ids])
+        db.execute(
+            "update findings set incident_id = ? where id in (select value from json_each(?))",
+            [target, listed],
+        )
         for other in others:
             refresh_incident(db, other, settings.severity)
             db.table("incidents").update(other, {"merged_into": target})

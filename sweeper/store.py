@@ -335,10 +335,9 @@ def stored_facts(db: Database) -> Iterator[tuple[int, Facts, str]]:
 
     Findings of incidents whose addresses were purged are left as they were judged.
     """
-    purged = "select id from incidents where purged_at is not null"
     for row in db.query(
         "select * from findings where incident_id is null or incident_id not in "
-        f"({purged}) order by id"
+        "(select id from incidents where purged_at is not null) order by id"
     ):
         recipients = tuple(
             Recipient(r["address"], r["domain"], r["name"], r["field"])
@@ -381,8 +380,8 @@ def update_judgement(
     now_external = list(external)
     db.execute("update finding_addresses set external = 0 where finding_id = ?", [finding_id])
     db.execute(
-        "update finding_addresses set external = 1 where finding_id = ? and address in "
-        f"({', '.join('?' for _ in now_external)})",
-        [finding_id, *now_external],
+        "update finding_addresses set external = 1 "
+        "where finding_id = ? and address in (select value from json_each(?))",
+        [finding_id, orjson.dumps(now_external).decode()],
     )
     return before

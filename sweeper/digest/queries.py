@@ -163,8 +163,11 @@ def _item(db: Database, row: dict[str, Any], reported: Reported) -> IncidentItem
 
 
 def _health(db: Database, since: str | None, problem_runs: list[dict[str, Any]]) -> Health:
-    where, params = ("where started_at >= ?", [since]) if since else ("", [])
-    runs = list(db.query(f"select * from runs {where} order by id", params))
+    runs = list(
+        db.query("select * from runs where started_at >= ? order by id", [since])
+        if since
+        else db.query("select * from runs order by id")
+    )
     full = [r for r in runs if r["mailbox_filter"] is None and r["finished_at"]]
     last = full[-1] if full else (runs[-1] if runs else None)
     failed_runs = tuple(
