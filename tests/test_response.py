@@ -194,14 +194,21 @@ def test_the_export_lists_each_person_once_privately_and_safely(
     assert rows[0]["message_ids"] and isinstance(rows[0]["message_ids"], list)
 
 
-def test_an_export_never_writes_through_a_symbolic_link(sweeper: Sweeper, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [("incident", "export", "1"), ("incident", "report", "1"), ("digest",)],
+    ids=["export", "worksheet", "digest"],
+)
+def test_no_out_path_writes_through_a_symbolic_link(
+    sweeper: Sweeper, tmp_path: Path, command: tuple[str, ...]
+) -> None:
     assert sweeper.run("sweep").exit_code == 0
     target = tmp_path / "elsewhere.txt"
     target.write_text("keep me")
     link = tmp_path / "people.csv"
     link.symlink_to(target)
 
-    result = sweeper.run("incident", "export", "1", "--out", str(link))
+    result = sweeper.run(*command, "--out", str(link))
 
     assert result.exit_code == 2
     assert "is a symbolic link: refusing to write through it" in result.output
