@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 NPM    := $(shell command -v npm 2>/dev/null)
 
-.PHONY: demo test lint types pytest bench clean
+.PHONY: demo test lint types pytest bench fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -40,6 +40,11 @@ pytest: $(STAMP) $(if $(NPM),node_modules/.installed)
 # Not part of `make test`: a few minutes on a 2-core machine; writes BENCHMARKS.md.
 bench: $(STAMP)
 	$(BIN)/python -m sweeper.bench
+
+# Not part of `make test`: the parser and classifier properties with 10,000 examples each (about five minutes).
+fuzz: $(STAMP)
+	$(BIN)/pytest tests/test_fuzz.py tests/test_classify.py --hypothesis-profile=fuzz \
+	  --hypothesis-show-statistics --timeout=0 -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache

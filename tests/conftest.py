@@ -15,9 +15,18 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, settings
 
 from sweeper.cli import main
 from sweeper.fakegraph import FakeGraph, Tenant, generate_tenant
+
+# Property tests: a few hundred examples each in `make test`, with no per-example deadline
+# (a loaded CI machine must not fail them); `make fuzz` runs them long.
+settings.register_profile("test", max_examples=300, deadline=None)
+settings.register_profile(
+    "fuzz", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("test")
 
 # Messages of the generated tenant a correct sweep of the last 24 hours reports: 7 batches
 # of the 2012 survey, the honeytrap mail and its reply-all, the clinic list, 3 interpreter

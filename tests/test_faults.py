@@ -26,6 +26,7 @@ from conftest import LEDGER, Sweeper, late_batch, write_config
 
 from sweeper.fakegraph.faults import CROWD_PEOPLE
 from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
+from sweeper.sweep import retry_wait
 
 VICTIM = "victim.care@northwick.example"  # 7 messages in the day: three pages of 3
 CLINIC = "clinic.bookings@northwick.example"
@@ -358,3 +359,9 @@ def test_nightly_runs_killed_at_random_points_lose_and_double_nothing(
         ).fetchone()[0]
     assert "running" not in statuses
     assert interrupted >= kills - 1  # a run killed before it started left no row
+
+
+def test_a_long_throttled_mailbox_is_read_again_in_the_run_only_if_its_time_is_near() -> None:
+    assert retry_wait(retry_at=100.0, now=130.0) == 0.0  # its time has come: at once
+    assert retry_wait(retry_at=100.0, now=80.0) == 20.0  # near: a short sleep at the end
+    assert retry_wait(retry_at=400.0, now=100.0) is None  # minutes away: the next run
