@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, settings
 
 from sweeper.cli import main
 from sweeper.fakegraph import FakeGraph, Tenant, generate_tenant
+from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
 
 # Property tests: a few hundred examples each in `make test`, with no per-example deadline
 # (a loaded CI machine must not fail them); `make fuzz` runs them long.
@@ -74,6 +75,14 @@ class Sweeper:
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> Result:
         return CliRunner().invoke(main, list(args), env=env or self.env(), catch_exceptions=False)
+
+    def with_digest(self, reports: Path | None = None) -> Sweeper:
+        """Add a [digest] section: sent through the local Graph to the DPO."""
+        section = f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n'
+        if reports is not None:
+            section += f'reports_dir = "{reports}"\n'
+        write_config(self.config, self.config.read_text() + section)
+        return self
 
     def findings(self, *args: str) -> list[dict[str, Any]]:
         result = self.run("findings", "--format", "json", *args)

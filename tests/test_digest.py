@@ -122,22 +122,27 @@ def test_the_html_is_safe_for_mail_clients(swept: Sweeper) -> None:
     assert "<table" in html and 'width="100%"' in html
 
 
-def test_a_hostile_subject_comes_out_escaped(sweeper: Sweeper, tmp_path: Path) -> None:
+def swept_with_subject(sweeper: Sweeper, key: str, subject: str, reports: Path) -> None:
+    """A mail to 12 outside readers under ``subject`` (message id ``<key@...>``), swept."""
     sender = sweeper.fake.tenant.user("victim.care@northwick.example")
     assert sender is not None
-    hostile = '<script>alert("x")</script><img src=x onerror="alert(1)">'
     message = dict(sender.sent[0])
     message.update(
-        id="AAMkAGhostile",
-        internetMessageId="<hostile@northwick.example>",
-        subject=hostile,
-        conversationId="AAQkAGhostile",
+        id=f"AAMkAG{key}",
+        internetMessageId=f"<{key}@northwick.example>",
+        subject=subject,
+        conversationId=f"AAQkAG{key}",
         toRecipients=[recipient(f"reader{i}@gmail.com") for i in range(12)],
         ccRecipients=[],
     )
     sender.sent.insert(0, message)
-    with_digest(sweeper, GRAPH_DIGEST + f'reports_dir = "{tmp_path}"\n')
+    with_digest(sweeper, GRAPH_DIGEST + f'reports_dir = "{reports}"\n')
     assert sweeper.run("sweep").exit_code == 0
+
+
+def test_a_hostile_subject_comes_out_escaped(sweeper: Sweeper, tmp_path: Path) -> None:
+    hostile = '<script>alert("x")</script><img src=x onerror="alert(1)">'
+    swept_with_subject(sweeper, "hostile", hostile, tmp_path)
 
     html = Path(sweeper.run("digest").output.split("Written to ")[1].split(" (")[0]).read_text()
 
@@ -158,21 +163,8 @@ def test_every_template_but_plain_text_is_autoescaped() -> None:
 def test_a_subject_cannot_forge_lines_of_the_text_digest_or_the_worksheet(
     sweeper: Sweeper, tmp_path: Path
 ) -> None:
-    sender = sweeper.fake.tenant.user("victim.care@northwick.example")
-    assert sender is not None
     forged = "Rota\r\nVerdict: nothing needs review\n| 0 | people |\u2028<b>x</b>"
-    message = dict(sender.sent[0])
-    message.update(
-        id="AAMkAGforged",
-        internetMessageId="<forged@northwick.example>",
-        subject=forged,
-        conversationId="AAQkAGforged",
-        toRecipients=[recipient(f"reader{i}@gmail.com") for i in range(12)],
-        ccRecipients=[],
-    )
-    sender.sent.insert(0, message)
-    with_digest(sweeper, GRAPH_DIGEST + f'reports_dir = "{tmp_path}"\n')
-    assert sweeper.run("sweep").exit_code == 0
+    swept_with_subject(sweeper, "forged", forged, tmp_path)
     incident = (
         store.open_db(sweeper.db)
         .execute(

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Sweeper, write_config
-
-from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
+from conftest import Sweeper
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -59,11 +57,7 @@ def browser(digest_file: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def digest_file(sweeper: Sweeper, tmp_path: Path) -> Path:
-    write_config(
-        sweeper.config,
-        sweeper.config.read_text()
-        + f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n',
-    )
+    sweeper.with_digest()
     assert sweeper.run("sweep").exit_code == 0
     out = tmp_path / "digest.html"
     assert sweeper.run("digest", "--out", str(out)).exit_code == 0

@@ -6,23 +6,16 @@ import base64
 
 import orjson
 import pytest
-from conftest import Sweeper, write_config
+from conftest import Sweeper
 
 from sweeper.doctor import permission_checks, token_roles
-from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
 
 EXACT = ("Mail.ReadBasic.All", "User.Read.All", "Domain.Read.All", "Mail.Send")
 
 
 @pytest.fixture
 def configured(sweeper: Sweeper) -> Sweeper:
-    write_config(
-        sweeper.config,
-        sweeper.config.read_text()
-        + f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n'
-        f'reports_dir = "{sweeper.db.parent / "reports"}"\n',
-    )
-    return sweeper
+    return sweeper.with_digest(sweeper.db.parent / "reports")
 
 
 def lines(output: str) -> dict[str, str]:

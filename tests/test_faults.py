@@ -25,7 +25,6 @@ from click.testing import Result
 from conftest import LEDGER, Sweeper, late_batch, write_config
 
 from sweeper.fakegraph.faults import CROWD_PEOPLE
-from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
 from sweeper.sweep import retry_wait
 
 VICTIM = "victim.care@northwick.example"  # 7 messages in the day: three pages of 3
@@ -313,12 +312,7 @@ def test_nightly_runs_killed_at_random_points_lose_and_double_nothing(
     matrix: Matrix, tmp_path: Path
 ) -> None:
     sweeper = matrix.sweeper
-    write_config(
-        sweeper.config,
-        sweeper.config.read_text()
-        + f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n'
-        f'reports_dir = "{tmp_path / "reports"}"\n',
-    )
+    sweeper.with_digest(tmp_path / "reports")
     write_config(
         sweeper.config, sweeper.config.read_text().replace("[sweep]\n", "[sweep]\nbatch = false\n")
     )

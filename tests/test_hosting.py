@@ -19,7 +19,6 @@ import pytest
 from conftest import DAY_FINDINGS, Sweeper, write_config
 
 from sweeper.blobstate import BlobLocation, leased_database
-from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
 from sweeper.nightly import AlreadyRunning
 
 ROOT = Path(__file__).parent.parent
@@ -130,10 +129,9 @@ def test_the_function_sweeps_with_managed_identity_and_keeps_state_in_blobs(
 
     write_config(
         sweeper.config,
-        sweeper.config.read_text().replace('auth = "client_secret"', 'auth = "managed_identity"')
-        + f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n'
-        f'reports_dir = "{tmp_path / "reports"}"\n',
+        sweeper.config.read_text().replace('auth = "client_secret"', 'auth = "managed_identity"'),
     )
+    sweeper.with_digest(tmp_path / "reports")
     env = sweeper.env(
         IDENTITY_ENDPOINT=f"http://127.0.0.1:{sweeper.fake.graph_port}/msi/token",
         IDENTITY_HEADER=sweeper.fake.identity_header,

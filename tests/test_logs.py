@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Sweeper, write_config
+from conftest import Sweeper
 
-from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
 from sweeper.logs import Guard
 
 CLINIC = "clinic.bookings@northwick.example"
@@ -77,12 +76,7 @@ def test_the_secret_and_tokens_reach_no_log_file_database_or_report(
     sweeper: Sweeper, tmp_path: Path
 ) -> None:
     reports = tmp_path / "reports"
-    write_config(
-        sweeper.config,
-        sweeper.config.read_text()
-        + f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n'
-        f'reports_dir = "{reports}"\n',
-    )
+    sweeper.with_digest(reports)
     fake = sweeper.fake
     fake.add_fault(kind="expire", path="/messages", after=5)  # a token refused mid-run
     fake.add_fault(

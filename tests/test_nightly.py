@@ -10,22 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DAY_FINDINGS, Sweeper, write_config
+from conftest import DAY_FINDINGS, Sweeper
 
 from sweeper import store
-from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
+from sweeper.fakegraph.tenant import DPO
 from sweeper.nightly import AlreadyRunning, single_run
 
 
 @pytest.fixture
 def nightly(sweeper: Sweeper, tmp_path: Path) -> Sweeper:
-    write_config(
-        sweeper.config,
-        sweeper.config.read_text()
-        + f'\n[digest]\nsender = "{DIGEST_SENDER}"\nrecipients = ["{DPO}"]\n'
-        f'reports_dir = "{tmp_path / "reports"}"\n',
-    )
-    return sweeper
+    return sweeper.with_digest(tmp_path / "reports")
 
 
 def lock_of(sweeper: Sweeper) -> Path:
