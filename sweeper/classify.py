@@ -65,8 +65,7 @@ class Policy:
 
     def is_internal_domain(self, domain: str) -> bool:
         """True for an organisation domain or any subdomain of one (``mail.corp.example``)."""
-        labels = domain.split(".")
-        return any(".".join(labels[i:]) in self.internal_domains for i in range(len(labels)))
+        return within(domain, self.internal_domains)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +114,12 @@ class Finding:
     @property
     def visible_external_count(self) -> int:
         return len(self.exposed)
+
+
+def within(domain: str, domains: frozenset[str] | set[str]) -> bool:
+    """True when ``domain`` is one of ``domains`` or a subdomain of one (both normalised)."""
+    labels = domain.split(".")
+    return any(".".join(labels[i:]) in domains for i in range(len(labels)))
 
 
 def normalise_domain(domain: str) -> str:

@@ -20,6 +20,7 @@ from typing import IO
 
 from pythonjsonlogger.json import JsonFormatter
 
+from .classify import normalise_domain, within
 from .privacy import mask_address
 
 FORMATS = ("human", "json")
@@ -60,9 +61,7 @@ class Guard(logging.Filter):
         return _ADDRESS.sub(self._mask, text)
 
     def _mask(self, match: re.Match[str]) -> str:
-        domain = match.group(1).lower()
-        labels = domain.split(".")
-        if any(".".join(labels[i:]) in self.internal for i in range(len(labels))):
+        if within(normalise_domain(match.group(1)), self.internal):
             return match.group(0)
         return mask_address(match.group(0))
 
@@ -82,7 +81,7 @@ _handler: logging.Handler | None = None
 
 def show_domains(domains: Iterable[str]) -> None:
     """The organisation's own domains: addresses there are not masked in the log."""
-    _guard.internal.update(d.lower() for d in domains)
+    _guard.internal.update(normalise_domain(d) for d in domains)
 
 
 def configure(

@@ -159,14 +159,12 @@ async def run_sweep(
 
     deferred: list[tuple[MailboxResult, User, Window]] = []
 
-    async def sweep_one(user: User, window: Window, first: FirstPage | GraphError | None) -> None:
-        result = await _sweep_mailbox(
-            db, gateway, run_id, user, window, policy, page_size, bool(only), first
+    async def read(
+        user: User, window: Window, first: FirstPage | GraphError | None = None, before: int = 0
+    ) -> MailboxResult:
+        return await _sweep_mailbox(
+            db, gateway, run_id, user, window, policy, page_size, bool(only), first, before
         )
-        if result.retry_at is None:
-            done(result)
-        else:
-            deferred.append((result, user, window))
 
     async def worker() -> None:
         while not queue.empty():
@@ -174,7 +172,11 @@ async def run_sweep(
             windows = {user.id: window_for(user) for user in group}
             firsts = await _first_pages(gateway, group, windows) if size > 1 else {}
             for user in group:
-                await sweep_one(user, windows[user.id], firsts.get(user.id))
+                result = await read(user, windows[user.id], firsts.get(user.id))
+                if result.retry_at is None:
+                    done(result)
+                else:
+                    deferred.append((result, user, windows[user.id]))
 
     try:
         workers = min(settings.concurrency, queue.qsize()) or 1
@@ -188,17 +190,7 @@ async def run_sweep(
                 done(result)
                 continue
             await asyncio.sleep(wait)
-            again = await _sweep_mailbox(
-                db,
-                gateway,
-                run_id,
-                user,
-                window,
-                policy,
-                page_size,
-                bool(only),
-                found_before=result.findings_new,
-            )
+            again = await read(user, window, before=result.findings_new)
             done(again)
     except BaseException:
         store.finish_run(db, run_id, "failed", totals, "interrupted")
