@@ -1,26 +1,40 @@
-"""Every error sweeper raises on purpose.
+"""Every error sweeper raises on purpose, and the exit code each one ends a command with.
 
-    SweeperError                 base; its message is one line fit for a user
-    ├── ConfigError              a wrong or missing setting (exit code 2); names the setting
-    ├── StorageError             the database cannot be opened or written
+    SweeperError                 base; one line fit for a user; exit 3 (the run failed)
+    ├── ConfigError              a wrong or missing setting; names the setting (exit 2)
+    ├── UsageError               a request that cannot be done as asked (exit 2): an
+    │                            unknown incident, a step triage does not allow, ...
+    ├── StorageError             the database or a file cannot be used as asked (exit 2)
+    │   ├── NewerDatabase        the database was written by a newer sweeper (exit 2)
+    │   ├── DatabaseBusy         another process kept the write lock too long (exit 3)
+    │   └── DiskFull             no space left to write (exit 3: the run failed)
     ├── DeliveryError            the digest could not be delivered (or not for certain)
     └── GraphError               Microsoft Graph answered with an error or not at all
         ├── AuthError            sign-in failed: no token, so nothing can be swept
         ├── MailboxNotEnabled    the user has no Exchange Online mailbox (skipped, counted)
         └── MailboxFailed        one mailbox could not be read; the run goes on without it
 
-Anything else escaping to the command line is a bug.
+Exit code 1 is never an error's: it is a run that finished with some mailboxes failed.
+The command line turns any exception into one line and ``exit_code`` (see
+:func:`sweeper.cli.main`); anything not raised on purpose is reported as an internal error
+(exit 3), with its traceback at ``-vv``.
 """
 
 from __future__ import annotations
+
+EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_FAILED = 0, 1, 2, 3
 
 
 class SweeperError(Exception):
     """Base class. ``str(error)`` is a single line shown to the user as is."""
 
+    exit_code = EXIT_FAILED
+
 
 class ConfigError(SweeperError):
     """A setting is wrong or missing. The message names the setting."""
+
+    exit_code = EXIT_CONFIG
 
     def __init__(self, setting: str, problem: str) -> None:
         self.setting = setting
@@ -28,8 +42,32 @@ class ConfigError(SweeperError):
         super().__init__(f"configuration error: {setting}: {problem}")
 
 
+class UsageError(SweeperError):
+    """What was asked cannot be done: nothing was changed."""
+
+    exit_code = EXIT_CONFIG
+
+
 class StorageError(SweeperError):
-    """The database could not be opened, created or written."""
+    """The database or a file could not be opened, created or written as asked."""
+
+    exit_code = EXIT_CONFIG
+
+
+class NewerDatabase(StorageError):
+    """The database has schema changes this version of sweeper does not know."""
+
+
+class DatabaseBusy(StorageError):
+    """Another process held the database's write lock longer than sweeper waits."""
+
+    exit_code = EXIT_FAILED
+
+
+class DiskFull(StorageError):
+    """No space was left to write: whatever was being written was not (or not all) kept."""
+
+    exit_code = EXIT_FAILED
 
 
 class DeliveryError(SweeperError):

@@ -16,21 +16,19 @@ from .severity import LEVELS, SeverityRule
 from .store import transaction, utc_now
 
 
-def assign_incidents(db: Database, window: timedelta, rule: SeverityRule) -> list[int]:
+def assign_incidents(
+    db: Database, window: timedelta, rule: SeverityRule, *, settled_only: bool = False
+) -> list[int]:
     """Place every qualifying finding not yet in an incident, oldest first.
 
-    Returns the ids of the incidents created or extended. Safe to call at any time: a
-    finding is placed once and never moved.
+    Returns the ids of the incidents created or extended. Safe to call at any time, from
+    any process: the findings are read inside the same write transaction that places them,
+    so two processes never place one finding twice, and a finding is never moved.
+    ``settled_only``: see :func:`unplaced_findings`.
     """
-    pending = list(
-        db.query(
-            "select * from findings where incident_id is null and qualifies = 1 "
-            "order by sent_at is null, sent_at, id"
-        )
-    )
     touched: set[int] = set()
     with transaction(db):
-        for row in pending:
+        for row in unplaced_findings(db, settled_only=settled_only):
             member = _member(db, row)
             group = place(member, _candidates(db, row), window)
             incident_id = group.id if group else _new_incident(db, row)
@@ -39,6 +37,23 @@ def assign_incidents(db: Database, window: timedelta, rule: SeverityRule) -> lis
         for incident_id in touched:
             refresh_incident(db, incident_id, rule)
     return sorted(touched)
+
+
+def unplaced_findings(db: Database, *, settled_only: bool = False) -> list[dict[str, Any]]:
+    """Qualifying findings in no incident yet, oldest first.
+
+    ``settled_only`` leaves out the findings of runs still running: such a run places them
+    itself when it ends, and counts the incidents it touched.
+    """
+    return list(
+        db.query(
+            "select * from findings where incident_id is null and qualifies = 1 "
+            "and (? = 0 or not exists (select 1 from runs r where r.id = findings.run_id "
+            "and r.status = 'running')) "
+            "order by sent_at is null, sent_at, id",
+            [int(settled_only)],
+        )
+    )
 
 
 def refresh_all(db: Database, rule: SeverityRule) -> int:
@@ -186,13 +201,16 @@ def list_incidents(
     *,
     include_suppressed: bool = False,
     include_dismissed: bool = False,
+    include_inactive: bool = False,
 ) -> list[dict[str, Any]]:
     """Active incidents last sent at or after ``since``, newest first, in the public shape.
 
-    False positives are left out unless ``include_dismissed``: they stay stored for audit.
+    False positives are left out unless ``include_dismissed``, and incidents none of whose
+    findings reaches the threshold any more (after ``reclassify``) unless
+    ``include_inactive``: both stay stored for audit until purged.
     """
-    sql = "select * from incidents where active = 1"
-    params: list[Any] = []
+    sql = "select * from incidents where (active = 1 or ?)"
+    params: list[Any] = [int(include_inactive)]
     if not include_dismissed:
         sql += " and status != 'false_positive'"
     if since:
@@ -241,4 +259,5 @@ def _public(db: Database, row: dict[str, Any]) -> dict[str, Any]:
         "reason": row["reason"],
         "suppressed": bool(row["suppressed"]),
         "status": row["status"],
+        "active": bool(row["active"]),
     }

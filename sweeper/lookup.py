@@ -134,17 +134,18 @@ def _one_incident(
     if not findings:
         return None
     run_id = store.start_run(db, "", "", ["lookup", asked])
+    # Stored and marked as the lookup's in one transaction: a process killed half-way
+    # leaves no findings stored but not marked.
     with store.transaction(db):
         store.save_findings(db, run_id, findings)
-    ids = [
-        db.execute(
-            "select id from findings where mailbox = ? and message_key = ?",
-            [f.facts.mailbox, f.facts.message_key],
-        ).fetchone()[0]
-        for f in findings
-    ]
-    listed = orjson.dumps(ids).decode()  # one parameter: the ids as a JSON array
-    with store.transaction(db):
+        ids = [
+            db.execute(
+                "select id from findings where mailbox = ? and message_key = ?",
+                [f.facts.mailbox, f.facts.message_key],
+            ).fetchone()[0]
+            for f in findings
+        ]
+        listed = orjson.dumps(ids).decode()  # one parameter: the ids as a JSON array
         db.execute(
             "update findings set source = 'lookup' "
             "where id in (select value from json_each(?)) and run_id = ?",
@@ -155,17 +156,17 @@ def _one_incident(
             [listed],
         )
     assign_incidents(db, settings.incident_window, settings.severity)
-    incidents = sorted(
-        {
-            r[0]
-            for r in db.execute(
-                "select incident_id from findings where id in (select value from json_each(?))",
-                [listed],
-            ).fetchall()
-        }
-    )
-    target, others = int(incidents[0]), incidents[1:]
-    with store.transaction(db):
+    with store.transaction(db):  # the incidents read are the ones merged, whoever else writes
+        incidents = sorted(
+            {
+                r[0]
+                for r in db.execute(
+                    "select incident_id from findings where id in (select value from json_each(?))",
+                    [listed],
+                ).fetchall()
+            }
+        )
+        target, others = int(incidents[0]), incidents[1:]
         db.execute(
             "update findings set incident_id = ? where id in (select value from json_each(?))",
             [target, listed],

@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 
 from sqlite_utils import Database
 
+from . import __version__
+from .errors import NewerDatabase, StorageError
+
 Migration = Callable[[Database], None]
 
 
@@ -196,19 +199,76 @@ def _incremental(db: Database) -> None:
     db.table("run_mailboxes").add_column("window_since", str)
 
 
+def _run_process(db: Database) -> None:
+    # The process that runs a run, so that a run left "running" can be told apart from one
+    # still going (sweeper.recovery): its pid, when that process started (a pid is reused
+    # later by other processes), and the host, where alone the pid means anything.
+    runs = db.table("runs")
+    runs.add_column("pid", int)
+    runs.add_column("pid_started", str)
+    runs.add_column("host", str)
+
+
+def _exports(db: Database) -> None:
+    # Files of exposed people that `incident export` wrote, so that `purge` removes them
+    # with the addresses in the database.
+    db.table("exports").create(
+        {
+            "id": int,
+            "incident_id": int,
+            "path": str,  # absolute
+            "written_at": str,
+            "removed_at": str,  # when purge removed the file
+            "purge_note": str,  # what purge found: removed, already gone, replaced, ...
+        },
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db.table("exports").create_index(["incident_id"])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
     ("0003_digests", _digests),
     ("0004_triage", _triage),
     ("0005_incremental", _incremental),
+    ("0006_run_process", _run_process),
+    ("0007_exports", _exports),
 ]
 
 
+TABLES = (
+    "runs",
+    "mailboxes",
+    "run_mailboxes",
+    "findings",
+    "finding_addresses",
+    "incidents",
+    "tenant_domains",
+    "digests",
+    "digest_items",
+    "incident_history",
+    "exports",
+)
+
+
 def migrate(db: Database) -> list[str]:
-    """Apply the migrations this database has not had yet; return their names."""
+    """Apply the migrations this database has not had yet; return their names.
+
+    A database with a migration this version does not know was written by a newer sweeper:
+    reading or writing it could lose what the newer version keeps, so it is refused
+    (:class:`~sweeper.errors.NewerDatabase`). A table missing after migrating means the file
+    was damaged or is not sweeper's (StorageError).
+    """
     db.table("migrations").create({"name": str, "applied_at": str}, pk="name", if_not_exists=True)
     done = {row["name"] for row in db.table("migrations").rows}
+    unknown = sorted(done - {name for name, _ in MIGRATIONS})
+    if unknown:
+        raise NewerDatabase(
+            f"the database was written by a newer version of sweeper (schema change "
+            f"{unknown[-1]!r} is unknown to sweeper {__version__}): upgrade sweeper to use it"
+        )
     applied = []
     for name, step in MIGRATIONS:
         if name in done:
@@ -219,4 +279,10 @@ def migrate(db: Database) -> list[str]:
                 {"name": name, "applied_at": datetime.now(UTC).isoformat(timespec="seconds")}
             )
         applied.append(name)
+    missing = [table for table in TABLES if not db.table(table).exists()]
+    if missing:
+        raise StorageError(
+            f"the database is damaged or not sweeper's: table {missing[0]!r} is missing "
+            "(restore it from a backup, or move it aside to start a new one)"
+        )
     return applied

@@ -1,6 +1,6 @@
 """The nightly job: sweep the default window, send the digest, purge what is past retention.
 
-One run at a time.
+One nightly run at a time (a ``sweep`` or ``lookup`` started by hand may run beside it).
 
 Exit codes: 0 all good; 1 partial (some mailboxes failed; the digest was still sent and
 says so); 2 a configuration error; 3 the run failed (sign-in refused, the digest could not
@@ -8,7 +8,9 @@ be delivered, or another run holds the lock).
 
 The lock is an ``flock`` on a file beside the database: the kernel drops it when the
 process ends, however it ends, so a crashed run never blocks the next night. Runs a crash
-left marked ``running`` are marked failed at the next start, so the digest reports them.
+left marked ``running`` are marked failed at the next start, so the digest reports them,
+once their process is known to be gone (:mod:`sweeper.recovery`): a sweep still running
+beside this one is left alone.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from . import output, store
 from .config import Settings
 from .digest.run import run_digest
 from .errors import SweeperError
+from .recovery import recover
 from .retention import purge
 from .sweep import Window, sweep_tenant
 
@@ -67,22 +70,6 @@ def lock_path_for(settings: Settings) -> Path:
     return settings.database.with_name(settings.database.name + ".lock")
 
 
-def mark_interrupted(db: Database) -> int:
-    """Runs still marked running when no run can be (we hold the lock) were cut short."""
-    stale = [r["id"] for r in db.query("select id from runs where status = 'running'")]
-    with store.transaction(db):
-        for run_id in stale:
-            db.table("runs").update(
-                run_id,
-                {
-                    "status": "failed",
-                    "finished_at": store.utc_now(),
-                    "error": "interrupted: the process ended before the run finished",
-                },
-            )
-    return len(stale)
-
-
 def run_locked(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
     """One nightly run under the lock; AlreadyRunning if another holds it."""
     with single_run(lock_path_for(settings)):
@@ -104,9 +91,9 @@ def _sweep_then_digest(
     db: Database, settings: Settings, env: Mapping[str, str], now: datetime | None
 ) -> NightlyResult:
     lines: list[str] = []
-    interrupted = mark_interrupted(db)
-    if interrupted:
-        lines.append(f"{interrupted} earlier run(s) had been interrupted; marked failed.")
+    recovered = recover(db, settings.incident_window, settings.severity, holding_lock=True, now=now)
+    if recovered.summary():
+        lines.append(recovered.summary())
     until = now or datetime.now(UTC)
     window = Window(until - settings.window - settings.overlap, until)
     report = asyncio.run(sweep_tenant(settings, env, db, window, incremental=True))

@@ -3,15 +3,25 @@
 ``open_db`` creates the file readable by its owner only (it holds personal data) and brings
 the schema up to date through :mod:`sweeper.migrations`. Everything else is a small
 ``save_*`` / ``list_*`` function over a sqlite-utils ``Database``; SQL only with parameters.
+
+Several processes may use one database at once (a nightly run, a ``sweep`` started by hand,
+a ``lookup``, a digest). Every write goes through :func:`transaction`, which takes SQLite's
+write lock at its start (``BEGIN IMMEDIATE``): a second writer waits for it, up to
+:data:`BUSY_TIMEOUT_MS`, instead of failing with "database is locked" half-way through.
+Each run records the process that runs it, so that :mod:`sweeper.recovery` can tell a run
+still going from one whose process died.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sqlite3
 import stat
+import subprocess
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +31,15 @@ import orjson
 from sqlite_utils import Database
 
 from .classify import Facts, Finding, Recipient
-from .errors import StorageError
+from .errors import DatabaseBusy, DiskFull, StorageError
+from .files import SQLITE_SIDE_FILES
 from .incidents import normalise_subject
-from .migrations import migrate
+from .migrations import MIGRATIONS, migrate
 
 OWNER_ONLY = 0o600
+# How long a writer waits for another process's write transaction before giving up. The
+# longest transactions (reclassify, purge of a large database) take seconds, not minutes.
+BUSY_TIMEOUT_MS = 30_000
 
 
 def utc_now() -> str:
@@ -33,48 +47,185 @@ def utc_now() -> str:
 
 
 def open_db(path: Path) -> Database:
-    """Open (creating if needed, owner-only) and migrate the database at ``path``."""
+    """Open (creating if needed, owner-only) and migrate the database at ``path``.
+
+    The connection never opens a transaction by itself (``isolation_level=None``): a write
+    outside :func:`transaction` is one statement, committed at once. Freed pages are
+    overwritten (``secure_delete``), so that purged addresses do not linger in the file.
+    """
     try:
         _create_private(path)
-        conn = sqlite3.connect(str(path), timeout=30)
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")
         conn.execute("PRAGMA journal_mode = WAL")  # a digest can read while a sweep writes
     except sqlite3.DatabaseError as exc:
-        raise StorageError(f"{path} is not a usable sweeper database: {exc}") from None
+        raise _unusable(path, exc) from None
     except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DiskFull(f"no space left to create database {path}") from None
         raise StorageError(f"cannot create database {path}: {exc.strerror or exc}") from None
     db = Database(conn)
     try:
-        migrate(db)
+        with _migration_lock(db):
+            migrate(db)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise StorageError(f"{path} is not a usable sweeper database: {exc}") from None
+        raise _unusable(path, exc) from None
     return db
 
 
+def _unusable(path: Path, exc: sqlite3.DatabaseError) -> StorageError:
+    if "full" in str(exc):
+        return DiskFull(f"no space left on the disk of {path}; nothing was written")
+    return StorageError(f"{path} is not a usable sweeper database: {exc}")
+
+
+def _migration_lock(db: Database) -> AbstractContextManager[None]:
+    """The write lock while migrations are due, so that two processes opening an old (or new)
+    database at once apply each migration once; nothing when none is due, so that opening
+    the database to read it never waits for a writer."""
+    migrations = db.table("migrations")
+    done = {row["name"] for row in migrations.rows} if migrations.exists() else set()
+    if all(name in done for name, _ in MIGRATIONS):
+        return nullcontext()
+    return transaction(db)
+
+
 def _create_private(path: Path) -> None:
-    """Create the file 0600 before SQLite touches it; tighten an existing one that is not."""
-    if path.exists():
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            os.chmod(path, OWNER_ONLY)
-        return
+    """Create the file 0600 before SQLite touches it; tighten an existing one that is not.
+
+    SQLite gives the files it creates beside the database the database's own mode, but a
+    write-ahead log or shared-memory file left behind by a crash keeps whatever mode it was
+    made with: those are tightened too, before SQLite opens them again.
+    """
     if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY)
-    os.close(fd)
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY)
+    except FileExistsError:  # an existing database, or another process created it just now
+        _tighten(path, follow=True)  # through a symbolic link, as SQLite opens it
+    else:
+        os.close(fd)
+    real = path.resolve()  # SQLite keeps its files beside the database itself
+    for suffix in SQLITE_SIDE_FILES:  # they hold the same personal data as the database
+        _tighten(real.with_name(real.name + suffix), follow=False)
+
+
+def _tighten(path: Path, *, follow: bool) -> None:
+    """Make an existing regular file owner-only if group or others may read or write it."""
+    try:
+        info = path.stat() if follow else path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) & 0o077:
+        os.chmod(path, OWNER_ONLY)
 
 
 @contextmanager
 def transaction(db: Database) -> Iterator[None]:
     """All writes inside happen together or not at all, even if the process is killed.
 
-    An explicit BEGIN, so that sqlite-utils' own writes inside become savepoints of this
-    transaction; ``with conn:`` would begin only at the first write, which sqlite-utils
-    then commits by itself, leaving half a mailbox stored if the process died after it.
+    ``BEGIN IMMEDIATE`` takes the write lock at once, waiting (up to ``BUSY_TIMEOUT_MS``)
+    while another process writes. A deferred ``BEGIN`` would take it only at the first
+    write, and a transaction that has read by then cannot wait for it: SQLite fails it
+    with "database is locked" at once, since what it read may be stale. Everything read
+    inside is therefore also what the writes are based on.
+
+    sqlite-utils' own writes inside become savepoints of this transaction, as does a
+    nested ``transaction``; ``with conn:`` would begin only at the first write, which
+    sqlite-utils then commits by itself, leaving half a mailbox stored if the process died.
     """
-    with db.atomic():
+    if db.conn.in_transaction:
+        with db.atomic():  # a savepoint of the transaction already open
+            yield
+        return
+    try:
+        db.conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        raise DatabaseBusy(
+            f"the database stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s "
+            f"({exc}); nothing was written"
+        ) from None
+    try:
         yield
+    except BaseException:
+        db.rollback()  # a no-op if SQLite already rolled back itself
+        raise
+    try:
+        db.conn.execute("COMMIT")
+    except BaseException:
+        db.rollback()
+        raise
+
+
+# -- the process that runs a run ------------------------------------------------------------
+
+
+def this_host() -> str:
+    """The name runs record as where they ran: a pid means something only on its own host."""
+    return socket.gethostname()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host and has not ended (a zombie has)."""
+    if pid <= 0:
+        return False  # not a process: 0 and below name process groups
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process: it exists
+    return _proc_stat(pid)[:1] not in (["Z"], ["X"])
+
+
+def process_started(pid: int) -> str | None:
+    """When process ``pid`` started, as text that differs for a later process given the
+    same pid; None when this host cannot tell.
+
+    On Linux: the boot's id (after a reboot the same pid and tick count can recur) and
+    field 22 of ``/proc/<pid>/stat``, the clock ticks from boot to the process's start.
+    Elsewhere: ``ps``'s start time, to the second.
+    """
+    fields = _proc_stat(pid)
+    if len(fields) > 19:
+        try:
+            boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError:
+            boot = "boot"
+        return f"{boot}:{fields[19]}"
+    if Path("/proc/self/stat").exists():
+        return None  # Linux, and no such process
+    return _ps_started(pid)
+
+
+def _proc_stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` from the third (the state) on; [] if unreadable.
+
+    The second field, the command name in parentheses, may itself hold spaces and
+    parentheses: the fields start after its last ``)``.
+    """
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return text[text.rfind(")") + 1 :].split()
+
+
+def _ps_started(pid: int) -> str | None:
+    """The start time ``ps`` shows for the process (macOS, the BSDs), or None."""
+    try:
+        done = subprocess.run(
+            ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    started = " ".join(done.stdout.split())
+    return started if done.returncode == 0 and started else None
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -94,6 +245,8 @@ class RunTotals:
 
 
 def start_run(db: Database, since: str, until: str, mailboxes: list[str] | None) -> int:
+    """Record a run as running, with the process that runs it (see :mod:`sweeper.recovery`)."""
+    pid = os.getpid()
     with transaction(db):
         table = db.table("runs")
         table.insert(
@@ -103,6 +256,9 @@ def start_run(db: Database, since: str, until: str, mailboxes: list[str] | None)
                 "since": since,
                 "until": until,
                 "mailbox_filter": orjson.dumps(mailboxes).decode() if mailboxes else None,
+                "pid": pid,
+                "pid_started": process_started(pid),
+                "host": this_host(),
             }
         )
         return int(table.last_pk or 0)

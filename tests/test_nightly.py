@@ -89,7 +89,9 @@ def test_a_crashed_run_neither_blocks_the_next_night_nor_hides(nightly: Sweeper)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
     assert nightly.run("nightly").exit_code == 3  # held by a live process
     nightly.fake.sent_mail.clear()
-    # The crash: killed while a run was in the database as running.
+    # The crash: killed while a run was in the database as running, written before runs
+    # recorded their process (no pid): under the lock it is taken for dead, as it always was.
+    # (A run that recorded its process: tests/test_concurrency.py.)
     store.open_db(nightly.db).conn.close()
     conn = sqlite3.connect(nightly.db)
     conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -132,3 +133,35 @@ def test_a_mailbox_cut_short_inside_its_transaction_leaves_nothing_of_it(tmp_pat
     with store.transaction(db):
         store.save_findings(db, run_id, [finding()])
     assert (db.table("findings").count, db.table("finding_addresses").count) == (1, 12)
+
+
+def test_a_transaction_takes_the_write_lock_at_its_start(tmp_path: Path) -> None:
+    """So that a second writer waits for it instead of failing after it has read."""
+    path = tmp_path / "sweeper.db"
+    db = store.open_db(path)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+
+    with store.transaction(db):
+        db.execute("select count(*) from findings").fetchone()  # only read so far
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            other.execute("BEGIN IMMEDIATE")
+        with store.transaction(db):  # nested: a savepoint of the same transaction
+            db.table("tenant_domains").insert({"domain": "x.example", "verified": 1})
+    other.execute("BEGIN IMMEDIATE")  # released at the end
+    other.execute("ROLLBACK")
+    assert db.table("tenant_domains").count == 1
+
+
+def test_a_writer_waits_up_to_the_busy_timeout_then_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "sweeper.db"
+    db = store.open_db(path)
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == store.BUSY_TIMEOUT_MS
+    assert db.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    db.execute("PRAGMA busy_timeout = 50")  # not thirty seconds, in a test
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+
+    with pytest.raises(StorageError, match="stayed locked by another process"):
+        store.start_run(db, "a", "b", None)
+    holder.execute("ROLLBACK")
+    assert db.table("runs").count == 0

@@ -163,10 +163,16 @@ def _item(db: Database, row: dict[str, Any], reported: Reported) -> IncidentItem
 
 
 def _health(db: Database, since: str | None, problem_runs: list[dict[str, Any]]) -> Health:
+    """The runs that ended in the period: a run still going is reported once it has ended
+    (in the digest after, if it outlasts this one), a run killed once it is marked failed."""
     runs = list(
-        db.query("select * from runs where started_at >= ? order by id", [since])
+        db.query(
+            "select * from runs where status != 'running' and coalesce(finished_at, started_at) "
+            ">= ? order by id",
+            [since],
+        )
         if since
-        else db.query("select * from runs order by id")
+        else db.query("select * from runs where status != 'running' order by id")
     )
     full = [r for r in runs if r["mailbox_filter"] is None and r["finished_at"]]
     last = full[-1] if full else (runs[-1] if runs else None)
