@@ -1,15 +1,22 @@
-"""Findings and run summaries as text: an aligned table, JSON, or CSV safe for spreadsheets."""
+"""Findings and run summaries as text: an aligned table, JSON, or CSV safe for spreadsheets.
+
+What reaches a terminal goes through :func:`sweeper.escape.terminal` (every table cell and
+every line of a summary), what reaches a CSV file through :func:`sweeper.escape.csv_cell`.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .sweep import SweepReport
+from .escape import CSV_QUOTING, csv_cell, terminal
+
+if TYPE_CHECKING:  # the sweep (and the Graph SDK behind it) is not needed to print a report
+    from .sweep import SweepReport
 
 FINDING_COLUMNS = (
     "mailbox",
@@ -24,8 +31,6 @@ FINDING_COLUMNS = (
     "external_domains",
     "severity",
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
 
 INCIDENT_COLUMNS = (
     "id",
@@ -43,6 +48,7 @@ INCIDENT_COLUMNS = (
     "reason",
     "suppressed",
     "status",
+    "active",
 )
 
 
@@ -54,12 +60,12 @@ findings_json = incidents_json = as_json
 
 
 def as_csv(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
-    """One row per record; a cell that a spreadsheet would run as a formula is quoted with '."""
+    """One line per record, every field quoted; each cell made inert by ``csv_cell``."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+    writer = csv.writer(buffer, lineterminator="\n", quoting=CSV_QUOTING)
+    writer.writerow([csv_cell(c) for c in columns])
     for row in rows:
-        writer.writerow([_cell(row[c]) for c in columns])
+        writer.writerow([csv_cell(row[c]) for c in columns])
     return buffer.getvalue()
 
 
@@ -71,19 +77,16 @@ def incidents_csv(rows: Sequence[dict[str, Any]]) -> str:
     return as_csv(INCIDENT_COLUMNS, rows)
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, list):
-        value = " ".join(str(v) for v in value)
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def table(
     headers: Sequence[str], rows: Sequence[Sequence[Any]], right: set[int] | None = None
 ) -> str:
-    """A plain aligned text table; columns listed in ``right`` are right-aligned."""
+    """A plain aligned text table; columns listed in ``right`` are right-aligned.
+
+    Every cell is shown through :func:`terminal`: a value cannot move the cursor, colour the
+    screen or break the table's lines.
+    """
     right = right or set()
-    cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in r] for r in rows]]
+    cells = [[_shown(h) for h in headers], *[[_shown(v) for v in r] for r in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(row: list[str]) -> str:
@@ -97,8 +100,13 @@ def table(
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
 
 
+def _shown(value: Any) -> str:
+    return "" if value is None else terminal(str(value))
+
+
 def _short(text: str | None, width: int) -> str:
-    text = (text or "").replace("\n", " ")
+    """``text`` as a terminal shows it, cut to ``width`` characters."""
+    text = terminal(text or "")
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -162,7 +170,7 @@ def incidents_table(rows: Sequence[dict[str, Any]]) -> str:
         "status",
     )
     table_text = table(headers, body, right={0, 2, 3, 4, 5})
-    reasons = "\n".join(f"  {r['id']}: {r['reason']}" for r in rows)
+    reasons = "\n".join(f"  {r['id']}: {terminal(str(r['reason']))}" for r in rows)
     return f"{table_text}\n\nWhy:\n{reasons}"
 
 
@@ -180,11 +188,11 @@ def run_summary(report: SweepReport) -> str:
             "checked (see the log for the mailboxes)."
         )
     if report.error:
-        line += f"\nThe run failed: {report.error}"
+        line += f"\nThe run failed: {terminal(report.error)}"
     failed = [r for r in report.results if r.status == "failed"]
     if failed:
         rows = [(r.mailbox, r.error or "") for r in failed]
-        since = report.window_since or "SINCE"
+        since = terminal(report.window_since or "SINCE")
         line += (
             "\nFailed mailboxes (sweep them again with "
             f"`sweeper sweep --mailbox UPN --since {since}`):\n"

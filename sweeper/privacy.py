@@ -1,4 +1,9 @@
-"""Keeping the addresses sweeper holds from leaking through what it writes."""
+"""Keeping the addresses sweeper holds from leaking through what it writes.
+
+:func:`mask_address` is the one masking of one address; :func:`sweeper.escape.mask_addresses`
+applies it to every outside address in a text (the digest, the worksheet, ``incident show``)
+and :class:`sweeper.logs.Guard` to every log line.
+"""
 
 from __future__ import annotations
 

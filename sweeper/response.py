@@ -1,25 +1,35 @@
 """After a reported incident: the people to notify (Article 34) and the breach worksheet
-the authority asks for (Article 33)."""
+the authority asks for (Article 33).
+
+The people export is the list to notify: full addresses, made inert for spreadsheets only.
+The worksheet and ``incident show`` are shared with a DPO or an authority: in them every
+address outside the organisation's domains (the tenant's verified domains, recorded by the
+sweep, plus ``own_domains``) is masked, as in the digest.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlite_utils import Database
 
+from . import store
 from .digest.model import ARTICLE_33_HOURS
-from .digest.render import TEMPLATES, when
-from .errors import SweeperError
+from .digest.render import render, when
+from .errors import UsageError
+from .escape import internal_domains, mask_addresses, terminal
 from .output import as_csv, as_json
+from .privacy import mask_address
 from .severity import SeverityRule, reveals_name
 from .triage import history, incident
 
 PEOPLE_COLUMNS = ("address", "name", "field", "messages", "message_ids", "first_sent_at")
 
 
-class PurgedError(SweeperError):
+class PurgedError(UsageError):
     """The addresses are gone: the retention period removed them."""
 
 
@@ -69,6 +79,7 @@ def people_to_notify(db: Database, incident_id: int) -> list[dict[str, Any]]:
 
 
 def export_people(rows: list[dict[str, Any]], fmt: str) -> str:
+    """The people to notify as JSON or CSV; not masked: it is the list to write to."""
     if fmt == "json":
         return as_json(rows)
     flat = [{**r, "message_ids": " ".join(r["message_ids"])} for r in rows]
@@ -86,6 +97,7 @@ class Worksheet:
     sensitive_terms: list[str]
     deadline: str
     hours: int = ARTICLE_33_HOURS
+    internal: tuple[str, ...] = ()  # the tenant's verified domains: addresses shown whole
 
 
 def worksheet(db: Database, incident_id: int, rule: SeverityRule) -> Worksheet:
@@ -113,19 +125,32 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule) -> Worksheet:
         named=named if named is not None else row["named_addresses"],
         sensitive_terms=rule.sensitive_in(" ".join({m["subject"] or "" for m in messages})),
         deadline=datetime.fromtimestamp(deadline, detected.tzinfo).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        internal=tuple(store.verified_domains(db)),
     )
 
 
-def render_worksheet(sheet: Worksheet, fmt: str) -> str:
-    return TEMPLATES.get_template(f"worksheet.{fmt}.j2").render(w=sheet)
+def render_worksheet(sheet: Worksheet, fmt: str, own_domains: Iterable[str] = ()) -> str:
+    """The worksheet as Markdown (``md``) or HTML; addresses outside the organisation masked.
+
+    The organisation is the sheet's verified domains plus ``own_domains`` (the setting).
+    """
+    return render(f"worksheet.{fmt}.j2", (*sheet.internal, *own_domains), w=sheet)
 
 
-def describe(db: Database, incident_id: int) -> str:
-    """``incident show``: figures, reason, messages and history; masked samples only."""
-    from .privacy import mask_address
+def describe(db: Database, incident_id: int, own_domains: Iterable[str] = ()) -> str:
+    """``incident show``: figures, reason, messages and history, safe for a terminal.
+
+    Samples are masked; so is any address outside the organisation (the verified domains
+    in the database plus ``own_domains``) in a subject, a sender or a note. Message ids are
+    shown whole, as ``sweeper lookup`` needs them.
+    """
+    internal = internal_domains((*store.verified_domains(db), *own_domains))
+
+    def shown(text: str) -> str:
+        return terminal(mask_addresses(text, internal))
 
     row = incident(db, incident_id)
-    lines = [
+    header = [
         f"Incident {row['id']} [{row['severity']}] {row['status']}"
         + (f", merged into {row['merged_into']}" if row["merged_into"] else "")
         + (", allowlisted" if row["suppressed"] else ""),
@@ -138,6 +163,7 @@ def describe(db: Database, incident_id: int) -> str:
         f"personal mail; {row['named_addresses']} reveal a name",
         f"  Why:      {row['reason']}",
     ]
+    lines = [shown(line) for line in header]
     if row["purged_at"]:
         lines.append(f"  Addresses purged on {when(row['purged_at'])} (retention).")
     else:
@@ -150,7 +176,7 @@ def describe(db: Database, incident_id: int) -> str:
                 [incident_id],
             )
         ]
-        lines.append(f"  Examples: {', '.join(mask_address(a) for a in samples)}")
+        lines.append(shown(f"  Examples: {', '.join(mask_address(a) for a in samples)}"))
     lines.append("  Messages:")
     for m in db.query(
         "select sent_at, mailbox, visible_external_count, source, internet_message_id "
@@ -158,15 +184,19 @@ def describe(db: Database, incident_id: int) -> str:
         [incident_id],
     ):
         lines.append(
-            f"    {when(m['sent_at'])}  {m['mailbox']}  {m['visible_external_count']} external"
-            + ("  (lookup)" if m["source"] == "lookup" else "")
-            + f"  {m['internet_message_id']}"
+            shown(
+                f"    {when(m['sent_at'])}  {m['mailbox']}  {m['visible_external_count']} "
+                "external" + ("  (lookup)" if m["source"] == "lookup" else "")
+            )
+            + f"  {terminal(str(m['internet_message_id']))}"
         )
     lines.append("  History:")
     steps = history(db, incident_id)
     for h in steps:
         note = f": {h['note']}" if h["note"] else ""
-        lines.append(f"    {when(h['at'])}  {h['by']}  {h['from_status']} → {h['to_status']}{note}")
+        lines.append(
+            shown(f"    {when(h['at'])}  {h['by']}  {h['from_status']} → {h['to_status']}{note}")
+        )
     if not steps:
         lines.append("    (none yet)")
     return "\n".join(lines)

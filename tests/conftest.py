@@ -85,7 +85,13 @@ class Sweeper:
         return self
 
     def findings(self, *args: str) -> list[dict[str, Any]]:
-        result = self.run("findings", "--format", "json", *args)
+        return self.listing("findings", *args)
+
+    def incidents(self, *args: str) -> list[dict[str, Any]]:
+        return self.listing("incidents", *args)
+
+    def listing(self, command: str, *args: str) -> list[dict[str, Any]]:
+        result = self.run(command, "--format", "json", *args)
         assert result.exit_code == 0, result.output
         rows: list[dict[str, Any]] = orjson.loads(result.stdout)
         return rows

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import email
+import re
 import socket
 import sqlite3
 import ssl
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -96,9 +97,32 @@ def test_the_digest_says_what_needs_doing_and_masks_every_address(swept: Sweeper
     assert html.count("***@") >= 3 * DAY_INCIDENTS - 2  # a few masked samples each
 
 
+def incident_blocks(text: str) -> list[str]:
+    """The text digest's incident blocks: from a ``[SEVERITY] Incident N:`` line on."""
+    return [block for block in text.split("\n[")[1:] if "] Incident " in block.split("\n")[0]]
+
+
+def test_the_text_digest_has_one_line_per_field_of_each_incident(swept: Sweeper) -> None:
+    text = swept.run("digest", "--dry-run").output
+
+    blocks = incident_blocks(text)
+
+    assert len(blocks) == DAY_INCIDENTS
+    for block in blocks:
+        lines = block.split("\n")
+        starts = [line.split(":")[0].strip() for line in lines[1:] if line.startswith("  ")]
+        for label in ("Why", "Sender", "Sent", "Exposed", "Top domains", "For example"):
+            assert label in starts, block[:80]
+    assert max(len(line) for line in text.splitlines()) <= 300
+    assert len(text.splitlines()) > 10 * DAY_INCIDENTS
+
+
 def test_article_33_clock_is_shown_for_high_and_critical_only(swept: Sweeper) -> None:
     text = swept.run("digest", "--dry-run").output
-    blocks = text.split("\n[")[1:]
+    blocks = incident_blocks(text)
+    assert len(blocks) == DAY_INCIDENTS
+    assert any("ARTICLE 33:" in block for block in blocks)
+    assert not all("ARTICLE 33:" in block for block in blocks)
     for block in blocks:
         severity = block.split("]")[0]
         has_clock = "ARTICLE 33:" in block
@@ -122,22 +146,56 @@ def test_the_html_is_safe_for_mail_clients(swept: Sweeper) -> None:
     assert "<table" in html and 'width="100%"' in html
 
 
-def swept_with_subject(sweeper: Sweeper, key: str, subject: str, reports: Path) -> None:
-    """A mail to 12 outside readers under ``subject`` (message id ``<key@...>``), swept."""
-    sender = sweeper.fake.tenant.user("victim.care@northwick.example")
-    assert sender is not None
-    message = dict(sender.sent[0])
+def swept_with_subject(
+    sweeper: Sweeper,
+    key: str,
+    subject: str,
+    reports: Path,
+    *,
+    names: Sequence[str] = (),
+    sender: str | None = None,
+) -> None:
+    """A mail to 12 outside readers under ``subject`` (message id ``<key@...>``), swept.
+
+    ``names``: display names of the first readers; ``sender``: the From address, if not
+    the mailbox's own.
+    """
+    mailbox = sweeper.fake.tenant.user("victim.care@northwick.example")
+    assert mailbox is not None
+    message = dict(mailbox.sent[0])
     message.update(
         id=f"AAMkAG{key}",
         internetMessageId=f"<{key}@northwick.example>",
         subject=subject,
         conversationId=f"AAQkAG{key}",
-        toRecipients=[recipient(f"reader{i}@gmail.com") for i in range(12)],
+        toRecipients=[
+            recipient(f"reader{i}@gmail.com", names[i] if i < len(names) else None)
+            for i in range(12)
+        ],
         ccRecipients=[],
     )
-    sender.sent.insert(0, message)
+    if sender is not None:
+        message.update({"from": recipient(sender), "sender": recipient(sender)})
+    mailbox.sent.insert(0, message)
     with_digest(sweeper, GRAPH_DIGEST + f'reports_dir = "{reports}"\n')
     assert sweeper.run("sweep").exit_code == 0
+
+
+def incident_of(sweeper: Sweeper, key: str) -> int:
+    """The incident of the message planted as ``key``."""
+    db = store.open_db(sweeper.db)
+    row = db.execute(
+        "select incident_id from findings where message_key = ?", [f"<{key}@northwick.example>"]
+    ).fetchone()
+    assert row is not None and row[0] is not None
+    return int(row[0])
+
+
+def written_digest(sweeper: Sweeper) -> str:
+    """``sweeper digest`` run, and the HTML file it wrote."""
+    result = sweeper.run("digest")
+    assert result.exit_code == 0, result.output
+    return Path(result.output.split("Written to ")[1].split(" (")[0]).read_text()
 
 
 def test_a_hostile_subject_comes_out_escaped(sweeper: Sweeper, tmp_path: Path) -> None:
@@ -153,11 +211,40 @@ def test_a_hostile_subject_comes_out_escaped(sweeper: Sweeper, tmp_path: Path) -
     assert not [a for _, attrs in tags for a, _ in attrs if a.startswith("on")]
 
 
-def test_every_template_but_plain_text_is_autoescaped() -> None:
-    names = [p.name for p in (Path(render.__file__).parent.parent / "templates").glob("*.j2")]
+TEMPLATE_DIR = Path(render.__file__).parent.parent / "templates"
 
-    assert {n for n in names if not render.TEMPLATES.autoescape(n)} == {"digest.txt.j2"}
+
+def test_every_template_escapes_values_for_its_own_format() -> None:
+    names = sorted(p.name for p in TEMPLATE_DIR.glob("*.j2"))
+    hostile = "<b>x</b> [y](https://evil.example)"
+
+    shown = {name: render.escape_for(name)(hostile) for name in names}
+
     assert len(names) >= 5
+    for name in names:
+        if name.endswith(".html.j2"):
+            assert shown[name] == "&lt;b&gt;x&lt;/b&gt; [y](https://evil.example)"
+        elif name.endswith(".md.j2"):
+            assert shown[name] == "\\<b\\>x\\</b\\> \\[y\\](`https://evil.example`)"
+        else:
+            assert name.endswith(".txt.j2") and shown[name] == hostile
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in TEMPLATE_DIR.glob("*.j2")))
+def test_no_template_turns_a_value_into_finished_text(name: str) -> None:
+    source = (TEMPLATE_DIR / name).read_text()
+    # |safe, |e, |escape, |forceescape, ~ and Markup make a value pass finalize unescaped.
+    assert not re.search(r"\|\s*(safe|e|escape|forceescape)\b|~|Markup|autoescape", source)
+
+
+def test_macro_output_keeps_its_lines_and_values_do_not() -> None:
+    template = render.TEMPLATES.from_string(
+        "{% macro block(v) %}\nA: {{ v }}\nB: {{ v }}\n{% endmacro %}{{ block(value) }}"
+    )
+
+    out = template.render(value="one\ntwo\u2028three\x1b[0m", **{render.INTERNAL: frozenset()})
+
+    assert out == "\nA: one two three [0m\nB: one two three [0m\n"
 
 
 def test_a_subject_cannot_forge_lines_of_the_text_digest_or_the_worksheet(
@@ -165,23 +252,48 @@ def test_a_subject_cannot_forge_lines_of_the_text_digest_or_the_worksheet(
 ) -> None:
     forged = "Rota\r\nVerdict: nothing needs review\n| 0 | people |\u2028<b>x</b>"
     swept_with_subject(sweeper, "forged", forged, tmp_path)
-    incident = (
-        store.open_db(sweeper.db)
-        .execute(
-            "select incident_id from findings where message_key = '<forged@northwick.example>'"
-        )
-        .fetchone()[0]
-    )
+    incident = incident_of(sweeper, "forged")
 
     text = sweeper.run("digest", "--dry-run").stdout
     markdown = sweeper.run("incident", "report", str(incident), "--format", "md").stdout
 
+    assert "Rota  Verdict: nothing needs review | 0 | people |" in text
+    assert "Rota  Verdict: nothing needs review \\| 0 \\| people \\|" in markdown
     for rendered in (text, markdown):
-        assert "Rota  Verdict: nothing needs review | 0 | people |" in rendered
         lines = rendered.splitlines()
         assert not [line for line in lines if line.startswith(("Verdict: nothing", "| 0 |"))]
     assert "<b>x</b>" in text  # plain text: shown as sent, nothing to escape
-    assert "&lt;b&gt;x&lt;/b&gt;" in markdown and "<b>" not in markdown
+    assert "\\<b\\>x\\</b\\>" in markdown and "&lt;" not in markdown  # Markdown, not HTML
+
+
+EXPOSING = (
+    "Call Jane.Doe@gmail.com, desk@mail.northwick.example or ops@northwick-trust.example "
+    "re \u202etxt.exe"
+)
+
+
+def test_addresses_in_a_subject_or_an_outside_sender_are_masked_in_all_of_the_digest(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    swept_with_subject(
+        sweeper, "exposing", EXPOSING, tmp_path, sender="outsider.person@evil.example"
+    )
+
+    html = written_digest(sweeper)
+    text = sweeper.run("digest", "--dry-run").stdout
+    assert sweeper.run("digest", "--send").exit_code == 0
+    sent = sweeper.fake.sent_mail[-1]["message"]["body"]["content"]
+
+    for body in (html, text, sent):
+        assert "Jane.Doe@gmail.com" not in body and "J***@gmail.com" in body
+        assert "outsider.person@evil.example" not in body and "o***@evil.example" in body
+        # The tenant's verified domain (with its subdomains) and own_domains stay readable.
+        assert "desk@mail.northwick.example" in body
+        assert "ops@northwick-trust.example" in body
+        assert "victim.care@northwick.example" in body  # the other incidents' sender
+        assert "\u202e" not in body and "[U+202E]txt.exe" in body
+    shown = re.findall(r"[\w.*'-]+@gmail\.com", html + text + sent)
+    assert shown and all(a.endswith("***@gmail.com") for a in shown)
 
 
 def test_graph_delivery_sends_once_and_saves_to_sent_items_as_configured(swept: Sweeper) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +14,7 @@ from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, late_batch, write_con
 
 from sweeper.fakegraph.tenant import recipient
 from sweeper.incidents import Group, Member, MessageFigures, normalise_subject, place, summarise
+from sweeper.output import INCIDENT_COLUMNS
 from sweeper.severity import SeverityRule
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -223,8 +226,10 @@ def test_incidents_as_a_table_say_why(sweeper: Sweeper) -> None:
     assert "Why:" in table
     assert "1136 external addresses, 100% personal mail" in table
     csv_text = sweeper.run("incidents", "--format", "csv").stdout
-    assert csv_text.splitlines()[0].startswith("id,sender,subject,first_sent_at")
-    assert len(csv_text.strip().splitlines()) == 1 + DAY_INCIDENTS
+    header, *records = csv.reader(io.StringIO(csv_text))
+    assert header[:4] == ["id", "sender", "subject", "first_sent_at"]
+    assert tuple(header) == INCIDENT_COLUMNS
+    assert len(records) == DAY_INCIDENTS == len(csv_text.strip().splitlines()) - 1
 
 
 def test_an_allowlisted_working_group_is_stored_but_not_listed(sweeper: Sweeper) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sqlite3
 import stat
 from datetime import datetime, timedelta
@@ -13,6 +14,8 @@ from typing import Any
 import orjson
 import pytest
 from conftest import Sweeper
+from test_digest import incident_of, swept_with_subject
+from test_escape import Rendered, assert_csv_whole, gfm
 
 from sweeper.fakegraph.tenant import recipient
 
@@ -29,10 +32,7 @@ def db_rows(sweeper: Sweeper, sql: str, params: tuple[Any, ...] = ()) -> list[sq
 
 
 def incidents(sweeper: Sweeper, *args: str) -> list[dict[str, Any]]:
-    result = sweeper.run("incidents", "--format", "json", *args)
-    assert result.exit_code == 0, result.output
-    rows: list[dict[str, Any]] = orjson.loads(result.stdout)
-    return rows
+    return sweeper.incidents(*args)
 
 
 def batch_id(sweeper: Sweeper, number: int) -> str:
@@ -269,3 +269,75 @@ def test_purge_removes_addresses_of_closed_incidents_and_keeps_the_counts(
     shown = sweeper.run("incident", "show", str(survey["id"])).output
     assert "exposed addresses removed: older than 1 minutes" in shown
     assert "Addresses purged on" in shown
+
+
+# -- what the export, the worksheet and `incident show` make of hostile text ---------------
+
+LURE = (
+    "[Click to verify](https://evil.example) ![](https://evil.example/pixel.gif) "
+    '<img src="https://evil.example/p.gif"> https://evil.example www.evil.example '
+    "I'm leaving: write to Jane.Doe@gmail.com \u202eexe.txt"
+)
+
+
+def test_a_carriage_return_in_a_name_cannot_start_a_row_of_the_export(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    names = ["\r=1+1", "\n@SUM(A1)", "ok\r\n-2+3", "\t=cmd|' /C calc'!A0"]
+    swept_with_subject(sweeper, "names", "Rota", tmp_path, names=names)
+    out = tmp_path / "people.csv"
+
+    result = sweeper.run(
+        "incident", "export", str(incident_of(sweeper, "names")), "--out", str(out)
+    )
+
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    records = assert_csv_whole(text, 6)
+    by_address = {r[0]: r for r in records[1:]}
+    assert [by_address[f"reader{i}@gmail.com"][1] for i in range(4)] == [
+        "' =1+1", "' @SUM(A1)", "ok  -2+3", "' =cmd|' /C calc'!A0",
+    ]  # fmt: skip
+    assert len(by_address) == 12  # full addresses: the export is the list to write to
+
+
+def test_the_markdown_worksheet_makes_no_link_or_image_of_hostile_text(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    swept_with_subject(sweeper, "lure", LURE, tmp_path, sender="outsider.person@evil.example")
+    incident = incident_of(sweeper, "lure")
+    note = "see [here](https://evil.example) or <img src=x onerror=alert(1)>"
+    assert sweeper.run("incident", "set", str(incident), "acknowledged", "--note", note,
+                       "--by", "**A. DPO**").exit_code == 0  # fmt: skip
+
+    markdown = sweeper.run("incident", "report", str(incident)).stdout
+    html = gfm(markdown)
+
+    assert "<a" not in html and "<img" not in html
+    assert "I'm leaving" in html and "&#39;" not in markdown and "&#39;" not in html
+    page = Rendered(html)
+    assert "[Click to verify](https://evil.example)" in page.text
+    assert "see [here](https://evil.example) or <img src=x onerror=alert(1)>" in page.text
+    assert "**A. DPO**" in page.text
+    assert "[U+202E]exe.txt" in page.text and "\u202e" not in markdown
+    as_html = sweeper.run("incident", "report", str(incident), "--format", "html").stdout
+    for text in (markdown, as_html):
+        assert "Jane.Doe@gmail.com" not in text and "outsider.person@evil.example" not in text
+        assert "J***@gmail.com" in text and "o***@evil.example" in text
+        assert "victim.care@northwick.example" in text  # the mailbox: the tenant's own
+
+
+def test_incident_show_masks_outside_addresses_and_escapes_for_the_terminal(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    subject = "\x1b[31mPay\x1b[0m \x1b]8;;https://evil.example\x1b\\now\x9b Jane.Doe@gmail.com"
+    swept_with_subject(sweeper, "show", subject, tmp_path, sender="outsider.person@evil.example")
+
+    shown = sweeper.run("incident", "show", str(incident_of(sweeper, "show"))).stdout
+
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", shown)
+    assert "Subject:  \\x1b[31mPay\\x1b[0m \\x1b]8;;https://evil.example\\x1b\\now\\x9b" in shown
+    assert "Jane.Doe@gmail.com" not in shown and "J***@gmail.com" in shown
+    assert "Sender:   o***@evil.example" in shown
+    assert "victim.care@northwick.example" in shown  # the mailbox of each message
+    assert "<show@northwick.example>" in shown  # the message id, whole, for `sweeper lookup`

@@ -1,22 +1,44 @@
 """The digest as an email: HTML for mail clients (CSS inlined, tables, no scripts, no
-remote images) and a plain-text alternative.
+remote images) and a plain-text alternative; and the template environment behind it.
 
-One template environment for everything sweeper renders. Autoescaping is on for every
-template (HTML, and Markdown, which viewers render as HTML) but the plain-text ones, where
-an entity would show as ``&amp;``; in all of them a value's control characters and line
-breaks become spaces, so that a subject cannot forge lines of a digest or a worksheet.
+One template environment for everything sweeper renders, with one rule for every value a
+template prints (``{{ ... }}``), applied by the environment's ``finalize`` so that no
+template can forget it (see :mod:`sweeper.escape` for the layers):
+
+1. its control characters and line breaks become spaces, so a subject cannot forge lines;
+2. any address outside the organisation's domains is masked (``j***@gmail.com``);
+3. bidirectional controls are shown as ``[U+202E]``, so a name cannot reorder the text;
+4. it is escaped for the template's format: HTML (``*.html.j2``), Markdown (``*.md.j2``,
+   Markdown escaping, never HTML entities), nothing for plain text (``*.txt.j2``).
+
+Jinja's autoescaping is on for every template, plain text and Markdown included, for one
+reason: it marks what a template wrote itself (a macro's output, an included template) as
+finished text, which ``finalize`` passes through whole. A macro's lines therefore keep
+their line breaks, while every value inside the macro went through the rule above.
+Templates must not use ``|safe``, ``|e``, ``~`` or ``Markup`` on values: those would turn a
+value into finished text (a test keeps the templates free of them).
+
+The organisation's domains reach ``finalize`` as a variable of the render
+(:data:`INTERNAL`); a render without it masks every address. As a second line, the whole
+rendered text is masked once more (masking is idempotent).
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 import css_inline
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup, escape
 
+from ..escape import internal_domains, mark_bidi, markdown, mask_addresses, one_line
 from .model import Digest
+
+INTERNAL = "sweeper_internal_domains"
+"""The render variable holding the organisation's domains (normalised), for masking."""
 
 
 def when(value: str | None) -> str:
@@ -26,24 +48,51 @@ def when(value: str | None) -> str:
     return datetime.fromisoformat(value).strftime("%d %b %Y %H:%M UTC").lstrip("0")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+def _html(text: str) -> str:
+    return str(escape(text))
 
 
-def one_line(value: Any) -> Any:
-    """A value as printed by a template: text without control characters or line breaks."""
-    return _CONTROL.sub(" ", value) if isinstance(value, str) else value
+def _plain(text: str) -> str:
+    return text
+
+
+_ESCAPES: dict[str, Callable[[str], str]] = {
+    ".html.j2": _html,
+    ".md.j2": markdown,
+    ".txt.j2": _plain,
+}
+
+
+def escape_for(template_name: str | None) -> Callable[[str], str]:
+    """The escaping of a template's format, by its name; HTML for any other name."""
+    name = template_name or ""
+    return next((f for end, f in _ESCAPES.items() if name.endswith(end)), _html)
+
+
+def clean(text: str, internal: Iterable[str]) -> str:
+    """A value as any template prints it, before its format's escaping (steps 1-3)."""
+    return mark_bidi(mask_addresses(one_line(text), internal))
+
+
+@pass_context
+def finalize(context: Context, value: Any) -> Markup:
+    """What ``{{ value }}`` prints: a template's own output whole, any value made safe."""
+    if isinstance(value, Markup):  # a macro's output or other text the template wrote
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Markup(value)  # a count or a share: nothing to clean or escape
+    internal = context.get(INTERNAL) or frozenset()
+    return Markup(escape_for(context.name)(clean(str(value), internal)))
 
 
 def environment() -> Environment:
-    """Templates from ``sweeper/templates``: all autoescaped but ``*.txt.j2``."""
+    """Templates from ``sweeper/templates``, every value printed through :func:`finalize`."""
     env = Environment(
         loader=PackageLoader("sweeper", "templates"),
-        autoescape=select_autoescape(
-            enabled_extensions=("html.j2", "md.j2"), disabled_extensions=("txt.j2",), default=True
-        ),
+        autoescape=True,  # marks template output as finished; see the module's docstring
         undefined=StrictUndefined,
         keep_trailing_newline=True,
-        finalize=one_line,
+        finalize=finalize,
     )
     env.filters["when"] = when
     return env
@@ -53,9 +102,18 @@ TEMPLATES = environment()
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
 
-def render_html(digest: Digest) -> str:
-    return str(_INLINER.inline(TEMPLATES.get_template("digest.html.j2").render(digest=digest)))
+def render(name: str, internal: Iterable[str] = (), **values: Any) -> str:
+    """Template ``name`` rendered with ``values``; addresses outside ``internal`` masked."""
+    domains = internal_domains(internal)
+    text = TEMPLATES.get_template(name).render(**values, **{INTERNAL: domains})
+    return mask_addresses(text, domains)
 
 
-def render_text(digest: Digest) -> str:
-    return TEMPLATES.get_template("digest.txt.j2").render(digest=digest)
+def render_html(digest: Digest, internal: Iterable[str] = ()) -> str:
+    """The digest's HTML, CSS inlined; ``internal``: the domains whose addresses stay whole."""
+    return str(_INLINER.inline(render("digest.html.j2", internal, digest=digest)))
+
+
+def render_text(digest: Digest, internal: Iterable[str] = ()) -> str:
+    """The digest's plain-text alternative; ``internal`` as for :func:`render_html`."""
+    return render("digest.txt.j2", internal, digest=digest)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from .. import store
 from ..auth import gateway_for
 from ..config import Settings
 from ..errors import DeliveryError, GraphError
-from ..files import write_private
+from ..files import own_files, write_private
 from . import queries
 from .deliver import email_message, graph_payload, send_smtp
 from .model import Digest
@@ -66,10 +67,15 @@ def run_digest(
             return Outcome(
                 "nothing", "Nothing new: no all clear sent (digest.all_clear = false).", digest
             )
-    html, text = render_html(digest), render_text(digest)
+    internal = (*store.verified_domains(db), *settings.own_domains)  # addresses shown whole
+    html, text = render_html(digest, internal), render_text(digest, internal)
     if dry_run:
         return Outcome("dry-run", digest.verdict, digest, text=text)
-    path = write_private(report_path(settings, out, now), html)
+    path = write_private(
+        report_path(settings, out, now),
+        html,
+        protected=own_files(settings.database, settings.config_path),
+    )
     if not send:
         queries.record(db, digest, status="written", transport="none", html_path=str(path))
         return Outcome("written", f"{digest.verdict}\nWritten to {path} (not sent).", digest, path)

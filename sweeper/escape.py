@@ -1,0 +1,193 @@
+"""Output safety: one layer per format sweeper writes, for text written by strangers.
+
+Subjects, display names and addresses come from whoever sent or received the mail, so
+every value that reaches a reader goes through the layer of the format it is written in:
+
+- **csv** (:func:`csv_cell`, used with :data:`CSV_QUOTING`): every field quoted, control
+  characters turned into spaces so a record cannot be split, a formula start neutralised
+  with a leading ``'`` so a spreadsheet shows it instead of running it.
+- **terminal** (:func:`terminal`): control characters shown as ``\\xNN`` and bidirectional
+  overrides as ``[U+202E]``, so a value cannot move the cursor, recolour the screen, make a
+  hyperlink or reorder what the reader sees.
+- **markdown** (:func:`markdown`): markup characters backslash-escaped and links, addresses
+  and domains put in code spans, so no renderer makes a heading, a link or an image of a
+  value, and ``I'm`` stays ``I'm`` (Markdown needs no HTML entities).
+- **html**: Jinja's autoescaping (markupsafe) in the templates; the template environment
+  in :mod:`sweeper.digest.render` applies this module's cleaning before it.
+- **masking** (:func:`mask_addresses`): any address outside the organisation's domains
+  becomes ``j***@gmail.com`` (:func:`sweeper.privacy.mask_address`), for everything shared
+  with a Data Protection Officer or an authority: the digest, the worksheet, ``incident
+  show``. The people export is the list to notify and is not masked.
+
+:func:`one_line` and :func:`mark_bidi` are the cleaning steps the layers share.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Any, Final
+
+from .classify import normalise_domain, within
+from .privacy import mask_address
+
+# C0 (tab, line feed and carriage return included), DEL, C1 (NEL U+0085 included), and the
+# Unicode line and paragraph separators: whatever a reader could take for a line break or a
+# terminal could take for a command.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Characters that reorder the text around them: embeddings, overrides, isolates, marks.
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character and line break turned into a space."""
+    return _CONTROL.sub(" ", text)
+
+
+def _marked(match: re.Match[str]) -> str:
+    return f"[U+{ord(match.group(0)):04X}]"
+
+
+def mark_bidi(text: str) -> str:
+    """Bidirectional controls shown as ``[U+202E]``: visible, and unable to reorder text."""
+    return _BIDI.sub(_marked, text)
+
+
+# -- terminal -------------------------------------------------------------------------------
+
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SEPARATOR = re.compile(r"[\u2028\u2029]")
+
+
+def terminal(text: str) -> str:
+    """``text`` safe to print on a terminal: ESC becomes ``\\x1b``, U+202E ``[U+202E]``.
+
+    Every C0 control (line feed and tab included: a value is one cell or one line), DEL and
+    C1 control is written as ``\\xNN``; the line and paragraph separators and the
+    bidirectional controls are written as ``[U+NNNN]``. The result holds no control
+    character, so applying this twice changes nothing.
+    """
+    text = _TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+    return mark_bidi(_SEPARATOR.sub(_marked, text))
+
+
+# -- CSV ------------------------------------------------------------------------------------
+
+CSV_QUOTING: Final = csv.QUOTE_ALL
+"""Every field quoted: a reader never has to guess where a field holding odd text ends."""
+
+# What makes a spreadsheet read a cell as a formula (or a DDE call); the full-width forms
+# are read the same way by some spreadsheets. Tab and CR are turned into spaces first.
+_FORMULA_START = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+
+
+def _leading_blank(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) == "Cf"
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV field: a list joined by spaces, None as empty, text made inert.
+
+    Control characters (tab, CR and LF included) become spaces, so that no reader, however
+    naive, splits a record inside a field. Text whose first visible character starts a
+    formula gets a leading ``'``, also after leading spaces or invisible characters. Numbers
+    are written as they are: they cannot hold a formula.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, list | tuple):
+            value = " ".join(str(v) for v in value)
+        text = one_line("" if value is None else str(value))
+        visible = next((c for c in text if not _leading_blank(c)), "")
+        return "'" + text if visible in _FORMULA_START else text
+    return str(value)
+
+
+# -- Markdown -------------------------------------------------------------------------------
+
+# What a renderer could turn into a link: a URL with a scheme, a www. name, an address, a
+# bare domain name (some renderers link those too). Code spans are never linked, so these
+# are written as code spans; none of them holds a backtick, a pipe or a space.
+_TOKEN_CHARS = r"[^\s`|<>\"'\[\]()]"
+_LINKABLE = re.compile(
+    rf"(?:[A-Za-z][A-Za-z0-9+.-]*://{_TOKEN_CHARS}*"  # scheme://...
+    rf"|[A-Za-z][A-Za-z0-9+.-]*:{_TOKEN_CHARS}+"  # mailto:..., javascript:...
+    rf"|(?i:www)\.{_TOKEN_CHARS}*"
+    rf"|{_TOKEN_CHARS}*@{_TOKEN_CHARS}+"  # anything around an @: addresses, mentions
+    rf"|(?:[\w-]+\.)+[^\W\d_][\w-]+(?:/{_TOKEN_CHARS}*)?)"  # a domain name, maybe a path
+)
+# Markup anywhere in a line: escapes, code, emphasis, strikethrough, links and images, HTML
+# and autolinks, entities, headings (a value may follow a list marker), tables, maths.
+_INLINE = re.compile(r"([\\`*_~\[\]<>&#|$])")
+# Markup only at the start of a value: list markers, setext underlines.
+_LEADING = re.compile(r"^(\s*)(?:([-+=])|(\d{1,9})([.)]))")
+# An emoji shortcode such as :smile: becomes an image on some renderers.
+_SHORTCODE = re.compile(r":(?=[\w+-]+:)")
+
+
+def _escape_markup(text: str) -> str:
+    text = _INLINE.sub(r"\\\1", text)
+    text = _SHORTCODE.sub(r"\\:", text)
+    return text
+
+
+def _leading(match: re.Match[str]) -> str:
+    space, sign, digits, mark = match.groups()
+    return f"{space}\\{sign}" if sign else f"{space}{digits}\\{mark}"
+
+
+def markdown(text: str) -> str:
+    """``text`` as Markdown that renders as the same text: no markup, link or image.
+
+    One line (see :func:`one_line`) without leading spaces, bidirectional controls marked;
+    CommonMark's markup characters backslash-escaped (no HTML entities: ``I'm`` is written
+    ``I'm``); URLs, www names, addresses and domain names written as code spans, which no
+    renderer links.
+    """
+    text = mark_bidi(one_line(text)).lstrip(" ")  # four spaces would open a code block
+    parts: list[str] = []
+    last = 0
+    for match in _LINKABLE.finditer(text):
+        parts.append(_escape_markup(text[last : match.start()]))
+        parts.append(f"`{match.group(0)}`")
+        last = match.end()
+    parts.append(_escape_markup(text[last:]))
+    if parts[0] == "":  # the value starts with a code span: nothing to escape at its start
+        return "".join(parts)
+    parts[0] = _LEADING.sub(_leading, parts[0], count=1)
+    return "".join(parts)
+
+
+# -- masking --------------------------------------------------------------------------------
+
+# A quoted or a plain local part, then the domain. A backtick, though allowed in a local
+# part, is left out: it opens a Markdown code span, and a masked address written inside one
+# must still match as itself (so that masking twice changes nothing).
+_ADDRESS = re.compile(
+    r"(?:\"(?:[^\"\\\r\n]|\\.)*\"|[\w.!#$%&'*+/=?^{|}~-]+)"
+    r"@([\w-]+(?:\.[\w-]+)+)",
+    re.UNICODE,
+)
+
+
+def internal_domains(domains: Iterable[str]) -> frozenset[str]:
+    """The organisation's domains, normalised as :func:`mask_addresses` compares them."""
+    return frozenset(normalise_domain(d) for d in domains if d and d.strip())
+
+
+def mask_addresses(text: str, internal: Iterable[str]) -> str:
+    """Every address in ``text`` outside ``internal`` (or its subdomains) masked.
+
+    ``jane.doe@gmail.com`` becomes ``j***@gmail.com``; ``dpo@northwick.example`` stays when
+    ``northwick.example`` is internal. With no internal domains every address is masked.
+    Masking a masked text changes nothing.
+    """
+    domains = internal_domains(internal)
+
+    def mask(match: re.Match[str]) -> str:
+        if domains and within(normalise_domain(match.group(1)), domains):
+            return match.group(0)
+        return mask_address(match.group(0))
+
+    return _ADDRESS.sub(mask, text)

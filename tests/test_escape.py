@@ -1,0 +1,288 @@
+"""The output layers of sweeper.escape, alone and through the commands that use them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cmarkgfm
+import pytest
+from cmarkgfm.cmark import Options
+from conftest import Sweeper
+from hypothesis import given
+from hypothesis import strategies as st
+from test_digest import swept_with_subject
+
+from sweeper import store
+from sweeper.escape import (
+    csv_cell,
+    internal_domains,
+    mark_bidi,
+    markdown,
+    mask_addresses,
+    one_line,
+    terminal,
+)
+from sweeper.output import INCIDENT_COLUMNS, as_csv, run_summary
+from sweeper.sweep import MailboxResult, SweepReport
+
+FORMULA = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+HOSTILE_TERMINAL = (
+    "\x1b[31mred\x1b[0m",  # CSI: colours
+    "\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\",  # OSC 8: a hyperlink
+    "over\rwrite",
+    "back\x08\x08space",
+    "\x9b31m",  # 8-bit CSI
+    "\x07bell\x7f",
+    "\u202eexe.txt",
+    "line\u2028break\u0085next",
+)
+
+
+def first_visible(cell: str) -> str:
+    return next((c for c in cell if not (c.isspace() or unicodedata.category(c) == "Cf")), "")
+
+
+def assert_csv_whole(text: str, columns: int) -> list[list[str]]:
+    """Every record of ``text`` on a line of its own, whole, with no live formula."""
+    parsed = list(csv.reader(io.StringIO(text)))
+    lines = [line for line in re.split(r"[\r\n]", text) if line]
+    assert len(lines) == len(parsed)
+    for line, record in zip(lines, parsed, strict=True):
+        assert len(record) == columns
+        assert next(csv.reader([line])) == record  # the line alone is the whole record
+        for cell in record:
+            assert first_visible(cell) not in FORMULA or cell.startswith("'"), cell
+            assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", cell)
+    return parsed
+
+
+# -- csv ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("\r=1+1", "' =1+1"),
+        ("\n=1+1", "' =1+1"),
+        ("\t=1+1", "' =1+1"),
+        ("  =1+1", "'  =1+1"),
+        ("\u200b@SUM(A1)", "'\u200b@SUM(A1)"),
+        ("-2+3@gmail.com", "'-2+3@gmail.com"),
+        ("+1-555", "'+1-555"),
+        ("\uff1dcmd", "'\uff1dcmd"),
+        ("a\r\nb\x85c\u2028d\x00e", "a  b c d e"),
+        ('plain, "quoted"', 'plain, "quoted"'),
+        (None, ""),
+        (["gmail.com", "=evil"], "gmail.com =evil"),
+        (-3, "-3"),  # a number cannot hold a formula
+        (0.25, "0.25"),
+    ],
+)
+def test_a_csv_cell_is_inert(value: object, cell: str) -> None:
+    assert csv_cell(value) == cell
+
+
+@given(st.lists(st.lists(st.text(), min_size=3, max_size=3), max_size=5))
+def test_every_csv_record_comes_back_whole(rows: list[list[str]]) -> None:
+    columns = ("a", "b", "c")
+    text = as_csv(columns, [dict(zip(columns, row, strict=True)) for row in rows])
+
+    parsed = assert_csv_whole(text, len(columns))
+
+    assert len(parsed) == len(rows) + 1
+    for record, row in zip(parsed[1:], rows, strict=True):
+        assert record == [csv_cell(c) for c in row]
+        assert [one_line(c) for c in row] == [
+            c[1:] if c.startswith("'") and c != one_line(o) else c
+            for c, o in zip(record, row, strict=True)
+        ]  # nothing but the control characters and the quote changed
+
+
+# -- terminal -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", HOSTILE_TERMINAL)
+def test_terminal_output_holds_no_control_and_no_bidi_character(value: str) -> None:
+    shown = terminal(value)
+
+    assert not [c for c in shown if unicodedata.category(c) == "Cc"]
+    assert not set(shown) & set(BIDI + "\u2028\u2029")
+    assert terminal(shown) == shown
+
+
+def test_terminal_escapes_are_readable() -> None:
+    assert terminal("\x1b[31mred") == "\\x1b[31mred"
+    assert terminal("a\rb\x08\x9bc\x7f") == "a\\x0db\\x08\\x9bc\\x7f"
+    assert terminal("\u202eexe.txt\u2066") == "[U+202E]exe.txt[U+2066]"
+    assert terminal("Grüße – ok") == "Grüße – ok"
+
+
+@given(st.text())
+def test_terminal_never_lets_a_control_through(value: str) -> None:
+    shown = terminal(value)
+    assert not [c for c in shown if unicodedata.category(c) == "Cc"]
+    assert not set(shown) & set(BIDI + "\u2028\u2029")
+
+
+def test_the_run_summary_escapes_errors_and_mailboxes() -> None:
+    report = SweepReport(
+        run_id=7,
+        status="partial",
+        totals=store.RunTotals(failed=1),
+        results=[MailboxResult("\x1b[2Jevil@northwick.example", "failed", error="\x9b31m500")],
+        error="\x1b]8;;https://evil.example\x1b\\boom",
+        window_since="2026-11-20T00:00:00Z",
+    )
+
+    text = run_summary(report)
+
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", text)
+    assert "\\x1b[2Jevil@northwick.example" in text and "\\x9b31m500" in text
+    assert "The run failed: \\x1b]8;;https://evil.example\\x1b\\boom" in text
+
+
+# -- markdown -------------------------------------------------------------------------------
+
+
+class Rendered(HTMLParser):
+    """The tags and the text of rendered HTML."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[str] = []
+        self.text = ""
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+
+
+def gfm(source: str) -> str:
+    """GitHub's renderer, raw HTML let through: the escaping alone must keep it inert."""
+    html: str = cmarkgfm.github_flavored_markdown_to_html(source, options=Options.CMARK_OPT_UNSAFE)
+    return html
+
+
+HOSTILE_MARKDOWN = (
+    "[Click to verify](https://evil.example)",
+    "![](https://evil.example/pixel.gif)",
+    '<img src="https://evil.example/pixel.gif">',
+    "<script>alert(1)</script>",
+    "see https://evil.example/login now",
+    "www.evil.example",
+    "HTTPS://EVIL.EXAMPLE",
+    "<https://evil.example>",
+    "mailto:jane@gmail.com",
+    "jane.doe@gmail.com",
+    "evil.example/path",
+    "[x]: https://evil.example",
+    "I'm leaving",
+    "I&#39;m leaving &amp; more",
+    "# heading",
+    "> quote",
+    "- item",
+    "1. item",
+    "2) item",
+    "---",
+    "===",
+    "| a | b |",
+    "**bold** _it_ ~~gone~~ `code` ``two``",
+    "trailing\\",
+    "$x^2$ :smile: @someone",
+    "\u202eexe.txt",
+)
+
+
+@pytest.mark.parametrize("value", HOSTILE_MARKDOWN)
+@pytest.mark.parametrize(("before", "shown"), [("- ", ""), ("Subject: ", "Subject: "), ("", "")])
+def test_markdown_renders_a_value_as_its_text_and_nothing_else(
+    value: str, before: str, shown: str
+) -> None:
+    page = Rendered(gfm(before + markdown(value)))
+
+    assert set(page.tags) <= {"p", "ul", "li", "code"}
+    assert page.text.strip() == (shown + mark_bidi(value)).strip()
+
+
+@given(st.text(alphabet=st.sampled_from("ab1 .:/@-+=#>*_`~[]()<>!&;|$\\'\"\nw")))
+def test_markdown_never_makes_markup_of_a_value(value: str) -> None:
+    page = Rendered(gfm("- " + markdown(value)))
+
+    assert set(page.tags) <= {"p", "ul", "li", "code"}
+    assert page.text.strip() == one_line(value).strip()
+
+
+# -- masking --------------------------------------------------------------------------------
+
+INTERNAL = ("northwick.example", "Northwick-Trust.example.")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("write to jane.doe@gmail.com now", "write to j***@gmail.com now"),
+        ("JANE@GMAIL.COM", "J***@GMAIL.COM"),
+        ('"jane doe"@yahoo.co.uk', '"***@yahoo.co.uk'),
+        ("dpo@northwick.example", "dpo@northwick.example"),
+        ("desk@Mail.Northwick.Example", "desk@Mail.Northwick.Example"),  # a subdomain
+        ("ops@northwick-trust.example", "ops@northwick-trust.example"),
+        ("x@northwick.example.evil.example", "x***@northwick.example.evil.example"),
+        ("x@evilnorthwick.example", "x***@evilnorthwick.example"),
+        ("ana@bücher.example", "a***@bücher.example"),
+        ("<a1b2@mail.gmail.com>", "<a***@mail.gmail.com>"),
+        ("j***@gmail.com", "j***@gmail.com"),  # masking twice changes nothing
+        ("`j***@gmail.com`", "`j***@gmail.com`"),  # also in a Markdown code span
+        ("no address @ all", "no address @ all"),
+    ],
+)
+def test_addresses_outside_the_organisation_are_masked(text: str, shown: str) -> None:
+    assert mask_addresses(text, INTERNAL) == shown
+
+
+def test_without_internal_domains_every_address_is_masked() -> None:
+    assert mask_addresses("dpo@northwick.example", ()) == "d***@northwick.example"
+    assert internal_domains([" Northwick.Example. ", ""]) == {"northwick.example"}
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+CR_FORMULA = "\r=1+1"
+HOSTILE_SUBJECT = "\x1b[31mURGENT\x1b[0m \x1b]8;;https://evil.example\x1b\\pay\x9b \u202eexe.txt"
+
+
+def test_findings_and_incidents_as_csv_keep_every_record_whole(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    swept_with_subject(sweeper, "crlf", CR_FORMULA, tmp_path)
+
+    findings = sweeper.run("findings", "--format", "csv")
+    listed = sweeper.run("incidents", "--format", "csv")
+
+    assert findings.exit_code == 0 and listed.exit_code == 0
+    rows = assert_csv_whole(findings.stdout.rstrip("\n"), 11)
+    assert [r[3] for r in rows if "crlf@" in r[1]] == ["' =1+1"]
+    records = assert_csv_whole(listed.stdout.rstrip("\n"), len(INCIDENT_COLUMNS))
+    assert "' =1+1" in [r[2] for r in records]
+
+
+def test_tables_show_hostile_subjects_escaped(sweeper: Sweeper, tmp_path: Path) -> None:
+    swept_with_subject(sweeper, "ansi", HOSTILE_SUBJECT, tmp_path)
+
+    for command in (("findings",), ("incidents",)):
+        out = sweeper.run(*command).stdout
+
+        assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]", out), command
+        assert "\\x1b[31mURGENT" in out
+    incidents = sweeper.run("incidents").stdout
+    header = incidents.splitlines()[0]
+    rule = incidents.splitlines()[1]
+    assert len(rule) >= len(header)  # the table's columns still line up
