@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from sweeper.cli import main
+from sweeper.cli import job_arguments, main
 
 if __name__ == "__main__":
-    sys.exit(main([*sys.argv[1:], "schedule"]))
+    sys.exit(main(job_arguments("schedule", sys.argv[1:])))

@@ -1,14 +1,16 @@
 """Scheduled entry point: sweep the configured tenant for the default window.
 
-Run from cron or a timer as ``python jobs/sweep.py`` (or simply ``sweeper sweep``); the exit
-code is sweeper's: 0 all swept, 1 some mailboxes failed, 2 bad settings, 3 the run failed.
+Run from cron or a timer as ``python jobs/sweep.py [--config PATH] [-v] [--since WHEN ...]``
+(the same as ``sweeper [--config PATH] sweep [--since WHEN ...]``: sweeper's own options may
+come anywhere); the exit code is sweeper's: 0 all swept, 1 some mailboxes failed, 2 bad
+settings, 3 the run failed.
 """
 
 from __future__ import annotations
 
 import sys
 
-from sweeper.cli import main
+from sweeper.cli import job_arguments, main
 
 if __name__ == "__main__":
-    sys.exit(main(["sweep", *sys.argv[1:]]))
+    sys.exit(main(job_arguments("sweep", sys.argv[1:])))

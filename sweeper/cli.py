@@ -7,50 +7,45 @@ Exit codes: 0 all mailboxes swept; 1 some mailboxes failed (recorded, the rest s
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
+import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
 import click
 from sqlite_utils import Database
 
 from . import __version__, logs, output, store
-from .auth import gateway_for
 from .config import Settings, load_settings
-from .digest.run import run_digest
-from .doctor import Check, run_checks
-from .errors import ConfigError, StorageError, SweeperError
-from .fakegraph.tenant import MIN_USERS
-from .files import write_private
-from .incident_store import list_incidents
-from .lookup import LookupReport
-from .lookup import lookup as run_lookup
-from .nightly import AlreadyRunning, run_locked
-from .reclassify import reclassify as rejudge
-from .response import (
-    PurgedError,
-    describe,
-    export_people,
-    people_to_notify,
-    render_worksheet,
-    worksheet,
+from .errors import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    ConfigError,
+    StorageError,
+    SweeperError,
 )
-from .retention import purge as run_purge
+from .escape import terminal
+from .files import check_out_path, write_private
 from .severity import LEVELS
-from .sweep import MailboxResult, Window, sweep_tenant
-from .triage import STATUSES, TriageError, set_status
+from .triage import STATUSES
 from .when import parse_span, parse_when
 
-EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_FAILED = 0, 1, 2, 3
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:  # the Graph SDK is imported only by the commands that call Graph
+    from .lookup import LookupReport
+    from .sweep import MailboxResult, Window
+
 log = logging.getLogger("sweeper")
+MIN_DEMO_USERS = 8  # the demo tenant's planted cases need this many senders (fakegraph)
+SQLITE_MAX_ID = 2**63 - 1
 
 
 class When(click.ParamType):  # type: ignore[type-arg]
@@ -79,23 +74,88 @@ LISTING_FORMAT = click.option(
 @dataclass
 class Options:
     config_path: str | None
+    verbose: int = 0
 
 
-def exits_cleanly(func: F) -> F:
-    """Turn sweeper's own errors into one line on stderr and the right exit code."""
+class SweeperGroup(click.Group):
+    """The ``sweeper`` group: the one place where an exception becomes a line for the user.
 
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    sweeper's own errors carry their exit code (see :mod:`sweeper.errors`). Anything else is
+    turned into one line too: a full disk, a busy or broken database, an interrupt, or an
+    internal error (exit 3), whose traceback is logged at ``-vv`` only.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's usage errors as one line too, with exit code 2 (click's own is several)."""
+        run = super().main
+        if not standalone_mode:
+            return run(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            return func(*args, **kwargs)
-        except (ConfigError, StorageError, TriageError, PurgedError) as exc:
-            click.echo(f"sweeper: {exc}", err=True)
+            code = run(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+            click.echo(f"sweeper: {terminal(exc.format_message())}{where}", err=True)
             sys.exit(EXIT_CONFIG)
-        except SweeperError as exc:
-            click.echo(f"sweeper: {exc}", err=True)
+        except click.ClickException as exc:
+            click.echo(f"sweeper: {terminal(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("sweeper: aborted", err=True)
             sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
 
-    return cast(F, wrapper)
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the top-level handler, by design
+            options = ctx.obj if isinstance(ctx.obj, Options) else Options(None)
+            line, code = describe_failure(exc)
+            log.debug("the command failed", exc_info=exc)
+            hint = "" if options.verbose > 1 or code != EXIT_FAILED else " (-vv shows more)"
+            if not isinstance(exc, SweeperError):
+                line += hint
+            click.echo(f"sweeper: {terminal(line)}", err=True)
+            ctx.exit(code)
+        except KeyboardInterrupt:
+            click.echo("sweeper: interrupted; what was stored so far is kept", err=True)
+            ctx.exit(130)
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """One line for the user and the exit code, for any exception a command let out."""
+    if isinstance(exc, SweeperError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return f"no space left on the disk{where}; nothing more was written", EXIT_FAILED
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        if "full" in text:
+            return "the database's disk is full; the last changes were not stored", EXIT_FAILED
+        if "locked" in text or "busy" in text:
+            return (
+                "the database stayed busy (another sweeper command is writing); try again",
+                EXIT_FAILED,
+            )
+        return f"the database could not be used: {text}", EXIT_FAILED
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"the database is damaged or not sweeper's: {exc}", EXIT_CONFIG
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}", EXIT_FAILED
+    if isinstance(exc, OverflowError):
+        return f"a value is too large: {exc}", EXIT_CONFIG
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"internal error: {type(exc).__name__}: {first}".rstrip(": "), EXIT_FAILED
 
 
 def _configure_logging(verbose: int, fmt: str) -> None:
@@ -125,7 +185,7 @@ SECRET_VARIABLES = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SweeperGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -146,7 +206,7 @@ SECRET_VARIABLES = (
 def main(ctx: click.Context, config_path: str | None, verbose: int, log_format: str) -> None:
     """Find sent mail that exposed many outside addresses in To/Cc instead of Bcc."""
     _configure_logging(verbose, log_format)
-    ctx.obj = Options(config_path)
+    ctx.obj = Options(config_path, verbose)
 
 
 def _settings(ctx: click.Context, *, need_graph: bool = True) -> Settings:
@@ -154,18 +214,40 @@ def _settings(ctx: click.Context, *, need_graph: bool = True) -> Settings:
     return load_settings(options.config_path, os.environ, need_graph=need_graph)
 
 
+def _open(settings: Settings) -> Database:
+    """Open (creating if needed) the database and set right what dead runs left behind."""
+    from .recovery import recover
+
+    db = store.open_db(settings.database)
+    recovered = recover(db, settings.incident_window, settings.severity)
+    if recovered.runs or recovered.findings:
+        log.warning("%s", recovered.summary())
+    return db
+
+
 def _existing_db(ctx: click.Context, settings: Settings | None = None) -> Database:
     """The configured database, which must exist already: reading never creates one."""
     settings = settings or _settings(ctx, need_graph=False)
     if not settings.database.exists():
         raise StorageError(f"no database at {settings.database}: run `sweeper sweep` first")
-    return store.open_db(settings.database)
+    return _open(settings)
+
+
+def _protected(settings: Settings) -> dict[Path, str]:
+    from .files import own_files
+
+    return own_files(settings.database, settings.config_path)
 
 
 def default_window(settings: Settings, since: datetime | None, until: datetime | None) -> Window:
     """``--since``/``--until``, else the configured window (24 h) plus the overlap, up to now."""
+    from .sweep import Window
+
     end = until or datetime.now(UTC)
-    start = since or end - settings.window - settings.overlap
+    try:
+        start = since or end - settings.window - settings.overlap
+    except OverflowError:
+        raise click.BadParameter("the window reaches before the year 1") from None
     if start >= end:
         raise click.BadParameter(
             f"--since ({start:%Y-%m-%dT%H:%M:%SZ}) must be before "
@@ -207,14 +289,15 @@ def progress_for_sweep() -> Iterator[Callable[[MailboxResult, int, int], None]]:
     help="Sweep only this mailbox (repeatable).",
 )
 @click.pass_context
-@exits_cleanly
 def sweep(
     ctx: click.Context, since: datetime | None, until: datetime | None, mailboxes: tuple[str, ...]
 ) -> None:
     """Read Sent Items for a window and record messages that exposed outside addresses."""
+    from .sweep import sweep_tenant
+
     settings = _settings(ctx)
     window = default_window(settings, since, until)
-    db = store.open_db(settings.database)
+    db = _open(settings)
     with progress_for_sweep() as hook:
         incremental = since is None and until is None and not mailboxes
         report = asyncio.run(
@@ -230,7 +313,6 @@ def sweep(
 @click.option("--since", type=WHEN, help="Only messages sent at or after this moment.")
 @LISTING_FORMAT
 @click.pass_context
-@exits_cleanly
 def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
     """List stored findings (JSON: one object per message, see the README)."""
     db = _existing_db(ctx)
@@ -238,7 +320,8 @@ def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
     render = {"json": output.findings_json, "csv": output.findings_csv}.get(
         fmt, output.findings_table
     )
-    click.echo(render(rows))
+    text = render(rows)
+    click.echo(text, nl=not text.endswith("\n"))
 
 
 @main.command()
@@ -247,7 +330,7 @@ def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
     "--users",
     default=40,
     show_default=True,
-    type=click.IntRange(min=MIN_USERS),
+    type=click.IntRange(min=MIN_DEMO_USERS, max=5000),
     help="Ordinary users in the tenant.",
 )
 @click.option(
@@ -257,7 +340,6 @@ def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the demo's digest.",
 )
-@exits_cleanly
 def demo(seed: int, users: int, reports: Path) -> None:
     """Sweep a built-in demo tenant through a local Graph and send its digest; no internet."""
     from .demo import run_demo
@@ -275,10 +357,14 @@ def demo(seed: int, users: int, reports: Path) -> None:
 @click.option(
     "--include-suppressed", is_flag=True, help="Also list incidents an allowlist suppressed."
 )
-@click.option("--all", "show_all", is_flag=True, help="Also list false positives.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also list false positives and incidents no longer at the threshold (reclassify).",
+)
 @LISTING_FORMAT
 @click.pass_context
-@exits_cleanly
 def incidents(
     ctx: click.Context,
     since: datetime | None,
@@ -288,6 +374,8 @@ def incidents(
     fmt: str,
 ) -> None:
     """List incidents: findings grouped by batch and thread, newest first (see the README)."""
+    from .incident_store import list_incidents
+
     db = _existing_db(ctx)
     rows = list_incidents(
         db,
@@ -295,18 +383,21 @@ def incidents(
         severity,
         include_suppressed=include_suppressed,
         include_dismissed=show_all,
+        include_inactive=show_all,
     )
     render = {"json": output.incidents_json, "csv": output.incidents_csv}.get(
         fmt, output.incidents_table
     )
-    click.echo(render(rows))
+    text = render(rows)
+    click.echo(text, nl=not text.endswith("\n"))
 
 
 @main.command()
 @click.pass_context
-@exits_cleanly
 def reclassify(ctx: click.Context) -> None:
     """Judge stored findings again under the current configuration, without calling Graph."""
+    from .reclassify import reclassify as rejudge
+
     settings = _settings(ctx, need_graph=False)
     db = _existing_db(ctx, settings)
     click.echo(rejudge(db, settings).summary())
@@ -330,7 +421,6 @@ def reclassify(ctx: click.Context) -> None:
     help="Where to write the HTML (a file, or a directory); default reports/digest-DATE.html.",
 )
 @click.pass_context
-@exits_cleanly
 def digest(
     ctx: click.Context,
     since_last: bool,
@@ -341,6 +431,8 @@ def digest(
     out: Path | None,
 ) -> None:
     """Build the DPO's digest of new incidents and sweep health; with --send, deliver it."""
+    from .digest.run import report_path, run_digest
+
     if since_last and since:
         raise click.UsageError("--since-last and --since exclude each other")
     if send and dry_run:
@@ -350,6 +442,8 @@ def digest(
     settings = _settings(ctx, need_graph=False)
     if send and settings.digest.transport == "graph":
         settings = _settings(ctx)
+    if not dry_run:  # refuse a bad --out before anything is built or sent
+        check_out_path(report_path(settings, out, datetime.now(UTC)), _protected(settings))
     db = _existing_db(ctx, settings)
     outcome = run_digest(
         db,
@@ -367,22 +461,18 @@ def digest(
 
 @main.command()
 @click.pass_context
-@exits_cleanly
 def nightly(ctx: click.Context) -> None:
     """Run the nightly job: sweep the default window, then send the digest; one at a time."""
+    from .nightly import run_locked
+
     settings = _settings(ctx)
-    try:
-        result = run_locked(settings, os.environ)
-    except AlreadyRunning as exc:
-        click.echo(f"sweeper: {exc}", err=True)
-        sys.exit(EXIT_FAILED)
+    result = run_locked(settings, os.environ)
     click.echo("\n".join(result.lines))
     sys.exit(result.exit_code)
 
 
 @main.command()
 @click.pass_context
-@exits_cleanly
 def schedule(ctx: click.Context) -> None:
     """Stay running and run the nightly job on the configured cron schedule (see [schedule])."""
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -415,12 +505,19 @@ def schedule(ctx: click.Context) -> None:
 
 
 def scheduled_run(settings: Settings) -> None:
-    """One nightly run from the scheduler, with a run id of its own; its outcome is logged."""
+    """One nightly run from the scheduler, with a run id of its own; its outcome is logged.
+
+    Whatever goes wrong is one log line: the scheduler stays up for the next night.
+    """
+    from .nightly import run_locked
+
     logs.new_run_id()
     try:
         result = run_locked(settings, os.environ)
-    except SweeperError as exc:
-        log.error("nightly run failed: %s", exc)
+    except Exception as exc:  # noqa: BLE001 - one failed night must not stop the service
+        line, code = describe_failure(exc)
+        log.debug("the nightly run failed", exc_info=exc)
+        log.error("nightly run failed (exit code %d): %s", code, line)
         return
     for line in result.lines:
         log.info("%s", line)
@@ -432,24 +529,26 @@ def scheduled_run(settings: Settings) -> None:
 @click.pass_context
 def doctor(ctx: click.Context, send_test: bool) -> None:
     """Check the set-up: sign-in, permissions, Graph access, database, reports; with fixes."""
+    from .doctor import Check, run_checks
+
     try:
         settings = _settings(ctx)
+        checks = [
+            Check("configuration", True, "loaded"),
+            *asyncio.run(run_checks(settings, os.environ, send_test=send_test)),
+        ]
     except ConfigError as exc:
-        click.echo(f"✗ configuration: {exc}")
+        click.echo(f"✗ configuration: {terminal(str(exc))}")
         sys.exit(EXIT_CONFIG)
-    checks = [
-        Check("configuration", True, "loaded"),
-        *asyncio.run(run_checks(settings, os.environ, send_test=send_test)),
-    ]
     for check in checks:
         click.echo(check.line())
     failed = [c for c in checks if not c.ok]
-    click.echo(f"\n{len(checks) - len(failed)} checks passed, {len(failed)} failed")
+    warned = [c for c in checks if c.ok and c.warning]
+    click.echo(
+        f"\n{len(checks) - len(failed)} checks passed ({len(warned)} with a warning), "
+        f"{len(failed)} failed"
+    )
     sys.exit(EXIT_PARTIAL if failed else EXIT_OK)
-
-
-if __name__ == "__main__":
-    main()
 
 
 @main.command()
@@ -458,7 +557,6 @@ if __name__ == "__main__":
 @click.option("--since", type=WHEN, help="With --subject: start of the window to search.")
 @click.option("--until", type=WHEN, help="With --subject: end of the window (default: now).")
 @click.pass_context
-@exits_cleanly
 def lookup(
     ctx: click.Context,
     message_id: str | None,
@@ -472,7 +570,7 @@ def lookup(
     if subject and since is None:
         raise click.UsageError("--subject needs --since")
     settings = _settings(ctx)
-    db = store.open_db(settings.database)
+    db = _open(settings)
     end = until or datetime.now(UTC)
     report = asyncio.run(
         _lookup(settings, db, message_id=message_id, subject=subject, since=since, until=end)
@@ -482,6 +580,9 @@ def lookup(
 
 
 async def _lookup(settings: Settings, db: Database, **query: Any) -> LookupReport:
+    from .auth import gateway_for
+    from .lookup import lookup as run_lookup
+
     async with gateway_for(settings, os.environ) as g:
         if query["message_id"]:
             return await run_lookup(db, g, settings, internet_message_id=query["message_id"])
@@ -490,37 +591,43 @@ async def _lookup(settings: Settings, db: Database, **query: Any) -> LookupRepor
         )
 
 
+INCIDENT_ID = click.IntRange(min=1, max=SQLITE_MAX_ID)
+
+
 @main.group()
 def incident() -> None:
     """Work on one incident: show it, move it through triage, export the people, report it."""
 
 
 @incident.command("show")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=INCIDENT_ID)
 @click.pass_context
-@exits_cleanly
 def incident_show(ctx: click.Context, incident_id: int) -> None:
     """Show an incident's figures, messages and triage history (no full addresses)."""
-    db = _existing_db(ctx)
-    click.echo(describe(db, incident_id))
+    from .response import describe
+
+    settings = _settings(ctx, need_graph=False)
+    db = _existing_db(ctx, settings)
+    click.echo(describe(db, incident_id, settings.own_domains))
 
 
 @incident.command("set")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=INCIDENT_ID)
 @click.argument("status", type=click.Choice(STATUSES))
 @click.option("--note", required=True, help="Why: kept in the history and the worksheet.")
 @click.option("--by", "by", required=True, help="Who decided (a name or role).")
 @click.pass_context
-@exits_cleanly
 def incident_set(ctx: click.Context, incident_id: int, status: str, note: str, by: str) -> None:
     """Move an incident to STATUS (new → acknowledged → … → closed), recorded in its history."""
+    from .triage import set_status
+
     db = _existing_db(ctx)
     set_status(db, incident_id, status, by=by, note=note)
     click.echo(f"Incident {incident_id} is now {status}.")
 
 
 @incident.command("export")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=INCIDENT_ID)
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
     help="csv for a spreadsheet (formulas neutralised), json for programs.",
@@ -531,38 +638,51 @@ def incident_set(ctx: click.Context, incident_id: int, status: str, note: str, b
     help="File to write (owner-only); default reports/incident-ID-people.FORMAT; - for stdout.",
 )
 @click.pass_context
-@exits_cleanly
 def incident_export(ctx: click.Context, incident_id: int, fmt: str, out: Path | None) -> None:
     """List the people to notify (Article 34): each exposed address once, with its messages."""
+    from .response import export_people, people_to_notify
+    from .retention import record_export
+
     settings = _settings(ctx, need_graph=False)
+    path = None if str(out) == "-" else out or _export_path(settings, incident_id, fmt)
+    if path is not None:
+        check_out_path(path, _protected(settings))
     db = _existing_db(ctx, settings)
     content = export_people(people_to_notify(db, incident_id), fmt)
-    if str(out) == "-":
+    if path is None:
         click.echo(content, nl=False)
         return
-    path = out or settings.digest.reports_dir / f"incident-{incident_id}-people.{fmt}"
-    write_private(path, content)
-    click.echo(f"Wrote {path} (readable by its owner only).")
+    write_private(path, content, protected=_protected(settings))
+    record_export(db, incident_id, path)
+    click.echo(f"Wrote {path} (readable by its owner only; `sweeper purge` removes it).")
+
+
+def _export_path(settings: Settings, incident_id: int, fmt: str) -> Path:
+    return settings.digest.reports_dir / f"incident-{incident_id}-people.{fmt}"
 
 
 @incident.command("report")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=INCIDENT_ID)
 @click.option(
     "--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True,
     help="Markdown or HTML.",
 )  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path), help="File to write; default stdout.")
 @click.pass_context
-@exits_cleanly
 def incident_report(ctx: click.Context, incident_id: int, fmt: str, out: Path | None) -> None:
     """Fill in the Article 33 breach worksheet for an incident, blanks marked for the DPO."""
+    from .response import render_worksheet, worksheet
+
     settings = _settings(ctx, need_graph=False)
+    if out is not None:
+        check_out_path(out, _protected(settings))
     db = _existing_db(ctx, settings)
-    text = render_worksheet(worksheet(db, incident_id, settings.severity), fmt)
+    sheet = worksheet(db, incident_id, settings.severity)
+    text = render_worksheet(sheet, fmt, settings.own_domains)
     if out is None:
         click.echo(text, nl=False)
     else:
-        write_private(out, text)
+        write_private(out, text, protected=_protected(settings))
         click.echo(f"Wrote {out} (readable by its owner only).")
 
 
@@ -571,9 +691,10 @@ def incident_report(ctx: click.Context, incident_id: int, fmt: str, out: Path | 
     "--older-than", help="Retention period, e.g. 180d (default: retention.addresses_days)."
 )
 @click.pass_context
-@exits_cleanly
 def purge(ctx: click.Context, older_than: str | None) -> None:
     """Remove the exposed addresses of closed incidents past retention; keep counts, history."""
+    from .retention import purge as run_purge
+
     settings = _settings(ctx, need_graph=False)
     try:
         span = parse_span(older_than) if older_than else settings.retention
@@ -581,3 +702,32 @@ def purge(ctx: click.Context, older_than: str | None) -> None:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     db = _existing_db(ctx, settings)
     click.echo(run_purge(db, span, datetime.now(UTC)).summary())
+
+
+GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-format")
+
+
+def job_arguments(command: str, argv: Sequence[str]) -> list[str]:
+    """Arguments for ``sweeper COMMAND`` from a job's own: global options go before it.
+
+    ``python jobs/sweep.py --config X --since 7d`` means ``sweeper --config X sweep --since
+    7d``: the group's options (``--config``, ``--log-format``, ``-v``) wherever they are given.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    items = iter(argv)
+    for arg in items:
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS_WITH_VALUE:
+            front.append(arg)
+            if "=" not in arg:
+                front.append(next(items, ""))
+        elif arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            front.append(arg)
+        else:
+            rest.append(arg)
+    return [*front, command, *rest]
+
+
+if __name__ == "__main__":
+    main()

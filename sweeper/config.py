@@ -204,7 +204,7 @@ def load_settings(
     _check_schema(raw)
 
     graph = raw.get("graph", {})
-    cloud = _choice("graph.cloud", graph.get("cloud", "global"), CLOUD_NAMES)
+    cloud = _cloud(graph.get("cloud"), env if need_graph else {})
     auth = _choice("graph.auth", graph.get("auth", "client_secret"), AUTH_METHODS)
     tenant_id = env.get("AZURE_TENANT_ID") or graph.get("tenant_id") or None
     client_id = env.get("AZURE_CLIENT_ID") or graph.get("client_id") or None
@@ -362,16 +362,49 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+ENDPOINT_VARIABLES = ("SWEEPER_GRAPH_URL", "AZURE_AUTHORITY_HOST")
+
+
+def _cloud(named: str | None, env: Mapping[str, str]) -> str:
+    """``graph.cloud``; when the file names none, the endpoint variables mean ``custom``.
+
+    azure-identity's convention is that ``AZURE_AUTHORITY_HOST`` chooses the authority, so a
+    variable is never ignored: with no cloud named it makes the cloud ``custom`` (and both
+    variables are then required); with a named cloud it must agree with that cloud's own
+    endpoint, or the configuration is refused before any secret is sent anywhere.
+    """
+    given = {name: env[name].rstrip("/") for name in ENDPOINT_VARIABLES if env.get(name)}
+    if named is None:
+        return "custom" if given else "global"
+    cloud = _choice("graph.cloud", named, CLOUD_NAMES)
+    if cloud == "custom":
+        return cloud
+    known = CLOUDS[cloud]
+    expected = {"SWEEPER_GRAPH_URL": known.graph_url, "AZURE_AUTHORITY_HOST": known.authority_host}
+    for name, value in given.items():
+        if value.lower() != expected[name].lower():
+            raise ConfigError(
+                name,
+                f"is set to {value!r} but graph.cloud is {cloud!r} ({expected[name]}): unset "
+                "it, or set graph.cloud = 'custom' to use it",
+            )
+    return cloud
+
+
 def _endpoints(cloud: str, env: Mapping[str, str]) -> tuple[str, str]:
     if cloud != "custom":
         known = CLOUDS[cloud]
         return known.graph_url, known.authority_host
     graph_url = env.get("SWEEPER_GRAPH_URL", "").rstrip("/")
     authority = env.get("AZURE_AUTHORITY_HOST", "").rstrip("/")
-    if not graph_url:
-        raise ConfigError("SWEEPER_GRAPH_URL", "must be set when graph.cloud is 'custom'")
-    if not authority:
-        raise ConfigError("AZURE_AUTHORITY_HOST", "must be set when graph.cloud is 'custom'")
+    for name, value in (("SWEEPER_GRAPH_URL", graph_url), ("AZURE_AUTHORITY_HOST", authority)):
+        if not value:
+            raise ConfigError(
+                name,
+                "must be set for a custom cloud (graph.cloud = 'custom', or the other endpoint "
+                "variable set with no graph.cloud); to use a Microsoft cloud, name it in "
+                "graph.cloud and unset the endpoint variables",
+            )
     _check_url("SWEEPER_GRAPH_URL", graph_url, allow_loopback_http=True)
     _check_url("AZURE_AUTHORITY_HOST", authority, allow_loopback_http=False)
     return graph_url, authority

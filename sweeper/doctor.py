@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
+from azure.core.exceptions import AzureError
 
 from . import store
 from .auth import make_credential
 from .config import Settings
 from .digest.deliver import email_message, graph_payload, send_smtp
 from .errors import SweeperError
-from .graph import GraphGateway
+from .escape import terminal
+from .graph import GraphGateway, sign_in_error
 
 NEEDED = {
     "Mail.ReadBasic.All": "read Sent Items: recipients, subject and dates, never bodies",
@@ -46,14 +50,19 @@ BROADER = {
 
 @dataclass(frozen=True)
 class Check:
+    """One line of the report: passed (✓), passed with a warning (!) or failed (✗)."""
+
     name: str
     ok: bool
     detail: str
     fix: str | None = None
+    warning: bool = False  # works, but should be changed
 
     def line(self) -> str:
-        text = f"{'✓' if self.ok else '✗'} {self.name}: {self.detail}"
-        return text + (f"\n    fix: {self.fix}" if self.fix and not self.ok else "")
+        mark = "✗" if not self.ok else "!" if self.warning else "✓"
+        text = terminal(f"{mark} {self.name}: {self.detail}")
+        shown = self.fix and (not self.ok or self.warning)
+        return text + (f"\n    fix: {terminal(self.fix or '')}" if shown else "")
 
 
 def token_roles(token: str) -> list[str]:
@@ -86,14 +95,18 @@ def permission_checks(roles: list[str], graph_digest: bool) -> list[Check]:
         )
     )
     if graph_digest:
+        tenant_wide = "Mail.Send" in roles
         checks.append(
             Check(
                 "Mail.Send",
                 True,
-                "granted tenant-wide: scope it to the digest sender (deploy/app-registration)"
-                if "Mail.Send" in roles
+                "granted tenant-wide: this app can send mail as any mailbox"
+                if tenant_wide
                 else "not in the token: expected when scoped by RBAC for Applications; "
                 "--send-test proves delivery",
+                "remove the tenant-wide Mail.Send consent and scope it to the digest sender "
+                "with RBAC for Applications (deploy/app-registration)",
+                warning=tenant_wide,
             )
         )
     broader = {r: why for r, why in BROADER.items() if r in roles}
@@ -119,7 +132,10 @@ async def run_checks(
         token = (await credential.get_token(settings.graph_scope)).token
     except Exception as exc:  # azure-identity raises several kinds; all mean "no token"
         await credential.close()
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, AzureError):
+            message = str(sign_in_error(exc)).removeprefix("sign-in failed: ")
+        else:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         checks.append(
             Check(
                 "sign-in",
@@ -167,9 +183,10 @@ async def _probe_mailbox(gateway: GraphGateway, users: list[Any]) -> Check:
     for user in users[:20]:
         try:
             async for page in gateway.sent_pages(user, until - timedelta(days=7), until, 1):
-                return Check(
-                    "Sent Items", True, f"read {user.upn} ({len(page)} message on a first page)"
-                )
+                if not page:
+                    break
+                messages = f"{len(page)} message{'' if len(page) == 1 else 's'}"
+                return Check("Sent Items", True, f"read {user.upn} ({messages} on a first page)")
             return Check("Sent Items", True, f"read {user.upn} (no mail in 7 days)")
         except MailboxNotEnabled:
             continue
@@ -215,7 +232,24 @@ def _local_checks(settings: Settings) -> list[Check]:
             "set digest.reports_dir",
         )
     )
+    checks.append(_space_check(path))
     return checks
+
+
+DISK_LOW = 100 * 2**20  # below this, warn: a busy night can write tens of MB
+DISK_FULL = 16 * 2**20  # below this, fail: the next sweep would likely not be stored
+
+
+def _space_check(database: Path) -> Check:
+    """Free space where the database lives: a full disk fails every sweep."""
+    where = database.parent if str(database.parent) else Path(".")
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError as exc:
+        return Check("disk space", False, f"{where}: {exc.strerror or exc}", None)
+    text = f"{free / 2**20:,.0f} MiB free for {database}"
+    fix = f"free space on the disk of {where}, or move storage.database"
+    return Check("disk space", free >= DISK_FULL, text, fix, warning=free < DISK_LOW)
 
 
 async def _send_test(gateway: GraphGateway, settings: Settings, env: Mapping[str, str]) -> Check:

@@ -29,7 +29,7 @@ import httpx
 import orjson
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.native_response_handler import NativeResponseHandler
@@ -349,8 +349,8 @@ class GraphGateway:
         )
         try:
             response: httpx.Response = await self._adapter.send_async(request, None, {})
-        except ClientAuthenticationError as exc:
-            raise AuthError(f"sign-in failed: {_first_line(exc.message or str(exc))}") from None
+        except AzureError as exc:
+            raise sign_in_error(exc) from None
         except httpx.HTTPError as exc:
             raise GraphError(
                 f"sendMail got no answer ({type(exc).__name__}); the mail may or may not "
@@ -449,8 +449,8 @@ class GraphGateway:
         while True:
             try:
                 response: httpx.Response = await self._adapter.send_async(build(), None, {})
-            except ClientAuthenticationError as exc:
-                raise AuthError(f"sign-in failed: {_first_line(exc.message or str(exc))}") from None
+            except AzureError as exc:
+                raise sign_in_error(exc) from None
             except httpx.TimeoutException as exc:
                 problem = GraphError(f"Graph did not answer in time ({type(exc).__name__})")
             except httpx.HTTPError as exc:
@@ -603,6 +603,18 @@ def _seconds(raw: object) -> float | None:
 
 def _odata_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sign_in_error(exc: AzureError) -> AuthError:
+    """No token: refused (ClientAuthenticationError), or the sign-in endpoint not reached.
+
+    azure-core raises ServiceRequestError when the authority cannot be reached at all (a
+    wrong ``AZURE_AUTHORITY_HOST``, no network, a proxy); that is a failed sign-in too.
+    """
+    detail = _first_line(getattr(exc, "message", None) or str(exc)) or type(exc).__name__
+    if isinstance(exc, ClientAuthenticationError):
+        return AuthError(f"sign-in failed: {detail}")
+    return AuthError(f"sign-in failed: the sign-in endpoint could not be reached ({detail})")
 
 
 def _first_line(text: str) -> str:

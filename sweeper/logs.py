@@ -28,7 +28,12 @@ HUMAN = "%(asctime)s %(levelname)s [%(run_id)s] %(name)s: %(message)s"
 LIBRARIES = ("azure", "httpx", "httpcore", "aiohttp", "msal", "kiota_http", "hpack", "h2")
 
 _run_id: ContextVar[str] = ContextVar("sweeper_run_id", default="-")
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@([\w-]+(?:\.[\w-]+)+)", re.UNICODE)
+_ADDRESS = re.compile(
+    r"(?:\"(?:[^\"\\\r\n]|\\.)*\"|[\w.!#$%&'*+/=?^`{|}~-]+)"  # a quoted or plain local part
+    r"@([\w-]+(?:\.[\w-]+)+)",
+    re.UNICODE,
+)
+SHORT_SECRET = 6  # a secret shorter than this is cut out only where it stands alone
 _TOKENS = re.compile(
     r"(?i:bearer)\s+[\w.~+/=-]+"  # an Authorization header's value
     r"|eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"  # a JWT (access tokens, client assertions)
@@ -52,11 +57,16 @@ class Guard(logging.Filter):
     def __init__(self, secret_values: Iterable[str] = ()) -> None:
         super().__init__()
         self.internal: set[str] = set()
-        self._secrets = [s for s in secret_values if len(s) >= 8]
+        values = sorted({s for s in secret_values if s}, key=len, reverse=True)
+        self._secrets = [s for s in values if len(s) >= SHORT_SECRET]
+        short = [re.escape(s) for s in values if len(s) < SHORT_SECRET]
+        self._short = re.compile(rf"(?<![\w])(?:{'|'.join(short)})(?![\w])") if short else None
 
     def clean(self, text: str) -> str:
         for value in self._secrets:
             text = text.replace(value, "[secret]")
+        if self._short is not None:
+            text = self._short.sub("[secret]", text)
         text = _TOKENS.sub("[token]", text)
         return _ADDRESS.sub(self._mask, text)
 

@@ -20,6 +20,7 @@ from .config import Settings
 from .errors import StorageError
 from .incident_store import assign_incidents, refresh_all
 from .sweep import policy_for
+from .triage import record
 
 
 @dataclass
@@ -31,13 +32,23 @@ class ReclassifyReport:
     dropped: int = 0  # no longer at the threshold
     restored: int = 0  # qualify again
     incidents: int = 0
+    deactivated: int = 0  # incidents none of whose findings qualifies now
+    reactivated: int = 0
 
     def summary(self) -> str:
         return (
             f"Re-judged {self.findings} findings: {self.severity_changed} changed severity, "
             f"{self.newly_suppressed} newly suppressed, {self.no_longer_suppressed} no longer "
             f"suppressed, {self.dropped} now below the threshold, {self.restored} qualify again; "
-            f"{self.incidents} incidents recomputed."
+            f"{self.incidents} incidents recomputed"
+            + (
+                f", {self.deactivated} no longer at the threshold (`sweeper incidents --all` "
+                "lists them; `sweeper purge` removes their addresses after retention)"
+                if self.deactivated
+                else ""
+            )
+            + (f", {self.reactivated} at the threshold again" if self.reactivated else "")
+            + "."
         )
 
 
@@ -58,9 +69,37 @@ def reclassify(db: Database, settings: Settings) -> ReclassifyReport:
             before = store.update_judgement(db, finding_id, finding, external)
             report.findings += 1
             _count(report, before, finding)
+    active_before = _activity(db)
     assign_incidents(db, settings.incident_window, settings.severity)
     report.incidents = refresh_all(db, settings.severity)
+    _record_activity(db, active_before, report)
     return report
+
+
+def _activity(db: Database) -> dict[int, tuple[bool, str]]:
+    return {r["id"]: (bool(r["active"]), r["status"]) for r in db.query(INCIDENT_ACTIVITY)}
+
+
+INCIDENT_ACTIVITY = "select id, active, status from incidents where purged_at is null"
+
+
+def _record_activity(
+    db: Database, before: dict[int, tuple[bool, str]], report: ReclassifyReport
+) -> None:
+    """Note in each incident's history when reclassify took it out of, or back into, view."""
+    with store.transaction(db):
+        for incident_id, (active, status) in _activity(db).items():
+            was = before.get(incident_id, (True, status))[0]
+            if was == active:
+                continue
+            if active:
+                report.reactivated += 1
+                note = "reclassify: reaches the threshold again under the current rules"
+            else:
+                report.deactivated += 1
+                note = "reclassify: no message reaches the threshold under the current rules"
+            record(db, incident_id, by="sweeper reclassify", from_status=status,
+                   to_status=status, note=note)  # fmt: skip
 
 
 def _count(report: ReclassifyReport, before: dict[str, Any], finding: Finding | None) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .errors import SweeperError
+from .errors import UsageError
 from .store import transaction, utc_now
 
 STATUSES = (
@@ -35,7 +35,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 NOT_REPORTED = ("false_positive", "closed")  # the digest does not report these again
 
 
-class TriageError(SweeperError):
+class TriageError(UsageError):
     """An unknown incident, or a step the workflow does not allow."""
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+LONGEST = timedelta(days=100 * 366)  # no span or moment reaches further back than this
 
 
 def parse_when(text: str, now: datetime | None = None) -> datetime:
@@ -23,8 +24,7 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
         return now
     relative = _RELATIVE.match(value.lower())
     if relative:
-        amount, unit = int(relative.group(1)), relative.group(2)
-        return now - timedelta(**{_UNITS[unit]: amount})
+        return now - _span(text, int(relative.group(1)), relative.group(2))
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -33,7 +33,10 @@ def parse_when(text: str, now: datetime | None = None) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of the range of dates") from None
 
 
 def parse_span(text: str) -> timedelta:
@@ -41,4 +44,15 @@ def parse_span(text: str) -> timedelta:
     match = _RELATIVE.match(text.strip().lower())
     if not match:
         raise ValueError(f"{text!r} is not a span of time (use 180d, 26w or 36h)")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return _span(text, int(match.group(1)), match.group(2))
+
+
+def _span(text: str, amount: int, unit: str) -> timedelta:
+    """``amount`` units, refused past :data:`LONGEST` (beyond that, dates overflow)."""
+    try:
+        span = timedelta(**{_UNITS[unit]: amount})
+    except OverflowError:
+        span = None
+    if span is None or span > LONGEST:
+        raise ValueError(f"{text!r} is too long: at most {LONGEST.days} days")
+    return span

@@ -291,3 +291,62 @@ domains = ["Harbour-Law.example"]
     )
     assert board.subject is not None and board.subject.search("BOARD PACK - May")
     assert (partners.name, partners.domains) == ("allow[1]", frozenset({"harbour-law.example"}))
+
+
+ENDPOINTS = {
+    "SWEEPER_GRAPH_URL": "https://127.0.0.1:8443/v1.0",
+    "AZURE_AUTHORITY_HOST": "https://127.0.0.1:9443",
+}
+
+
+def test_the_endpoint_variables_mean_a_custom_cloud_when_the_file_names_none() -> None:
+    settings = load_settings(None, {**SIGN_IN, **ENDPOINTS})
+
+    assert settings.cloud == "custom"
+    assert settings.graph_url == ENDPOINTS["SWEEPER_GRAPH_URL"]
+    assert settings.authority_host == ENDPOINTS["AZURE_AUTHORITY_HOST"]
+
+
+@pytest.mark.parametrize("given", sorted(ENDPOINTS))
+def test_one_endpoint_variable_alone_asks_for_the_other(given: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, {**SIGN_IN, given: ENDPOINTS[given]})
+
+    other = next(name for name in ENDPOINTS if name != given)
+    assert error.value.setting == other
+    assert "custom cloud" in str(error.value)
+
+
+@pytest.mark.parametrize("given", sorted(ENDPOINTS))
+def test_an_endpoint_variable_that_contradicts_the_named_cloud_is_refused(
+    tmp_path: Path, given: str
+) -> None:
+    config = write_config(tmp_path / "c.toml", "[graph]\ncloud = 'global'\n")
+
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, {**SIGN_IN, given: ENDPOINTS[given]})
+
+    assert error.value.setting == given
+    assert "graph.cloud is 'global'" in str(error.value)
+
+
+def test_an_endpoint_variable_that_agrees_with_the_named_cloud_is_accepted(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", "[graph]\ncloud = 'usgov'\n")
+    env = {**SIGN_IN, "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.us/"}
+
+    assert load_settings(config, env).authority_host == "https://login.microsoftonline.us"
+
+
+def test_a_contradicting_endpoint_is_refused_before_any_sign_in(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", "[graph]\ncloud = 'global'\n")
+    env = {**SIGN_IN, **ENDPOINTS, "SWEEPER_DB": str(tmp_path / "x.db")}
+
+    result = CliRunner().invoke(main, ["--config", str(config), "sweep"], env=env)
+
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "sweeper: configuration error: SWEEPER_GRAPH_URL: is set to "
+        "'https://127.0.0.1:8443/v1.0' but graph.cloud is 'global' "
+        "(https://graph.microsoft.com/v1.0): unset it, or set graph.cloud = 'custom' to use it"
+    ]
+    assert not (tmp_path / "x.db").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import orjson
 import pytest
@@ -20,7 +21,9 @@ def configured(sweeper: Sweeper) -> Sweeper:
 
 def lines(output: str) -> dict[str, str]:
     return {
-        line[2:].split(":")[0]: line[0] for line in output.splitlines() if line[:1] in ("✓", "✗")
+        line[2:].split(":")[0]: line[0]
+        for line in output.splitlines()
+        if line[:1] in ("✓", "✗", "!")
     }
 
 
@@ -29,8 +32,11 @@ def test_a_correct_set_up_passes_every_check_and_sends_a_test(configured: Sweepe
     result = configured.run("doctor", "--send-test")
 
     assert result.exit_code == 0, result.output
-    assert set(lines(result.output).values()) == {"✓"}
-    assert set(lines(result.output)) == {
+    checks = lines(result.output)
+    assert checks.pop("Mail.Send") == "!"  # works, but tenant-wide: a warning with the fix
+    assert "fix: remove the tenant-wide Mail.Send consent" in result.output
+    assert set(checks.values()) == {"✓"}
+    assert set(checks) | {"Mail.Send"} == {
         "configuration",
         "sign-in",
         "permissions needed",
@@ -41,9 +47,12 @@ def test_a_correct_set_up_passes_every_check_and_sends_a_test(configured: Sweepe
         "Sent Items",
         "database",
         "reports",
+        "disk space",
         "test message",
     }
-    assert "11 checks passed, 0 failed" in result.output
+    assert "12 checks passed (1 with a warning), 0 failed" in result.output
+    probe = re.search(r"\((\d+) (messages?) on a first page\)", result.output)
+    assert probe is not None and (probe[2] == "message") == (probe[1] == "1")
     [mail] = configured.fake.sent_mail
     assert mail["message"]["subject"].startswith("sweeper test message")
 
