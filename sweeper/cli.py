@@ -130,6 +130,15 @@ class SweeperGroup(click.Group):
             ctx.exit(130)
 
 
+def say(text: str) -> None:
+    """Print a report to the terminal, each line through the terminal layer.
+
+    Reports carry subjects, mailbox names, paths and Graph's error texts; none of them may
+    move the cursor or recolour the screen (see :func:`sweeper.escape.terminal`).
+    """
+    click.echo("\n".join(terminal(line) for line in text.split("\n")))
+
+
 def describe_failure(exc: BaseException) -> tuple[str, int]:
     """One line for the user and the exit code, for any exception a command let out."""
     if isinstance(exc, SweeperError):
@@ -305,7 +314,7 @@ def sweep(
                 settings, os.environ, db, window, list(mailboxes), hook, incremental=incremental
             )
         )
-    click.echo(output.run_summary(report))
+    say(output.run_summary(report))
     sys.exit(report.exit_code)
 
 
@@ -400,7 +409,7 @@ def reclassify(ctx: click.Context) -> None:
 
     settings = _settings(ctx, need_graph=False)
     db = _existing_db(ctx, settings)
-    click.echo(rejudge(db, settings).summary())
+    say(rejudge(db, settings).summary())
 
 
 @main.command()
@@ -455,7 +464,7 @@ def digest(
         resend=resend,
         out=out,
     )
-    click.echo(outcome.text if outcome.text is not None else outcome.message)
+    say(outcome.text if outcome.text is not None else outcome.message)
     sys.exit(outcome.exit_code)
 
 
@@ -467,7 +476,7 @@ def nightly(ctx: click.Context) -> None:
 
     settings = _settings(ctx)
     result = run_locked(settings, os.environ)
-    click.echo("\n".join(result.lines))
+    say("\n".join(result.lines))
     sys.exit(result.exit_code)
 
 
@@ -575,7 +584,7 @@ def lookup(
     report = asyncio.run(
         _lookup(settings, db, message_id=message_id, subject=subject, since=since, until=end)
     )
-    click.echo(report.summary())
+    say(report.summary())
     sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
 
 
@@ -701,7 +710,7 @@ def purge(ctx: click.Context, older_than: str | None) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     db = _existing_db(ctx, settings)
-    click.echo(run_purge(db, span, datetime.now(UTC)).summary())
+    say(run_purge(db, span, datetime.now(UTC)).summary())
 
 
 GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-format")

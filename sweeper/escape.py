@@ -55,6 +55,18 @@ def mark_bidi(text: str) -> str:
     return _BIDI.sub(_marked, text)
 
 
+# -- json -----------------------------------------------------------------------------------
+
+# What a JSON encoder may leave raw inside strings but a terminal could still act on, or a
+# reader could take for a line break: DEL, C1, the line and paragraph separators, bidi.
+_JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def json_safe(text: str) -> str:
+    """Encoded JSON with those characters written as ``\\uXXXX``: the same values, printable."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
 # -- terminal -------------------------------------------------------------------------------
 
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .escape import CSV_QUOTING, csv_cell, terminal
+from .escape import CSV_QUOTING, csv_cell, json_safe, terminal
 
 if TYPE_CHECKING:  # the sweep (and the Graph SDK behind it) is not needed to print a report
     from .sweep import SweepReport
@@ -53,7 +53,12 @@ INCIDENT_COLUMNS = (
 
 
 def as_json(rows: Sequence[dict[str, Any]]) -> str:
-    return orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode()
+    """JSON for programs, safe to print: C1 controls and bidi overrides written as \\u escapes.
+
+    orjson escapes C0 controls already; the rest can only stand inside strings, so writing
+    them as escapes changes no value.
+    """
+    return json_safe(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode())
 
 
 findings_json = incidents_json = as_json

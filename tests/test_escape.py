@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import cmarkgfm
+import orjson
 import pytest
 from cmarkgfm.cmark import Options
 from conftest import Sweeper
@@ -286,3 +287,34 @@ def test_tables_show_hostile_subjects_escaped(sweeper: Sweeper, tmp_path: Path) 
     header = incidents.splitlines()[0]
     rule = incidents.splitlines()[1]
     assert len(rule) >= len(header)  # the table's columns still line up
+
+
+def test_json_listings_write_terminal_controls_as_escapes_and_keep_the_value(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    swept_with_subject(sweeper, "json", HOSTILE_SUBJECT, tmp_path)
+
+    out = sweeper.run("findings", "--format", "json").stdout
+
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]", out)
+    assert "\\u009b" in out and "\\u202e" in out
+    assert HOSTILE_SUBJECT in {f["subject"] for f in orjson.loads(out)}  # the same value
+
+
+def test_reports_printed_by_commands_go_through_the_terminal_layer(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from datetime import UTC, datetime
+
+    from sweeper.cli import say
+    from sweeper.lookup import LookupReport
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    report = LookupReport(1, since=now, until=now, failed={"a@x.example": "\x1b[2J\x9bgone"})
+
+    say(report.summary())
+
+    out = capsys.readouterr().out
+    assert out.count("\n") == 2  # its own line breaks kept
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]", out)
+    assert "Not searched, a@x.example: \\x1b[2J\\x9bgone" in out
