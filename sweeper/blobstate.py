@@ -25,15 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, SweeperError
-from .nightly import AlreadyRunning
+from .errors import AlreadyRunning, ConfigError, StateError
 
 LEASE_SECONDS = 60
 RENEW_EVERY = 20.0
-
-
-class StateError(SweeperError):
-    """The database blob could not be read or written."""
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,12 @@
 
     SweeperError                 base; one line fit for a user; exit 3 (the run failed)
     ├── ConfigError              a wrong or missing setting; names the setting (exit 2)
-    ├── UsageError               a request that cannot be done as asked (exit 2): an
-    │                            unknown incident, a step triage does not allow, ...
+    ├── UsageError               a request that cannot be done as asked (exit 2)
+    │   ├── TriageError          an unknown incident, or a step triage does not allow
+    │   └── PurgedError          the incident's addresses were removed (retention)
+    ├── AlreadyRunning           another nightly run holds the lock (or the state blob)
+    ├── NotFound                 no mailbox holds the message a lookup asked for
+    ├── StateError               the blob holding the database refused (Azure Functions)
     ├── StorageError             the database or a file cannot be used as asked (exit 2)
     │   ├── NewerDatabase        the database was written by a newer sweeper (exit 2)
     │   ├── DatabaseBusy         another process kept the write lock too long (exit 3)
@@ -46,6 +50,26 @@ class UsageError(SweeperError):
     """What was asked cannot be done: nothing was changed."""
 
     exit_code = EXIT_CONFIG
+
+
+class TriageError(UsageError):
+    """An unknown incident, or a step the workflow does not allow."""
+
+
+class PurgedError(UsageError):
+    """The addresses are gone: the retention period removed them."""
+
+
+class AlreadyRunning(SweeperError):
+    """Another nightly run holds the lock."""
+
+
+class NotFound(SweeperError):
+    """No mailbox holds the message asked for."""
+
+
+class StateError(SweeperError):
+    """The database blob could not be fetched, leased or stored back."""
 
 
 class StorageError(SweeperError):

@@ -21,16 +21,12 @@ from sqlite_utils import Database
 from . import store
 from .classify import Finding, judge, read_message
 from .config import Settings
-from .errors import GraphError, MailboxNotEnabled, SweeperError
+from .errors import GraphError, MailboxNotEnabled, NotFound, UsageError
 from .graph import GraphGateway, User
 from .incident_store import assign_incidents, refresh_incident
 from .incidents import normalise_subject
 from .sweep import policy_for
 from .triage import record
-
-
-class NotFound(SweeperError):
-    """No mailbox holds the message asked for."""
 
 
 @dataclass
@@ -96,7 +92,7 @@ async def lookup(
         sent = datetime.fromisoformat(str(anchor["sentDateTime"]))
         since, until = sent - settings.incident_window, sent + settings.incident_window
     if subject is None or since is None or until is None:
-        raise SweeperError("lookup needs --internet-message-id, or --subject with --since")
+        raise UsageError("lookup needs --internet-message-id, or --subject with --since")
     report.since, report.until = since, until
     key = normalise_subject(subject)
     candidates = await _everywhere(search, users, since=since, until=until)

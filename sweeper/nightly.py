@@ -29,14 +29,10 @@ from sqlite_utils import Database
 from . import output, store
 from .config import Settings
 from .digest.run import run_digest
-from .errors import SweeperError
+from .errors import AlreadyRunning
 from .recovery import recover
 from .retention import purge
 from .sweep import Window, sweep_tenant
-
-
-class AlreadyRunning(SweeperError):
-    """Another nightly run holds the lock."""
 
 
 @dataclass

@@ -19,7 +19,7 @@ from sqlite_utils import Database
 from . import store
 from .digest.model import ARTICLE_33_HOURS
 from .digest.render import render, when
-from .errors import UsageError
+from .errors import PurgedError
 from .escape import internal_domains, mask_addresses, terminal
 from .output import as_csv, as_json
 from .privacy import mask_address
@@ -27,10 +27,6 @@ from .severity import SeverityRule, reveals_name
 from .triage import history, incident
 
 PEOPLE_COLUMNS = ("address", "name", "field", "messages", "message_ids", "first_sent_at")
-
-
-class PurgedError(UsageError):
-    """The addresses are gone: the retention period removed them."""
 
 
 def _messages_by_address(db: Database, incident_id: int) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .errors import UsageError
+from .errors import TriageError
 from .store import transaction, utc_now
 
 STATUSES = (
@@ -33,10 +33,6 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "closed": (),
 }
 NOT_REPORTED = ("false_positive", "closed")  # the digest does not report these again
-
-
-class TriageError(UsageError):
-    """An unknown incident, or a step the workflow does not allow."""
 
 
 def check_step(current: str, target: str) -> None:

@@ -278,3 +278,27 @@ def test_the_log_masks_quoted_local_parts_and_short_secrets() -> None:
     assert "john.doe" not in line and '"j d"' not in line
     assert "***@gmail.com" in line and "***@yahoo.co.uk" in line
     assert "secret [secret], not s3creen; [secret]" in line
+
+
+def test_every_exception_sweeper_raises_is_declared_in_the_errors_module() -> None:
+    import ast
+
+    package = ROOT / "sweeper"
+    elsewhere = []
+    for path in package.rglob("*.py"):
+        if path.name == "errors.py" or "fakegraph" in path.parts:
+            continue  # the local Graph answers with Graph's own errors, not sweeper's
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                isinstance(base, ast.Name) and base.id.endswith(("Error", "Exception"))
+                for base in node.bases
+            ):
+                elsewhere.append(f"{path.relative_to(ROOT)}: {node.name}")
+    assert elsewhere == []
+    declared = [
+        getattr(errors, name) for name in dir(errors) if isinstance(getattr(errors, name), type)
+    ]
+    for error in declared:
+        if issubclass(error, errors.SweeperError):
+            assert error.__name__ in (errors.__doc__ or ""), error  # drawn in the tree
+            assert error.exit_code in (2, 3)

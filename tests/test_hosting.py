@@ -19,7 +19,7 @@ import pytest
 from conftest import DAY_FINDINGS, Sweeper, write_config
 
 from sweeper.blobstate import BlobLocation, leased_database
-from sweeper.nightly import AlreadyRunning
+from sweeper.errors import AlreadyRunning
 
 ROOT = Path(__file__).parent.parent
 AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"

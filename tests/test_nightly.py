@@ -13,8 +13,9 @@ import pytest
 from conftest import DAY_FINDINGS, Sweeper
 
 from sweeper import store
+from sweeper.errors import AlreadyRunning
 from sweeper.fakegraph.tenant import DPO
-from sweeper.nightly import AlreadyRunning, single_run
+from sweeper.nightly import single_run
 
 
 @pytest.fixture
