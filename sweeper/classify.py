@@ -27,8 +27,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from .allow import AllowRule, first_match
-from .severity import SeverityRule, exposure_of
+from .severity import DETECTION_THRESHOLD, SeverityRule, exposure_of
 from .severity import judge as judge_severity
+from .when import iso
 
 Message = Mapping[str, Any]
 """One message as Graph sends it (raw JSON object), with the fields sweeper selects."""
@@ -39,7 +40,7 @@ class Policy:
     """Everything the judgement depends on: what is inside, the threshold, the rules."""
 
     internal_domains: frozenset[str]
-    min_visible_external: int = 10
+    min_visible_external: int = DETECTION_THRESHOLD
     severity: SeverityRule = field(default_factory=SeverityRule)
     allow: tuple[AllowRule, ...] = ()
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
@@ -48,7 +49,7 @@ class Policy:
     def build(
         cls,
         domains: Iterable[str],
-        min_visible_external: int = 10,
+        min_visible_external: int = DETECTION_THRESHOLD,
         *,
         severity: SeverityRule | None = None,
         allow: Iterable[AllowRule] = (),
@@ -196,7 +197,7 @@ def sent_at_utc(value: object) -> str | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(moment.astimezone(UTC))
 
 
 def _text(value: object) -> str | None:

@@ -37,7 +37,7 @@ from .escape import terminal
 from .files import check_out_path, write_private
 from .severity import LEVELS
 from .triage import STATUSES
-from .when import parse_span, parse_when
+from .when import iso, parse_span, parse_when
 
 if TYPE_CHECKING:  # the Graph SDK is imported only by the commands that call Graph
     from .lookup import LookupReport
@@ -258,10 +258,7 @@ def default_window(settings: Settings, since: datetime | None, until: datetime |
     except OverflowError:
         raise click.BadParameter("the window reaches before the year 1") from None
     if start >= end:
-        raise click.BadParameter(
-            f"--since ({start:%Y-%m-%dT%H:%M:%SZ}) must be before "
-            f"--until ({end:%Y-%m-%dT%H:%M:%SZ})"
-        )
+        raise click.BadParameter(f"--since ({iso(start)}) must be before --until ({iso(end)})")
     return Window(start, end)
 
 
@@ -325,7 +322,7 @@ def sweep(
 def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
     """List stored findings (JSON: one object per message, see the README)."""
     db = _existing_db(ctx)
-    rows = store.list_findings(db, since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None)
+    rows = store.list_findings(db, iso(since) if since else None)
     render = {"json": output.findings_json, "csv": output.findings_csv}.get(
         fmt, output.findings_table
     )
@@ -388,7 +385,7 @@ def incidents(
     db = _existing_db(ctx)
     rows = list_incidents(
         db,
-        since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None,
+        iso(since) if since else None,
         severity,
         include_suppressed=include_suppressed,
         include_dismissed=show_all,
@@ -458,7 +455,7 @@ def digest(
         db,
         settings,
         os.environ,
-        since=since.strftime("%Y-%m-%dT%H:%M:%SZ") if since else None,
+        since=iso(since) if since else None,
         send=send,
         dry_run=dry_run,
         resend=resend,

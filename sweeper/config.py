@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from .allow import AllowRule
 from .classify import normalise_domain
 from .errors import ConfigError
-from .severity import SeverityRule
+from .severity import DETECTION_THRESHOLD, SeverityRule
 
 DEFAULT_DATABASE = "sweeper.db"
 
@@ -53,6 +53,7 @@ CLOUDS: dict[str, Cloud] = {
 }
 CLOUD_NAMES = (*CLOUDS, "custom")
 AUTH_METHODS = ("client_secret", "certificate", "managed_identity", "default")
+TRANSPORTS = ("graph", "smtp")
 
 # What the file may contain: section -> key -> expected type.
 _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
@@ -114,7 +115,7 @@ _SECRET_WORDS = ("secret", "password", "certificate_password", "token", "key")
 class DigestSettings:
     """Where the DPO's digest goes and how. The SMTP password comes from the environment."""
 
-    transport: str = "graph"  # graph | smtp
+    transport: str = "graph"  # one of TRANSPORTS
     sender: str | None = None  # Graph: the mailbox sending it; SMTP: the From address
     recipients: tuple[str, ...] = ()
     save_to_sent_items: bool = False
@@ -161,7 +162,7 @@ class Settings:
     client_id: str | None = None
     timeout: float = 60.0  # seconds Graph may take to answer one request
     own_domains: tuple[str, ...] = ()
-    min_visible_external: int = 10
+    min_visible_external: int = DETECTION_THRESHOLD
     window: timedelta = timedelta(hours=24)
     overlap: timedelta = timedelta(minutes=15)
     page_size: int = 250
@@ -205,7 +206,7 @@ def load_settings(
 
     graph = raw.get("graph", {})
     cloud = _cloud(graph.get("cloud"), env if need_graph else {})
-    auth = _choice("graph.auth", graph.get("auth", "client_secret"), AUTH_METHODS)
+    auth = _choice("graph.auth", graph.get("auth", DEFAULTS.auth), AUTH_METHODS)
     tenant_id = env.get("AZURE_TENANT_ID") or graph.get("tenant_id") or None
     client_id = env.get("AZURE_CLIENT_ID") or graph.get("client_id") or None
     graph_url, authority = "", ""
@@ -217,7 +218,9 @@ def load_settings(
     sweep = raw.get("sweep", {})
     storage = raw.get("storage", {})
     threshold = _int_at_least(
-        "detection.min_visible_external", detection.get("min_visible_external", 10), 1
+        "detection.min_visible_external",
+        detection.get("min_visible_external", DEFAULTS.min_visible_external),
+        1,
     )
     incidents = raw.get("incidents", {})
     return Settings(
@@ -227,37 +230,60 @@ def load_settings(
         auth=auth,
         tenant_id=tenant_id,
         client_id=client_id,
-        timeout=_between("graph.timeout_seconds", graph.get("timeout_seconds", 60), 1, 600),
+        timeout=_between(
+            "graph.timeout_seconds", graph.get("timeout_seconds", DEFAULTS.timeout), 1, 600
+        ),
         own_domains=_domains(
             "organisation.own_domains", raw.get("organisation", {}).get("own_domains", [])
         ),
         min_visible_external=threshold,
-        window=timedelta(hours=_positive("sweep.window_hours", sweep.get("window_hours", 24))),
-        overlap=timedelta(
-            minutes=_not_negative("sweep.overlap_minutes", sweep.get("overlap_minutes", 15))
+        window=timedelta(
+            hours=_positive(
+                "sweep.window_hours", sweep.get("window_hours", _hours(DEFAULTS.window))
+            )
         ),
-        page_size=_int_between("sweep.page_size", sweep.get("page_size", 250), 1, 1000),
-        concurrency=_int_between("sweep.concurrency", sweep.get("concurrency", 8), 1, 64),
-        batch=sweep.get("batch", True),
+        overlap=timedelta(
+            minutes=_not_negative(
+                "sweep.overlap_minutes",
+                sweep.get("overlap_minutes", DEFAULTS.overlap.total_seconds() / 60),
+            )
+        ),
+        page_size=_int_between(
+            "sweep.page_size", sweep.get("page_size", DEFAULTS.page_size), 1, 1000
+        ),
+        concurrency=_int_between(
+            "sweep.concurrency", sweep.get("concurrency", DEFAULTS.concurrency), 1, 64
+        ),
+        batch=sweep.get("batch", DEFAULTS.batch),
         database=_database(storage.get("database"), path, env),
         config_path=path,
         ca_bundle=_ca_bundle(env) if need_graph else None,
         severity=_severity(raw.get("severity", {}), threshold),
         allow=parse_allow_rules(raw.get("allow", [])),
         incident_window=timedelta(
-            hours=_positive("incidents.window_hours", incidents.get("window_hours", 24))
+            hours=_positive(
+                "incidents.window_hours",
+                incidents.get("window_hours", _hours(DEFAULTS.incident_window)),
+            )
         ),
         digest=_digest(raw.get("digest", {}), path),
         schedule=_schedule(raw.get("schedule", {})),
         retention=timedelta(
             days=_int_between(
                 "retention.addresses_days",
-                raw.get("retention", {}).get("addresses_days", 180),
+                raw.get("retention", {}).get("addresses_days", DEFAULTS.retention.days),
                 1,
                 36500,
             )
         ),
     )
+
+
+DEFAULTS = Settings()  # every default is written once, on the dataclasses above
+
+
+def _hours(span: timedelta) -> float:
+    return span.total_seconds() / 3600
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -604,7 +630,7 @@ def _address(name: str, value: str) -> str:
 
 def _digest(raw: dict[str, Any], config_path: Path | None) -> DigestSettings:
     default = DigestSettings()
-    transport = _choice("digest.transport", raw.get("transport", "graph"), ("graph", "smtp"))
+    transport = _choice("digest.transport", raw.get("transport", default.transport), TRANSPORTS)
     sender = raw.get("sender")
     reports = Path(raw.get("reports_dir", str(default.reports_dir))).expanduser()
     if not reports.is_absolute() and config_path is not None and "reports_dir" in raw:
@@ -620,7 +646,9 @@ def _digest(raw: dict[str, Any], config_path: Path | None) -> DigestSettings:
         all_clear=raw.get("all_clear", default.all_clear),
         reports_dir=reports,
         smtp_host=raw.get("smtp_host") or None,
-        smtp_port=_int_between("digest.smtp_port", raw.get("smtp_port", 587), 1, 65535),
+        smtp_port=_int_between(
+            "digest.smtp_port", raw.get("smtp_port", default.smtp_port), 1, 65535
+        ),
         smtp_starttls=raw.get("smtp_starttls", default.smtp_starttls),
         smtp_username=raw.get("smtp_username") or None,
     )

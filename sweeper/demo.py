@@ -22,6 +22,7 @@ from .fakegraph import FakeGraph, generate_tenant
 from .fakegraph.tenant import DIGEST_SENDER, DPO
 from .incident_store import list_incidents
 from .sweep import Window, sweep_tenant
+from .when import iso
 
 
 def run_demo(*, seed: int, users: int, env: Mapping[str, str], reports_dir: Path) -> int:
@@ -61,7 +62,7 @@ def run_demo(*, seed: int, users: int, env: Mapping[str, str], reports_dir: Path
         delivered = len(fake.sent_mail)
     click.echo(output.run_summary(report))
     click.echo("")
-    since = window.since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    since = iso(window.since)
     click.echo(output.findings_table(store.list_findings(db, since)))
     click.echo("\nIncidents (batches and reply-alls of one mailing grouped):\n")
     click.echo(output.incidents_table(list_incidents(db, since)))

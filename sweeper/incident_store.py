@@ -13,7 +13,8 @@ from sqlite_utils import Database
 
 from .incidents import Group, Member, MessageFigures, normalise_subject, place, summarise
 from .severity import LEVELS, SeverityRule
-from .store import transaction, utc_now
+from .store import transaction
+from .when import utc_now
 
 
 def assign_incidents(

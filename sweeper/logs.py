@@ -47,10 +47,6 @@ def new_run_id() -> str:
     return run_id
 
 
-def current_run_id() -> str:
-    return _run_id.get()
-
-
 class Guard(logging.Filter):
     """Stamps the run id on a record and takes out what must not reach a log."""
 

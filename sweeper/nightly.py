@@ -33,6 +33,7 @@ from .errors import AlreadyRunning
 from .recovery import recover
 from .retention import purge
 from .sweep import Window, sweep_tenant
+from .when import iso
 
 
 @dataclass
@@ -55,7 +56,7 @@ def single_run(lock_path: Path) -> Iterator[None]:
                 f"another nightly run holds {lock_path} ({holder}); this one did nothing"
             ) from None
         os.ftruncate(fd, 0)
-        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        started = iso(datetime.now(UTC))
         os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
         yield
     finally:

@@ -36,6 +36,7 @@ from sqlite_utils import Database
 from . import store
 from .incident_store import assign_incidents, unplaced_findings
 from .severity import SeverityRule
+from .when import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def recover(
         dead = _dead_runs(db, host, now, holding_lock)
         for run_id, reason in dead:
             db.table("runs").update(
-                run_id, {"status": "failed", "finished_at": store.utc_now(), "error": reason}
+                run_id, {"status": "failed", "finished_at": utc_now(), "error": reason}
             )
             log.warning("run %d was still marked running: %s; marked failed", run_id, reason)
         orphans = unplaced_findings(db, settled_only=True)

@@ -25,6 +25,7 @@ from .output import as_csv, as_json
 from .privacy import mask_address
 from .severity import SeverityRule, reveals_name
 from .triage import history, incident
+from .when import iso
 
 PEOPLE_COLUMNS = ("address", "name", "field", "messages", "message_ids", "first_sent_at")
 
@@ -120,7 +121,7 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule) -> Worksheet:
         records=sum(m["visible_external_count"] for m in messages),
         named=named if named is not None else row["named_addresses"],
         sensitive_terms=rule.sensitive_in(" ".join({m["subject"] or "" for m in messages})),
-        deadline=datetime.fromtimestamp(deadline, detected.tzinfo).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        deadline=iso(datetime.fromtimestamp(deadline, detected.tzinfo)),
         internal=tuple(store.verified_domains(db)),
     )
 

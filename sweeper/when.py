@@ -8,6 +8,21 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # how sweeper writes every moment: UTC, to the second
+
+
+def iso(moment: datetime) -> str:
+    """``2026-11-21T16:13:01Z``: a moment as sweeper stores and prints it (UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime(ISO_FORMAT)
+
+
+def utc_now() -> str:
+    """Now, in :func:`iso` form."""
+    return iso(datetime.now(UTC))
+
+
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 LONGEST = timedelta(days=100 * 366)  # no span or moment reaches further back than this

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ..severity import LEVELS
+from ..when import iso
 
 ARTICLE_33_HOURS = 72
 NEEDS_CLOCK = ("high", "critical")
@@ -111,11 +112,7 @@ def deadline_for(detected_at: str, severity: str) -> str | None:
     if severity not in NEEDS_CLOCK:
         return None
     moment = datetime.fromisoformat(detected_at) + timedelta(hours=ARTICLE_33_HOURS)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def hours_left(deadline: str, now: datetime) -> int:
-    return int((datetime.fromisoformat(deadline) - now).total_seconds() // 3600)
+    return iso(moment)
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:

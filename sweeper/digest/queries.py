@@ -10,12 +10,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlite_utils import Database
 
 from ..incident_store import top_domains
 from ..privacy import mask_address
 from ..severity import LEVELS
-from ..store import transaction, utc_now
+from ..store import transaction
+from ..triage import NOT_REPORTED
+from ..when import iso, utc_now
 from .model import Digest, FailedRun, Health, IncidentItem, TrendDay, deadline_for
 
 SAMPLES = 3
@@ -47,9 +50,9 @@ def build(db: Database, now: datetime, *, since: str | None = None, resend: bool
         runs = _pending_runs(db)
     items = [_item(db, row, reported) for row, reported in incidents]
     return Digest(
-        created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        created_at=iso(now),
         period_since=period_since,
-        period_until=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        period_until=iso(now),
         new=tuple(i for i in items if i.reported_before is None),
         grown=tuple(i for i in items if i.reported_before is not None),
         health=_health(db, period_since, runs),
@@ -72,7 +75,8 @@ def _pending_incidents(db: Database) -> list[tuple[dict[str, Any], Reported]]:
         "select i.*, (select max(d.unique_exposed) from digest_items d "
         "where d.kind = 'incident' and d.item_id = i.id) as reported "
         "from incidents i where i.active = 1 and i.suppressed = 0 "
-        "and i.status not in ('false_positive', 'closed')"
+        "and i.status not in (select value from json_each(?))",
+        [orjson.dumps(NOT_REPORTED).decode()],
     )
     pending = [
         (row, row["reported"])
