@@ -18,7 +18,6 @@ under new rules without asking Graph.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from .addresses import normalise_domain, within
 from .allow import AllowRule, first_match
 from .severity import DETECTION_THRESHOLD, SeverityRule, exposure_of
 from .severity import judge as judge_severity
@@ -115,22 +115,6 @@ class Finding:
     @property
     def visible_external_count(self) -> int:
         return len(self.exposed)
-
-
-def within(domain: str, domains: frozenset[str] | set[str]) -> bool:
-    """True when ``domain`` is one of ``domains`` or a subdomain of one (both normalised)."""
-    labels = domain.split(".")
-    return any(".".join(labels[i:]) in domains for i in range(len(labels)))
-
-
-def normalise_domain(domain: str) -> str:
-    """Lower case, no surrounding dots or spaces; non-ASCII names in their ``xn--`` form."""
-    clean = domain.strip().strip(".").lower()
-    if not clean.isascii():
-        # Not a valid IDN: keep the Unicode form, still compared case-insensitively.
-        with contextlib.suppress(UnicodeError):
-            clean = clean.encode("idna").decode("ascii")
-    return clean
 
 
 def parse_address(raw: object) -> tuple[str, str] | None:

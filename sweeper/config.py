@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .addresses import normalise_domain
 from .allow import AllowRule
-from .classify import normalise_domain
 from .errors import ConfigError
 from .severity import DETECTION_THRESHOLD, SeverityRule
 

@@ -15,7 +15,7 @@ every value that reaches a reader goes through the layer of the format it is wri
 - **html**: Jinja's autoescaping (markupsafe) in the templates; the template environment
   in :mod:`sweeper.digest.render` applies this module's cleaning before it.
 - **masking** (:func:`mask_addresses`): any address outside the organisation's domains
-  becomes ``j***@gmail.com`` (:func:`sweeper.privacy.mask_address`), for everything shared
+  becomes ``j***@gmail.com`` (:func:`sweeper.addresses.mask_address`), for everything shared
   with a Data Protection Officer or an authority: the digest, the worksheet, ``incident
   show``. The people export is the list to notify and is not masked.
 
@@ -30,8 +30,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any, Final
 
-from .classify import normalise_domain, within
-from .privacy import mask_address
+from .addresses import mask_address, normalise_domain, within
 
 # C0 (tab, line feed and carriage return included), DEL, C1 (NEL U+0085 included), and the
 # Unicode line and paragraph separators: whatever a reader could take for a line break or a

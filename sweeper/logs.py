@@ -20,8 +20,7 @@ from typing import IO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from .classify import normalise_domain, within
-from .privacy import mask_address
+from .addresses import mask_address, normalise_domain, within
 
 FORMATS = ("human", "json")
 HUMAN = "%(asctime)s %(levelname)s [%(run_id)s] %(name)s: %(message)s"

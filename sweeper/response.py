@@ -17,12 +17,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from . import store
+from .addresses import mask_address
 from .digest.model import ARTICLE_33_HOURS
 from .digest.render import render, when
 from .errors import PurgedError
 from .escape import internal_domains, mask_addresses, terminal
 from .output import as_csv, as_json
-from .privacy import mask_address
 from .severity import SeverityRule, reveals_name
 from .triage import history, incident
 from .when import iso

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sweeper.addresses import normalise_domain
 from sweeper.classify import (
     Policy,
     classify,
-    normalise_domain,
     parse_address,
     visible_external,
 )

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from sqlite_utils import Database
 
+from ..addresses import mask_address
 from ..incident_store import top_domains
-from ..privacy import mask_address
 from ..severity import LEVELS
 from ..store import transaction
 from ..triage import NOT_REPORTED
