@@ -1,13 +1,20 @@
-"""The one place that talks to Microsoft Graph. Only this module imports the SDK.
+"""The one place that talks to Microsoft Graph, and the one module that imports the SDK.
 
 :class:`GraphGateway` owns the msgraph-sdk request adapter (sign-in, retry and redirect
 middleware), the HTTP client and its timeouts, and turns every Graph answer into plain
-Python data or one of :mod:`sweeper.errors`. Message pages are fetched as raw JSON through
+Python data or one of :mod:`sweeper.errors` (one mapper, :func:`_error_for`, for answers
+on their own and inside a JSON batch alike). Message pages are fetched as raw JSON through
 the SDK's request adapter and parsed with orjson: the SDK's model objects cost about 100
-times more CPU per page.
+times more CPU per page. The benchmark alone (:mod:`sweeper.bench`) reaches past this: it
+imports the SDK's message request builder and uses the service client the gateway lends it
+(:attr:`GraphGateway.sdk_client`), to measure that cost.
 
-Paging is hidden here: callers get whole pages as lists of dicts and never see
-``@odata.nextLink``.
+Paging and throttling are hidden here. Callers get whole pages as lists of dicts and never
+see ``@odata.nextLink``; a mailbox's first page that a JSON batch brought is an opaque
+:class:`FirstPage` that the sweep hands back to :meth:`GraphGateway.sent_pages`, which goes
+on from it, or waits out the ``Retry-After`` of a throttled batch item first. A
+``Retry-After`` too long for a run to wait (:data:`LONGEST_WAIT`) reaches the caller as a
+:class:`~sweeper.errors.MailboxFailed` with ``retry_after`` set, for it to come back later.
 """
 
 from __future__ import annotations
@@ -30,7 +37,6 @@ import orjson
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError, ClientAuthenticationError
-from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.native_response_handler import NativeResponseHandler
 from kiota_abstractions.request_information import RequestInformation
@@ -44,6 +50,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from .errors import AuthError, GraphError, MailboxFailed, MailboxNotEnabled
+from .when import iso
 
 MESSAGE_FIELDS = (
     "id",
@@ -70,10 +77,14 @@ _USER_IN_PATH = re.compile(r"/users/([^/?]+)")
 
 @dataclass(frozen=True, slots=True)
 class FirstPage:
-    """A mailbox's first page from a batch, and where the next one is."""
+    """A mailbox's first page from a JSON batch, and whether more follow.
 
-    messages: list[Any]
-    next_link: str | None
+    Opaque outside this module: the sweep only hands it back to
+    :meth:`GraphGateway.sent_pages`, which yields it and reads on from there.
+    """
+
+    _messages: list[Any]
+    _next_link: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +133,6 @@ class RenewableCredential(AsyncTokenCredential):
         self._last: str | None = None  # the token handed out last
         self._refused: str | None = None  # the token Graph refused last
         self._lock = asyncio.Lock()
-        self.renewals = 0
 
     def refused(self, header: str | None) -> None:
         """Graph refused the token in this Authorization header: replace it."""
@@ -141,7 +151,6 @@ class RenewableCredential(AsyncTokenCredential):
         # refused, and one new token serves them all.
         async with self._lock:
             if not claims and self._refused is not None and self._refused == self._last:
-                self.renewals += 1
                 issued_from = str(int(time.time()))
                 claims = orjson.dumps(
                     {"access_token": {"nbf": {"essential": True, "value": issued_from}}}
@@ -225,9 +234,13 @@ class GraphGateway:
         return sum(self._transport.throttled.values())
 
     @property
-    def token_renewals(self) -> int:
-        """How often Graph refused a token before it expired and a new one was fetched."""
-        return self._credential.renewals
+    def sdk_client(self) -> GraphServiceClient:
+        """The SDK's service client over this gateway's adapter (sign-in, retries, timeouts).
+
+        For the benchmark only, which measures the SDK's model objects against the raw JSON
+        that sweeper reads; nothing else should build requests past the gateway.
+        """
+        return self._client
 
     async def verified_domains(self) -> list[str]:
         """The tenant's verified domain names, lower case."""
@@ -279,24 +292,35 @@ class GraphGateway:
         page_size: int,
         *,
         internet_message_id: str | None = None,
-        resume_from: str | None = None,
-        skip: int = 0,
+        first: FirstPage | GraphError | None = None,
     ) -> AsyncIterator[list[Any]]:
         """Pages of Sent Items sent in ``[since, until)``, as raw JSON values (dicts, normally).
 
-        With ``internet_message_id``, only the copies of that message; with ``resume_from``
-        (a next link), the pages from there on; with ``skip``, after the first ``skip``
-        messages (``$skip``, which Graph pages messages by). Raises
-        MailboxNotEnabled for an account without a mailbox, MailboxFailed when the mailbox
-        cannot be read to the end.
+        With ``internet_message_id``, only the copies of that message. ``first`` is what
+        :meth:`first_pages` brought for this mailbox, if anything: its page comes first and,
+        if more follow, the rest is read on from it in full ``page_size`` pages; a throttled
+        item is waited out as its ``Retry-After`` asks (see :func:`_wait_out`); any other
+        failed item is read again the ordinary way, with the SDK's retries.
+
+        Raises MailboxNotEnabled for an account without a mailbox, MailboxFailed when the
+        mailbox cannot be read to the end (``retry_after`` set when Graph said how long to
+        leave it alone).
         """
+        skip = 0
+        if isinstance(first, FirstPage):
+            yield first._messages
+            if first._next_link is None:
+                return  # a quiet mailbox: the batch brought all of it
+            # A busy one: on from where the batch stopped, with $skip (following the batch's
+            # own next link would keep its small pages and cost more round trips).
+            skip = len(first._messages)
+        elif isinstance(first, GraphError):
+            await _wait_out(first)
         relative = _sent_url(user, since, until, page_size, internet_message_id)
         if skip:
             relative += f"&$skip={skip}"
         try:
-            async for page in self._pages(
-                resume_from or f"{self.graph_url}/{relative}", tenant_wide=False
-            ):
+            async for page in self._pages(f"{self.graph_url}/{relative}", tenant_wide=False):
                 yield page
         except (MailboxNotEnabled, MailboxFailed):
             raise
@@ -310,9 +334,10 @@ class GraphGateway:
     ) -> dict[str, FirstPage | GraphError]:
         """The first page of up to 20 mailboxes in one round trip (JSON batching).
 
-        Posted as raw JSON (the SDK's batch helper is broken). Each item answers on its own:
-        a throttled or failed item comes back as a GraphError for the caller to fetch that
-        mailbox again the ordinary way, whose retries honour ``Retry-After``.
+        Posted as raw JSON (the SDK's batch helper is broken). Each item answers on its own,
+        as a :class:`FirstPage` or the GraphError it would have been alone; either is for the
+        caller to hand back to :meth:`sent_pages` (``first=``), which reads the mailbox on
+        from there. An item the answer left out is a GraphError too: never lost.
         """
         users = [user for user, _, _ in wanted]
         body = {
@@ -357,7 +382,7 @@ class GraphGateway:
                 "have been sent"
             ) from None
         if response.status_code != 202:
-            code, message = _odata_error(response)
+            code, message = _odata_error(_json_or_none(response.content), _reason(response))
             uncertain = response.status_code >= 500
             raise GraphError(
                 f"sendMail answered {response.status_code} {code}"
@@ -366,39 +391,6 @@ class GraphGateway:
                 status=response.status_code,
                 code=code,
             )
-
-    async def sent_messages_as_models(
-        self, user: User, since: datetime, until: datetime, page_size: int
-    ) -> list[dict[str, Any]]:
-        """The straightforward way, through the SDK's request builders and model objects.
-
-        Kept only so that ``make bench`` can measure it against the raw-JSON path; it is
-        about a hundred times slower per message. Returns plain dicts of the fields sweeper
-        classifies.
-        """
-        from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import (  # noqa: E501
-            MessagesRequestBuilder,
-        )
-
-        builder = (
-            self._client.users.by_user_id(user.id)
-            .mail_folders.by_mail_folder_id("sentitems")
-            .messages
-        )
-        query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
-            select=list(MESSAGE_FIELDS),
-            filter=f"sentDateTime ge {_odata_time(since)} and sentDateTime lt {_odata_time(until)}",
-            top=page_size,
-        )
-        config = RequestConfiguration(query_parameters=query)
-        page = await builder.get(request_configuration=config)
-        messages: list[dict[str, Any]] = []
-        while page is not None:
-            messages += [_model_to_dict(m) for m in page.value or []]
-            if not page.odata_next_link:
-                break
-            page = await builder.with_url(page.odata_next_link).get()
-        return messages
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -465,9 +457,9 @@ class GraphGateway:
                     log.info("Graph refused the access token before its expiry; renewing it")
                     continue
                 if status >= 400 and status not in RETRIED_STATUSES:
-                    raise _error_for(response, tenant_wide=tenant_wide)
+                    raise _error_of(response, tenant_wide=tenant_wide)
                 if status >= 400:
-                    problem = _error_for(response, tenant_wide=tenant_wide)
+                    problem = _error_of(response, tenant_wide=tenant_wide)
                 else:
                     body, malformed = _parse(response.content, page=page)
                     if body is not None:
@@ -497,7 +489,7 @@ def _parse(content: bytes, *, page: bool) -> tuple[dict[str, Any] | None, str]:
 
 
 def _refused_token(response: httpx.Response) -> bool:
-    code, _ = _odata_error(response)
+    code, _ = _odata_error(_json_or_none(response.content), _reason(response))
     return code == "InvalidAuthenticationToken"
 
 
@@ -518,9 +510,9 @@ def _sent_url(
     """The Sent Items query, relative to the Graph base URL (as batch items need it)."""
     clauses = []
     if since is not None:
-        clauses.append(f"sentDateTime ge {_odata_time(since)}")
+        clauses.append(f"sentDateTime ge {iso(since)}")
     if until is not None:
-        clauses.append(f"sentDateTime lt {_odata_time(until)}")
+        clauses.append(f"sentDateTime lt {iso(until)}")
     if internet_message_id is not None:
         quoted = internet_message_id.replace("'", "''")
         clauses.append(f"internetMessageId eq '{quoted}'")
@@ -540,40 +532,32 @@ def _batch_item(item: Any, transport: CountingTransport, user: User) -> FirstPag
         return FirstPage(body["value"], link if isinstance(link, str) else None)
     if not isinstance(status, int):
         return GraphError("malformed batch item", status=0)
-    retry_after = None
     if status in THROTTLE_STATUSES:
         transport.throttled[user.id] += 1  # inside a 200 answer: the transport never saw it
-        headers = item.get("headers")
-        retry_after = _seconds(headers.get("Retry-After") if isinstance(headers, dict) else None)
-    error = body.get("error") if isinstance(body, dict) else None
-    code = str(error.get("code")) if isinstance(error, dict) else "Error"
-    message = str(error.get("message") or "") if isinstance(error, dict) else ""
-    detail = f"{status} {code}" + (f": {_first_line(message)}" if message else "")
-    if status == 404 and code == "MailboxNotEnabledForRESTAPI":
-        return MailboxNotEnabled(detail, status=status, code=code)
-    return GraphError(detail, status=status, code=code, retry_after=retry_after)
+    headers = item.get("headers")
+    retry_after = headers.get("Retry-After") if isinstance(headers, dict) else None
+    return _error_for(status, body, retry_after, tenant_wide=False, retried=False)
 
 
-def _model_to_dict(message: Any) -> dict[str, Any]:
-    def people(recipients: Any) -> list[dict[str, Any]]:
-        return [
-            {"emailAddress": {"name": r.email_address.name, "address": r.email_address.address}}
-            for r in recipients or []
-            if r.email_address is not None
-        ]
+async def _wait_out(item: GraphError) -> None:
+    """Before a mailbox whose batch item failed is read again: wait, or give up on it.
 
-    sender = message.from_.email_address if message.from_ else None
-    return {
-        "id": message.id,
-        "internetMessageId": message.internet_message_id,
-        "conversationId": message.conversation_id,
-        "subject": message.subject,
-        "sentDateTime": message.sent_date_time.isoformat() if message.sent_date_time else None,
-        "from": {"emailAddress": {"address": sender.address if sender else None}},
-        "toRecipients": people(message.to_recipients),
-        "ccRecipients": people(message.cc_recipients),
-        "bccRecipients": people(message.bcc_recipients),
-    }
+    No mailbox: raised as is. Throttled (the retry middleware never saw the item): sleep
+    its Retry-After, unless that is LONGEST_WAIT or more, which fails the mailbox with
+    ``retry_after`` set so that the sweep can come back to it later. Anything else: no wait.
+    """
+    if isinstance(item, MailboxNotEnabled):
+        raise item
+    if item.retry_after is None:
+        return
+    if item.retry_after >= LONGEST_WAIT:
+        raise MailboxFailed(
+            f"still throttled after the batch: {item} (Retry-After {item.retry_after:.0f} s)",
+            status=item.status,
+            code=item.code,
+            retry_after=item.retry_after,
+        )
+    await asyncio.sleep(item.retry_after)
 
 
 def _user(item: object) -> User | None:
@@ -601,10 +585,6 @@ def _seconds(raw: object) -> float | None:
     return value if value is not None and value >= 0 else None
 
 
-def _odata_time(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def sign_in_error(exc: AzureError) -> AuthError:
     """No token: refused (ClientAuthenticationError), or the sign-in endpoint not reached.
 
@@ -622,31 +602,65 @@ def _first_line(text: str) -> str:
     return line[:300]
 
 
-def _error_for(response: httpx.Response, *, tenant_wide: bool) -> GraphError:
-    """Map a Graph error answer to one of sweeper's errors, one line, with code and status."""
-    status = response.status_code
-    code, message = _odata_error(response)
+def _error_of(response: httpx.Response, *, tenant_wide: bool) -> GraphError:
+    """:func:`_error_for` of an answer on its own, after the SDK's retry middleware."""
+    return _error_for(
+        response.status_code,
+        _json_or_none(response.content),
+        response.headers.get("Retry-After"),
+        tenant_wide=tenant_wide,
+        fallback_code=_reason(response),
+    )
+
+
+def _error_for(
+    status: int,
+    body: object,
+    retry_after: object,
+    *,
+    tenant_wide: bool,
+    retried: bool = True,
+    fallback_code: str = "Error",
+) -> GraphError:
+    """Map a Graph error answer to one of sweeper's errors, one line, with code and status.
+
+    The one mapper, for answers on their own and for items inside a JSON batch: ``body``
+    is the parsed JSON body (anything, if it was not JSON), ``retry_after`` the raw header
+    value. ``retried``: the SDK's retry middleware saw the answer, so a throttled one is
+    throttled still after its retries (a batch item never passes through it).
+    ``tenant_wide``: a refusal ends the whole run (AuthError), not one mailbox.
+    """
+    code, message = _odata_error(body, fallback_code)
     detail = f"{status} {code}" + (f": {_first_line(message)}" if message else "")
     if status == 404 and code == "MailboxNotEnabledForRESTAPI":
         return MailboxNotEnabled(detail, status=status, code=code)
     if status in THROTTLE_STATUSES:
-        retry_after = _seconds(response.headers.get("Retry-After"))
-        wait = f" (Retry-After {retry_after:.0f} s)" if retry_after is not None else ""
-        return GraphError(
-            f"still throttled after the SDK's retries: {detail}{wait}",
-            status=status,
-            code=code,
-            retry_after=retry_after,
-        )
+        seconds = _seconds(retry_after)
+        if retried:
+            wait = f" (Retry-After {seconds:.0f} s)" if seconds is not None else ""
+            detail = f"still throttled after the SDK's retries: {detail}{wait}"
+        return GraphError(detail, status=status, code=code, retry_after=seconds)
     if tenant_wide and status in (401, 403):
         return AuthError(f"Graph refused access: {detail}", status=status, code=code)
     return GraphError(detail, status=status, code=code)
 
 
-def _odata_error(response: httpx.Response) -> tuple[str, str]:
+def _odata_error(body: object, fallback_code: str) -> tuple[str, str]:
+    """The code and message of a Graph error body; ``fallback_code`` if it has none."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return fallback_code, ""
+    return str(error.get("code") or "UnknownError"), str(error.get("message") or "")
+
+
+def _json_or_none(content: bytes) -> object:
+    """The answer's body as JSON, or None when it is not JSON."""
     try:
-        body = orjson.loads(response.content)
-        error = body["error"]
-        return str(error.get("code") or "UnknownError"), str(error.get("message") or "")
-    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return response.reason_phrase or "Error", ""
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _reason(response: httpx.Response) -> str:
+    """The status line's words, the code of an answer without a Graph error body."""
+    return response.reason_phrase or "Error"

@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlite_utils import Database
 
@@ -26,6 +25,7 @@ from .errors import GraphError, MailboxFailed, MailboxNotEnabled
 from .graph import LONGEST_WAIT, FirstPage, GraphGateway, User
 from .incident_store import assign_incidents
 from .logs import show_domains
+from .when import iso
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ class Window:
     until: datetime
 
     def iso(self) -> tuple[str, str]:
-        fmt = "%Y-%m-%dT%H:%M:%SZ"
-        return self.since.strftime(fmt), self.until.strftime(fmt)
+        """The window's ends as sweeper stores them (:func:`sweeper.when.iso`)."""
+        return iso(self.since), iso(self.until)
 
 
 @dataclass
@@ -230,39 +230,6 @@ async def _first_pages(
         return {}
 
 
-async def _pages_of(
-    gateway: GraphGateway,
-    user: User,
-    window: Window,
-    page_size: int,
-    first: FirstPage | GraphError | None,
-) -> AsyncIterator[list[Any]]:
-    """The mailbox's pages, starting from what a batch already brought, if anything."""
-    if isinstance(first, MailboxNotEnabled):
-        raise first
-    if isinstance(first, GraphError) and first.retry_after is not None:
-        # Throttled inside the batch: wait as asked before asking this mailbox again.
-        if first.retry_after >= LONGEST_WAIT:
-            raise MailboxFailed(
-                f"still throttled after the batch: {first} (Retry-After {first.retry_after:.0f} s)",
-                status=first.status,
-                code=first.code,
-                retry_after=first.retry_after,
-            )
-        await asyncio.sleep(first.retry_after)
-    skip = 0
-    if isinstance(first, FirstPage):
-        yield first.messages
-        if first.next_link is None:
-            return  # a quiet mailbox: the batch brought all of it
-        # A busy one: on from where the batch stopped, in full-size pages (following the
-        # batch's own next link would keep its small pages and cost more round trips).
-        skip = len(first.messages)
-    # Otherwise no batch, or a failed item: the ordinary way, with the SDK's retries.
-    async for page in gateway.sent_pages(user, window.since, window.until, page_size, skip=skip):
-        yield page
-
-
 def _choose(users: list[User], only: list[str] | None) -> tuple[list[User], list[str]]:
     if not only:
         return users, []
@@ -302,7 +269,8 @@ async def _sweep_mailbox(
     findings: list[Finding] = []
     result = MailboxResult(user.upn, "swept")
     try:
-        async for page in _pages_of(gateway, user, window, page_size, first):
+        pages = gateway.sent_pages(user, window.since, window.until, page_size, first=first)
+        async for page in pages:
             result.messages += len(page)
             for message in page:
                 if not isinstance(message, dict):

@@ -1,0 +1,191 @@
+"""The gateway's paging after a JSON batch, and its one mapping of Graph error answers.
+
+Unit tests: Graph is faked at the transport (``httpx.MockTransport``), so each test sees
+every request the gateway sends. The same behaviour end to end, against the local Graph,
+is in ``test_faults.py`` and ``test_sweep_end_to_end.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import orjson
+import pytest
+from azure.core.credentials import AccessToken
+
+from sweeper.errors import GraphError, MailboxFailed, MailboxNotEnabled
+from sweeper.graph import FirstPage, GraphGateway, User
+
+GRAPH = "https://graph.test/v1.0"
+USER = User(id="u-1", upn="victim.care@northwick.example", display_name="", mail=None)
+UNTIL = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
+SINCE = UNTIL - timedelta(hours=24)
+MESSAGE = {"id": "m-1", "subject": "Induction"}
+
+
+class _Credential:
+    """A credential that always has a token: these tests are about Graph's answers."""
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("token", int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        pass
+
+    async def __aenter__(self) -> _Credential:
+        return self
+
+    async def __aexit__(self, *args: object) -> None:
+        pass
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def _batch_of(item: dict[str, Any]) -> Handler:
+    """Graph answering the batch with ``item`` for mailbox 0; anything else is a 200 page."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/$batch"):
+            return httpx.Response(200, json={"responses": [{"id": "0", **item}]})
+        return httpx.Response(200, json={"value": [{"id": "m-2"}]})
+
+    return answer
+
+
+def _gateway(handler: Handler) -> GraphGateway:
+    """A gateway whose every request ``handler`` answers."""
+    transport = httpx.MockTransport(handler)
+    return GraphGateway(GRAPH, "https://graph.test/.default", _Credential(), transport=transport)
+
+
+def _read(handler: Handler, page_size: int = 1000) -> tuple[list[list[Any]], list[httpx.Request]]:
+    """Fetch the batch for USER, hand its item back to sent_pages; the pages and requests."""
+    seen: list[httpx.Request] = []
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    async def run() -> list[list[Any]]:
+        gateway = _gateway(recording)
+        async with gateway:
+            firsts = await gateway.first_pages([(USER, SINCE, UNTIL)], 100)
+            pages = gateway.sent_pages(USER, SINCE, UNTIL, page_size, first=firsts[USER.id])
+            return [page async for page in pages]
+
+    return asyncio.run(run()), seen
+
+
+def _query(request: httpx.Request) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(str(request.url)).query)
+
+
+def test_a_quiet_mailbox_the_batch_brought_whole_costs_no_further_request() -> None:
+    pages, requests = _read(_batch_of({"status": 200, "body": {"value": [MESSAGE]}}))
+
+    assert pages == [[MESSAGE]]
+    assert [r.url.path for r in requests] == ["/v1.0/$batch"]
+
+
+def test_a_busy_mailbox_goes_on_from_the_batch_with_skip_in_full_pages() -> None:
+    link = f"{GRAPH}/users/u-1/mailFolders/sentitems/messages?$top=100&$skip=1"
+    item = {"status": 200, "body": {"value": [MESSAGE], "@odata.nextLink": link}}
+
+    pages, requests = _read(_batch_of(item), page_size=1000)
+
+    assert pages == [[MESSAGE], [{"id": "m-2"}]]
+    assert len(requests) == 2  # the batch's next link is not followed: $skip, full pages
+    query = _query(requests[1])
+    assert (query["$skip"], query["$top"]) == (["1"], ["1000"])
+    assert query["$filter"] == [
+        "sentDateTime ge 2026-11-20T06:00:00Z and sentDateTime lt 2026-11-21T06:00:00Z"
+    ]
+
+
+def test_a_mailbox_throttled_for_minutes_in_the_batch_fails_with_its_retry_after() -> None:
+    item = {
+        "status": 429,
+        "headers": {"Retry-After": "300"},
+        "body": {"error": {"code": "TooMany"}},
+    }
+
+    with pytest.raises(MailboxFailed) as failed:
+        _read(_batch_of(item))
+
+    assert failed.value.retry_after == 300.0  # for the sweep to come back to it later
+    assert str(failed.value).startswith("still throttled after the batch: 429 TooMany")
+
+
+def test_a_mailbox_throttled_briefly_in_the_batch_is_waited_out_then_read_again() -> None:
+    item = {"status": 503, "headers": {"Retry-After": "0"}, "body": {}}
+
+    pages, requests = _read(_batch_of(item))
+
+    assert pages == [[{"id": "m-2"}]]
+    assert len(requests) == 2 and "$skip" not in _query(requests[1])
+
+
+def test_a_batch_item_without_a_mailbox_is_raised_as_is_without_asking_again() -> None:
+    error = {"code": "MailboxNotEnabledForRESTAPI", "message": "REST API is not yet supported."}
+    item = {"status": 404, "body": {"error": error}}
+
+    with pytest.raises(MailboxNotEnabled):
+        _read(_batch_of(item))
+
+
+def test_a_failed_batch_item_is_read_again_the_ordinary_way() -> None:
+    item = {"status": 500, "body": {"error": {"code": "UnknownError", "message": "Oops."}}}
+
+    pages, requests = _read(_batch_of(item))
+
+    assert pages == [[{"id": "m-2"}]]
+    assert len(requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "kind"),
+    [
+        (404, {"code": "MailboxNotEnabledForRESTAPI", "message": "No."}, MailboxNotEnabled),
+        (404, {"code": "ErrorItemNotFound", "message": "Gone."}, GraphError),
+        (403, {"code": "ErrorAccessDenied", "message": "Access is denied.\nMore."}, GraphError),
+        (400, {"code": "", "message": ""}, GraphError),
+    ],
+)
+def test_an_error_maps_alike_on_its_own_and_inside_a_batch(
+    status: int, error: dict[str, str], kind: type[GraphError]
+) -> None:
+    body = {"error": error}
+
+    def alone(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=orjson.dumps(body))
+
+    async def run() -> tuple[GraphError, GraphError]:
+        gateway = _gateway(alone)
+        async with gateway:
+            with pytest.raises(GraphError) as on_its_own:
+                async for _ in gateway.sent_pages(USER, SINCE, UNTIL, 10):
+                    pass
+        batched = _batch_of({"status": status, "body": body})
+        gateway = _gateway(batched)
+        async with gateway:
+            firsts = await gateway.first_pages([(USER, SINCE, UNTIL)], 100)
+        item = firsts[USER.id]
+        assert isinstance(item, GraphError)
+        return on_its_own.value, item
+
+    alone_error, batch_error = asyncio.run(run())
+
+    assert type(batch_error) is kind
+    assert (batch_error.status, batch_error.code) == (alone_error.status, alone_error.code)
+    assert str(batch_error) == str(alone_error)
+
+
+def test_a_first_page_is_opaque_outside_the_gateway() -> None:
+    assert all(name.startswith("_") for name in FirstPage.__dataclass_fields__)
