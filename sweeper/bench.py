@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from . import store
-from .auth import gateway_for
 from .classify import Policy, classify
 from .config import load_settings
-from .graph import MESSAGE_FIELDS, GraphGateway, User
+from .graph.gateway import MESSAGE_FIELDS, GraphGateway, User
+from .graph.signin import gateway_for
 from .sweep import Window, sweep_tenant
 from .when import iso
 
@@ -103,7 +103,7 @@ def _sdk(args: argparse.Namespace) -> None:
     since = now - timedelta(hours=24, minutes=15)
 
     async def run() -> dict[str, float]:
-        async with gateway_for(settings, env) as gateway:
+        async with gateway_for(settings.sign_in, env) as gateway:
             users = (await gateway.enabled_users())[: args.sdk_mailboxes]
             policy = Policy.build(await gateway.verified_domains())
             started = time.perf_counter()

@@ -586,10 +586,10 @@ def lookup(
 
 
 async def _lookup(settings: Settings, db: Database, **query: Any) -> LookupReport:
-    from .auth import gateway_for
+    from .graph.signin import gateway_for
     from .lookup import lookup as run_lookup
 
-    async with gateway_for(settings, os.environ) as g:
+    async with gateway_for(settings.sign_in, os.environ) as g:
         if query["message_id"]:
             return await run_lookup(db, g, settings, internet_message_id=query["message_id"])
         return await run_lookup(

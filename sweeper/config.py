@@ -27,30 +27,12 @@ from urllib.parse import urlsplit
 from .addresses import normalise_domain
 from .allow import AllowRule
 from .errors import ConfigError
+from .graph.endpoints import CLOUDS, SignIn
 from .severity import DETECTION_THRESHOLD, SeverityRule
 
 DEFAULT_DATABASE = "sweeper.db"
 
 
-@dataclass(frozen=True)
-class Cloud:
-    name: str
-    graph_url: str
-    authority_host: str
-
-
-CLOUDS: dict[str, Cloud] = {
-    "global": Cloud(
-        "global", "https://graph.microsoft.com/v1.0", "https://login.microsoftonline.com"
-    ),
-    "usgov": Cloud("usgov", "https://graph.microsoft.us/v1.0", "https://login.microsoftonline.us"),
-    "usgov-dod": Cloud(
-        "usgov-dod", "https://dod-graph.microsoft.us/v1.0", "https://login.microsoftonline.us"
-    ),
-    "china": Cloud(
-        "china", "https://microsoftgraph.chinacloudapi.cn/v1.0", "https://login.chinacloudapi.cn"
-    ),
-}
 CLOUD_NAMES = (*CLOUDS, "custom")
 AUTH_METHODS = ("client_secret", "certificate", "managed_identity", "default")
 TRANSPORTS = ("graph", "smtp")
@@ -179,10 +161,23 @@ class Settings:
     retention: timedelta = timedelta(days=180)  # exposed addresses of closed incidents
 
     @property
+    def sign_in(self) -> SignIn:
+        """What signing in and reaching Graph need, and no more."""
+        return SignIn(
+            graph_url=self.graph_url,
+            authority_host=self.authority_host,
+            method=self.auth,
+            tenant_id=self.tenant_id,
+            client_id=self.client_id,
+            custom=self.cloud == "custom",
+            ca_bundle=self.ca_bundle,
+            timeout=self.timeout,
+        )
+
+    @property
     def graph_scope(self) -> str:
         """The ``.default`` scope of the Graph resource: scheme and host, never a port."""
-        parts = urlsplit(self.graph_url)
-        return f"{parts.scheme}://{parts.hostname}/.default"
+        return self.sign_in.scope
 
 
 def load_settings(

@@ -22,12 +22,12 @@ import orjson
 from azure.core.exceptions import AzureError
 
 from . import store
-from .auth import make_credential
 from .config import Settings
 from .digest.deliver import email_message, graph_payload, send_smtp
 from .errors import SweeperError
 from .escape import terminal
-from .graph import GraphGateway, sign_in_error
+from .graph.gateway import GraphGateway, sign_in_error
+from .graph.signin import make_credential
 
 NEEDED = {
     "Mail.ReadBasic.All": "read Sent Items: recipients, subject and dates, never bodies",
@@ -127,7 +127,7 @@ async def run_checks(
     settings: Settings, env: Mapping[str, str], *, send_test: bool = False
 ) -> list[Check]:
     checks: list[Check] = []
-    credential = make_credential(settings, env)
+    credential = make_credential(settings.sign_in, env)
     try:
         token = (await credential.get_token(settings.graph_scope)).token
     except Exception as exc:  # azure-identity raises several kinds; all mean "no token"

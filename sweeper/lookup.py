@@ -22,7 +22,7 @@ from . import store
 from .classify import Finding, judge, read_message
 from .config import Settings
 from .errors import GraphError, MailboxNotEnabled, NotFound, UsageError
-from .graph import GraphGateway, User
+from .graph.gateway import GraphGateway, User
 from .incident_store import assign_incidents, refresh_incident
 from .incidents import normalise_subject
 from .sweep import policy_for

@@ -18,11 +18,11 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from . import store
-from .auth import gateway_for
 from .classify import Finding, Policy, classify
 from .config import Settings
 from .errors import GraphError, MailboxFailed, MailboxNotEnabled
-from .graph import LONGEST_WAIT, FirstPage, GraphGateway, User
+from .graph.gateway import LONGEST_WAIT, FirstPage, GraphGateway, User
+from .graph.signin import gateway_for
 from .incident_store import assign_incidents
 from .logs import show_domains
 from .when import iso
@@ -336,7 +336,7 @@ async def sweep_tenant(
     incremental: bool = False,
 ) -> SweepReport:
     """Sign in with the configured method and sweep: what ``sweeper sweep`` runs."""
-    async with gateway_for(settings, env) as gateway:
+    async with gateway_for(settings.sign_in, env) as gateway:
         return await run_sweep(
             db,
             gateway,

@@ -109,7 +109,7 @@ def test_help_loads_neither_the_graph_sdk_nor_the_local_graph() -> None:
         "from sweeper.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in sys.modules if m.startswith(('msgraph', 'aiohttp', 'trustme',"
-        " 'sweeper.fakegraph', 'sweeper.graph'))]\n"
+        " 'sweeper.fakegraph', 'sweeper.graph.gateway', 'sweeper.graph.signin'))]\n"
         "print('HEAVY', heavy)\n"
     )
     result = _python("-c", code)

@@ -20,7 +20,7 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from sweeper.errors import GraphError, MailboxFailed, MailboxNotEnabled
-from sweeper.graph import FirstPage, GraphGateway, User
+from sweeper.graph.gateway import FirstPage, GraphGateway, User
 
 GRAPH = "https://graph.test/v1.0"
 USER = User(id="u-1", upn="victim.care@northwick.example", display_name="", mail=None)

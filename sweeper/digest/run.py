@@ -17,10 +17,10 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from .. import store
-from ..auth import gateway_for
 from ..config import Settings
 from ..errors import DeliveryError, GraphError
 from ..files import own_files, write_private
+from ..graph.signin import gateway_for
 from . import queries
 from .deliver import email_message, graph_payload, send_smtp
 from .model import Digest
@@ -132,5 +132,5 @@ def _deliver(
 async def _send_graph(
     settings: Settings, env: Mapping[str, str], sender: str, payload: dict[str, object]
 ) -> None:
-    async with gateway_for(settings, env) as gateway:
+    async with gateway_for(settings.sign_in, env) as gateway:
         await gateway.send_mail(sender, payload)

@@ -1,0 +1,7 @@
+"""The Graph ring: the only code that knows HTTP, the Microsoft Graph SDK and sign-in.
+
+- :mod:`.gateway`: :class:`~.gateway.GraphGateway`, every Graph call sweeper makes, paging
+  and throttling included; answers are plain data or one of :mod:`sweeper.errors`.
+- :mod:`.signin`: the azure-identity credential for a :class:`~.signin.SignIn`, and the
+  gateway signed in with it.
+"""

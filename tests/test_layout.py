@@ -1,0 +1,105 @@
+"""The package's shape: rings, each importing only the rings below it.
+
+    base      errors, when, addresses, logs, files     (import no other ring)
+    graph     sweeper/graph/      the only code that knows HTTP, the SDK and sign-in
+    rules     sweeper/rules/      pure judgement: no I/O
+    store     sweeper/store/      the only code that speaks SQL
+    present   sweeper/present/    escaping, tables, templates
+    commands  sweeper/commands/   the glue each command runs, and the settings
+    edge      cli, hosting, blobstate, bench, demo, fakegraph
+
+A module may import its own ring and the rings below it, never one above: an import
+drawn the wrong way fails this test, whether at the top of a module or inside a function.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "sweeper"
+RINGS = ("base", "graph", "rules", "store", "present", "commands", "edge")
+BASE = {"errors", "when", "addresses", "logs", "files", "__init__"}
+EDGE_PACKAGES = {"fakegraph"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def ring_of(module: str) -> str:
+    parts = module.split(".")[1:]  # without "sweeper"
+    if not parts or (len(parts) == 1 and parts[0] in BASE):
+        return "base"
+    if parts[0] in RINGS[1:-1]:
+        return parts[0]
+    return "edge"
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every sweeper module ``path`` imports, anywhere in it, as a dotted name."""
+    module = module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("sweeper")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            elif node.module and node.module.startswith("sweeper"):
+                target = node.module
+            else:
+                continue
+            found.add(target)
+            found |= {f"{target}.{a.name}" for a in node.names if _is_module(f"{target}.{a.name}")}
+    return {name for name in found if _is_module(name)}
+
+
+def _is_module(name: str) -> bool:
+    relative = Path(*name.split(".")[1:]) if "." in name else Path()
+    return (PACKAGE / relative).with_suffix(".py").exists() or (PACKAGE / relative).is_dir()
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_a_module_imports_only_its_ring_and_the_rings_below(path: Path) -> None:
+    here = ring_of(module_name(path))
+    upward = [
+        f"{name} ({ring_of(name)})"
+        for name in sorted(imports_of(path))
+        if RINGS.index(ring_of(name)) > RINGS.index(here)
+    ]
+    assert upward == [], f"{module_name(path)} ({here}) imports a ring above it"
+
+
+def test_every_module_has_a_ring_and_the_rings_are_all_there() -> None:
+    rings = {ring_of(module_name(p)) for p in MODULES}
+    assert rings == set(RINGS)
+
+
+SQL = re.compile(
+    r"\bselect\s.+\sfrom\s|\binsert\s+into\s|\bupdate\s+\w+\s+set\s|\bdelete\s+from\s"
+    r"|\bcreate\s+(?:table|index|trigger)\s",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_sql_is_written_only_in_the_store(path: Path) -> None:
+    if ring_of(module_name(path)) == "store":
+        return
+    queries = [
+        node.value
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value)
+    ]
+    assert queries == [], f"{module_name(path)} writes SQL outside the store"
