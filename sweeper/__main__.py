@@ -1,5 +1,5 @@
 """``python -m sweeper``: the command line."""
 
-from .cli import main
+from sweeper.cli import main
 
 main()

@@ -2,7 +2,7 @@
 
 :func:`normalise_domain` and :func:`within` decide what is inside the organisation (for the
 classifier, the log guard and the output layers alike); :func:`mask_address` is the one
-masking of one address; :func:`sweeper.escape.mask_addresses`
+masking of one address; :func:`sweeper.present.escape.mask_addresses`
 applies it to every outside address in a text (the digest, the worksheet, ``incident show``)
 and :class:`sweeper.logs.Guard` to every log line.
 """

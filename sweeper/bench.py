@@ -25,19 +25,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import store
-from .classify import Policy, classify
-from .config import load_settings
-from .graph.gateway import MESSAGE_FIELDS, GraphGateway, User
-from .graph.signin import gateway_for
-from .sweep import Window, sweep_tenant
-from .when import iso
+from sweeper import store
+from sweeper.commands.settings import load_settings
+from sweeper.commands.sweep import Window, sweep_tenant
+from sweeper.graph.gateway import MESSAGE_FIELDS, GraphGateway, User
+from sweeper.graph.signin import gateway_for
+from sweeper.rules.classify import Policy, classify
+from sweeper.when import iso
 
 
 def _serve(args: argparse.Namespace) -> None:
     """Child: the local Graph with a bulk tenant; prints its client settings, then waits."""
-    from .fakegraph import FakeGraph
-    from .fakegraph.bulk import BulkTenant
+    from sweeper.fakegraph import FakeGraph
+    from sweeper.fakegraph.bulk import BulkTenant
 
     # All mail is kept once made, so that the second night measures sweeper, not the fake.
     tenant = BulkTenant(args.mailboxes, args.messages, cache=None)
@@ -194,7 +194,7 @@ def _model_to_dict(message: Any) -> dict[str, Any]:
 
 def _classifier(args: argparse.Namespace) -> None:
     """Child: the classifier alone over generated messages, on one core."""
-    from .fakegraph.bulk import BulkTenant
+    from sweeper.fakegraph.bulk import BulkTenant
 
     tenant = BulkTenant(args.mailboxes, args.messages)
     messages = [m for u in tenant.users for m in tenant.messages_of(u)]

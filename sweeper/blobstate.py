@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AlreadyRunning, ConfigError, StateError
+from sweeper.errors import AlreadyRunning, ConfigError, StateError
 
 LEASE_SECONDS = 60
 RENEW_EVERY = 20.0

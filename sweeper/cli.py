@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import click
 from sqlite_utils import Database
 
-from . import __version__, logs, output, store
-from .config import Settings, load_settings
-from .errors import (
+from sweeper import __version__, logs, store
+from sweeper.commands.settings import Settings, load_settings
+from sweeper.errors import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_OK,
@@ -33,15 +33,16 @@ from .errors import (
     StorageError,
     SweeperError,
 )
-from .escape import terminal
-from .files import check_out_path, write_private
-from .severity import LEVELS
-from .triage import STATUSES
-from .when import iso, parse_span, parse_when
+from sweeper.files import check_out_path, write_private
+from sweeper.present import output
+from sweeper.present.escape import terminal
+from sweeper.rules.severity import LEVELS
+from sweeper.rules.triage import STATUSES
+from sweeper.when import iso, parse_span, parse_when
 
 if TYPE_CHECKING:  # the Graph SDK is imported only by the commands that call Graph
-    from .lookup import LookupReport
-    from .sweep import MailboxResult, Window
+    from sweeper.commands.lookup import LookupReport
+    from sweeper.commands.sweep import MailboxResult, Window
 
 log = logging.getLogger("sweeper")
 MIN_DEMO_USERS = 8  # the demo tenant's planted cases need this many senders (fakegraph)
@@ -99,6 +100,9 @@ class SweeperGroup(click.Group):
             return run(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = run(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()  # no command at all: the help itself, as click prints it
+            sys.exit(EXIT_CONFIG)
         except click.UsageError as exc:
             where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
             click.echo(f"sweeper: {terminal(exc.format_message())}{where}", err=True)
@@ -134,7 +138,7 @@ def say(text: str) -> None:
     """Print a report to the terminal, each line through the terminal layer.
 
     Reports carry subjects, mailbox names, paths and Graph's error texts; none of them may
-    move the cursor or recolour the screen (see :func:`sweeper.escape.terminal`).
+    move the cursor or recolour the screen (see :func:`sweeper.present.escape.terminal`).
     """
     click.echo("\n".join(terminal(line) for line in text.split("\n")))
 
@@ -225,7 +229,7 @@ def _settings(ctx: click.Context, *, need_graph: bool = True) -> Settings:
 
 def _open(settings: Settings) -> Database:
     """Open (creating if needed) the database and set right what dead runs left behind."""
-    from .recovery import recover
+    from sweeper.store.recovery import recover
 
     db = store.open_db(settings.database)
     recovered = recover(db, settings.incident_window, settings.severity)
@@ -243,14 +247,14 @@ def _existing_db(ctx: click.Context, settings: Settings | None = None) -> Databa
 
 
 def _protected(settings: Settings) -> dict[Path, str]:
-    from .files import own_files
+    from sweeper.files import own_files
 
     return own_files(settings.database, settings.config_path)
 
 
 def default_window(settings: Settings, since: datetime | None, until: datetime | None) -> Window:
     """``--since``/``--until``, else the configured window (24 h) plus the overlap, up to now."""
-    from .sweep import Window
+    from sweeper.commands.sweep import Window
 
     end = until or datetime.now(UTC)
     try:
@@ -299,7 +303,7 @@ def sweep(
     ctx: click.Context, since: datetime | None, until: datetime | None, mailboxes: tuple[str, ...]
 ) -> None:
     """Read Sent Items for a window and record messages that exposed outside addresses."""
-    from .sweep import sweep_tenant
+    from sweeper.commands.sweep import run_summary, sweep_tenant
 
     settings = _settings(ctx)
     window = default_window(settings, since, until)
@@ -311,7 +315,7 @@ def sweep(
                 settings, os.environ, db, window, list(mailboxes), hook, incremental=incremental
             )
         )
-    say(output.run_summary(report))
+    say(run_summary(report))
     sys.exit(report.exit_code)
 
 
@@ -348,7 +352,7 @@ def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
 )
 def demo(seed: int, users: int, reports: Path) -> None:
     """Sweep a built-in demo tenant through a local Graph and send its digest; no internet."""
-    from .demo import run_demo
+    from sweeper.demo import run_demo
 
     sys.exit(run_demo(seed=seed, users=users, env=os.environ, reports_dir=reports))
 
@@ -380,7 +384,7 @@ def incidents(
     fmt: str,
 ) -> None:
     """List incidents: findings grouped by batch and thread, newest first (see the README)."""
-    from .incident_store import list_incidents
+    from sweeper.store.incidents import list_incidents
 
     db = _existing_db(ctx)
     rows = list_incidents(
@@ -402,7 +406,7 @@ def incidents(
 @click.pass_context
 def reclassify(ctx: click.Context) -> None:
     """Judge stored findings again under the current configuration, without calling Graph."""
-    from .reclassify import reclassify as rejudge
+    from sweeper.commands.reclassify import reclassify as rejudge
 
     settings = _settings(ctx, need_graph=False)
     db = _existing_db(ctx, settings)
@@ -437,7 +441,7 @@ def digest(
     out: Path | None,
 ) -> None:
     """Build the DPO's digest of new incidents and sweep health; with --send, deliver it."""
-    from .digest.run import report_path, run_digest
+    from sweeper.commands.digest import report_path, run_digest
 
     if since_last and since:
         raise click.UsageError("--since-last and --since exclude each other")
@@ -469,7 +473,7 @@ def digest(
 @click.pass_context
 def nightly(ctx: click.Context) -> None:
     """Run the nightly job: sweep the default window, then send the digest; one at a time."""
-    from .nightly import run_locked
+    from sweeper.commands.nightly import run_locked
 
     settings = _settings(ctx)
     result = run_locked(settings, os.environ)
@@ -483,7 +487,7 @@ def schedule(ctx: click.Context) -> None:
     """Stay running and run the nightly job on the configured cron schedule (see [schedule])."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    from .schedule import add_nightly, cron_trigger, next_times, stop_on_sigterm
+    from sweeper.commands.schedule import add_nightly, cron_trigger, next_times, stop_on_sigterm
 
     settings = _settings(ctx)
     plan = settings.schedule
@@ -515,7 +519,7 @@ def scheduled_run(settings: Settings) -> None:
 
     Whatever goes wrong is one log line: the scheduler stays up for the next night.
     """
-    from .nightly import run_locked
+    from sweeper.commands.nightly import run_locked
 
     logs.new_run_id()
     try:
@@ -535,7 +539,7 @@ def scheduled_run(settings: Settings) -> None:
 @click.pass_context
 def doctor(ctx: click.Context, send_test: bool) -> None:
     """Check the set-up: sign-in, permissions, Graph access, database, reports; with fixes."""
-    from .doctor import Check, run_checks
+    from sweeper.commands.doctor import Check, run_checks
 
     try:
         settings = _settings(ctx)
@@ -586,8 +590,8 @@ def lookup(
 
 
 async def _lookup(settings: Settings, db: Database, **query: Any) -> LookupReport:
-    from .graph.signin import gateway_for
-    from .lookup import lookup as run_lookup
+    from sweeper.commands.lookup import lookup as run_lookup
+    from sweeper.graph.signin import gateway_for
 
     async with gateway_for(settings.sign_in, os.environ) as g:
         if query["message_id"]:
@@ -610,11 +614,12 @@ def incident() -> None:
 @click.pass_context
 def incident_show(ctx: click.Context, incident_id: int) -> None:
     """Show an incident's figures, messages and triage history (no full addresses)."""
-    from .response import describe
+    from sweeper.present.response import describe
+    from sweeper.store.response import incident_view
 
     settings = _settings(ctx, need_graph=False)
     db = _existing_db(ctx, settings)
-    click.echo(describe(db, incident_id, settings.own_domains))
+    click.echo(describe(incident_view(db, incident_id), settings.own_domains))
 
 
 @incident.command("set")
@@ -625,7 +630,7 @@ def incident_show(ctx: click.Context, incident_id: int) -> None:
 @click.pass_context
 def incident_set(ctx: click.Context, incident_id: int, status: str, note: str, by: str) -> None:
     """Move an incident to STATUS (new → acknowledged → … → closed), recorded in its history."""
-    from .triage import set_status
+    from sweeper.store.triage import set_status
 
     db = _existing_db(ctx)
     set_status(db, incident_id, status, by=by, note=note)
@@ -646,8 +651,9 @@ def incident_set(ctx: click.Context, incident_id: int, status: str, note: str, b
 @click.pass_context
 def incident_export(ctx: click.Context, incident_id: int, fmt: str, out: Path | None) -> None:
     """List the people to notify (Article 34): each exposed address once, with its messages."""
-    from .response import export_people, people_to_notify
-    from .retention import record_export
+    from sweeper.present.response import export_people
+    from sweeper.store.response import people_to_notify
+    from sweeper.store.retention import record_export
 
     settings = _settings(ctx, need_graph=False)
     path = None if str(out) == "-" else out or _export_path(settings, incident_id, fmt)
@@ -677,7 +683,8 @@ def _export_path(settings: Settings, incident_id: int, fmt: str) -> Path:
 @click.pass_context
 def incident_report(ctx: click.Context, incident_id: int, fmt: str, out: Path | None) -> None:
     """Fill in the Article 33 breach worksheet for an incident, blanks marked for the DPO."""
-    from .response import render_worksheet, worksheet
+    from sweeper.present.response import render_worksheet
+    from sweeper.store.response import worksheet
 
     settings = _settings(ctx, need_graph=False)
     if out is not None:
@@ -699,7 +706,7 @@ def incident_report(ctx: click.Context, incident_id: int, fmt: str, out: Path | 
 @click.pass_context
 def purge(ctx: click.Context, older_than: str | None) -> None:
     """Remove the exposed addresses of closed incidents past retention; keep counts, history."""
-    from .retention import purge as run_purge
+    from sweeper.store.retention import purge as run_purge
 
     settings = _settings(ctx, need_graph=False)
     try:

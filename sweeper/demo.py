@@ -15,14 +15,15 @@ from pathlib import Path
 
 import click
 
-from . import output, store
-from .config import load_settings
-from .digest.run import run_digest
-from .fakegraph import FakeGraph, generate_tenant
-from .fakegraph.tenant import DIGEST_SENDER, DPO
-from .incident_store import list_incidents
-from .sweep import Window, sweep_tenant
-from .when import iso
+from sweeper import store
+from sweeper.commands.digest import run_digest
+from sweeper.commands.settings import load_settings
+from sweeper.commands.sweep import Window, run_summary, sweep_tenant
+from sweeper.fakegraph import FakeGraph, generate_tenant
+from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
+from sweeper.present import output
+from sweeper.store.incidents import list_incidents
+from sweeper.when import iso
 
 
 def run_demo(*, seed: int, users: int, env: Mapping[str, str], reports_dir: Path) -> int:
@@ -60,7 +61,7 @@ def run_demo(*, seed: int, users: int, env: Mapping[str, str], reports_dir: Path
         report = asyncio.run(sweep_tenant(settings, demo_env, db, window))
         digest = run_digest(db, settings, demo_env, send=True, now=now)
         delivered = len(fake.sent_mail)
-    click.echo(output.run_summary(report))
+    click.echo(run_summary(report))
     click.echo("")
     since = iso(window.since)
     click.echo(output.findings_table(store.list_findings(db, since)))

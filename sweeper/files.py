@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import DiskFull, StorageError
+from sweeper.errors import DiskFull, StorageError
 
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from .blobstate import BlobLocation, leased_database
-from .config import load_settings
-from .nightly import NightlyResult, run_nightly
+from sweeper.blobstate import BlobLocation, leased_database
+from sweeper.commands.nightly import NightlyResult, run_nightly
+from sweeper.commands.settings import load_settings
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import IO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from .addresses import mask_address, normalise_domain, within
+from sweeper.addresses import mask_address, normalise_domain, within
 
 FORMATS = ("human", "json")
 HUMAN = "%(asctime)s %(levelname)s [%(run_id)s] %(name)s: %(message)s"

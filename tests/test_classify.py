@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sweeper.addresses import normalise_domain
-from sweeper.classify import (
+from sweeper.rules.classify import (
     Policy,
     classify,
     parse_address,

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from conftest import DAY_FINDINGS, Sweeper
 
 from sweeper.cli import main, progress_for_sweep
-from sweeper.output import FINDING_COLUMNS, findings_csv
-from sweeper.sweep import MailboxResult
+from sweeper.commands.sweep import MailboxResult
+from sweeper.present.output import FINDING_COLUMNS, findings_csv
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 COMMANDS = sorted(main.commands)

@@ -29,9 +29,10 @@ from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper
 from test_store import finding
 
 from sweeper import store
-from sweeper.digest import queries
-from sweeper.recovery import DEAD_AFTER, INTERRUPTED, Recovery, interruption, recover
-from sweeper.severity import SeverityRule
+from sweeper.rules.severity import SeverityRule
+from sweeper.store import db as store_db
+from sweeper.store import digests as queries
+from sweeper.store.recovery import DEAD_AFTER, INTERRUPTED, Recovery, interruption, recover
 
 TESTS = Path(__file__).parent
 
@@ -234,9 +235,9 @@ def test_a_run_records_its_process(tmp_path: Path) -> None:
 
 
 def test_without_proc_the_start_time_comes_from_ps() -> None:
-    started = store._ps_started(os.getpid())
-    assert started is not None and started == store._ps_started(os.getpid())
-    assert store._ps_started(2**22 + 1) is None  # above Linux's highest pid
+    started = store_db._ps_started(os.getpid())
+    assert started is not None and started == store_db._ps_started(os.getpid())
+    assert store_db._ps_started(2**22 + 1) is None  # above Linux's highest pid
 
 
 # -- writers wait for each other -----------------------------------------------------------
@@ -246,8 +247,8 @@ import sys, time
 from datetime import timedelta
 from pathlib import Path
 from sweeper import store
-from sweeper.incident_store import assign_incidents
-from sweeper.severity import SeverityRule
+from sweeper.store.incidents import assign_incidents
+from sweeper.rules.severity import SeverityRule
 from test_store import finding
 path, tag, hold_at, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 db = store.open_db(path)
@@ -423,6 +424,6 @@ def test_secure_delete_is_on_even_where_sqlite_was_built_without_it(
         conn.execute("PRAGMA secure_delete = OFF")
         return conn
 
-    monkeypatch.setattr(store.sqlite3, "connect", built_without)
+    monkeypatch.setattr(store_db.sqlite3, "connect", built_without)
     db = store.open_db(tmp_path / "sweeper.db")
     assert db.execute("PRAGMA secure_delete").fetchone()[0] == 1

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from conftest import write_config
 
 from sweeper.cli import main
-from sweeper.config import load_settings
+from sweeper.commands.settings import load_settings
 from sweeper.errors import ConfigError
 
 SIGN_IN = {

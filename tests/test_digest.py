@@ -23,10 +23,10 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from conftest import DAY_INCIDENTS, Sweeper, late_batch, write_config
 
 from sweeper import store
-from sweeper.config import load_settings
-from sweeper.digest import render
-from sweeper.digest.run import run_digest
+from sweeper.commands.digest import run_digest
+from sweeper.commands.settings import load_settings
 from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO, recipient
+from sweeper.present import render
 
 GRAPH_DIGEST = f"""
 [digest]

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from conftest import Sweeper
 
-from sweeper.doctor import permission_checks, token_roles
+from sweeper.commands.doctor import permission_checks, token_roles
 
 EXACT = ("Mail.ReadBasic.All", "User.Read.All", "Domain.Read.All", "Mail.Send")
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from conftest import DAY_FINDINGS, Sweeper
 
-from sweeper import cli, errors, files, migrations, store
+from sweeper import cli, errors, files, store
 from sweeper.cli import describe_failure, job_arguments, main
 from sweeper.fakegraph.tenant import MIN_USERS
 from sweeper.logs import Guard
+from sweeper.store import migrations
 from sweeper.when import parse_span, parse_when
 
 ROOT = Path(__file__).parent.parent
@@ -302,3 +303,11 @@ def test_every_exception_sweeper_raises_is_declared_in_the_errors_module() -> No
         if issubclass(error, errors.SweeperError):
             assert error.__name__ in (errors.__doc__ or ""), error  # drawn in the tree
             assert error.exit_code in (2, 3)
+
+
+def test_sweeper_without_a_command_prints_its_help() -> None:
+    result = _python("-m", "sweeper")
+
+    assert result.returncode == 2
+    assert result.stderr.startswith("Usage: ")
+    assert "\\x0a" not in result.stderr and "Commands:" in result.stderr

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from test_digest import swept_with_subject
 
 from sweeper import store
-from sweeper.escape import (
+from sweeper.commands.sweep import MailboxResult, SweepReport, run_summary
+from sweeper.present.escape import (
     csv_cell,
     internal_domains,
     mark_bidi,
@@ -28,8 +29,7 @@ from sweeper.escape import (
     one_line,
     terminal,
 )
-from sweeper.output import INCIDENT_COLUMNS, as_csv, run_summary
-from sweeper.sweep import MailboxResult, SweepReport
+from sweeper.present.output import INCIDENT_COLUMNS, as_csv
 
 FORMULA = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
@@ -307,7 +307,7 @@ def test_reports_printed_by_commands_go_through_the_terminal_layer(
     from datetime import UTC, datetime
 
     from sweeper.cli import say
-    from sweeper.lookup import LookupReport
+    from sweeper.commands.lookup import LookupReport
 
     now = datetime(2026, 12, 1, tzinfo=UTC)
     report = LookupReport(1, since=now, until=now, failed={"a@x.example": "\x1b[2J\x9bgone"})

@@ -24,8 +24,8 @@ import pytest
 from click.testing import Result
 from conftest import LEDGER, Sweeper, late_batch, write_config
 
+from sweeper.commands.sweep import retry_wait
 from sweeper.fakegraph.faults import CROWD_PEOPLE
-from sweeper.sweep import retry_wait
 
 VICTIM = "victim.care@northwick.example"  # 7 messages in the day: three pages of 3
 CLINIC = "clinic.bookings@northwick.example"

@@ -14,8 +14,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sweeper.classify import Policy, classify, judge, parse_address, read_message
-from sweeper.severity import LEVELS
+from sweeper.rules.classify import Policy, classify, judge, parse_address, read_message
+from sweeper.rules.severity import LEVELS
 
 OWN = ("northwick.example", "ünïversity.example")
 MAILBOX = "officer@northwick.example"

@@ -13,9 +13,16 @@ import pytest
 from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, late_batch, write_config
 
 from sweeper.fakegraph.tenant import recipient
-from sweeper.incidents import Group, Member, MessageFigures, normalise_subject, place, summarise
-from sweeper.output import INCIDENT_COLUMNS
-from sweeper.severity import SeverityRule
+from sweeper.present.output import INCIDENT_COLUMNS
+from sweeper.rules.incidents import (
+    Group,
+    Member,
+    MessageFigures,
+    normalise_subject,
+    place,
+    summarise,
+)
+from sweeper.rules.severity import SeverityRule
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)

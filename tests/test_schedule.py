@@ -19,8 +19,8 @@ from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.base import BaseScheduler
 from conftest import write_config
 
+from sweeper.commands.schedule import JOB_ID, add_nightly, cron_trigger, next_times
 from sweeper.errors import ConfigError
-from sweeper.schedule import JOB_ID, add_nightly, cron_trigger, next_times
 
 LONDON = "Europe/London"
 

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from sweeper import store
-from sweeper.classify import Facts, Finding, Recipient
 from sweeper.cli import main
 from sweeper.errors import StorageError
-from sweeper.migrations import MIGRATIONS, migrate
+from sweeper.rules.classify import Facts, Finding, Recipient
+from sweeper.store.migrations import MIGRATIONS, migrate
 
 
 def finding(key: str = "<1@x>", mailbox: str = "a@northwick.example") -> Finding:

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .tenant import FREE_MAIL, ORG_DOMAIN, FakeUser, Tenant, recipient
+from sweeper.fakegraph.tenant import FREE_MAIL, ORG_DOMAIN, FakeUser, Tenant, recipient
 
 CACHE = 64
 

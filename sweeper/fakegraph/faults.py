@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .tenant import FakeUser
+from sweeper.fakegraph.tenant import FakeUser
 
 KINDS = ("status", "truncate", "junk", "odd", "reset", "stall", "expire")
 

@@ -45,9 +45,9 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from .faults import Fault, make_odd
-from .odata import ODataError, bad_request, parse_filter, project, select_fields
-from .tenant import FakeUser, Tenant
+from sweeper.fakegraph.faults import Fault, make_odd
+from sweeper.fakegraph.odata import ODataError, bad_request, parse_filter, project, select_fields
+from sweeper.fakegraph.tenant import FakeUser, Tenant
 
 ROLES = ("Mail.ReadBasic.All", "User.Read.All", "Domain.Read.All", "Mail.Send")
 MESSAGE_PROPERTIES = (

@@ -49,8 +49,8 @@ from msgraph.graph_request_adapter import options as graph_middleware_options
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
-from ..errors import AuthError, GraphError, MailboxFailed, MailboxNotEnabled
-from ..when import iso
+from sweeper.errors import AuthError, GraphError, MailboxFailed, MailboxNotEnabled
+from sweeper.when import iso
 
 MESSAGE_FIELDS = (
     "id",

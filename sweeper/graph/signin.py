@@ -19,9 +19,9 @@ from azure.identity.aio import (
     ManagedIdentityCredential,
 )
 
-from ..errors import ConfigError
-from .endpoints import SignIn
-from .gateway import GraphGateway
+from sweeper.errors import ConfigError
+from sweeper.graph.endpoints import SignIn
+from sweeper.graph.gateway import GraphGateway
 
 
 def make_credential(sign_in: SignIn, env: Mapping[str, str]) -> AsyncTokenCredential:

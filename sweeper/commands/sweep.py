@@ -17,15 +17,17 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from . import store
-from .classify import Finding, Policy, classify
-from .config import Settings
-from .errors import GraphError, MailboxFailed, MailboxNotEnabled
-from .graph.gateway import LONGEST_WAIT, FirstPage, GraphGateway, User
-from .graph.signin import gateway_for
-from .incident_store import assign_incidents
-from .logs import show_domains
-from .when import iso
+from sweeper import store
+from sweeper.commands.settings import Settings
+from sweeper.errors import GraphError, MailboxFailed, MailboxNotEnabled
+from sweeper.graph.gateway import LONGEST_WAIT, FirstPage, GraphGateway, User
+from sweeper.graph.signin import gateway_for
+from sweeper.logs import show_domains
+from sweeper.present.escape import terminal
+from sweeper.present.output import table
+from sweeper.rules.classify import Finding, Policy, classify
+from sweeper.store.incidents import assign_incidents
+from sweeper.when import iso
 
 log = logging.getLogger(__name__)
 
@@ -346,3 +348,31 @@ async def sweep_tenant(
             progress=progress,
             incremental=incremental,
         )
+
+
+def run_summary(report: SweepReport) -> str:
+    """The run in a few lines for the terminal or the nightly log; values escaped."""
+    t = report.totals
+    line = (
+        f"Run {report.run_id} {report.status}: {t.swept} mailboxes swept, {t.skipped} skipped "
+        f"(no mailbox), {t.failed} failed; {t.messages_read} messages read, "
+        f"{t.findings_new} new findings in {t.incidents_touched} new or extended incidents; "
+        f"{t.throttled} throttled answers."
+    )
+    if t.malformed:
+        line += (
+            f"\n{t.malformed} entries in Graph's answers were not messages and could not be "
+            "checked (see the log for the mailboxes)."
+        )
+    if report.error:
+        line += f"\nThe run failed: {terminal(report.error)}"
+    failed = [r for r in report.results if r.status == "failed"]
+    if failed:
+        rows = [(r.mailbox, r.error or "") for r in failed]
+        since = terminal(report.window_since or "SINCE")
+        line += (
+            "\nFailed mailboxes (sweep them again with "
+            f"`sweeper sweep --mailbox UPN --since {since}`):\n"
+        )
+        line += table(("mailbox", "reason"), rows)
+    return line

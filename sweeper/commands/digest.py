@@ -16,15 +16,15 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from .. import store
-from ..config import Settings
-from ..errors import DeliveryError, GraphError
-from ..files import own_files, write_private
-from ..graph.signin import gateway_for
-from . import queries
-from .deliver import email_message, graph_payload, send_smtp
-from .model import Digest
-from .render import render_html, render_text
+from sweeper import store
+from sweeper.commands.deliver import email_message, graph_payload, send_smtp
+from sweeper.commands.settings import Settings
+from sweeper.errors import DeliveryError, GraphError
+from sweeper.files import own_files, write_private
+from sweeper.graph.signin import gateway_for
+from sweeper.present.render import render_html, render_text
+from sweeper.rules.digest import Digest
+from sweeper.store import digests as queries
 
 
 @dataclass

@@ -25,7 +25,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from .errors import ConfigError
+from sweeper.errors import ConfigError
 
 log = logging.getLogger(__name__)
 JOB_ID = "nightly"

@@ -33,10 +33,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from . import store
-from .incident_store import assign_incidents, unplaced_findings
-from .severity import SeverityRule
-from .when import utc_now
+from sweeper import store
+from sweeper.rules.severity import SeverityRule
+from sweeper.store.incidents import assign_incidents, unplaced_findings
+from sweeper.when import utc_now
 
 log = logging.getLogger(__name__)
 

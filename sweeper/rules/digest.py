@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ..severity import LEVELS
-from ..when import iso
+from sweeper.rules.severity import LEVELS
+from sweeper.when import iso
 
 ARTICLE_33_HOURS = 72
 NEEDS_CLOCK = ("high", "critical")

@@ -1,6 +1,6 @@
 """Incidents in the database: placing new findings, keeping each incident's figures current.
 
-The judgement lives in :mod:`sweeper.incidents` (pure); this module only loads what it
+The judgement lives in :mod:`sweeper.rules.incidents` (pure); this module only loads what it
 needs and writes what it decides.
 """
 
@@ -9,12 +9,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlite_utils import Database
 
-from .incidents import Group, Member, MessageFigures, normalise_subject, place, summarise
-from .severity import LEVELS, SeverityRule
-from .store import transaction
-from .when import utc_now
+from sweeper.rules.classify import Finding
+from sweeper.rules.incidents import (
+    Group,
+    Member,
+    MessageFigures,
+    normalise_subject,
+    place,
+    summarise,
+)
+from sweeper.rules.severity import LEVELS, SeverityRule
+from sweeper.store.db import save_findings, transaction
+from sweeper.store.triage import record
+from sweeper.when import utc_now
 
 
 def assign_incidents(
@@ -262,3 +272,77 @@ def _public(db: Database, row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "active": bool(row["active"]),
     }
+
+
+def save_lookup_findings(db: Database, run_id: int, findings: list[Finding]) -> list[int]:
+    """Store what a lookup found, marked as the lookup's and qualifying whatever the
+    threshold (it belongs to a reported breach); returns the findings' ids.
+
+    One transaction: a process killed half-way leaves no findings stored but not marked.
+    """
+    with transaction(db):
+        save_findings(db, run_id, findings)
+        ids = [
+            int(
+                db.execute(
+                    "select id from findings where mailbox = ? and message_key = ?",
+                    [f.facts.mailbox, f.facts.message_key],
+                ).fetchone()[0]
+            )
+            for f in findings
+        ]
+        listed = orjson.dumps(ids).decode()  # one parameter: the ids as a JSON array
+        db.execute(
+            "update findings set source = 'lookup' "
+            "where id in (select value from json_each(?)) and run_id = ?",
+            [listed, run_id],
+        )
+        db.execute(
+            "update findings set qualifies = 1 where id in (select value from json_each(?))",
+            [listed],
+        )
+    return ids
+
+
+def merge_into_one(db: Database, finding_ids: list[int], rule: SeverityRule, why: str) -> int:
+    """Put the findings in one incident, the oldest of theirs; the others are merged into it.
+
+    The incidents read are the ones merged, whoever else writes: one write transaction.
+    """
+    listed = orjson.dumps(finding_ids).decode()
+    with transaction(db):
+        incidents = sorted(
+            {
+                r[0]
+                for r in db.execute(
+                    "select incident_id from findings where id in (select value from json_each(?))",
+                    [listed],
+                ).fetchall()
+            }
+        )
+        target, others = int(incidents[0]), incidents[1:]
+        db.execute(
+            "update findings set incident_id = ? where id in (select value from json_each(?))",
+            [target, listed],
+        )
+        for other in others:
+            refresh_incident(db, other, rule)
+            db.table("incidents").update(other, {"merged_into": target})
+        refresh_incident(db, target, rule)
+        status = db.table("incidents").get(target)["status"]
+        record(
+            db,
+            target,
+            by="sweeper lookup",
+            from_status=status,
+            to_status=status,
+            note=f"{why}: {len(finding_ids)} message(s) in this incident"
+            + (f"; merged incidents {', '.join(map(str, others))}" if others else ""),
+        )
+    return target
+
+
+def activity(db: Database) -> dict[int, tuple[bool, str]]:
+    """Each incident not purged: whether it is active, and its status."""
+    rows = db.query("select id, active, status from incidents where purged_at is null")
+    return {r["id"]: (bool(r["active"]), r["status"]) for r in rows}

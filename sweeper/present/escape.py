@@ -13,7 +13,7 @@ every value that reaches a reader goes through the layer of the format it is wri
   and domains put in code spans, so no renderer makes a heading, a link or an image of a
   value, and ``I'm`` stays ``I'm`` (Markdown needs no HTML entities).
 - **html**: Jinja's autoescaping (markupsafe) in the templates; the template environment
-  in :mod:`sweeper.digest.render` applies this module's cleaning before it.
+  in :mod:`sweeper.present.render` applies this module's cleaning before it.
 - **masking** (:func:`mask_addresses`): any address outside the organisation's domains
   becomes ``j***@gmail.com`` (:func:`sweeper.addresses.mask_address`), for everything shared
   with a Data Protection Officer or an authority: the digest, the worksheet, ``incident
@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any, Final
 
-from .addresses import mask_address, normalise_domain, within
+from sweeper.addresses import mask_address, normalise_domain, within
 
 # C0 (tab, line feed and carriage return included), DEL, C1 (NEL U+0085 included), and the
 # Unicode line and paragraph separators: whatever a reader could take for a line break or a

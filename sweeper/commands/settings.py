@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .addresses import normalise_domain
-from .allow import AllowRule
-from .errors import ConfigError
-from .graph.endpoints import CLOUDS, SignIn
-from .severity import DETECTION_THRESHOLD, SeverityRule
+from sweeper.addresses import normalise_domain
+from sweeper.errors import ConfigError
+from sweeper.graph.endpoints import CLOUDS, SignIn
+from sweeper.rules.allow import AllowRule
+from sweeper.rules.severity import DETECTION_THRESHOLD, SeverityRule
 
 DEFAULT_DATABASE = "sweeper.db"
 
@@ -650,7 +650,7 @@ def _digest(raw: dict[str, Any], config_path: Path | None) -> DigestSettings:
 
 
 def _schedule(raw: dict[str, Any]) -> ScheduleSettings:
-    from .schedule import cron_trigger  # checks the expression and the zone
+    from sweeper.commands.schedule import cron_trigger  # checks the expression and the zone
 
     default = ScheduleSettings()
     settings = ScheduleSettings(

@@ -1,10 +1,6 @@
-"""Where an incident stands, and who moved it there. Pure rules plus their storage.
+"""Triage in the database: each step recorded in ``incident_history``, which refuses change.
 
-    new → acknowledged → false_positive | notified | reported_to_authority → closed
-
-``notified`` (the people, Article 34) and ``reported_to_authority`` (Article 33) may follow
-each other, since many incidents need both. Every step is kept in ``incident_history``,
-which the database refuses to change or delete.
+The workflow itself (which step may follow which) is :mod:`sweeper.rules.triage`.
 """
 
 from __future__ import annotations
@@ -13,35 +9,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from .errors import TriageError
-from .store import transaction
-from .when import utc_now
-
-STATUSES = (
-    "new",
-    "acknowledged",
-    "false_positive",
-    "notified",
-    "reported_to_authority",
-    "closed",
-)
-ALLOWED: dict[str, tuple[str, ...]] = {
-    "new": ("acknowledged",),
-    "acknowledged": ("false_positive", "notified", "reported_to_authority"),
-    "notified": ("reported_to_authority", "closed"),
-    "reported_to_authority": ("notified", "closed"),
-    "false_positive": ("closed",),
-    "closed": (),
-}
-NOT_REPORTED = ("false_positive", "closed")  # the digest does not report these again
-
-
-def check_step(current: str, target: str) -> None:
-    if target not in STATUSES:
-        raise TriageError(f"unknown status {target!r} (one of {', '.join(STATUSES)})")
-    if target not in ALLOWED[current]:
-        allowed = ", ".join(ALLOWED[current]) or "nothing: it is closed"
-        raise TriageError(f"an incident that is {current} can move to {allowed}, not {target}")
+from sweeper.errors import TriageError
+from sweeper.rules.triage import check_step
+from sweeper.store.db import transaction
+from sweeper.when import utc_now
 
 
 def set_status(db: Database, incident_id: int, target: str, *, by: str, note: str) -> None:

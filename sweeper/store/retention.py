@@ -18,9 +18,9 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from .store import transaction
-from .triage import record
-from .when import iso, utc_now
+from sweeper.store.db import transaction
+from sweeper.store.triage import record
+from sweeper.when import iso, utc_now
 
 
 @dataclass

@@ -14,13 +14,13 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from . import store
-from .classify import Finding, judge
-from .config import Settings
-from .errors import StorageError
-from .incident_store import assign_incidents, refresh_all
-from .sweep import policy_for
-from .triage import record
+from sweeper import store
+from sweeper.commands.settings import Settings
+from sweeper.commands.sweep import policy_for
+from sweeper.errors import StorageError
+from sweeper.rules.classify import Finding, judge
+from sweeper.store.incidents import activity, assign_incidents, refresh_all
+from sweeper.store.triage import record
 
 
 @dataclass
@@ -69,18 +69,11 @@ def reclassify(db: Database, settings: Settings) -> ReclassifyReport:
             before = store.update_judgement(db, finding_id, finding, external)
             report.findings += 1
             _count(report, before, finding)
-    active_before = _activity(db)
+    active_before = activity(db)
     assign_incidents(db, settings.incident_window, settings.severity)
     report.incidents = refresh_all(db, settings.severity)
     _record_activity(db, active_before, report)
     return report
-
-
-def _activity(db: Database) -> dict[int, tuple[bool, str]]:
-    return {r["id"]: (bool(r["active"]), r["status"]) for r in db.query(INCIDENT_ACTIVITY)}
-
-
-INCIDENT_ACTIVITY = "select id, active, status from incidents where purged_at is null"
 
 
 def _record_activity(
@@ -88,7 +81,7 @@ def _record_activity(
 ) -> None:
     """Note in each incident's history when reclassify took it out of, or back into, view."""
     with store.transaction(db):
-        for incident_id, (active, status) in _activity(db).items():
+        for incident_id, (active, status) in activity(db).items():
             was = before.get(incident_id, (True, status))[0]
             if was == active:
                 continue

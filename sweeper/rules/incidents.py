@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .severity import SeverityRule, exposure_of, judge, reveals_name
+from sweeper.rules.severity import SeverityRule, exposure_of, judge, reveals_name
 
 _PREFIXES = re.compile(
     r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|vb|tr|rv|ref|antw|odp|res)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",

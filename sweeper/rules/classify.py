@@ -8,7 +8,7 @@ and such entries are internal in practice. A distribution list is one address li
 its members never see each other.
 
 A message is a finding when it has at least ``min_visible_external`` unique visible external
-addresses. A finding then gets a severity with its reason (:mod:`sweeper.severity`) and,
+addresses. A finding then gets a severity with its reason (:mod:`sweeper.rules.severity`) and,
 when an allowlist rule in force matches (:mod:`sweeper.allow`), the name of that rule.
 
 Reading a message (:func:`read_message`, no configuration involved) is kept apart from
@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from .addresses import normalise_domain, within
-from .allow import AllowRule, first_match
-from .severity import DETECTION_THRESHOLD, SeverityRule, exposure_of
-from .severity import judge as judge_severity
-from .when import iso
+from sweeper.addresses import normalise_domain, within
+from sweeper.rules.allow import AllowRule, first_match
+from sweeper.rules.severity import DETECTION_THRESHOLD, SeverityRule, exposure_of
+from sweeper.rules.severity import judge as judge_severity
+from sweeper.when import iso
 
 Message = Mapping[str, Any]
 """One message as Graph sends it (raw JSON object), with the fields sweeper selects."""

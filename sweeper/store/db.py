@@ -1,14 +1,14 @@
 """The SQLite store: runs, mailboxes, findings and the addresses each finding exposed.
 
 ``open_db`` creates the file readable by its owner only (it holds personal data) and brings
-the schema up to date through :mod:`sweeper.migrations`. Everything else is a small
+the schema up to date through :mod:`sweeper.store.migrations`. Everything else is a small
 ``save_*`` / ``list_*`` function over a sqlite-utils ``Database``; SQL only with parameters.
 
 Several processes may use one database at once (a nightly run, a ``sweep`` started by hand,
 a ``lookup``, a digest). Every write goes through :func:`transaction`, which takes SQLite's
 write lock at its start (``BEGIN IMMEDIATE``): a second writer waits for it, up to
 :data:`BUSY_TIMEOUT_MS`, instead of failing with "database is locked" half-way through.
-Each run records the process that runs it, so that :mod:`sweeper.recovery` can tell a run
+Each run records the process that runs it, so that :mod:`sweeper.store.recovery` can tell a run
 still going from one whose process died.
 """
 
@@ -29,12 +29,12 @@ from typing import Any
 import orjson
 from sqlite_utils import Database
 
-from .classify import Facts, Finding, Recipient
-from .errors import DatabaseBusy, DiskFull, StorageError
-from .files import SQLITE_SIDE_FILES
-from .incidents import normalise_subject
-from .migrations import MIGRATIONS, migrate
-from .when import utc_now
+from sweeper.errors import DatabaseBusy, DiskFull, StorageError
+from sweeper.files import SQLITE_SIDE_FILES
+from sweeper.rules.classify import Facts, Finding, Recipient
+from sweeper.rules.incidents import normalise_subject
+from sweeper.store.migrations import MIGRATIONS, migrate
+from sweeper.when import utc_now
 
 OWNER_ONLY = 0o600
 # How long a writer waits for another process's write transaction before giving up. The
@@ -241,7 +241,7 @@ class RunTotals:
 
 
 def start_run(db: Database, since: str, until: str, mailboxes: list[str] | None) -> int:
-    """Record a run as running, with the process that runs it (see :mod:`sweeper.recovery`)."""
+    """Record a run as running, with the process that runs it (see :mod:`.recovery`)."""
     pid = os.getpid()
     with transaction(db):
         table = db.table("runs")

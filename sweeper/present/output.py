@@ -1,7 +1,7 @@
 """Findings and run summaries as text: an aligned table, JSON, or CSV safe for spreadsheets.
 
-What reaches a terminal goes through :func:`sweeper.escape.terminal` (every table cell and
-every line of a summary), what reaches a CSV file through :func:`sweeper.escape.csv_cell`.
+What reaches a terminal goes through :func:`sweeper.present.escape.terminal` (every table cell and
+every line of a summary), what reaches a CSV file through :func:`sweeper.present.escape.csv_cell`.
 """
 
 from __future__ import annotations
@@ -9,14 +9,11 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from .escape import CSV_QUOTING, csv_cell, json_safe, terminal
-
-if TYPE_CHECKING:  # the sweep (and the Graph SDK behind it) is not needed to print a report
-    from .sweep import SweepReport
+from sweeper.present.escape import CSV_QUOTING, csv_cell, json_safe, terminal
 
 FINDING_COLUMNS = (
     "mailbox",
@@ -177,30 +174,3 @@ def incidents_table(rows: Sequence[dict[str, Any]]) -> str:
     table_text = table(headers, body, right={0, 2, 3, 4, 5})
     reasons = "\n".join(f"  {r['id']}: {terminal(str(r['reason']))}" for r in rows)
     return f"{table_text}\n\nWhy:\n{reasons}"
-
-
-def run_summary(report: SweepReport) -> str:
-    t = report.totals
-    line = (
-        f"Run {report.run_id} {report.status}: {t.swept} mailboxes swept, {t.skipped} skipped "
-        f"(no mailbox), {t.failed} failed; {t.messages_read} messages read, "
-        f"{t.findings_new} new findings in {t.incidents_touched} new or extended incidents; "
-        f"{t.throttled} throttled answers."
-    )
-    if t.malformed:
-        line += (
-            f"\n{t.malformed} entries in Graph's answers were not messages and could not be "
-            "checked (see the log for the mailboxes)."
-        )
-    if report.error:
-        line += f"\nThe run failed: {terminal(report.error)}"
-    failed = [r for r in report.results if r.status == "failed"]
-    if failed:
-        rows = [(r.mailbox, r.error or "") for r in failed]
-        since = terminal(report.window_since or "SINCE")
-        line += (
-            "\nFailed mailboxes (sweep them again with "
-            f"`sweeper sweep --mailbox UPN --since {since}`):\n"
-        )
-        line += table(("mailbox", "reason"), rows)
-    return line

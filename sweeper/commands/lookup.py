@@ -15,18 +15,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlite_utils import Database
 
-from . import store
-from .classify import Finding, judge, read_message
-from .config import Settings
-from .errors import GraphError, MailboxNotEnabled, NotFound, UsageError
-from .graph.gateway import GraphGateway, User
-from .incident_store import assign_incidents, refresh_incident
-from .incidents import normalise_subject
-from .sweep import policy_for
-from .triage import record
+from sweeper import store
+from sweeper.commands.settings import Settings
+from sweeper.commands.sweep import policy_for
+from sweeper.errors import GraphError, MailboxNotEnabled, NotFound, UsageError
+from sweeper.graph.gateway import GraphGateway, User
+from sweeper.rules.classify import Finding, judge, read_message
+from sweeper.rules.incidents import normalise_subject
+from sweeper.store.incidents import assign_incidents, merge_into_one, save_lookup_findings
 
 
 @dataclass
@@ -130,56 +128,8 @@ def _one_incident(
     if not findings:
         return None
     run_id = store.start_run(db, "", "", ["lookup", asked])
-    # Stored and marked as the lookup's in one transaction: a process killed half-way
-    # leaves no findings stored but not marked.
-    with store.transaction(db):
-        store.save_findings(db, run_id, findings)
-        ids = [
-            db.execute(
-                "select id from findings where mailbox = ? and message_key = ?",
-                [f.facts.mailbox, f.facts.message_key],
-            ).fetchone()[0]
-            for f in findings
-        ]
-        listed = orjson.dumps(ids).decode()  # one parameter: the ids as a JSON array
-        db.execute(
-            "update findings set source = 'lookup' "
-            "where id in (select value from json_each(?)) and run_id = ?",
-            [listed, run_id],
-        )
-        db.execute(
-            "update findings set qualifies = 1 where id in (select value from json_each(?))",
-            [listed],
-        )
+    ids = save_lookup_findings(db, run_id, findings)
     assign_incidents(db, settings.incident_window, settings.severity)
-    with store.transaction(db):  # the incidents read are the ones merged, whoever else writes
-        incidents = sorted(
-            {
-                r[0]
-                for r in db.execute(
-                    "select incident_id from findings where id in (select value from json_each(?))",
-                    [listed],
-                ).fetchall()
-            }
-        )
-        target, others = int(incidents[0]), incidents[1:]
-        db.execute(
-            "update findings set incident_id = ? where id in (select value from json_each(?))",
-            [target, listed],
-        )
-        for other in others:
-            refresh_incident(db, other, settings.severity)
-            db.table("incidents").update(other, {"merged_into": target})
-        refresh_incident(db, target, settings.severity)
-        status = db.table("incidents").get(target)["status"]
-        record(
-            db,
-            target,
-            by="sweeper lookup",
-            from_status=status,
-            to_status=status,
-            note=f"lookup of {asked}: {len(ids)} message(s) in this incident"
-            + (f"; merged incidents {', '.join(map(str, others))}" if others else ""),
-        )
+    target = merge_into_one(db, ids, settings.severity, f"lookup of {asked}")
     store.finish_run(db, run_id, "ok", store.RunTotals(findings_new=len(ids)))
     return target

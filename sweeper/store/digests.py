@@ -13,13 +13,13 @@ from typing import Any
 import orjson
 from sqlite_utils import Database
 
-from ..addresses import mask_address
-from ..incident_store import top_domains
-from ..severity import LEVELS
-from ..store import transaction
-from ..triage import NOT_REPORTED
-from ..when import iso, utc_now
-from .model import Digest, FailedRun, Health, IncidentItem, TrendDay, deadline_for
+from sweeper.addresses import mask_address
+from sweeper.rules.digest import Digest, FailedRun, Health, IncidentItem, TrendDay, deadline_for
+from sweeper.rules.severity import LEVELS
+from sweeper.rules.triage import NOT_REPORTED
+from sweeper.store.db import transaction
+from sweeper.store.incidents import top_domains
+from sweeper.when import iso, utc_now
 
 SAMPLES = 3
 TREND_DAYS = 30

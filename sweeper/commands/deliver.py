@@ -11,8 +11,8 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
-from ..config import DigestSettings
-from ..errors import DeliveryError
+from sweeper.commands.settings import DigestSettings
+from sweeper.errors import DeliveryError
 
 
 def email_message(

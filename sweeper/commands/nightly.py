@@ -9,7 +9,7 @@ be delivered, or another run holds the lock).
 The lock is an ``flock`` on a file beside the database: the kernel drops it when the
 process ends, however it ends, so a crashed run never blocks the next night. Runs a crash
 left marked ``running`` are marked failed at the next start, so the digest reports them,
-once their process is known to be gone (:mod:`sweeper.recovery`): a sweep still running
+once their process is known to be gone (:mod:`sweeper.store.recovery`): a sweep still running
 beside this one is left alone.
 """
 
@@ -26,14 +26,14 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import output, store
-from .config import Settings
-from .digest.run import run_digest
-from .errors import AlreadyRunning
-from .recovery import recover
-from .retention import purge
-from .sweep import Window, sweep_tenant
-from .when import iso
+from sweeper import store
+from sweeper.commands.digest import run_digest
+from sweeper.commands.settings import Settings
+from sweeper.commands.sweep import Window, run_summary, sweep_tenant
+from sweeper.errors import AlreadyRunning
+from sweeper.store.recovery import recover
+from sweeper.store.retention import purge
+from sweeper.when import iso
 
 
 @dataclass
@@ -94,7 +94,7 @@ def _sweep_then_digest(
     until = now or datetime.now(UTC)
     window = Window(until - settings.window - settings.overlap, until)
     report = asyncio.run(sweep_tenant(settings, env, db, window, incremental=True))
-    lines.append(output.run_summary(report))
+    lines.append(run_summary(report))
     send = bool(settings.digest.recipients)
     digest = run_digest(db, settings, env, send=send, now=now)
     lines.append(digest.message if send else f"{digest.message}\n(no digest.recipients: not sent)")

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from sqlite_utils import Database
 
-from . import __version__
-from .errors import NewerDatabase, StorageError
+from sweeper import __version__
+from sweeper.errors import NewerDatabase, StorageError
 
 Migration = Callable[[Database], None]
 

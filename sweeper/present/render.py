@@ -3,7 +3,7 @@ remote images) and a plain-text alternative; and the template environment behind
 
 One template environment for everything sweeper renders, with one rule for every value a
 template prints (``{{ ... }}``), applied by the environment's ``finalize`` so that no
-template can forget it (see :mod:`sweeper.escape` for the layers):
+template can forget it (see :mod:`sweeper.present.escape` for the layers):
 
 1. its control characters and line breaks become spaces, so a subject cannot forge lines;
 2. any address outside the organisation's domains is masked (``j***@gmail.com``);
@@ -34,8 +34,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
-from ..escape import internal_domains, mark_bidi, markdown, mask_addresses, one_line
-from .model import Digest
+from sweeper.present.escape import internal_domains, mark_bidi, markdown, mask_addresses, one_line
+from sweeper.rules.digest import Digest
 
 INTERNAL = "sweeper_internal_domains"
 """The render variable holding the organisation's domains (normalised), for masking."""

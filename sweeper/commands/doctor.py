@@ -21,13 +21,13 @@ from typing import Any
 import orjson
 from azure.core.exceptions import AzureError
 
-from . import store
-from .config import Settings
-from .digest.deliver import email_message, graph_payload, send_smtp
-from .errors import SweeperError
-from .escape import terminal
-from .graph.gateway import GraphGateway, sign_in_error
-from .graph.signin import make_credential
+from sweeper import store
+from sweeper.commands.deliver import email_message, graph_payload, send_smtp
+from sweeper.commands.settings import Settings
+from sweeper.errors import SweeperError
+from sweeper.graph.gateway import GraphGateway, sign_in_error
+from sweeper.graph.signin import make_credential
+from sweeper.present.escape import terminal
 
 NEEDED = {
     "Mail.ReadBasic.All": "read Sent Items: recipients, subject and dates, never bodies",
@@ -177,7 +177,7 @@ async def _graph_checks(gateway: GraphGateway) -> list[Check]:
 
 
 async def _probe_mailbox(gateway: GraphGateway, users: list[Any]) -> Check:
-    from .errors import MailboxNotEnabled
+    from sweeper.errors import MailboxNotEnabled
 
     until = datetime.now(UTC)
     for user in users[:20]:

@@ -1,0 +1,11 @@
+"""The commands ring: the glue each command runs, over the rings below, and the settings.
+
+- :mod:`.settings`: the TOML file and the environment, checked once (``Settings``).
+- :mod:`.sweep`: read every mailbox's window, classify, store, group.
+- :mod:`.nightly`: sweep, digest, purge, one run at a time.
+- :mod:`.lookup`: every copy and batch of a reported message, in one incident.
+- :mod:`.reclassify`: judge stored findings again under the current settings.
+- :mod:`.digest` and :mod:`.deliver`: build, write and deliver the DPO's digest.
+- :mod:`.doctor`: the administrator's preflight.
+- :mod:`.schedule`: the cron schedule of ``sweeper schedule``.
+"""

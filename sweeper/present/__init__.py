@@ -1,0 +1,7 @@
+"""The presentation ring: what a reader sees, each format through its own escaping layer.
+
+- :mod:`.escape`: the layers (CSV, terminal, Markdown, JSON, address masking).
+- :mod:`.output`: tables, CSV and JSON listings of findings and incidents.
+- :mod:`.render`: the template environment; the digest as HTML and plain text.
+- :mod:`.response`: the people export, the breach worksheet, ``incident show``.
+"""

@@ -1,0 +1,90 @@
+"""After a reported incident, as the DPO gets it: the people export, the worksheet, the
+``incident show`` text.
+
+The people export is the list to notify: full addresses, made inert for spreadsheets only.
+The worksheet and ``incident show`` are shared with a DPO or an authority: in them every
+address outside the organisation's domains (the tenant's verified domains, recorded by the
+sweep, plus ``own_domains``) is masked, as in the digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sweeper.addresses import mask_address
+from sweeper.present.escape import internal_domains, mask_addresses, terminal
+from sweeper.present.output import as_csv, as_json
+from sweeper.present.render import render, when
+from sweeper.store.response import IncidentView, Worksheet
+
+PEOPLE_COLUMNS = ("address", "name", "field", "messages", "message_ids", "first_sent_at")
+
+
+def export_people(rows: list[dict[str, Any]], fmt: str) -> str:
+    """The people to notify as JSON or CSV; not masked: it is the list to write to."""
+    if fmt == "json":
+        return as_json(rows)
+    flat = [{**r, "message_ids": " ".join(r["message_ids"])} for r in rows]
+    return as_csv(PEOPLE_COLUMNS, flat)
+
+
+def render_worksheet(sheet: Worksheet, fmt: str, own_domains: Iterable[str] = ()) -> str:
+    """The worksheet as Markdown (``md``) or HTML; addresses outside the organisation masked.
+
+    The organisation is the sheet's verified domains plus ``own_domains`` (the setting).
+    """
+    return render(f"worksheet.{fmt}.j2", (*sheet.internal, *own_domains), w=sheet)
+
+
+def describe(view: IncidentView, own_domains: Iterable[str] = ()) -> str:
+    """``incident show``: figures, reason, messages and history, safe for a terminal.
+
+    Samples are masked; so is any address outside the organisation (the verified domains
+    recorded by the sweep plus ``own_domains``) in a subject, a sender or a note. Message ids are
+    shown whole, as ``sweeper lookup`` needs them.
+    """
+    internal = internal_domains((*view.internal, *own_domains))
+
+    def shown(text: str) -> str:
+        return terminal(mask_addresses(text, internal))
+
+    row = view.incident
+    header = [
+        f"Incident {row['id']} [{row['severity']}] {row['status']}"
+        + (f", merged into {row['merged_into']}" if row["merged_into"] else "")
+        + (", allowlisted" if row["suppressed"] else ""),
+        f"  Subject:  {row['subject']}",
+        f"  Sender:   {row['sender']}",
+        f"  Sent:     {when(row['first_sent_at'])} to {when(row['last_sent_at'])}",
+        f"  Detected: {when(row['created_at'])}",
+        f"  Exposed:  {row['unique_exposed']} unique addresses in {row['messages']} messages "
+        f"(largest batch {row['largest_batch']}); {round((row['personal_share'] or 0) * 100)}% "
+        f"personal mail; {row['named_addresses']} reveal a name",
+        f"  Why:      {row['reason']}",
+    ]
+    lines = [shown(line) for line in header]
+    if row["purged_at"]:
+        lines.append(f"  Addresses purged on {when(row['purged_at'])} (retention).")
+    else:
+        samples = ", ".join(mask_address(a) for a in view.samples)
+        lines.append(shown(f"  Examples: {samples}"))
+    lines.append("  Messages:")
+    for m in view.messages:
+        lines.append(
+            shown(
+                f"    {when(m['sent_at'])}  {m['mailbox']}  {m['visible_external_count']} "
+                "external" + ("  (lookup)" if m["source"] == "lookup" else "")
+            )
+            + f"  {terminal(str(m['internet_message_id']))}"
+        )
+    lines.append("  History:")
+    steps = view.history
+    for h in steps:
+        note = f": {h['note']}" if h["note"] else ""
+        lines.append(
+            shown(f"    {when(h['at'])}  {h['by']}  {h['from_status']} → {h['to_status']}{note}")
+        )
+    if not steps:
+        lines.append("    (none yet)")
+    return "\n".join(lines)

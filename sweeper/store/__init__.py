@@ -1,0 +1,56 @@
+"""The store ring: the only code that speaks SQL. sqlite-utils over one SQLite file.
+
+- :mod:`.db`: opening the file (owner-only, migrated), transactions, runs, mailboxes,
+  findings and the addresses they exposed; its names are this package's (``store.open_db``).
+- :mod:`.migrations`: the schema, one migration at a time.
+- :mod:`.incidents`: placing findings in incidents and keeping their figures.
+- :mod:`.triage`: triage steps and their append-only history.
+- :mod:`.digests`: what a digest reports, and what a sent one did report.
+- :mod:`.response`: the people to notify, the worksheet's facts, ``incident show``'s.
+- :mod:`.retention`: removing addresses (and export files) past retention.
+- :mod:`.recovery`: what a killed process left behind, put right.
+"""
+
+from sweeper.store.db import (
+    BUSY_TIMEOUT_MS,
+    RunTotals,
+    exposed_addresses,
+    finish_run,
+    get_run,
+    list_findings,
+    mailbox_marks,
+    open_db,
+    process_alive,
+    process_started,
+    record_mailbox,
+    save_findings,
+    save_tenant_domains,
+    start_run,
+    stored_facts,
+    this_host,
+    transaction,
+    update_judgement,
+    verified_domains,
+)
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "RunTotals",
+    "exposed_addresses",
+    "finish_run",
+    "get_run",
+    "list_findings",
+    "mailbox_marks",
+    "open_db",
+    "process_alive",
+    "process_started",
+    "record_mailbox",
+    "save_findings",
+    "save_tenant_domains",
+    "start_run",
+    "stored_facts",
+    "this_host",
+    "transaction",
+    "update_judgement",
+    "verified_domains",
+]
