@@ -18,7 +18,8 @@
         ├── MailboxNotEnabled    the user has no Exchange Online mailbox (skipped, counted)
         └── MailboxFailed        one mailbox could not be read; the run goes on without it
 
-Exit code 1 is never an error's: it is a run that finished with some mailboxes failed.
+Exit code 1 is never an error's: it is a run that finished with some mailboxes failed
+(:func:`exit_code_for` turns a finished run's statuses into its code).
 The command line turns any exception into one line and ``exit_code`` (see
 :func:`sweeper.cli.main`); anything not raised on purpose is reported as an internal error
 (exit 3), with its traceback at ``-vv``.
@@ -26,7 +27,19 @@ The command line turns any exception into one line and ``exit_code`` (see
 
 from __future__ import annotations
 
+from typing import Literal
+
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_FAILED = 0, 1, 2, 3
+
+RunStatus = Literal["running", "ok", "partial", "failed"]
+MailboxStatus = Literal["swept", "skipped", "failed"]
+
+
+def exit_code_for(*statuses: str) -> int:
+    """A finished run's exit code: 3 if any part failed, else 1 if any was partial, else 0."""
+    if "failed" in statuses:
+        return EXIT_FAILED
+    return EXIT_PARTIAL if "partial" in statuses else EXIT_OK
 
 
 class SweeperError(Exception):

@@ -104,10 +104,11 @@ def test_python_m_sweeper_cli_lists_every_command() -> None:
         assert f"  {name} " in result.stdout, name
 
 
-def test_help_loads_neither_the_graph_sdk_nor_the_local_graph() -> None:
+def test_help_and_the_database_commands_load_neither_the_graph_sdk_nor_the_local_graph() -> None:
     code = (
         "import sys\n"
         "from sweeper.cli import main\n"
+        "import sweeper.commands.reclassify, sweeper.present.response, sweeper.store.response\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in sys.modules if m.startswith(('msgraph', 'aiohttp', 'trustme',"
         " 'sweeper.fakegraph', 'sweeper.graph.gateway', 'sweeper.graph.signin'))]\n"
@@ -311,3 +312,14 @@ def test_sweeper_without_a_command_prints_its_help() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("Usage: ")
     assert "\\x0a" not in result.stderr and "Commands:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("statuses", "code"),
+    [(("ok",), 0), (("partial",), 1), (("failed",), 3), (("partial", "sent"), 1),
+     (("ok", "failed"), 3), (("partial", "failed"), 3), (("ok", "written"), 0)],
+)  # fmt: skip
+def test_a_finished_runs_exit_code_comes_from_its_statuses(
+    statuses: tuple[str, ...], code: int
+) -> None:
+    assert errors.exit_code_for(*statuses) == code

@@ -19,7 +19,7 @@ from sqlite_utils import Database
 from sweeper import store
 from sweeper.commands.deliver import email_message, graph_payload, send_smtp
 from sweeper.commands.settings import Settings
-from sweeper.errors import DeliveryError, GraphError
+from sweeper.errors import DeliveryError, GraphError, exit_code_for
 from sweeper.files import own_files, write_private
 from sweeper.graph.signin import gateway_for
 from sweeper.present.render import render_html, render_text
@@ -37,7 +37,7 @@ class Outcome:
 
     @property
     def exit_code(self) -> int:
-        return 3 if self.status == "failed" else 0
+        return exit_code_for(self.status)
 
 
 def run_digest(

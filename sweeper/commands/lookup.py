@@ -19,7 +19,6 @@ from sqlite_utils import Database
 
 from sweeper import store
 from sweeper.commands.settings import Settings
-from sweeper.commands.sweep import policy_for
 from sweeper.errors import GraphError, MailboxNotEnabled, NotFound, UsageError
 from sweeper.graph.gateway import GraphGateway, User
 from sweeper.rules.classify import Finding, judge, read_message
@@ -97,7 +96,7 @@ async def lookup(
     matches = [
         (u, m) for u, m in candidates if normalise_subject(str(m.get("subject") or "")) == key
     ]
-    policy = replace(policy_for(settings, domains), min_visible_external=1)
+    policy = replace(settings.policy(domains), min_visible_external=1)
     findings: list[Finding] = []
     for user, message in matches:
         finding = judge(read_message(user.upn, message), policy)

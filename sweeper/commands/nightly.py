@@ -30,7 +30,7 @@ from sweeper import store
 from sweeper.commands.digest import run_digest
 from sweeper.commands.settings import Settings
 from sweeper.commands.sweep import Window, run_summary, sweep_tenant
-from sweeper.errors import AlreadyRunning
+from sweeper.errors import AlreadyRunning, exit_code_for
 from sweeper.store.recovery import recover
 from sweeper.store.retention import purge
 from sweeper.when import iso
@@ -101,10 +101,4 @@ def _sweep_then_digest(
     purged = purge(db, settings.retention, until)
     if purged.incidents:
         lines.append(purged.summary())
-    if report.status == "failed" or digest.status == "failed":
-        code = 3
-    elif report.status == "partial":
-        code = 1
-    else:
-        code = 0
-    return NightlyResult(code, lines)
+    return NightlyResult(exit_code_for(report.status, digest.status), lines)

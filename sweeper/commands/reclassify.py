@@ -16,7 +16,6 @@ from sqlite_utils import Database
 
 from sweeper import store
 from sweeper.commands.settings import Settings
-from sweeper.commands.sweep import policy_for
 from sweeper.errors import StorageError
 from sweeper.rules.classify import Finding, judge
 from sweeper.store.incidents import activity, assign_incidents, refresh_all
@@ -56,7 +55,7 @@ def reclassify(db: Database, settings: Settings) -> ReclassifyReport:
     domains = store.verified_domains(db)
     if not domains:
         raise StorageError("no tenant domains are recorded yet: run `sweeper sweep` first")
-    policy = policy_for(settings, domains)
+    policy = settings.policy(domains)
     # What a lookup found belongs to a reported breach, whatever the threshold.
     any_exposure = replace(policy, min_visible_external=1)
     report = ReclassifyReport()

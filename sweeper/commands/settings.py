@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,7 @@ from sweeper.addresses import normalise_domain
 from sweeper.errors import ConfigError
 from sweeper.graph.endpoints import CLOUDS, SignIn
 from sweeper.rules.allow import AllowRule
+from sweeper.rules.classify import Policy
 from sweeper.rules.severity import DETECTION_THRESHOLD, SeverityRule
 
 DEFAULT_DATABASE = "sweeper.db"
@@ -159,6 +160,15 @@ class Settings:
     digest: DigestSettings = DigestSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     retention: timedelta = timedelta(days=180)  # exposed addresses of closed incidents
+
+    def policy(self, verified_domains: Iterable[str]) -> Policy:
+        """The judgement rules: the tenant's verified domains plus these settings."""
+        return Policy.build(
+            (*verified_domains, *self.own_domains),
+            self.min_visible_external,
+            severity=self.severity,
+            allow=self.allow,
+        )
 
     @property
     def sign_in(self) -> SignIn:

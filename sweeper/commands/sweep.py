@@ -19,7 +19,14 @@ from sqlite_utils import Database
 
 from sweeper import store
 from sweeper.commands.settings import Settings
-from sweeper.errors import GraphError, MailboxFailed, MailboxNotEnabled
+from sweeper.errors import (
+    GraphError,
+    MailboxFailed,
+    MailboxNotEnabled,
+    MailboxStatus,
+    RunStatus,
+    exit_code_for,
+)
 from sweeper.graph.gateway import LONGEST_WAIT, FirstPage, GraphGateway, User
 from sweeper.graph.signin import gateway_for
 from sweeper.logs import show_domains
@@ -45,7 +52,7 @@ class Window:
 @dataclass
 class MailboxResult:
     mailbox: str
-    status: str  # swept | skipped | failed
+    status: MailboxStatus
     messages: int = 0
     findings_new: int = 0
     throttled: int = 0
@@ -57,7 +64,7 @@ class MailboxResult:
 @dataclass
 class SweepReport:
     run_id: int
-    status: str  # ok | partial | failed
+    status: RunStatus
     totals: store.RunTotals
     results: list[MailboxResult] = field(default_factory=list)
     error: str | None = None
@@ -67,20 +74,10 @@ class SweepReport:
     @property
     def exit_code(self) -> int:
         """0 all swept, 1 some mailboxes failed, 3 the run failed (2 is for bad settings)."""
-        return {"ok": 0, "partial": 1}.get(self.status, 3)
+        return exit_code_for(self.status)
 
 
 ProgressHook = Callable[[MailboxResult, int, int], None]
-
-
-def policy_for(settings: Settings, verified_domains: list[str]) -> Policy:
-    """The judgement rules: tenant domains plus the configuration."""
-    return Policy.build(
-        (*verified_domains, *settings.own_domains),
-        settings.min_visible_external,
-        severity=settings.severity,
-        allow=settings.allow,
-    )
 
 
 async def run_sweep(
@@ -113,7 +110,7 @@ async def run_sweep(
         raise
 
     store.save_tenant_domains(db, domains)
-    policy = policy_for(settings, domains)
+    policy = settings.policy(domains)
     show_domains(policy.internal_domains)  # the log masks every other address
     page_size = settings.page_size
     chosen, missing = _choose(users, only)
@@ -200,7 +197,7 @@ async def run_sweep(
     totals.throttled = gateway.throttled_total
     incidents = assign_incidents(db, settings.incident_window, settings.severity)
     totals.incidents_touched = len(incidents)
-    status = "partial" if totals.failed else "ok"
+    status: RunStatus = "partial" if totals.failed else "ok"
     store.finish_run(db, run_id, status, totals)
     results.sort(key=lambda r: r.mailbox)
     return SweepReport(
