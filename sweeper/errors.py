@@ -33,6 +33,7 @@ EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_FAILED = 0, 1, 2, 3
 
 RunStatus = Literal["running", "ok", "partial", "failed"]
 MailboxStatus = Literal["swept", "skipped", "failed"]
+DigestStatus = Literal["sent", "failed", "written"]  # written: built, not sent
 
 
 def exit_code_for(*statuses: str) -> int:

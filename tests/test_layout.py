@@ -103,3 +103,26 @@ def test_sql_is_written_only_in_the_store(path: Path) -> None:
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value)
     ]
     assert queries == [], f"{module_name(path)} writes SQL outside the store"
+
+
+STATUS_WORDS = re.compile(r"status\s*(?:=|!=|in|not in)\s*\(?((?:'\w+'(?:,\s*)?)+)\)?")
+
+
+def test_the_statuses_sql_compares_are_the_declared_ones() -> None:
+    from typing import get_args
+
+    from sweeper import errors
+    from sweeper.rules import triage
+
+    declared = {
+        *get_args(errors.RunStatus),
+        *get_args(errors.MailboxStatus),
+        *get_args(errors.DigestStatus),
+        *triage.STATUSES,
+    }
+    used: set[str] = set()
+    for path in (PACKAGE / "store").rglob("*.py"):
+        for match in STATUS_WORDS.finditer(path.read_text(encoding="utf-8")):
+            used |= set(re.findall(r"'(\w+)'", match.group(1)))
+    assert used  # the pattern still finds the store's comparisons
+    assert used <= declared, used - declared

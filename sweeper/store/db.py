@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 from sqlite_utils import Database
 
-from sweeper.errors import DatabaseBusy, DiskFull, StorageError
+from sweeper.errors import DatabaseBusy, DiskFull, MailboxStatus, RunStatus, StorageError
 from sweeper.files import SQLITE_SIDE_FILES
 from sweeper.rules.classify import Facts, Finding, Recipient
 from sweeper.rules.incidents import normalise_subject
@@ -261,7 +261,7 @@ def start_run(db: Database, since: str, until: str, mailboxes: list[str] | None)
 
 
 def finish_run(
-    db: Database, run_id: int, status: str, totals: RunTotals, error: str | None = None
+    db: Database, run_id: int, status: RunStatus, totals: RunTotals, error: str | None = None
 ) -> None:
     with transaction(db):
         db.table("runs").update(
@@ -287,7 +287,7 @@ def record_mailbox(
     run_id: int,
     upn: str,
     user_id: str,
-    status: str,
+    status: MailboxStatus,
     *,
     messages: int = 0,
     findings_new: int = 0,

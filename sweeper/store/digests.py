@@ -14,6 +14,7 @@ import orjson
 from sqlite_utils import Database
 
 from sweeper.addresses import mask_address
+from sweeper.errors import DigestStatus
 from sweeper.rules.digest import Digest, FailedRun, Health, IncidentItem, TrendDay, deadline_for
 from sweeper.rules.severity import LEVELS
 from sweeper.rules.triage import NOT_REPORTED
@@ -228,7 +229,7 @@ def record(
     db: Database,
     digest: Digest,
     *,
-    status: str,
+    status: DigestStatus,
     transport: str,
     html_path: str | None,
     error: str | None = None,
