@@ -77,12 +77,12 @@ def run_digest(
         protected=own_files(settings.database, settings.config_path),
     )
     if not send:
-        queries.record(db, digest, status="written", transport="none", html_path=str(path))
+        queries.record_digest(db, digest, status="written", transport="none", html_path=str(path))
         return Outcome("written", f"{digest.verdict}\nWritten to {path} (not sent).", digest, path)
     try:
         _deliver(settings, env, digest, html, text)
     except (DeliveryError, GraphError) as exc:
-        queries.record(
+        queries.record_digest(
             db,
             digest,
             status="failed",
@@ -96,7 +96,7 @@ def run_digest(
             digest,
             path,
         )
-    queries.record(
+    queries.record_digest(
         db, digest, status="sent", transport=settings.digest.transport, html_path=str(path)
     )
     recipients = ", ".join(settings.digest.recipients)

@@ -27,8 +27,7 @@ from typing import Any
 
 from sweeper.addresses import normalise_domain, within
 from sweeper.rules.allow import AllowRule, first_match
-from sweeper.rules.severity import DETECTION_THRESHOLD, SeverityRule, exposure_of
-from sweeper.rules.severity import judge as judge_severity
+from sweeper.rules.severity import DETECTION_THRESHOLD, SeverityRule, exposure_of, grade
 from sweeper.when import iso
 
 Message = Mapping[str, Any]
@@ -196,7 +195,7 @@ def _sender(message: Message) -> str | None:
     return None
 
 
-def top_domains(exposed: Iterable[Recipient]) -> tuple[str, ...]:
+def domains_by_count(exposed: Iterable[Recipient]) -> tuple[str, ...]:
     """External domains, the most addresses first, then by name."""
     counts = Counter(e.domain for e in exposed)
     return tuple(sorted(counts, key=lambda d: (-counts[d], d)))
@@ -238,11 +237,11 @@ def judge(facts: Facts, policy: Policy) -> Finding | None:
     exposed = tuple(r for r in facts.recipients if not policy.is_internal_domain(r.domain))
     if len(exposed) < policy.min_visible_external:
         return None
-    domains = top_domains(exposed)
+    domains = domains_by_count(exposed)
     exposure = exposure_of(
         (r.address for r in exposed), facts.subject, facts.bcc_used, policy.severity
     )
-    severity, reason = judge_severity(exposure, policy.severity)
+    severity, reason = grade(exposure, policy.severity)
     rule = first_match(
         policy.allow,
         sender=facts.sender,

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sweeper.rules.severity import SeverityRule, exposure_of, judge, reveals_name
+from sweeper.rules.severity import SeverityRule, exposure_of, grade, reveals_name
 
 _PREFIXES = re.compile(
     r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|vb|tr|rv|ref|antw|odp|res)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
@@ -140,7 +140,7 @@ def summarise(
     for address, name in addresses:
         names[address] = names.get(address, False) or reveals_name(address, name)
     exposure = exposure_of(names, subject, any(m.bcc_used for m in messages), rule)
-    severity, reason = judge(exposure, rule)
+    severity, reason = grade(exposure, rule)
     times = sorted(m.sent_at for m in messages if m.sent_at)
     unique_messages = {m.key: m for m in messages}
     return Summary(

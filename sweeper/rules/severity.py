@@ -105,7 +105,7 @@ def exposure_of(
     return Exposure(len(unique), personal, len(domains), subject, bcc_used)
 
 
-def judge(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
+def grade(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
     """``(severity, reason)``; the reason states the facts and then each step of the rule."""
     e = exposure
     if e.external >= rule.critical_at:

@@ -225,7 +225,7 @@ def _trend(db: Database, now: datetime) -> tuple[TrendDay, ...]:
     return tuple(TrendDay(day, counts) for day, counts in days.items())
 
 
-def record(
+def record_digest(
     db: Database,
     digest: Digest,
     *,
