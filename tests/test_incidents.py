@@ -39,6 +39,8 @@ DAY = timedelta(hours=24)
         ("Fwd: RE[2]: survey", "survey"),
         ("Réponse: Survey", "réponse: survey"),  # not a reply prefix
         ("Survey: results", "survey: results"),  # a colon inside the subject stays
+        ("Recall: HIV support programme", "hiv support programme"),  # Outlook's recall
+        ("RECALL: RE: Survey", "survey"),
     ],
 )
 def test_reply_and_forward_prefixes_case_and_spacing_are_set_aside(subject: str, key: str) -> None:
@@ -308,3 +310,27 @@ def _count(sweeper: Sweeper, where: str) -> int:
         return int(conn.execute(f"select count(*) from {where}").fetchone()[0])
     finally:
         conn.close()
+
+
+def test_outlooks_recall_message_joins_its_incident_and_counts_nobody_twice(
+    sweeper: Sweeper,
+) -> None:
+    sender = sweeper.fake.tenant.user("clinic.bookings@northwick.example")
+    assert sender is not None
+    newsletter = sender.sent[0]
+    recall = dict(newsletter)
+    last = datetime.fromisoformat(newsletter["sentDateTime"]) + timedelta(minutes=20)
+    recall.update(
+        id="AAMkAGrecall",
+        internetMessageId="<recall-1@northwick.example>",
+        subject=f"Recall: {newsletter['subject']}",
+        sentDateTime=last.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    sender.sent.insert(0, recall)
+
+    assert sweeper.run("sweep").exit_code == 0
+
+    clinic = [i for i in sweeper.incidents() if i["sender"] == sender.upn]
+    assert len(clinic) == 1
+    assert clinic[0]["messages"] == 2
+    assert clinic[0]["unique_exposed"] == clinic[0]["largest_batch"]  # the same people

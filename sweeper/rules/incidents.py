@@ -28,7 +28,10 @@ from datetime import datetime, timedelta
 from sweeper.rules.severity import SeverityRule, exposure_of, grade, reveals_name
 
 _PREFIXES = re.compile(
-    r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|vb|tr|rv|ref|antw|odp|res)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    # Replies and forwards in several languages, and Outlook's recall message ("Recall:"),
+    # which goes to the same people and so exposes the same list a second time.
+    r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|vb|tr|rv|ref|antw|odp|res|recall)\s*(?:\[\d+\]|\(\d+\))?"
+    r"\s*[:：]\s*)+",
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
