@@ -350,3 +350,12 @@ def test_a_contradicting_endpoint_is_refused_before_any_sign_in(tmp_path: Path) 
         "(https://graph.microsoft.com/v1.0): unset it, or set graph.cloud = 'custom' to use it"
     ]
     assert not (tmp_path / "x.db").exists()
+
+
+def test_the_business_cap_is_high_or_off(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", "[severity]\nbusiness_at_most = 'medium'\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, SIGN_IN)
+    assert error.value.setting == "severity.business_at_most"
+    off = write_config(tmp_path / "off.toml", "[severity]\nbusiness_at_most = 'critical'\n")
+    assert load_settings(off, SIGN_IN).severity.business_at_most == "critical"

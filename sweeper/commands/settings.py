@@ -29,7 +29,7 @@ from sweeper.errors import ConfigError
 from sweeper.graph.endpoints import CLOUDS, SignIn
 from sweeper.rules.allow import AllowRule
 from sweeper.rules.classify import Policy
-from sweeper.rules.severity import DETECTION_THRESHOLD, SeverityRule
+from sweeper.rules.severity import BUSINESS_CAPS, DETECTION_THRESHOLD, SeverityRule
 
 DEFAULT_DATABASE = "sweeper.db"
 
@@ -66,6 +66,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "sensitive_terms": list,
         "bcc_raises": bool,
         "personal_domains": list,
+        "business_at_most": str,
     },
     "incidents": {"window_hours": (int, float)},
     "digest": {
@@ -583,6 +584,11 @@ def _severity(raw: dict[str, Any], threshold: int) -> SeverityRule:
         bcc_raises=raw.get("bcc_raises", default.bcc_raises),
         personal_domains=frozenset(
             _domains("severity.personal_domains", raw.get("personal_domains", []))
+        ),
+        business_at_most=_choice(  # lower caps would make the rule non-monotone
+            "severity.business_at_most",
+            raw.get("business_at_most", default.business_at_most),
+            BUSINESS_CAPS,
         ),
     )
 

