@@ -20,7 +20,7 @@ from sweeper.commands.digest import run_digest
 from sweeper.commands.settings import load_settings
 from sweeper.commands.sweep import Window, run_summary, sweep_tenant
 from sweeper.fakegraph import FakeGraph, generate_tenant
-from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
+from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO, SENSITIVE_DEPARTMENTS
 from sweeper.present import output
 from sweeper.store.incidents import list_incidents
 from sweeper.when import iso
@@ -39,6 +39,7 @@ def run_demo(*, seed: int, users: int, env: Mapping[str, str], reports_dir: Path
             overrides={
                 "graph": {"cloud": "custom", "auth": "client_secret"},
                 "organisation": {"own_domains": list(tenant.own_domains)},
+                "severity": {"sensitive_departments": list(SENSITIVE_DEPARTMENTS)},
                 "digest": {
                     "transport": "graph",
                     "sender": DIGEST_SENDER,

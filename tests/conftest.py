@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 
 from sweeper.cli import main
 from sweeper.fakegraph import FakeGraph, Tenant, generate_tenant
-from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
+from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO, SENSITIVE_DEPARTMENTS
 
 # Property tests: a few hundred examples each in `make test`, with no per-example deadline
 # (a loaded CI machine must not fail them); `make fuzz` runs them long.
@@ -147,6 +147,7 @@ def write_config(path: Path, text: str) -> Path:
 @pytest.fixture
 def sweeper(fake: FakeGraph, tmp_path: Path) -> Sweeper:
     own = ", ".join(f'"{d}"' for d in fake.tenant.own_domains)
+    departments = ", ".join(f'"{d}"' for d in SENSITIVE_DEPARTMENTS)
     config = write_config(
         tmp_path / "sweeper.toml",
         f"""
@@ -156,6 +157,9 @@ auth = "client_secret"
 
 [organisation]
 own_domains = [{own}]
+
+[severity]
+sensitive_departments = [{departments}]
 
 [sweep]
 page_size = 7

@@ -55,6 +55,10 @@ SIGN_IN = {
         ("[severity]\nbcc_raises = 'yes'\n", {}, "severity.bcc_raises: must be true or false"),
         ("[severity]\nsensitive_terms = ['', 'x']\n", {}, "severity.sensitive_terms"),
         ("[severity]\npersonal_domains = ['gmail']\n", {}, "severity.personal_domains"),
+        ("[severity]\nsensitive_senders = ['victim care']\n", {}, "severity.sensitive_senders[0]"),
+        ("[severity]\nsensitive_senders = ['a*b*@x.example']\n", {}, "is not an address or"),
+        ("[severity]\nsensitive_departments = ['  ']\n", {}, "severity.sensitive_departments[0]"),
+        ("[severity]\nsensitive_functions = []\n", {}, "severity.sensitive_functions: unknown"),
         ("[incidents]\nwindow_hours = -1\n", {}, "incidents.window_hours"),
         ("[sweep]\nwindow_hours = nan\n", {}, "sweep.window_hours: must be a finite number"),
         ("[sweep]\noverlap_minutes = inf\n", {}, "sweep.overlap_minutes: must be a finite"),
@@ -245,6 +249,11 @@ def test_the_example_configuration_is_valid_and_has_the_defaults() -> None:
     settings = load_settings(example, SIGN_IN)
     defaults = load_settings(None, SIGN_IN)
     assert settings.min_visible_external == defaults.min_visible_external == 10
+    assert settings.severity == defaults.severity  # the example shows the defaults
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    severity_section = readme.split("### Severity")[1].split("### Incidents")[0]
+    for term in defaults.severity.sensitive_terms:
+        assert term in severity_section, term
     assert (settings.window, settings.overlap, settings.page_size, settings.concurrency) == (
         defaults.window,
         defaults.overlap,

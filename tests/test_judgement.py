@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sweeper.commands.settings import parse_allow_rules
 from sweeper.rules.allow import AllowRule
 from sweeper.rules.classify import Policy, classify
-from sweeper.rules.severity import LEVELS
+from sweeper.rules.severity import LEVELS, SeverityRule
 
 TODAY = date(2026, 11, 22)
 RULES = parse_allow_rules(
@@ -80,6 +80,8 @@ class Case:
     bcc: list[Any] = field(default_factory=list)
     subject: str = "Update"
     sender: str = "officer@northwick.example"
+    department: str | None = None  # the sending mailbox's, from Entra
+    job_title: str | None = None
 
 
 CASES = [
@@ -179,8 +181,15 @@ def message(case: Case) -> dict[str, Any]:
     }
 
 
-def verdict(msg: dict[str, Any], policy: Policy = POLICY) -> str:
-    finding = classify("officer@northwick.example", msg, policy)
+def verdict(
+    msg: dict[str, Any],
+    policy: Policy = POLICY,
+    department: str | None = None,
+    job_title: str | None = None,
+) -> str:
+    finding = classify(
+        "officer@northwick.example", msg, policy, department=department, job_title=job_title
+    )
     if finding is None:
         return "quiet"
     return f"allowed {finding.severity}" if finding.suppressed_by else finding.severity
@@ -193,7 +202,62 @@ def test_the_table_is_big_enough_and_labels_are_unique() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.label for c in CASES])
 def test_the_verdict_a_careful_dpo_gives(case: Case) -> None:
-    assert verdict(message(case)) == case.expected
+    assert verdict(message(case), POLICY, case.department, case.job_title) == case.expected
+
+
+# The organisation of the cases below declares its sensitive functions, as the demo does.
+DECLARED = Policy.build(
+    ["northwick.example", "northwick-trust.example"],
+    10,
+    severity=SeverityRule(
+        sensitive_departments=("investigations", "victim care", "sexual health", "safeguarding"),
+        sensitive_senders=("*@victimcare.northwick.example", "casework*@northwick.example"),
+    ),
+    today=TODAY,
+)
+MPS = "parliament.uk"
+FUNCTION_CASES = [
+    Case("honeytrap: 18 victims at one outside organisation, from investigations", "critical",
+         business(18, prefix="parliament", domains=1),
+         subject="Update on the ongoing investigation", department="Investigations"),
+    Case("honeytrap shape, neutral subject: still at least high", "high",
+         [r(f"member{i}@{MPS}") for i in range(18)], subject="Update on your case",
+         department="Investigations"),
+    Case("14 at parliament, 3 journalists, 1 personal, from investigations", "critical",
+         [r(f"member{i}@{MPS}") for i in range(14)] + business(3, 3, "news") + personal(1),
+         subject="Update on the ongoing investigation", department="Investigations"),
+    Case("NHS Highland: 37 personal addresses from the sexual health service", "critical",
+         personal(37), subject="Group session dates", department="Sexual Health Service"),
+    Case("a declared job title counts as the department does", "critical",
+         personal(12), subject="Next meeting", job_title="Safeguarding Lead"),
+    Case("a declared sender pattern", "critical", personal(10),
+         sender="bookings@victimcare.northwick.example"),
+    Case("a casework sender to council officers: no business cap", "high",
+         business(60, domains=20), subject="Meeting notes",
+         sender="casework.team@northwick.example"),
+    Case("victim care to one partner firm: no colleague downgrade", "high",
+         business(12), subject="Rota", department="Victim Care Unit"),
+    Case("an undeclared department changes nothing", "medium",
+         business(12, domains=3), subject="Rota", department="Finance"),
+    Case("a function's mail under the threshold is still quiet", "quiet", personal(9),
+         department="Investigations"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", FUNCTION_CASES, ids=[c.label for c in FUNCTION_CASES])
+def test_a_declared_sensitive_function_ranks_what_its_list_reveals(case: Case) -> None:
+    assert verdict(message(case), DECLARED, case.department, case.job_title) == case.expected
+
+
+def test_the_reason_names_the_sensitive_function() -> None:
+    case = next(c for c in FUNCTION_CASES if c.label.startswith("NHS Highland"))
+    msg = message(case)
+    finding = classify("officer@northwick.example", msg, DECLARED, department=case.department)
+    assert finding is not None
+    assert (
+        "critical: a sensitive function (department 'Sexual Health Service'), and 37 personal"
+        in (finding.severity_reason)
+    )
 
 
 def test_the_clinic_list_outranks_the_partner_working_group() -> None:
@@ -283,3 +347,12 @@ def test_an_allow_rule_describes_itself_for_the_audit_trail() -> None:
     rule = AllowRule(name="n", reason="because")
     assert rule.describe() == "n: because"
     assert rule.applies_on(TODAY)
+
+
+@given(st.lists(external_address, max_size=150), external_address, subjects, st.integers(0, 2))
+def test_a_sensitive_functions_severity_never_falls_with_one_more_recipient(
+    addresses: list[str], extra: str, subject: str, bcc: int
+) -> None:
+    before = verdict(msg_of(addresses, [], subject, bcc), DECLARED, "Investigations")
+    after = verdict(msg_of(addresses, [extra], subject, bcc), DECLARED, "Investigations")
+    assert rank(after) >= rank(before)

@@ -92,9 +92,9 @@ def test_incidents_reclassify_retires_are_listed_with_all_recorded_and_purged(
 ) -> None:
     assert sweeper.run("sweep").exit_code == 0
     before = sweeper.incidents()
-    text = sweeper.config.read_text() + (
-        "\n[detection]\nmin_visible_external = 100\n[severity]\nhigh_at = 150\ncritical_at = 200\n"
-    )
+    text = sweeper.config.read_text().replace(
+        "[severity]\n", "[severity]\nhigh_at = 150\ncritical_at = 200\n"
+    ) + ("\n[detection]\nmin_visible_external = 100\n")
     sweeper.config.write_text(text)
 
     summary = sweeper.run("reclassify")

@@ -99,7 +99,10 @@ async def lookup(
     policy = replace(settings.policy(domains), min_visible_external=1)
     findings: list[Finding] = []
     for user, message in matches:
-        finding = judge(read_message(user.upn, message), policy)
+        facts = read_message(
+            user.upn, message, department=user.department, job_title=user.job_title
+        )
+        finding = judge(facts, policy)
         if finding is None:
             report.without_external += 1
         else:

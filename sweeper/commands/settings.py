@@ -64,6 +64,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "colleagues_max_personal": int,
         "public_min_personal_share": (int, float),
         "sensitive_terms": list,
+        "sensitive_departments": list,
+        "sensitive_senders": list,
         "bcc_raises": bool,
         "personal_domains": list,
         "business_at_most": str,
@@ -585,12 +587,44 @@ def _severity(raw: dict[str, Any], threshold: int) -> SeverityRule:
         personal_domains=frozenset(
             _domains("severity.personal_domains", raw.get("personal_domains", []))
         ),
+        sensitive_departments=_phrases(
+            "severity.sensitive_departments", raw.get("sensitive_departments", [])
+        ),
+        sensitive_senders=_sender_patterns(
+            "severity.sensitive_senders", raw.get("sensitive_senders", [])
+        ),
         business_at_most=_choice(  # lower caps would make the rule non-monotone
             "severity.business_at_most",
             raw.get("business_at_most", default.business_at_most),
             BUSINESS_CAPS,
         ),
     )
+
+
+def _phrases(name: str, values: list[Any]) -> tuple[str, ...]:
+    """Words or phrases, matched as whole words in any letter case."""
+    for index, value in enumerate(values):
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{name}[{index}]", f"{value!r} is not a word or phrase")
+    return tuple(v.strip().lower() for v in values)
+
+
+_SENDER_PATTERN = re.compile(r"^[^@\s*]*\*?[^@\s*]*@[^@\s*]+\.[^@\s*]+$")
+
+
+def _sender_patterns(name: str, values: list[Any]) -> tuple[str, ...]:
+    """Addresses, ``*@domain`` or ``local*@domain``: a ``*`` only in the local part."""
+    patterns = []
+    for index, value in enumerate(values):
+        text = value.strip().lower() if isinstance(value, str) else ""
+        if not _SENDER_PATTERN.match(text) or text.startswith("@"):
+            raise ConfigError(
+                f"{name}[{index}]",
+                f"{value!r} is not an address or a pattern such as *@victimcare.example "
+                "or casework*@northwick.example",
+            )
+        patterns.append(text)
+    return tuple(patterns)
 
 
 def _share(name: str, value: float) -> float:

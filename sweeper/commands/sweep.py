@@ -275,7 +275,13 @@ async def _sweep_mailbox(
                 if not isinstance(message, dict):
                     result.malformed += 1  # counted and shown, never silently dropped
                     continue
-                finding = classify(user.upn, message, policy)
+                finding = classify(
+                    user.upn,
+                    message,
+                    policy,
+                    department=user.department,
+                    job_title=user.job_title,
+                )
                 if finding is not None:
                     findings.append(finding)
     except MailboxNotEnabled:

@@ -57,7 +57,9 @@ MESSAGE_PROPERTIES = (
     "isRead", "isDraft", "body", "sender", "from", "toRecipients", "ccRecipients",
     "bccRecipients", "replyTo", "flag", "uniqueBody", "categories", "webLink",
 )  # fmt: skip
-USER_PROPERTIES = ("id", "userPrincipalName", "mail", "displayName", "accountEnabled")
+USER_PROPERTIES = (
+    "id", "userPrincipalName", "mail", "displayName", "accountEnabled", "department", "jobTitle",
+)  # fmt: skip
 MAILBOX_CONCURRENCY = 4
 EXPIRED = "Lifetime validation failed, the token is expired."
 # Graph's challenge on a 401: no claims in it, so the client has to get a new token itself.

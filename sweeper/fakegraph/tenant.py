@@ -32,6 +32,10 @@ FREE_MAIL = (
 PARTNERS = ("harbour-law.example", "eastgate-council.example", "meridian-health.example")
 DIGEST_SENDER = f"sweeper@{ORG_DOMAIN}"  # the mailbox the demo's digest is sent from
 DPO = f"dpo@{ORG_DOMAIN}"
+# The functions whose mail reveals who its recipients are, as the demo organisation declares
+# them (severity.sensitive_departments): matched against Entra's department and job title.
+SENSITIVE_DEPARTMENTS = ("victim care", "investigations", "sexual health", "safeguarding")
+VICTIMS_EMPLOYER = "parliament.example"  # one outside organisation (the honeytrap case)
 MIN_USERS = 8  # the planted incidents and near misses need eight different senders
 REPLAY_BATCHES = (119, 198, 160, 171, 152, 148, 188)  # 1,136 people, as in January 2012
 
@@ -55,6 +59,8 @@ class FakeUser:
     enabled: bool = True
     has_mailbox: bool = True
     sent: list[dict[str, Any]] = field(default_factory=list)
+    department: str | None = None  # Graph answers null when Entra has none
+    job_title: str | None = None
 
     def as_graph(self) -> dict[str, Any]:
         return {
@@ -63,6 +69,8 @@ class FakeUser:
             "mail": self.upn if self.has_mailbox else None,
             "displayName": self.display_name,
             "accountEnabled": self.enabled,
+            "department": self.department,
+            "jobTitle": self.job_title,
         }
 
 
@@ -226,8 +234,13 @@ def generate_tenant(
         now=now,
     )
     people = _make_users(b, users)
-    service = FakeUser(b.guid(), f"victim.care@{ORG_DOMAIN}", "Victim Care Team")
-    clinic = FakeUser(b.guid(), f"clinic.bookings@{ORG_DOMAIN}", "Clinic Bookings")
+    service = FakeUser(
+        b.guid(), f"victim.care@{ORG_DOMAIN}", "Victim Care Team", department="Victim Care"
+    )
+    clinic = FakeUser(
+        b.guid(), f"clinic.bookings@{ORG_DOMAIN}", "Clinic Bookings",
+        department="Sexual Health Service",
+    )  # fmt: skip
     mailer = FakeUser(b.guid(), DIGEST_SENDER, "sweeper digest")
     dpo = FakeUser(b.guid(), DPO, "Data Protection Officer")
     tenant.users = [*people, service, clinic, mailer, dpo]
@@ -342,7 +355,10 @@ def _plant_incidents(
         _plant(tenant, f"replay-2012-batch-{i + 1}", service, message, size, "replay-2012")
 
     officer = people[0]
-    victims = b.externals(18)
+    officer.department, officer.job_title = "Investigations", "Detective Constable"
+    # The 2024 case's real shape: the victims were MPs and their staff, at work addresses
+    # of one outside organisation; only the sender's function says what the list reveals.
+    victims = b.externals(18, (VICTIMS_EMPLOYER,))
     honeytrap = b.message(officer, now - timedelta(hours=9), "Update on your case", victims)
     _plant(tenant, "honeytrap-18", officer, honeytrap, 18)
     # A colleague replies all an hour later: the list goes round again, in Cc.

@@ -66,7 +66,7 @@ MESSAGE_FIELDS = (
 )
 """What sweeper reads of a message: no body, no preview, no attachments (Mail.ReadBasic.All)."""
 
-USER_FIELDS = "id,userPrincipalName,mail,displayName,accountEnabled"
+USER_FIELDS = "id,userPrincipalName,mail,displayName,accountEnabled,department,jobTitle"
 log = logging.getLogger(__name__)
 THROTTLE_STATUSES = frozenset({429, 503, 504})  # the SDK retries these, after Retry-After
 LONGEST_WAIT = 180.0  # the SDK gives up at once on a longer Retry-After; so does sweeper
@@ -93,6 +93,8 @@ class User:
     upn: str
     display_name: str
     mail: str | None
+    department: str | None = None  # Entra's, for the severity rule's sensitive functions
+    job_title: str | None = None
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -568,11 +570,14 @@ def _user(item: object) -> User | None:
         return None
     name = item.get("displayName")
     mail = item.get("mail")
+    department, title = item.get("department"), item.get("jobTitle")
     return User(
         id=user_id,
         upn=upn.lower(),
         display_name=name if isinstance(name, str) else "",
         mail=mail.lower() if isinstance(mail, str) else None,
+        department=department if isinstance(department, str) and department else None,
+        job_title=title if isinstance(title, str) and title else None,
     )
 
 

@@ -94,6 +94,8 @@ class Facts:
     cc_count: int
     bcc_count: int
     recipients: tuple[Recipient, ...]  # unique visible recipients with an internet address
+    department: str | None = None  # the sending mailbox's Entra department, if known
+    job_title: str | None = None  # and its job title
 
     @property
     def bcc_used(self) -> bool:
@@ -208,7 +210,12 @@ def _content_key(sent_at: str | None, subject: str, recipients: Iterable[Recipie
 
 
 def read_message(
-    mailbox: str, message: Message, recipients: list[Recipient] | None = None
+    mailbox: str,
+    message: Message,
+    recipients: list[Recipient] | None = None,
+    *,
+    department: str | None = None,
+    job_title: str | None = None,
 ) -> Facts:
     """The facts of one raw Graph message. No configuration is involved."""
     recipients = visible_recipients(message) if recipients is None else recipients
@@ -229,6 +236,8 @@ def read_message(
         cc_count=len(_recipients(message, "ccRecipients")),
         bcc_count=len(_recipients(message, "bccRecipients")),
         recipients=tuple(recipients),
+        department=department,
+        job_title=job_title,
     )
 
 
@@ -238,24 +247,39 @@ def judge(facts: Facts, policy: Policy) -> Finding | None:
     if len(exposed) < policy.min_visible_external:
         return None
     domains = domains_by_count(exposed)
+    rule = policy.severity
+    function = rule.sensitive_function(facts.sender, facts.department, facts.job_title)
     exposure = exposure_of(
-        (r.address for r in exposed), facts.subject, facts.bcc_used, policy.severity
+        (r.address for r in exposed), facts.subject, facts.bcc_used, rule, function
     )
     severity, reason = grade(exposure, policy.severity)
-    rule = first_match(
+    allowed = first_match(
         policy.allow,
         sender=facts.sender,
         domains=domains,
         subject=facts.subject,
         today=policy.today,
     )
-    return Finding(facts, exposed, domains, severity, reason, rule.describe() if rule else None)
+    suppressed = allowed.describe() if allowed else None
+    return Finding(facts, exposed, domains, severity, reason, suppressed)
 
 
-def classify(mailbox: str, message: Message, policy: Policy) -> Finding | None:
-    """The finding this message makes, or None when it exposes fewer than the threshold."""
+def classify(
+    mailbox: str,
+    message: Message,
+    policy: Policy,
+    *,
+    department: str | None = None,
+    job_title: str | None = None,
+) -> Finding | None:
+    """The finding this message makes, or None when it exposes fewer than the threshold.
+
+    ``department`` and ``job_title``: the sending mailbox's, from Entra (see step 7 of the
+    severity rule).
+    """
     recipients = visible_recipients(message)
     external = sum(1 for r in recipients if not policy.is_internal_domain(r.domain))
     if external < policy.min_visible_external:
         return None  # the common case: decided without building anything more
-    return judge(read_message(mailbox, message, recipients), policy)
+    facts = read_message(mailbox, message, recipients, department=department, job_title=job_title)
+    return judge(facts, policy)

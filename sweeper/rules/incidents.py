@@ -115,6 +115,7 @@ class MessageFigures:
     visible_external: int
     bcc_used: bool
     suppressed: bool
+    function: str | None = None  # what makes its sender a sensitive function, if anything
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,8 @@ def summarise(
     names: dict[str, bool] = {}
     for address, name in addresses:
         names[address] = names.get(address, False) or reveals_name(address, name)
-    exposure = exposure_of(names, subject, any(m.bcc_used for m in messages), rule)
+    function = next((m.function for m in messages if m.function), None)
+    exposure = exposure_of(names, subject, any(m.bcc_used for m in messages), rule, function)
     severity, reason = grade(exposure, rule)
     times = sorted(m.sent_at for m in messages if m.sent_at)
     unique_messages = {m.key: m for m in messages}

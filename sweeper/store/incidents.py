@@ -177,6 +177,9 @@ def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None
             visible_external=r["visible_external_count"],
             bcc_used=bool(r["bcc_used"]),
             suppressed=r["suppressed_by"] is not None,
+            function=rule.sensitive_function(
+                r["sender"], r["sender_department"], r["sender_job_title"]
+            ),
         )
         for r in rows
     ]

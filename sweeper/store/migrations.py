@@ -227,6 +227,14 @@ def _exports(db: Database) -> None:
     db.table("exports").create_index(["incident_id"])
 
 
+def _sender_function(db: Database) -> None:
+    # The sending mailbox's Entra department and job title, so that reclassify can judge
+    # sensitive functions again without Graph (empty for findings stored before this).
+    findings = db.table("findings")
+    findings.add_column("sender_department", str)
+    findings.add_column("sender_job_title", str)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -235,6 +243,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0005_incremental", _incremental),
     ("0006_run_process", _run_process),
     ("0007_exports", _exports),
+    ("0008_sender_function", _sender_function),
 ]
 
 

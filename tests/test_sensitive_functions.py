@@ -1,0 +1,77 @@
+"""Sensitive functions through the real parts: Entra's department read with the user list,
+stored with the finding, and judged again by ``reclassify`` without Graph."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+from conftest import Sweeper, write_config
+
+from sweeper.store import migrations
+
+HONEYTRAP = "Update on your case"
+
+
+def honeytrap(sweeper: Sweeper) -> dict[str, object]:
+    return next(i for i in sweeper.incidents() if i["subject"] == HONEYTRAP)
+
+
+def test_the_senders_department_comes_from_entra_and_ranks_the_honeytrap_list(
+    sweeper: Sweeper,
+) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+
+    incident = honeytrap(sweeper)
+
+    assert incident["domains"] == 1  # work addresses at one outside organisation
+    assert incident["severity"] == "high"
+    assert "at least high: a sensitive function (department 'Investigations')" in str(
+        incident["reason"]
+    )
+    with sqlite3.connect(sweeper.db) as conn:
+        stored = conn.execute(
+            "select distinct sender_department, sender_job_title from findings "
+            "where subject = ? and mailbox = sender",
+            [HONEYTRAP],
+        ).fetchall()
+    conn.close()
+    assert stored == [("Investigations", "Detective Constable")]
+
+
+def test_reclassify_judges_the_function_again_without_graph(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    assert honeytrap(sweeper)["severity"] == "high"
+    declared = sweeper.config.read_text()
+    write_config(sweeper.config, re.sub(r"(?m)^sensitive_departments = .*$", "", declared))
+    sweeper.fake.stop()  # no Graph from here on
+
+    result = sweeper.run("reclassify")
+
+    assert result.exit_code == 0, result.output
+    after = honeytrap(sweeper)
+    assert after["severity"] == "low"  # one partner domain, nothing else said
+    assert "partner domain" in str(after["reason"])
+
+
+def test_a_database_of_the_previous_release_gains_the_columns_and_reclassifies(
+    sweeper: Sweeper,
+) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    with sqlite3.connect(sweeper.db) as conn:  # as the previous release left it
+        conn.execute("alter table findings drop column sender_department")
+        conn.execute("alter table findings drop column sender_job_title")
+        conn.execute("delete from migrations where name = '0008_sender_function'")
+    conn.close()
+
+    result = sweeper.run("reclassify")
+
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(sweeper.db) as conn:
+        columns = {row[1] for row in conn.execute("pragma table_info(findings)")}
+        applied = {row[0] for row in conn.execute("select name from migrations")}
+    conn.close()
+    assert {"sender_department", "sender_job_title"} <= columns
+    assert applied == {name for name, _ in migrations.MIGRATIONS}
+    # Findings stored before the department was read have none: judged as before it.
+    assert honeytrap(sweeper)["severity"] == "low"
