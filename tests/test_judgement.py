@@ -241,6 +241,16 @@ FUNCTION_CASES = [
          business(12, domains=3), subject="Rota", department="Finance"),
     Case("a function's mail under the threshold is still quiet", "quiet", personal(9),
          department="Investigations"),
+    Case("IICSA 2018: 90 abuse survivors in To, 52 showing full names", "critical",
+         personal(52) + [r(f"s{i}@hotmail.co.uk") for i in range(38)],
+         subject="Forthcoming hearings"),
+    Case("Central YMCA 2024: 270 on an HIV support programme in Cc", "critical", [],
+         personal(270), subject="HIV support programme: next sessions"),
+    Case("Met 2012: one batch of the survey to crime victims", "critical", personal(119),
+         subject="Victim satisfaction survey - your views", department="Victim Care"),
+    Case("a Bcc newsletter from the sexual health service", "quiet",
+         [r("newsletter@northwick.example")], [], personal(400),
+         department="Sexual Health Service"),
 ]  # fmt: skip
 
 
