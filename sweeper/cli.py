@@ -502,13 +502,13 @@ def schedule(ctx: click.Context) -> None:
     stop_on_sigterm(scheduler)
     logging.getLogger("sweeper").setLevel(logging.INFO)  # a service's log says what it does
     upcoming = next_times(cron_trigger(plan.cron, plan.timezone), datetime.now(UTC), 1)
-    log.info(
-        "sweeper schedule: '%s' in %s; next run at %s",
-        plan.cron,
-        plan.timezone,
-        upcoming[0].isoformat() if upcoming else "never",
-    )
-    try:
+    try:  # a SIGTERM from here on ends in the line below, however early it comes
+        log.info(
+            "sweeper schedule: '%s' in %s; next run at %s",
+            plan.cron,
+            plan.timezone,
+            upcoming[0].isoformat() if upcoming else "never",
+        )
         scheduler.start()
     finally:
         log.info("sweeper schedule stopped")

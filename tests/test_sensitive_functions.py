@@ -75,3 +75,18 @@ def test_a_database_of_the_previous_release_gains_the_columns_and_reclassifies(
     assert applied == {name for name, _ in migrations.MIGRATIONS}
     # Findings stored before the department was read have none: judged as before it.
     assert honeytrap(sweeper)["severity"] == "low"
+
+
+def test_the_next_digest_says_how_many_severities_reclassify_changed(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    assert sweeper.run("digest").exit_code == 0  # the period starts here
+    declared = sweeper.config.read_text()
+    write_config(sweeper.config, re.sub(r"(?m)^sensitive_departments = .*$", "", declared))
+
+    summary = sweeper.run("reclassify")
+    text = sweeper.run("digest", "--dry-run").stdout
+
+    changed = re.search(r"\((\d+) changed severity\)", summary.stdout)
+    assert changed is not None and int(changed[1]) >= 1  # the honeytrap at least
+    line = next(line for line in text.splitlines() if "Reclassified:" in line)
+    assert f"and {changed[1]} incident" in line and "changed severity" in line

@@ -18,7 +18,13 @@ from sweeper import store
 from sweeper.commands.settings import Settings
 from sweeper.errors import StorageError
 from sweeper.rules.classify import Finding, judge
-from sweeper.store.incidents import activity, assign_incidents, refresh_all
+from sweeper.store.incidents import (
+    activity,
+    assign_incidents,
+    record_rejudgement,
+    refresh_all,
+    severities,
+)
 from sweeper.store.triage import record
 
 
@@ -31,6 +37,7 @@ class ReclassifyReport:
     dropped: int = 0  # no longer at the threshold
     restored: int = 0  # qualify again
     incidents: int = 0
+    incidents_changed: int = 0  # incidents whose severity changed
     deactivated: int = 0  # incidents none of whose findings qualifies now
     reactivated: int = 0
 
@@ -39,7 +46,7 @@ class ReclassifyReport:
             f"Re-judged {self.findings} findings: {self.severity_changed} changed severity, "
             f"{self.newly_suppressed} newly suppressed, {self.no_longer_suppressed} no longer "
             f"suppressed, {self.dropped} now below the threshold, {self.restored} qualify again; "
-            f"{self.incidents} incidents recomputed"
+            f"{self.incidents} incidents recomputed ({self.incidents_changed} changed severity)"
             + (
                 f", {self.deactivated} no longer at the threshold (`sweeper incidents --all` "
                 "lists them; `sweeper purge` removes their addresses after retention)"
@@ -68,10 +75,15 @@ def reclassify(db: Database, settings: Settings) -> ReclassifyReport:
             before = store.update_judgement(db, finding_id, finding, external)
             report.findings += 1
             _count(report, before, finding)
-    active_before = activity(db)
+    active_before, severity_before = activity(db), severities(db)
     assign_incidents(db, settings.incident_window, settings.severity)
     report.incidents = refresh_all(db, settings.severity)
     _record_activity(db, active_before, report)
+    after = severities(db)
+    report.incidents_changed = sum(
+        1 for i, level in severity_before.items() if after.get(i, level) != level
+    )
+    record_rejudgement(db, report.findings, report.severity_changed, report.incidents_changed)
     return report
 
 

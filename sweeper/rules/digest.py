@@ -80,6 +80,16 @@ class TrendDay:
 
 
 @dataclass(frozen=True)
+class Rejudgement:
+    """A ``reclassify`` since the last digest: how much of the judgement it changed."""
+
+    at: str
+    findings: int
+    severity_changed: int
+    incidents_changed: int
+
+
+@dataclass(frozen=True)
 class Digest:
     created_at: str
     period_since: str | None
@@ -89,6 +99,7 @@ class Digest:
     health: Health
     trend: tuple[TrendDay, ...]
     commands: tuple[str, ...] = field(default_factory=tuple)
+    rejudgements: tuple[Rejudgement, ...] = ()  # reclassify runs since the last digest
 
     @property
     def verdict(self) -> str:

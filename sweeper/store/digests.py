@@ -15,7 +15,15 @@ from sqlite_utils import Database
 
 from sweeper.addresses import mask_address
 from sweeper.errors import DigestStatus
-from sweeper.rules.digest import Digest, FailedRun, Health, IncidentItem, TrendDay, deadline_for
+from sweeper.rules.digest import (
+    Digest,
+    FailedRun,
+    Health,
+    IncidentItem,
+    Rejudgement,
+    TrendDay,
+    deadline_for,
+)
 from sweeper.rules.severity import LEVELS
 from sweeper.rules.triage import NOT_REPORTED
 from sweeper.store.db import transaction
@@ -59,7 +67,17 @@ def build(db: Database, now: datetime, *, since: str | None = None, resend: bool
         health=_health(db, period_since, runs),
         trend=_trend(db, now),
         commands=COMMANDS,
+        rejudgements=_rejudgements(db, period_since),
     )
+
+
+def _rejudgements(db: Database, since: str | None) -> tuple[Rejudgement, ...]:
+    rows = db.query(
+        "select at, findings, severity_changed, incidents_changed from rejudgements "
+        "where at >= ? order by id",
+        [since or ""],
+    )
+    return tuple(Rejudgement(**row) for row in rows)
 
 
 Reported = int | None

@@ -345,6 +345,26 @@ def merge_into_one(db: Database, finding_ids: list[int], rule: SeverityRule, why
     return target
 
 
+def severities(db: Database) -> dict[int, str]:
+    """Each incident's severity now."""
+    return {r["id"]: r["severity"] for r in db.query("select id, severity from incidents")}
+
+
+def record_rejudgement(
+    db: Database, findings: int, severity_changed: int, incidents_changed: int
+) -> None:
+    """Remember a reclassify, for the next digest to mention."""
+    with transaction(db):
+        db.table("rejudgements").insert(
+            {
+                "at": utc_now(),
+                "findings": findings,
+                "severity_changed": severity_changed,
+                "incidents_changed": incidents_changed,
+            }
+        )
+
+
 def activity(db: Database) -> dict[int, tuple[bool, str]]:
     """Each incident not purged: whether it is active, and its status."""
     rows = db.query("select id, active, status from incidents where purged_at is null")

@@ -235,6 +235,14 @@ def _sender_function(db: Database) -> None:
     findings.add_column("sender_job_title", str)
 
 
+def _rejudgements(db: Database) -> None:
+    # Each reclassify, so that the next digest says how many severities it changed.
+    db.table("rejudgements").create(
+        {"id": int, "at": str, "findings": int, "severity_changed": int, "incidents_changed": int},
+        pk="id",
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -244,6 +252,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0006_run_process", _run_process),
     ("0007_exports", _exports),
     ("0008_sender_function", _sender_function),
+    ("0009_rejudgements", _rejudgements),
 ]
 
 
@@ -259,6 +268,7 @@ TABLES = (
     "digest_items",
     "incident_history",
     "exports",
+    "rejudgements",
 )
 
 
