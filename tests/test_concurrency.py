@@ -328,7 +328,7 @@ def test_two_real_sweeps_at_once_store_what_one_clean_sweep_stores(
 ) -> None:
     clean = sweeper.env(SWEEPER_DB=str(tmp_path / "clean.db"))
     assert sweeper.run("sweep", env=clean).exit_code == 0
-    sweeper.fake.latency = 0.5  # each sweep lasts seconds: the two overlap even on a busy machine
+    sweeper.fake.latency = 1.0  # each sweep lasts seconds: the two overlap even on a busy machine
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **sweeper.env()}
     command = [str(Path(sys.executable).with_name("sweeper")), "sweep"]
     sweeps = [

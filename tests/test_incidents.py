@@ -15,14 +15,16 @@ from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, late_batch, write_con
 from sweeper.fakegraph.tenant import recipient
 from sweeper.present.output import INCIDENT_COLUMNS
 from sweeper.rules.incidents import (
+    EarlierList,
     Group,
     Member,
     MessageFigures,
     normalise_subject,
     place,
+    repeat_of,
     summarise,
 )
-from sweeper.rules.severity import SeverityRule
+from sweeper.rules.severity import LEVELS, SeverityRule
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
@@ -334,3 +336,65 @@ def test_outlooks_recall_message_joins_its_incident_and_counts_nobody_twice(
     assert len(clinic) == 1
     assert clinic[0]["messages"] == 2
     assert clinic[0]["unique_exposed"] == clinic[0]["largest_batch"]  # the same people
+
+
+def _earlier(incident_id: int, breach: bool, addresses: set[str]) -> EarlierList:
+    return EarlierList(incident_id, "2026-11-03", breach, frozenset(addresses))
+
+
+LIST = {f"p{i}@gmail.com" for i in range(20)}
+
+
+@pytest.mark.parametrize(
+    ("earlier", "expected"),
+    [
+        ([], None),
+        (
+            [_earlier(41, False, LIST)],
+            "repeat of incident 41, closed as not a breach on 2026-11-03",
+        ),
+        ([_earlier(41, False, set(list(LIST)[:16]))], "repeat of incident 41"),  # 80% in common
+        ([_earlier(41, False, set(list(LIST)[:15]))], None),  # 75%: a changed list, judged afresh
+        ([_earlier(41, True, LIST)], None),  # closed as a breach: never lowered
+        ([_earlier(41, False, LIST), _earlier(42, True, LIST)], None),
+    ],
+)
+def test_a_repeat_of_a_list_closed_as_not_a_breach_is_named(
+    earlier: list[EarlierList], expected: str | None
+) -> None:
+    found = repeat_of(LIST, earlier)
+    assert (found is None) == (expected is None)
+    if expected:
+        assert found is not None and found.startswith(expected)
+
+
+def test_a_list_the_dpo_closed_as_not_a_breach_ranks_lower_when_sent_again(
+    sweeper: Sweeper,
+) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    clinic = next(i for i in sweeper.incidents() if i["subject"] == "Clinic newsletter")
+    for status in ("acknowledged", "false_positive", "closed"):
+        step = sweeper.run(
+            "incident", "set", str(clinic["id"]), status, "--note", "ok", "--by", "DPO"
+        )
+        assert step.exit_code == 0, step.output
+    sender = sweeper.fake.tenant.user("clinic.bookings@northwick.example")
+    assert sender is not None
+    again = dict(sender.sent[0])
+    sent = datetime.fromisoformat(again["sentDateTime"]) + timedelta(minutes=40)
+    again.update(
+        id="AAMkAGagain",
+        internetMessageId="<again-1@northwick.example>",
+        subject="Clinic newsletter - December",
+        conversationId="conv-again",
+        sentDateTime=sent.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    sender.sent.insert(0, again)
+
+    assert sweeper.run("sweep", "--since", "2d").exit_code == 0  # back over the new mail
+
+    repeat = next(i for i in sweeper.incidents() if i["subject"] == "Clinic newsletter - December")
+    assert (
+        f"lower: repeat of incident {clinic['id']}, closed as not a breach on" in repeat["reason"]
+    )
+    assert LEVELS.index(repeat["severity"]) == LEVELS.index(clinic["severity"]) - 1

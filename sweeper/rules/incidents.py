@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sweeper.rules.severity import SeverityRule, exposure_of, grade, reveals_name
+from sweeper.rules.severity import LEVELS, SeverityRule, exposure_of, grade, reveals_name
 
 _PREFIXES = re.compile(
     # Replies and forwards in several languages, and Outlook's recall message ("Recall:"),
@@ -133,19 +133,61 @@ class Summary:
     suppressed: bool
 
 
+REPEAT_SHARE = 0.8  # "substantially the same list": this share of both lists in common
+
+
+@dataclass(frozen=True)
+class EarlierList:
+    """An earlier incident of the same sender that the DPO has closed, and its list."""
+
+    incident_id: int
+    closed_on: str  # a date
+    breach: bool  # closed as a breach (notified or reported), or as not a breach
+    addresses: frozenset[str]
+
+
+def repeat_of(addresses: Iterable[str], earlier: Iterable[EarlierList]) -> str | None:
+    """Why this list ranks one step lower, or None: it repeats a list closed as not a breach.
+
+    Substantially the same list: at least :data:`REPEAT_SHARE` of each list is in the other.
+    A list closed as a breach and sent again is never lowered, even if another earlier copy
+    was judged not a breach.
+    """
+    mine = frozenset(a.lower() for a in addresses)
+    same = [
+        e
+        for e in earlier
+        if mine
+        and e.addresses
+        and len(mine & e.addresses) >= REPEAT_SHARE * max(len(mine), len(e.addresses))
+    ]
+    if not same or any(e.breach for e in same):
+        return None
+    last = max(same, key=lambda e: e.closed_on)
+    return f"repeat of incident {last.incident_id}, closed as not a breach on {last.closed_on}"
+
+
 def summarise(
     messages: Sequence[MessageFigures],
     addresses: Iterable[tuple[str, str | None]],
     subject: str,
     rule: SeverityRule,
+    earlier: Iterable[EarlierList] = (),
 ) -> Summary:
-    """An incident's figures over all its messages; ``addresses`` may repeat an address."""
+    """An incident's figures over all its messages; ``addresses`` may repeat an address.
+
+    ``earlier``: the same sender's incidents the DPO closed, for the repeat step.
+    """
     names: dict[str, bool] = {}
     for address, name in addresses:
         names[address] = names.get(address, False) or reveals_name(address, name)
     function = next((m.function for m in messages if m.function), None)
     exposure = exposure_of(names, subject, any(m.bcc_used for m in messages), rule, function)
     severity, reason = grade(exposure, rule)
+    repeat = repeat_of(names, earlier)
+    if repeat and severity != LEVELS[0]:
+        severity = LEVELS[LEVELS.index(severity) - 1]
+        reason = f"{reason[:-1]}; lower: {repeat})"
     times = sorted(m.sent_at for m in messages if m.sent_at)
     unique_messages = {m.key: m for m in messages}
     return Summary(

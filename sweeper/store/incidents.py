@@ -14,6 +14,7 @@ from sqlite_utils import Database
 
 from sweeper.rules.classify import Finding
 from sweeper.rules.incidents import (
+    EarlierList,
     Group,
     Member,
     MessageFigures,
@@ -193,7 +194,8 @@ def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None
         )
     ]
     founder = rows[0]
-    summary = summarise(messages, addresses, founder["subject"] or "", rule)
+    earlier = closed_lists(db, founder["sender"], incident_id)
+    summary = summarise(messages, addresses, founder["subject"] or "", rule, earlier)
     db.table("incidents").update(
         incident_id,
         {
@@ -206,6 +208,38 @@ def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None
             "updated_at": utc_now(),
         },
     )
+
+
+def closed_lists(db: Database, sender: str | None, incident_id: int) -> list[EarlierList]:
+    """The sender's other incidents the DPO closed (addresses not purged), with their lists.
+
+    Not a breach: closed after being marked a false positive. A breach: closed after the
+    people or the authority were notified.
+    """
+    lists = []
+    for row in db.query(
+        "select i.id, (select substr(max(h.at), 1, 10) from incident_history h "
+        "where h.incident_id = i.id and h.to_status = 'closed') as closed_on, "
+        "exists (select 1 from incident_history h where h.incident_id = i.id "
+        "and h.to_status in ('notified', 'reported_to_authority')) as breach, "
+        "exists (select 1 from incident_history h where h.incident_id = i.id "
+        "and h.to_status = 'false_positive') as dismissed "
+        "from incidents i where i.sender = ? and i.id != ? and i.status = 'closed' "
+        "and i.purged_at is null",
+        [sender, incident_id],
+    ):
+        if not (row["breach"] or row["dismissed"]):
+            continue
+        addresses = frozenset(
+            r["address"]
+            for r in db.query(
+                "select distinct a.address from finding_addresses a join findings f "
+                "on f.id = a.finding_id where f.incident_id = ? and a.external = 1",
+                [row["id"]],
+            )
+        )
+        lists.append(EarlierList(row["id"], row["closed_on"], bool(row["breach"]), addresses))
+    return lists
 
 
 def list_incidents(
