@@ -7,10 +7,8 @@ Exit codes: 0 all mailboxes swept; 1 some mailboxes failed (recorded, the rest s
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +30,7 @@ from sweeper.errors import (
     ConfigError,
     StorageError,
     SweeperError,
+    describe_failure,
 )
 from sweeper.files import check_out_path, write_private
 from sweeper.present import output
@@ -141,34 +140,6 @@ def say(text: str) -> None:
     move the cursor or recolour the screen (see :func:`sweeper.present.escape.terminal`).
     """
     click.echo("\n".join(terminal(line) for line in text.split("\n")))
-
-
-def describe_failure(exc: BaseException) -> tuple[str, int]:
-    """One line for the user and the exit code, for any exception a command let out."""
-    if isinstance(exc, SweeperError):
-        return str(exc), exc.exit_code
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        where = f" writing {exc.filename}" if exc.filename else ""
-        return f"no space left on the disk{where}; nothing more was written", EXIT_FAILED
-    if isinstance(exc, sqlite3.OperationalError):
-        text = str(exc)
-        if "full" in text:
-            return "the database's disk is full; the last changes were not stored", EXIT_FAILED
-        if "locked" in text or "busy" in text:
-            return (
-                "the database stayed busy (another sweeper command is writing); try again",
-                EXIT_FAILED,
-            )
-        return f"the database could not be used: {text}", EXIT_FAILED
-    if isinstance(exc, sqlite3.DatabaseError):
-        return f"the database is damaged or not sweeper's: {exc}", EXIT_CONFIG
-    if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"{exc.strerror or exc}{where}", EXIT_FAILED
-    if isinstance(exc, OverflowError):
-        return f"a value is too large: {exc}", EXIT_CONFIG
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"internal error: {type(exc).__name__}: {first}".rstrip(": "), EXIT_FAILED
 
 
 def _configure_logging(verbose: int, fmt: str) -> None:

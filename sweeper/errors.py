@@ -20,13 +20,15 @@
 
 Exit code 1 is never an error's: it is a run that finished with some mailboxes failed
 (:func:`exit_code_for` turns a finished run's statuses into its code).
-The command line turns any exception into one line and ``exit_code`` (see
-:func:`sweeper.cli.main`); anything not raised on purpose is reported as an internal error
-(exit 3), with its traceback at ``-vv``.
+:func:`describe_failure` turns any exception into one line and its exit code (the command
+line and the scheduler use it); anything not raised on purpose is reported as an internal
+error (exit 3), with its traceback at ``-vv``.
 """
 
 from __future__ import annotations
 
+import errno
+import sqlite3
 from typing import Literal
 
 EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_FAILED = 0, 1, 2, 3
@@ -139,3 +141,31 @@ class MailboxNotEnabled(GraphError):
 
 class MailboxFailed(GraphError):
     """One mailbox could not be read to the end of the window."""
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """One line for the user and the exit code, for any exception a command let out."""
+    if isinstance(exc, SweeperError):
+        return str(exc), exc.exit_code
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return f"no space left on the disk{where}; nothing more was written", EXIT_FAILED
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc)
+        if "full" in text:
+            return "the database's disk is full; the last changes were not stored", EXIT_FAILED
+        if "locked" in text or "busy" in text:
+            return (
+                "the database stayed busy (another sweeper command is writing); try again",
+                EXIT_FAILED,
+            )
+        return f"the database could not be used: {text}", EXIT_FAILED
+    if isinstance(exc, sqlite3.DatabaseError):
+        return f"the database is damaged or not sweeper's: {exc}", EXIT_CONFIG
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}", EXIT_FAILED
+    if isinstance(exc, OverflowError):
+        return f"a value is too large: {exc}", EXIT_CONFIG
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"internal error: {type(exc).__name__}: {first}".rstrip(": "), EXIT_FAILED

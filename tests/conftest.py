@@ -6,7 +6,8 @@ Every test gets its own server and database, so faults and data never leak betwe
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -89,6 +90,15 @@ class Sweeper:
 
     def incidents(self, *args: str) -> list[dict[str, Any]]:
         return self.listing("incidents", *args)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """What the database holds, read as the tests check it: rows by column name."""
+        conn = sqlite3.connect(self.db)
+        conn.row_factory = sqlite3.Row
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
 
     def listing(self, command: str, *args: str) -> list[dict[str, Any]]:
         result = self.run(command, "--format", "json", *args)

@@ -251,6 +251,8 @@ def full_disk(outside: Sweeper, tmp_path: Path) -> Iterator[Path]:
         text=True,
     )
     if done.returncode != 0:
+        # Only a real full disk shows what SQLite does then, and only root may mount one;
+        # test_errors.py's injected ENOSPC covers writing files on any machine.
         pytest.skip(f"a tmpfs cannot be mounted here ({done.stderr.strip()}); needs root")
     try:
         yield mount

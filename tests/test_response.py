@@ -23,12 +23,7 @@ SURVEY = "Victim satisfaction survey - your views"
 
 
 def db_rows(sweeper: Sweeper, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(sweeper.db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    return sweeper.rows(sql, params)
 
 
 def incidents(sweeper: Sweeper, *args: str) -> list[dict[str, Any]]:

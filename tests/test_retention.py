@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from conftest import Sweeper
@@ -19,13 +18,11 @@ def close(sweeper: Sweeper, incident_id: int) -> None:
 
 
 def addresses_of(sweeper: Sweeper, incident_id: int) -> int:
-    with sqlite3.connect(sweeper.db) as conn:
-        row = conn.execute(
-            "select count(*) from finding_addresses a join findings f on f.id = a.finding_id "
-            "where f.incident_id = ?",
-            [incident_id],
-        ).fetchone()
-    conn.close()
+    [row] = sweeper.rows(
+        "select count(*) from finding_addresses a join findings f on f.id = a.finding_id "
+        "where f.incident_id = ?",
+        [incident_id],
+    )
     return int(row[0])
 
 
@@ -82,9 +79,7 @@ def test_an_export_to_stdout_is_not_recorded(sweeper: Sweeper) -> None:
 
     assert sweeper.run("incident", "export", str(survey["id"]), "--out", "-").exit_code == 0
 
-    with sqlite3.connect(sweeper.db) as conn:
-        assert conn.execute("select count(*) from exports").fetchone() == (0,)
-    conn.close()
+    assert sweeper.rows("select count(*) from exports")[0][0] == 0
 
 
 def test_incidents_reclassify_retires_are_listed_with_all_recorded_and_purged(

@@ -29,14 +29,12 @@ def test_the_senders_department_comes_from_entra_and_ranks_the_honeytrap_list(
     assert "at least high: a sensitive function (department 'Investigations')" in str(
         incident["reason"]
     )
-    with sqlite3.connect(sweeper.db) as conn:
-        stored = conn.execute(
-            "select distinct sender_department, sender_job_title from findings "
-            "where subject = ? and mailbox = sender",
-            [HONEYTRAP],
-        ).fetchall()
-    conn.close()
-    assert stored == [("Investigations", "Detective Constable")]
+    stored = sweeper.rows(
+        "select distinct sender_department, sender_job_title from findings "
+        "where subject = ? and mailbox = sender",
+        [HONEYTRAP],
+    )
+    assert [tuple(row) for row in stored] == [("Investigations", "Detective Constable")]
 
 
 def test_reclassify_judges_the_function_again_without_graph(sweeper: Sweeper) -> None:
@@ -67,10 +65,8 @@ def test_a_database_of_the_previous_release_gains_the_columns_and_reclassifies(
     result = sweeper.run("reclassify")
 
     assert result.exit_code == 0, result.output
-    with sqlite3.connect(sweeper.db) as conn:
-        columns = {row[1] for row in conn.execute("pragma table_info(findings)")}
-        applied = {row[0] for row in conn.execute("select name from migrations")}
-    conn.close()
+    columns = {row[1] for row in sweeper.rows("pragma table_info(findings)")}
+    applied = {row[0] for row in sweeper.rows("select name from migrations")}
     assert {"sender_department", "sender_job_title"} <= columns
     assert applied == {name for name, _ in migrations.MIGRATIONS}
     # Findings stored before the department was read have none: judged as before it.
