@@ -590,7 +590,7 @@ def incident_show(ctx: click.Context, incident_id: int) -> None:
 
     settings = _settings(ctx, need_graph=False)
     db = _existing_db(ctx, settings)
-    click.echo(describe(incident_view(db, incident_id), settings.own_domains))
+    click.echo(describe(incident_view(db, incident_id), settings.own_domains, settings.timezone))
 
 
 @incident.command("set")
@@ -661,8 +661,8 @@ def incident_report(ctx: click.Context, incident_id: int, fmt: str, out: Path | 
     if out is not None:
         check_out_path(out, _protected(settings))
     db = _existing_db(ctx, settings)
-    sheet = worksheet(db, incident_id, settings.severity)
-    text = render_worksheet(sheet, fmt, settings.own_domains)
+    sheet = worksheet(db, incident_id, settings.severity, now=datetime.now(UTC))
+    text = render_worksheet(sheet, fmt, settings.own_domains, settings.timezone)
     if out is None:
         click.echo(text, nl=False)
     else:

@@ -1,12 +1,17 @@
-"""Reading the moments users type: ``2026-11-01``, ``2026-11-01T08:00+01:00``, ``36h``, ``7d``.
+"""Reading the moments users type: ``2026-11-01``, ``2026-11-01T08:00+01:00``, ``36h``, ``7d``;
+and the organisation's time zone, in which moments are shown to people.
 
 Everything becomes an aware datetime in UTC; a date or time without a zone is taken as UTC.
+sweeper stores UTC only: a zone is applied when a moment is shown.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sweeper.errors import ConfigError
 
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # how sweeper writes every moment: UTC, to the second
 
@@ -71,3 +76,29 @@ def _span(text: str, amount: int, unit: str) -> timedelta:
     if span is None or span > LONGEST:
         raise ValueError(f"{text!r} is too long: at most {LONGEST.days} days")
     return span
+
+
+def time_zone(name: str, setting: str) -> ZoneInfo:
+    """The IANA zone ``name`` (``Europe/London``); ConfigError naming ``setting`` if unknown.
+
+    Zones come from the system's database, else from the ``tzdata`` package.
+    """
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError, TypeError, AttributeError):
+        raise ConfigError(
+            setting, f"{name!r} is not an IANA time zone (for example Europe/London or UTC)"
+        ) from None
+
+
+def shown_in(value: str | None, zone: str = "UTC") -> str:
+    """``2026-11-21T16:31:02Z`` → ``21 Nov 2026 16:31 UTC``, or in ``zone`` with its name
+    and its offset from UTC beside it: ``21 Nov 2026 17:31 Europe/Paris (+01:00)``."""
+    if not value:
+        return "unknown"
+    moment = datetime.fromisoformat(value)
+    if zone == "UTC":
+        return moment.astimezone(UTC).strftime("%d %b %Y %H:%M UTC").lstrip("0")
+    local = moment.astimezone(ZoneInfo(zone))
+    offset = local.strftime("%z")
+    return f"{local:%d %b %Y %H:%M}".lstrip("0") + f" {zone} ({offset[:3]}:{offset[3:]})"

@@ -100,6 +100,17 @@ class Sweeper:
         finally:
             conn.close()
 
+    def as_before(self, migration: str, table: str, columns: Sequence[str]) -> None:
+        """Leave the database as the release before ``migration`` did: its columns gone."""
+        conn = sqlite3.connect(self.db)
+        try:
+            with conn:
+                for column in columns:
+                    conn.execute(f"alter table {table} drop column {column}")
+                conn.execute("delete from migrations where name = ?", [migration])
+        finally:
+            conn.close()
+
     def listing(self, command: str, *args: str) -> list[dict[str, Any]]:
         result = self.run(command, "--format", "json", *args)
         assert result.exit_code == 0, result.output

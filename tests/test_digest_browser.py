@@ -1,4 +1,5 @@
-"""The digest as a person sees it: rendered by a real Chromium at desktop and phone widths.
+"""The digest and the breach worksheet as a person sees them: rendered by a real Chromium at
+desktop and phone widths.
 
 CI installs Chromium from Debian's packages (see .ci/run). Elsewhere, without a Chromium,
 these tests are skipped with a message saying how to install one.
@@ -36,6 +37,16 @@ OVERFLOW = """
 @pytest.fixture
 def browser(digest_file: Path) -> Iterator[Any]:
     """Started after the digest is made: Playwright keeps an event loop in this thread."""
+    yield from chromium()
+
+
+@pytest.fixture
+def worksheet_browser(worksheet_file: Path) -> Iterator[Any]:
+    """Started after the worksheet is made, as :func:`browser`."""
+    yield from chromium()
+
+
+def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -61,6 +72,24 @@ def digest_file(sweeper: Sweeper, tmp_path: Path) -> Path:
     assert sweeper.run("sweep").exit_code == 0
     out = tmp_path / "digest.html"
     assert sweeper.run("digest", "--out", str(out)).exit_code == 0
+    return out
+
+
+@pytest.fixture
+def worksheet_file(sweeper: Sweeper, tmp_path: Path) -> Path:
+    """The worksheet of the 2012 survey replay, confirmed as a breach, in the UK's zone."""
+    text = sweeper.config.read_text()
+    sweeper.config.write_text(
+        text.replace("[organisation]", '[organisation]\ntimezone = "Europe/London"')
+    )
+    assert sweeper.run("sweep").exit_code == 0
+    survey = next(i["id"] for i in sweeper.incidents() if i["subject"].startswith("Victim sat"))
+    for status in ("acknowledged", "confirmed"):
+        step = ("incident", "set", str(survey), status, "--note", "n", "--by", "DPO")
+        assert sweeper.run(*step).exit_code == 0
+    out = tmp_path / "worksheet.html"
+    result = sweeper.run("incident", "report", str(survey), "--format", "html", "--out", str(out))
+    assert result.exit_code == 0, result.output
     return out
 
 
@@ -90,4 +119,27 @@ def test_the_verdict_is_the_first_thing_on_a_phone(browser: Any, digest_file: Pa
     assert box is not None and box["y"] < 100
     cards = page.locator("text=/Incident \\d+:/").count()
     assert cards >= 8
+    page.close()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 900), (375, 740)])
+def test_the_worksheet_fits_the_screen_and_shows_both_deadlines(
+    worksheet_browser: Any, worksheet_file: Path, width: int, height: int
+) -> None:
+    page = worksheet_browser.new_page(viewport={"width": width, "height": height})
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(worksheet_file.as_uri())
+
+    layout = page.evaluate(OVERFLOW)
+    clock = page.locator("tr.clock").all_inner_texts()
+
+    assert layout["scroll"] <= width, layout
+    assert requests == [worksheet_file.as_uri()]
+    assert len(clock) == 2
+    assert clock[0].startswith("Deadline, conservative (72 hours from detection)")
+    assert clock[1].startswith("Deadline from confirmation (72 hours)")
+    assert all(text.endswith("Europe/London (+00:00)") for text in clock)
+    headings = page.locator("h2").all_inner_texts()
+    assert headings[1] == "2. Timeline and the Article 33 clock" and len(headings) == 8
     page.close()

@@ -66,7 +66,13 @@ def azurite(tmp_path: Path) -> Iterator[str]:
         )
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(10)
+        except (
+            subprocess.TimeoutExpired
+        ):  # it keeps nothing on disk: stopping it hard loses nothing
+            process.kill()
+            process.wait(10)
 
 
 def location(connection: str) -> BlobLocation:

@@ -225,10 +225,14 @@ def test_the_worksheet_figures_match_the_incident(sweeper: Sweeper) -> None:
     assert f"# Personal data breach worksheet: incident {survey['id']}" in markdown
     assert "- Email addresses: 1136 people." in markdown
     assert f"- Names: {survey['named_addresses']} addresses reveal a name" in markdown
-    assert "the subject mentions victim, survey" in markdown
-    assert "- People concerned: about 1136" in markdown
+    assert "- What being on the list implies: that they are victims of a crime" in markdown
+    assert "- People concerned: 1136 (unique external addresses" in markdown
     assert "- Records concerned: 1136" in markdown
-    assert f"{deadline:%d %b %Y %H:%M UTC}".lstrip("0") in markdown
+    assert "- victims of crime or abuse **[DPO to confirm]**" in markdown
+    assert (
+        "- Deadline, conservative (72 hours from detection): "
+        + f"{deadline:%d %b %Y %H:%M UTC}".lstrip("0")
+    ) in markdown
     assert "A. DPO: new → acknowledged: Recall requested from all recipients" in markdown
     assert markdown.count("[DPO to complete]") >= 3
     html = sweeper.run("incident", "report", str(survey["id"]), "--format", "html").output

@@ -4,7 +4,6 @@ stored with the finding, and judged again by ``reclassify`` without Graph."""
 from __future__ import annotations
 
 import re
-import sqlite3
 
 from conftest import Sweeper, write_config
 
@@ -56,11 +55,7 @@ def test_a_database_of_the_previous_release_gains_the_columns_and_reclassifies(
     sweeper: Sweeper,
 ) -> None:
     assert sweeper.run("sweep").exit_code == 0
-    with sqlite3.connect(sweeper.db) as conn:  # as the previous release left it
-        conn.execute("alter table findings drop column sender_department")
-        conn.execute("alter table findings drop column sender_job_title")
-        conn.execute("delete from migrations where name = '0008_sender_function'")
-    conn.close()
+    sweeper.as_before("0008_sender_function", "findings", ["sender_department", "sender_job_title"])
 
     result = sweeper.run("reclassify")
 

@@ -68,7 +68,8 @@ def run_digest(
                 "nothing", "Nothing new: no all clear sent (digest.all_clear = false).", digest
             )
     internal = (*store.verified_domains(db), *settings.own_domains)  # addresses shown whole
-    html, text = render_html(digest, internal), render_text(digest, internal)
+    zone = settings.timezone
+    html, text = render_html(digest, internal, zone), render_text(digest, internal, zone)
     if dry_run:
         return Outcome("dry-run", digest.verdict, digest, text=text)
     path = write_private(

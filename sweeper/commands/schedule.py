@@ -19,13 +19,13 @@ from collections.abc import Callable
 from datetime import datetime
 from types import FrameType
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from sweeper.errors import ConfigError
+from sweeper.when import time_zone
 
 log = logging.getLogger(__name__)
 JOB_ID = "nightly"
@@ -57,10 +57,7 @@ def _days(field: str) -> str:
 
 def cron_trigger(expression: str, timezone: str) -> CronTrigger:
     """A trigger for a five-field crontab expression in an explicit IANA time zone."""
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError("schedule.timezone", f"{timezone!r} is not an IANA time zone") from None
+    zone = time_zone(timezone, "schedule.timezone")
     fields = expression.split()
     if len(fields) != 5:
         raise ConfigError("schedule.cron", f"{expression!r} needs five fields: m h dom mon dow")

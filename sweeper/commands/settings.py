@@ -30,6 +30,7 @@ from sweeper.graph.endpoints import CLOUDS, SignIn
 from sweeper.rules.allow import AllowRule
 from sweeper.rules.classify import Policy
 from sweeper.rules.severity import BUSINESS_CAPS, DETECTION_THRESHOLD, SeverityRule
+from sweeper.when import time_zone
 
 DEFAULT_DATABASE = "sweeper.db"
 
@@ -47,7 +48,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "client_id": str,
         "timeout_seconds": (int, float),
     },
-    "organisation": {"own_domains": list},
+    "organisation": {"own_domains": list, "timezone": str},
     "detection": {"min_visible_external": int},
     "sweep": {
         "window_hours": (int, float),
@@ -148,6 +149,7 @@ class Settings:
     client_id: str | None = None
     timeout: float = 60.0  # seconds Graph may take to answer one request
     own_domains: tuple[str, ...] = ()
+    timezone: str = "UTC"  # IANA zone in which reports show moments; stored moments are UTC
     min_visible_external: int = DETECTION_THRESHOLD
     window: timedelta = timedelta(hours=24)
     overlap: timedelta = timedelta(minutes=15)
@@ -231,6 +233,8 @@ def load_settings(
         1,
     )
     incidents = raw.get("incidents", {})
+    zone = raw.get("organisation", {}).get("timezone", DEFAULTS.timezone)
+    time_zone(zone, "organisation.timezone")
     return Settings(
         cloud=cloud,
         graph_url=graph_url,
@@ -244,6 +248,7 @@ def load_settings(
         own_domains=_domains(
             "organisation.own_domains", raw.get("organisation", {}).get("own_domains", [])
         ),
+        timezone=zone,
         min_visible_external=threshold,
         window=timedelta(
             hours=_positive(
@@ -275,7 +280,7 @@ def load_settings(
             )
         ),
         digest=_digest(raw.get("digest", {}), path),
-        schedule=_schedule(raw.get("schedule", {})),
+        schedule=_schedule(raw.get("schedule", {}), zone),
         retention=timedelta(
             days=_int_between(
                 "retention.addresses_days",
@@ -699,13 +704,14 @@ def _digest(raw: dict[str, Any], config_path: Path | None) -> DigestSettings:
     )
 
 
-def _schedule(raw: dict[str, Any]) -> ScheduleSettings:
+def _schedule(raw: dict[str, Any], organisation_zone: str) -> ScheduleSettings:
+    """``[schedule]``; its zone is the organisation's unless it names one."""
     from sweeper.commands.schedule import cron_trigger  # checks the expression and the zone
 
     default = ScheduleSettings()
     settings = ScheduleSettings(
         cron=raw.get("cron", default.cron),
-        timezone=raw.get("timezone", default.timezone),
+        timezone=raw.get("timezone", organisation_zone),
         misfire_grace_minutes=_int_between(
             "schedule.misfire_grace_minutes",
             raw.get("misfire_grace_minutes", default.misfire_grace_minutes),

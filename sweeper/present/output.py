@@ -46,6 +46,8 @@ INCIDENT_COLUMNS = (
     "suppressed",
     "status",
     "active",
+    "detected_at",
+    "confirmed_at",
 )
 
 

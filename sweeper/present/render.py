@@ -21,12 +21,14 @@ value into finished text (a test keeps the templates free of them).
 The organisation's domains reach ``finalize`` as a variable of the render
 (:data:`INTERNAL`); a render without it masks every address. As a second line, the whole
 rendered text is masked once more (masking is idempotent).
+
+Moments are stored in UTC and shown by the ``when`` filter in the organisation's time zone
+(``organisation.timezone``, the render variable :data:`ZONE`), the zone named beside each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any
 
 import css_inline
@@ -36,16 +38,22 @@ from markupsafe import Markup, escape
 
 from sweeper.present.escape import internal_domains, mark_bidi, markdown, mask_addresses, one_line
 from sweeper.rules.digest import Digest
+from sweeper.when import shown_in
 
 INTERNAL = "sweeper_internal_domains"
 """The render variable holding the organisation's domains (normalised), for masking."""
+ZONE = "sweeper_time_zone"
+"""The render variable holding the IANA zone moments are shown in."""
 
 
-def when(value: str | None) -> str:
-    """``2026-11-21T16:31:02Z`` → ``21 Nov 2026 16:31 UTC``."""
-    if not value:
-        return "unknown"
-    return datetime.fromisoformat(value).strftime("%d %b %Y %H:%M UTC").lstrip("0")
+def when(value: str | None, zone: str = "UTC") -> str:
+    """``2026-11-21T16:31:02Z`` → ``21 Nov 2026 16:31 UTC`` (see :func:`sweeper.when.shown_in`)."""
+    return shown_in(value, zone)
+
+
+@pass_context
+def _when(context: Context, value: str | None) -> str:
+    return shown_in(value, context.get(ZONE) or "UTC")
 
 
 def _html(text: str) -> str:
@@ -94,7 +102,7 @@ def environment() -> Environment:
         keep_trailing_newline=True,
         finalize=finalize,
     )
-    env.filters["when"] = when
+    env.filters["when"] = _when
     return env
 
 
@@ -102,18 +110,21 @@ TEMPLATES = environment()
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
 
-def render(name: str, internal: Iterable[str] = (), **values: Any) -> str:
-    """Template ``name`` rendered with ``values``; addresses outside ``internal`` masked."""
+def render(name: str, internal: Iterable[str] = (), zone: str = "UTC", **values: Any) -> str:
+    """Template ``name`` rendered with ``values``; addresses outside ``internal`` masked,
+    moments shown in ``zone``."""
     domains = internal_domains(internal)
-    text = TEMPLATES.get_template(name).render(**values, **{INTERNAL: domains})
+    text = TEMPLATES.get_template(name).render(**values, **{INTERNAL: domains, ZONE: zone})
     return mask_addresses(text, domains)
 
 
-def render_html(digest: Digest, internal: Iterable[str] = ()) -> str:
-    """The digest's HTML, CSS inlined; ``internal``: the domains whose addresses stay whole."""
-    return str(_INLINER.inline(render("digest.html.j2", internal, digest=digest)))
+def render_html(digest: Digest, internal: Iterable[str] = (), zone: str = "UTC") -> str:
+    """The digest's HTML, CSS inlined; ``internal``: the domains whose addresses stay whole;
+    ``zone``: the IANA zone its moments are shown in."""
+    return str(_INLINER.inline(render("digest.html.j2", internal, zone, digest=digest)))
 
 
-def render_text(digest: Digest, internal: Iterable[str] = ()) -> str:
-    """The digest's plain-text alternative; ``internal`` as for :func:`render_html`."""
-    return render("digest.txt.j2", internal, digest=digest)
+def render_text(digest: Digest, internal: Iterable[str] = (), zone: str = "UTC") -> str:
+    """The digest's plain-text alternative; ``internal`` and ``zone`` as for
+    :func:`render_html`."""
+    return render("digest.txt.j2", internal, zone, digest=digest)

@@ -15,8 +15,9 @@ from typing import Any
 from sweeper.addresses import mask_address
 from sweeper.present.escape import internal_domains, mask_addresses, terminal
 from sweeper.present.output import as_csv, as_json
-from sweeper.present.render import render, when
+from sweeper.present.render import render
 from sweeper.store.response import IncidentView, Worksheet
+from sweeper.when import shown_in
 
 PEOPLE_COLUMNS = ("address", "name", "field", "messages", "message_ids", "first_sent_at")
 
@@ -29,22 +30,29 @@ def export_people(rows: list[dict[str, Any]], fmt: str) -> str:
     return as_csv(PEOPLE_COLUMNS, flat)
 
 
-def render_worksheet(sheet: Worksheet, fmt: str, own_domains: Iterable[str] = ()) -> str:
-    """The worksheet as Markdown (``md``) or HTML; addresses outside the organisation masked.
+def render_worksheet(
+    sheet: Worksheet, fmt: str, own_domains: Iterable[str] = (), zone: str = "UTC"
+) -> str:
+    """The worksheet as Markdown (``md``) or HTML; addresses outside the organisation masked,
+    moments in the IANA ``zone``.
 
     The organisation is the sheet's verified domains plus ``own_domains`` (the setting).
     """
-    return render(f"worksheet.{fmt}.j2", (*sheet.internal, *own_domains), w=sheet)
+    return render(f"worksheet.{fmt}.j2", (*sheet.internal, *own_domains), zone, w=sheet)
 
 
-def describe(view: IncidentView, own_domains: Iterable[str] = ()) -> str:
-    """``incident show``: figures, reason, messages and history, safe for a terminal.
+def describe(view: IncidentView, own_domains: Iterable[str] = (), zone: str = "UTC") -> str:
+    """``incident show``: figures, reason, messages and history, safe for a terminal, moments
+    in the IANA ``zone``.
 
     Samples are masked; so is any address outside the organisation (the verified domains
     recorded by the sweep plus ``own_domains``) in a subject, a sender or a note. Message ids are
     shown whole, as ``sweeper lookup`` needs them.
     """
     internal = internal_domains((*view.internal, *own_domains))
+
+    def when(value: str | None) -> str:
+        return shown_in(value, zone)
 
     def shown(text: str) -> str:
         return terminal(mask_addresses(text, internal))
@@ -57,7 +65,8 @@ def describe(view: IncidentView, own_domains: Iterable[str] = ()) -> str:
         f"  Subject:  {row['subject']}",
         f"  Sender:   {row['sender']}",
         f"  Sent:     {when(row['first_sent_at'])} to {when(row['last_sent_at'])}",
-        f"  Detected: {when(row['created_at'])}",
+        f"  Detected: {when(row['detected_at'])}"
+        + (f"; breach confirmed {when(row['confirmed_at'])}" if row["confirmed_at"] else ""),
         f"  Exposed:  {row['unique_exposed']} unique addresses in {row['messages']} messages "
         f"(largest batch {row['largest_batch']}); {round((row['personal_share'] or 0) * 100)}% "
         f"personal mail; {row['named_addresses']} reveal a name",

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from sweeper.rules.clock import AwarenessClock
 from sweeper.rules.severity import LEVELS
-from sweeper.when import iso
 
-ARTICLE_33_HOURS = 72
-NEEDS_CLOCK = ("high", "critical")
+NEEDS_CLOCK = ("high", "critical")  # severities whose clock the digest shows unconfirmed
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,9 @@ class IncidentItem:
     top_domains: tuple[str, ...]
     samples: tuple[str, ...]  # masked
     detected_at: str
-    deadline: str | None  # the Article 33 deadline, for high and critical incidents
+    clock: AwarenessClock | None  # for high and critical incidents, and confirmed breaches
     reported_before: int | None = None  # people exposed when it was last reported, if grown
+    status: str = "new"  # its triage status
 
     @property
     def grown_by(self) -> int:
@@ -102,6 +102,11 @@ class Digest:
     rejudgements: tuple[Rejudgement, ...] = ()  # reclassify runs since the last digest
 
     @property
+    def moment(self) -> datetime:
+        """When the digest was made: what the clocks' hours left are counted from."""
+        return datetime.fromisoformat(self.created_at)
+
+    @property
     def verdict(self) -> str:
         return verdict(self.new, self.grown, self.health)
 
@@ -118,12 +123,14 @@ class Digest:
         return f"sweeper: {self.verdict}"
 
 
-def deadline_for(detected_at: str, severity: str) -> str | None:
-    """Detection plus 72 hours, for the incidents that may have to be notified."""
-    if severity not in NEEDS_CLOCK:
+def clock_for(
+    severity: str, detected_at: str, confirmed_at: str | None, reported_at: str | None
+) -> AwarenessClock | None:
+    """The Article 33 clock the digest shows: for the incidents that may have to be
+    reported (high, critical) and for every breach the DPO confirmed."""
+    if severity not in NEEDS_CLOCK and not confirmed_at:
         return None
-    moment = datetime.fromisoformat(detected_at) + timedelta(hours=ARTICLE_33_HOURS)
-    return iso(moment)
+    return AwarenessClock(detected_at, confirmed_at, reported_at)
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:

@@ -1,10 +1,14 @@
 """Where an incident may go from where it stands: the triage workflow, as pure rules.
 
-    new → acknowledged → false_positive | notified | reported_to_authority → closed
+    new → acknowledged → false_positive | confirmed | notified | reported_to_authority → closed
 
-``notified`` (the people, Article 34) and ``reported_to_authority`` (Article 33) may follow
-each other, since many incidents need both. Every step is kept in ``incident_history``,
-which the database refuses to change or delete (:mod:`sweeper.store.triage`).
+``acknowledged``: the DPO is looking into it. ``confirmed``: it is a personal data breach,
+which starts the Article 33 clock from confirmation (:mod:`sweeper.rules.clock`); a
+confirmed breach unlikely to result in a risk is recorded and closed without a report.
+``notified`` (the people, Article 34) and ``reported_to_authority`` (Article 33) confirm a
+breach too, and may follow each other, since many incidents need both. Every step is kept
+in ``incident_history``, which the database refuses to change or delete
+(:mod:`sweeper.store.triage`).
 """
 
 from __future__ import annotations
@@ -14,17 +18,26 @@ from typing import Literal, get_args
 from sweeper.errors import TriageError
 
 Status = Literal[
-    "new", "acknowledged", "false_positive", "notified", "reported_to_authority", "closed"
+    "new",
+    "acknowledged",
+    "false_positive",
+    "confirmed",
+    "notified",
+    "reported_to_authority",
+    "closed",
 ]
 STATUSES: tuple[Status, ...] = get_args(Status)
 ALLOWED: dict[Status, tuple[Status, ...]] = {
     "new": ("acknowledged",),
-    "acknowledged": ("false_positive", "notified", "reported_to_authority"),
+    "acknowledged": ("false_positive", "confirmed", "notified", "reported_to_authority"),
+    "confirmed": ("notified", "reported_to_authority", "closed"),
     "notified": ("reported_to_authority", "closed"),
     "reported_to_authority": ("notified", "closed"),
     "false_positive": ("closed",),
     "closed": (),
 }
+# The steps that say the incident is a personal data breach: the first one is confirmed_at.
+BREACH_STEPS: tuple[Status, ...] = ("confirmed", "notified", "reported_to_authority")
 # Incidents the digest does not report again.
 NOT_REPORTED: tuple[Status, ...] = ("false_positive", "closed")
 

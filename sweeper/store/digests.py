@@ -22,12 +22,13 @@ from sweeper.rules.digest import (
     IncidentItem,
     Rejudgement,
     TrendDay,
-    deadline_for,
+    clock_for,
 )
 from sweeper.rules.severity import LEVELS
 from sweeper.rules.triage import NOT_REPORTED
 from sweeper.store.db import transaction
 from sweeper.store.incidents import top_domains
+from sweeper.store.triage import reported_at
 from sweeper.when import iso, utc_now
 
 SAMPLES = 3
@@ -179,9 +180,12 @@ def _item(db: Database, row: dict[str, Any], reported: Reported) -> IncidentItem
         named_addresses=row["named_addresses"] or 0,
         top_domains=tuple(domains),
         samples=tuple(mask_address(a) for a in samples),
-        detected_at=row["created_at"],
-        deadline=deadline_for(row["created_at"], row["severity"]),
+        detected_at=row["detected_at"],
+        clock=clock_for(
+            row["severity"], row["detected_at"], row["confirmed_at"], reported_at(db, row["id"])
+        ),
         reported_before=reported,
+        status=row["status"],
     )
 
 

@@ -144,6 +144,7 @@ def _new_incident(db: Database, row: dict[str, Any]) -> int:
             "active": 1,
             "created_at": now,
             "updated_at": now,
+            "detected_at": now,
         }
     )
     return int(table.last_pk or 0)
@@ -213,15 +214,15 @@ def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None
 def closed_lists(db: Database, sender: str | None, incident_id: int) -> list[EarlierList]:
     """The sender's other incidents the DPO closed (addresses not purged), with their lists.
 
-    Not a breach: closed after being marked a false positive. A breach: closed after the
-    people or the authority were notified.
+    Not a breach: closed after being marked a false positive. A breach: closed after it
+    was confirmed, or the people or the authority were notified.
     """
     lists = []
     for row in db.query(
         "select i.id, (select substr(max(h.at), 1, 10) from incident_history h "
         "where h.incident_id = i.id and h.to_status = 'closed') as closed_on, "
         "exists (select 1 from incident_history h where h.incident_id = i.id "
-        "and h.to_status in ('notified', 'reported_to_authority')) as breach, "
+        "and h.to_status in ('confirmed', 'notified', 'reported_to_authority')) as breach, "
         "exists (select 1 from incident_history h where h.incident_id = i.id "
         "and h.to_status = 'false_positive') as dismissed "
         "from incidents i where i.sender = ? and i.id != ? and i.status = 'closed' "
@@ -308,6 +309,8 @@ def _public(db: Database, row: dict[str, Any]) -> dict[str, Any]:
         "suppressed": bool(row["suppressed"]),
         "status": row["status"],
         "active": bool(row["active"]),
+        "detected_at": row["detected_at"],
+        "confirmed_at": row["confirmed_at"],
     }
 
 
@@ -366,6 +369,12 @@ def merge_into_one(db: Database, finding_ids: list[int], rule: SeverityRule, why
             refresh_incident(db, other, rule)
             db.table("incidents").update(other, {"merged_into": target})
         refresh_incident(db, target, rule)
+        # The merged incident was detected when the first of its parts was.
+        db.execute(
+            "update incidents set detected_at = (select min(detected_at) from incidents "
+            "where id = ? or merged_into = ?) where id = ?",
+            [target, target, target],
+        )
         status = db.table("incidents").get(target)["status"]
         record(
             db,

@@ -243,6 +243,21 @@ def _rejudgements(db: Database) -> None:
     )
 
 
+def _awareness(db: Database) -> None:
+    # The two moments the Article 33 clock runs from: sweeper's detection and the triage
+    # step that confirmed a breach. Incidents stored before this were detected when they
+    # were created, and confirmed by their first step to a breach status, if any.
+    incidents = db.table("incidents")
+    incidents.add_column("detected_at", str)
+    incidents.add_column("confirmed_at", str)
+    db.execute("update incidents set detected_at = created_at")
+    db.execute(
+        "update incidents set confirmed_at = (select min(h.at) from incident_history h "
+        "where h.incident_id = incidents.id "
+        "and h.to_status in ('confirmed', 'notified', 'reported_to_authority'))"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -253,6 +268,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0007_exports", _exports),
     ("0008_sender_function", _sender_function),
     ("0009_rejudgements", _rejudgements),
+    ("0010_awareness", _awareness),
 ]
 
 

@@ -12,11 +12,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from sweeper.errors import PurgedError
-from sweeper.rules.digest import ARTICLE_33_HOURS
+from sweeper.rules import breach
+from sweeper.rules.breach import Circumstance
+from sweeper.rules.clock import AwarenessClock
 from sweeper.rules.severity import SeverityRule, reveals_name
 from sweeper.store import db as store
 from sweeper.store.triage import history, incident
-from sweeper.when import iso
 
 
 def _messages_by_address(db: Database, incident_id: int) -> dict[str, dict[str, Any]]:
@@ -66,43 +67,108 @@ def people_to_notify(db: Database, incident_id: int) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Worksheet:
+    """The facts of the breach report (Article 33(3), the ICO's form), with sweeper's drafts
+    of what needs judgement (:mod:`sweeper.rules.breach`)."""
+
     incident: dict[str, Any]
     messages: list[dict[str, Any]]
     history: list[dict[str, Any]]
-    people: int
-    records: int
-    named: int | None
+    people: int  # unique external addresses shown
+    records: int  # external addresses shown, counted per message
+    named: int | None  # None once the addresses are purged
+    internal_shown: int | None  # the organisation's own recipients shown with them
+    personal: int  # personal (free-mail) addresses among the people
     sensitive_terms: list[str]
-    deadline: str
-    hours: int = ARTICLE_33_HOURS
+    function: str | None  # what makes the sender a sensitive function, if anything
+    circumstances: list[Circumstance]
+    people_types: list[str]
+    consequences: list[str]
+    found_by: str  # how sweeper found it: its sweep, or a lookup after a report
+    unread_mailboxes: int  # mailboxes sweeper could not read at its last attempt
+    clock: AwarenessClock
+    standing: str  # where the incident stands against the clock when the sheet was made
+    notified_at: str | None  # the first triage step to ``notified`` (Article 34)
     internal: tuple[str, ...] = ()  # the tenant's verified domains: addresses shown whole
 
+    @property
+    def at_most(self) -> int | None:
+        """The most people who may be affected: every address shown, the organisation's
+        own included."""
+        return None if self.internal_shown is None else self.people + self.internal_shown
 
-def worksheet(db: Database, incident_id: int, rule: SeverityRule) -> Worksheet:
+
+def _first_step(history: list[dict[str, Any]], status: str) -> str | None:
+    return next((h["at"] for h in history if h["to_status"] == status), None)
+
+
+def worksheet(db: Database, incident_id: int, rule: SeverityRule, *, now: datetime) -> Worksheet:
     row = incident(db, incident_id)
     messages = list(
         db.query(
             "select mailbox, sender, subject, sent_at, internet_message_id, to_count, cc_count, "
-            "bcc_count, visible_external_count, source from findings "
+            "bcc_count, visible_external_count, source, found_at, sender_department, "
+            "sender_job_title from findings "
             "where incident_id = ? and qualifies = 1 order by sent_at",
             [incident_id],
         )
     )
     named: int | None = None
+    internal_shown: int | None = None
     if not row["purged_at"]:
         people = _messages_by_address(db, incident_id).values()
         named = sum(1 for p in people if reveals_name(p["address"], p["name"]))
-    detected = datetime.fromisoformat(row["created_at"])
-    deadline = detected.timestamp() + ARTICLE_33_HOURS * 3600
+        internal_shown = db.execute(
+            "select count(distinct a.address) from finding_addresses a join findings f "
+            "on f.id = a.finding_id where f.incident_id = ? and f.qualifies = 1 "
+            "and a.external = 0",
+            [incident_id],
+        ).fetchone()[0]
+    functions = (
+        rule.sensitive_function(m["sender"], m["sender_department"], m["sender_job_title"])
+        for m in messages
+    )
+    function = next((f for f in functions if f), None)
+    terms = rule.sensitive_in(" ".join({m["subject"] or "" for m in messages}))
+    found = breach.circumstances(terms, function)
+    unique = row["unique_exposed"] or 0
+    personal = round((row["personal_share"] or 0) * unique)
+    steps = history(db, incident_id)
+    clock = AwarenessClock(
+        row["detected_at"], row["confirmed_at"], _first_step(steps, "reported_to_authority")
+    )
+    first = min(messages, key=lambda m: m["found_at"] or "", default=None)
     return Worksheet(
         incident=row,
         messages=messages,
-        history=history(db, incident_id),
-        people=row["unique_exposed"] or 0,
+        history=steps,
+        people=unique,
         records=sum(m["visible_external_count"] for m in messages),
         named=named if named is not None else row["named_addresses"],
-        sensitive_terms=rule.sensitive_in(" ".join({m["subject"] or "" for m in messages})),
-        deadline=iso(datetime.fromtimestamp(deadline, detected.tzinfo)),
+        internal_shown=internal_shown,
+        personal=personal,
+        sensitive_terms=terms,
+        function=function,
+        circumstances=found,
+        people_types=breach.people_types(found, function),
+        consequences=breach.consequences(
+            people=unique,
+            named=named if named is not None else row["named_addresses"],
+            personal=personal,
+            found=found,
+            function=function,
+            severity=row["severity"],
+        ),
+        found_by=(
+            "a lookup of the reported message (sweeper lookup)"
+            if first and first["source"] == "lookup"
+            else "sweeper's scheduled sweep of the Sent Items"
+        ),
+        unread_mailboxes=db.execute(
+            "select count(*) from mailboxes where last_status = 'failed'"
+        ).fetchone()[0],
+        clock=clock,
+        standing=clock.standing(now, row["status"]),
+        notified_at=_first_step(steps, "notified"),
         internal=tuple(store.verified_domains(db)),
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from sweeper.errors import TriageError
-from sweeper.rules.triage import check_step
+from sweeper.rules.triage import BREACH_STEPS, check_step
 from sweeper.store.db import transaction
 from sweeper.when import utc_now
 
@@ -20,18 +20,31 @@ def set_status(db: Database, incident_id: int, target: str, *, by: str, note: st
     check_step(row["status"], target)
     if not by.strip():
         raise TriageError("say who made the decision (--by NAME)")
+    now = utc_now()
+    change = {"status": target, "updated_at": now}
+    if target in BREACH_STEPS and not row["confirmed_at"]:
+        change["confirmed_at"] = now  # the first step that says it is a breach
     with transaction(db):
-        db.table("incidents").update(incident_id, {"status": target, "updated_at": utc_now()})
-        record(db, incident_id, by=by, from_status=row["status"], to_status=target, note=note)
+        db.table("incidents").update(incident_id, change)
+        record(
+            db, incident_id, by=by, from_status=row["status"], to_status=target, note=note, at=now
+        )
 
 
 def record(
-    db: Database, incident_id: int, *, by: str, from_status: str, to_status: str, note: str
+    db: Database,
+    incident_id: int,
+    *,
+    by: str,
+    from_status: str,
+    to_status: str,
+    note: str,
+    at: str | None = None,
 ) -> None:
     db.table("incident_history").insert(
         {
             "incident_id": incident_id,
-            "at": utc_now(),
+            "at": at or utc_now(),
             "by": by.strip(),
             "from_status": from_status,
             "to_status": to_status,
@@ -55,3 +68,13 @@ def history(db: Database, incident_id: int) -> list[dict[str, Any]]:
             [incident_id],
         )
     )
+
+
+def reported_at(db: Database, incident_id: int) -> str | None:
+    """When the incident was first reported to the authority, if it was."""
+    row = db.execute(
+        "select min(at) from incident_history where incident_id = ? "
+        "and to_status = 'reported_to_authority'",
+        [incident_id],
+    ).fetchone()
+    return row[0] if row else None
