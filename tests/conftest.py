@@ -32,9 +32,10 @@ settings.load_profile("test")
 
 # Messages of the generated tenant a correct sweep of the last 24 hours reports: 7 batches
 # of the 2012 survey, the honeytrap mail and its reply-all, the clinic list, 3 interpreter
-# emails, 2 "Volunteer induction" mails, the partner group, the odd recipients.
-DAY_FINDINGS = 17
-DAY_INCIDENTS = 8
+# emails, 2 "Volunteer induction" mails, the partner group, the odd recipients, the
+# regulatory service list.
+DAY_FINDINGS = 18
+DAY_INCIDENTS = 9
 
 # Variables that would point a test at a real tenant or a real configuration.
 _FOREIGN = ("SWEEPER_CONFIG", "SWEEPER_DB", "SWEEPER_GRAPH_URL", "SSL_CERT_FILE")

@@ -91,7 +91,7 @@ def test_exposed_addresses_are_stored_once_per_finding(sweeper: Sweeper) -> None
     total = rows(
         sweeper, "select count(distinct address) as n from finding_addresses where external = 1"
     )[0]["n"]
-    assert total == 1136 + 18 + 105 + 265 + 10 + 12 + 14 + 12
+    assert total == 1136 + 18 + 105 + 265 + 10 + 12 + 14 + 12 + 120  # service list last
 
 
 def test_a_second_sweep_of_the_same_window_adds_nothing(sweeper: Sweeper) -> None:
@@ -339,3 +339,21 @@ def test_a_busy_mailbox_goes_on_after_its_batch_item_without_rereading(
     assert pages[0]["$top"] == "100" and "$skip" not in pages[0]  # the batch item
     assert pages[1]["$skip"] == "100" and pages[1]["$top"] == "7"  # on from there, full pages
     assert found_keys(sweeper) == planted_keys(sweeper)
+
+
+def test_critical_is_reserved_for_lists_that_reveal_who_the_people_are(sweeper: Sweeper) -> None:
+    assert sweeper.run("sweep").exit_code == 0
+    by_subject = {i["subject"]: i for i in sweeper.incidents()}
+
+    critical = {s for s, i in by_subject.items() if i["severity"] == "critical"}
+    service_list = by_subject["Settlement conference"]
+
+    assert critical == {
+        "Victim satisfaction survey - your views",  # crime victims, from victim care
+        "Clinic newsletter",  # patients, from the sexual health service
+        "Relocation support",  # interpreters' private addresses
+    }
+    assert service_list["unique_exposed"] == 120  # more than the critical tier's 100
+    assert service_list["severity"] == "high"
+    assert "at most high: work addresses at" in service_list["reason"]
+    assert by_subject["Update on your case"]["severity"] == "high"  # one employer, but victims

@@ -30,6 +30,12 @@ FREE_MAIL = (
     "protonmail.com",
 )
 PARTNERS = ("harbour-law.example", "eastgate-council.example", "meridian-health.example")
+# The firms of the regulatory service list (a business audience), by name.
+LAW_FIRMS = tuple(
+    f"{a}-{b}"
+    for a in ("ashford", "brook", "carlow", "denby", "ellis", "fenwick", "garside", "hale")
+    for b in ("partners", "llp", "chambers", "solicitors", "legal", "advocates", "counsel")
+)
 DIGEST_SENDER = f"sweeper@{ORG_DOMAIN}"  # the mailbox the demo's digest is sent from
 DPO = f"dpo@{ORG_DOMAIN}"
 # The functions whose mail reveals who its recipients are, as the demo organisation declares
@@ -428,6 +434,18 @@ def _plant_incidents(
         14,
     )
     _plant(tenant, "odd-recipients-12", people[4], _odd_recipients(b, people[4]), 12)
+    # A regulatory service list: lawyers at many firms, work addresses only, nothing
+    # sensitive. A business audience: high at most, however many it reaches.
+    firms = tuple(f"{name}-law.example" for name in LAW_FIRMS)
+    lawyers = b.externals(120, firms)
+    clerk = people[min(8, len(people) - 1)]  # small tenants: the last person
+    _plant(
+        tenant,
+        "service-list-120",
+        clerk,
+        b.message(clerk, now - timedelta(hours=2, minutes=30), "Settlement conference", lawyers),
+        120,
+    )
     # Five days ago, and again 25 hours later: two incidents, found only by a wider window.
     old = people[5]
     for label, hours in (("older-40", 5 * 24), ("older-40-next-day", 5 * 24 - 25)):
