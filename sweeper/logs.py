@@ -46,6 +46,12 @@ def new_run_id() -> str:
     return run_id
 
 
+def current_run_id() -> str | None:
+    """The run id the log lines of this context carry, if a run was started."""
+    run_id = _run_id.get()
+    return None if run_id == "-" else run_id
+
+
 class Guard(logging.Filter):
     """Stamps the run id on a record and takes out what must not reach a log."""
 

@@ -47,6 +47,8 @@ def test_json_lines_carry_one_run_id_and_mask_outside_addresses(sweeper: Sweeper
     assert {tuple(sorted(r)) for r in records} == {("level", "logger", "message", "run_id", "time")}
     assert len({r["run_id"] for r in records}) == 1
     assert len(records[0]["run_id"]) == 12
+    [stored] = sweeper.rows("select log_run_id from runs")
+    assert stored["log_run_id"] == records[0]["run_id"]  # a SIEM line joins its run's row
     messages = [r["message"] for r in records]
     assert any("asking again" in m and "500 UnknownError" in m for m in messages)
     assert any(m.startswith(f"{CLINIC} swept") for m in messages)  # own mailboxes readable

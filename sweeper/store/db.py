@@ -31,6 +31,7 @@ from sqlite_utils import Database
 
 from sweeper.errors import DatabaseBusy, DiskFull, MailboxStatus, RunStatus, StorageError
 from sweeper.files import SQLITE_SIDE_FILES
+from sweeper.logs import current_run_id
 from sweeper.rules.classify import Facts, Finding, Recipient
 from sweeper.rules.incidents import normalise_subject
 from sweeper.store.migrations import MIGRATIONS, migrate
@@ -255,6 +256,7 @@ def start_run(db: Database, since: str, until: str, mailboxes: list[str] | None)
                 "pid": pid,
                 "pid_started": process_started(pid),
                 "host": this_host(),
+                "log_run_id": current_run_id(),  # joins the run to its log lines
             }
         )
         return int(table.last_pk or 0)

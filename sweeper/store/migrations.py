@@ -258,6 +258,11 @@ def _awareness(db: Database) -> None:
     )
 
 
+def _run_log_id(db: Database) -> None:
+    # The run id on the run's log lines, so that a SIEM line and a runs row can be joined.
+    db.table("runs").add_column("log_run_id", str)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -269,6 +274,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0008_sender_function", _sender_function),
     ("0009_rejudgements", _rejudgements),
     ("0010_awareness", _awareness),
+    ("0011_run_log_id", _run_log_id),
 ]
 
 
