@@ -164,6 +164,15 @@ def survey_id(sweeper: Sweeper) -> int:
     return int(next(i["id"] for i in sweeper.incidents() if i["subject"] == SURVEY))
 
 
+def first_step_at(sweeper: Sweeper, incident: int, status: str) -> str:
+    """When the incident's history first moved it to ``status``."""
+    [row] = sweeper.rows(
+        "select min(at) as at from incident_history where incident_id = ? and to_status = ?",
+        [incident, status],
+    )
+    return str(row["at"])
+
+
 def moments(sweeper: Sweeper, incident: int) -> sqlite3.Row:
     [row] = sweeper.rows(
         "select created_at, detected_at, confirmed_at from incidents where id = ?", [incident]
@@ -183,11 +192,8 @@ def test_detection_is_stored_and_confirmation_is_the_first_step_that_says_breach
     step(sweeper, survey, "confirmed")
     step(sweeper, survey, "notified")
 
-    [confirming] = sweeper.rows(
-        "select at from incident_history where incident_id = ? and to_status = 'confirmed'",
-        [survey],
-    )
-    assert moments(sweeper, survey)["confirmed_at"] == confirming["at"]  # not moved by notified
+    confirming = first_step_at(sweeper, survey, "confirmed")
+    assert moments(sweeper, survey)["confirmed_at"] == confirming  # not moved by notified
 
 
 def test_notifying_without_a_confirm_step_confirms_the_breach(sweeper: Sweeper) -> None:
@@ -196,12 +202,8 @@ def test_notifying_without_a_confirm_step_confirms_the_breach(sweeper: Sweeper) 
     step(sweeper, survey, "acknowledged")
     step(sweeper, survey, "reported_to_authority")
 
-    [reporting] = sweeper.rows(
-        "select at from incident_history where incident_id = ? "
-        "and to_status = 'reported_to_authority'",
-        [survey],
-    )
-    assert moments(sweeper, survey)["confirmed_at"] == reporting["at"]
+    reporting = first_step_at(sweeper, survey, "reported_to_authority")
+    assert moments(sweeper, survey)["confirmed_at"] == reporting
 
 
 def test_a_confirmed_breach_unlikely_to_harm_is_closed_without_a_report(sweeper: Sweeper) -> None:
@@ -245,12 +247,9 @@ def test_a_database_of_the_previous_release_gains_both_moments_and_reclassifies(
     assert result.exit_code == 0, result.output
     applied = {row[0] for row in sweeper.rows("select name from migrations")}
     assert applied == {name for name, _ in migrations.MIGRATIONS}
-    [notified] = sweeper.rows(
-        "select at from incident_history where incident_id = ? and to_status = 'notified'",
-        [survey],
-    )
+    notified = first_step_at(sweeper, survey, "notified")
     row = moments(sweeper, survey)
-    assert (row["detected_at"], row["confirmed_at"]) == (row["created_at"], notified["at"])
+    assert (row["detected_at"], row["confirmed_at"]) == (row["created_at"], notified)
     others = sweeper.rows("select confirmed_at from incidents where id != ?", [survey])
     assert others and all(r["confirmed_at"] is None for r in others)
 
@@ -331,11 +330,8 @@ def test_the_worksheet_answers_the_breach_report_from_the_records(sweeper: Sweep
     )
     assert "- Being on the list may reveal that they are victims of a crime" in sheet
     assert "- 1136 personal addresses are now known to strangers" in sheet
-    [notified] = sweeper.rows(
-        "select at from incident_history where incident_id = ? and to_status = 'notified'",
-        [survey],
-    )
-    assert f"- People told (Article 34): {shown(notified['at'], 'UTC')}" in sheet
+    notified = first_step_at(sweeper, survey, "notified")
+    assert f"- People told (Article 34): {shown(notified, 'UTC')}" in sheet
 
 
 def test_the_maximum_counts_the_organisations_own_addresses_shown_with_them(

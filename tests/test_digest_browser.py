@@ -93,14 +93,20 @@ def worksheet_file(sweeper: Sweeper, tmp_path: Path) -> Path:
     return out
 
 
+def opened(browser: Any, page_file: Path, width: int, height: int) -> tuple[Any, list[str]]:
+    """The file opened at ``width`` x ``height``, and every URL the page requested."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(page_file.as_uri())
+    return page, requests
+
+
 @pytest.mark.parametrize(("width", "height"), [(1280, 900), (375, 740)])
 def test_the_digest_fits_the_screen(
     browser: Any, digest_file: Path, width: int, height: int
 ) -> None:
-    page = browser.new_page(viewport={"width": width, "height": height})
-    requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
-    page.goto(digest_file.as_uri())
+    page, requests = opened(browser, digest_file, width, height)
 
     layout = page.evaluate(OVERFLOW)
 
@@ -126,10 +132,7 @@ def test_the_verdict_is_the_first_thing_on_a_phone(browser: Any, digest_file: Pa
 def test_the_worksheet_fits_the_screen_and_shows_both_deadlines(
     worksheet_browser: Any, worksheet_file: Path, width: int, height: int
 ) -> None:
-    page = worksheet_browser.new_page(viewport={"width": width, "height": height})
-    requests: list[str] = []
-    page.on("request", lambda request: requests.append(request.url))
-    page.goto(worksheet_file.as_uri())
+    page, requests = opened(worksheet_browser, worksheet_file, width, height)
 
     layout = page.evaluate(OVERFLOW)
     clock = page.locator("tr.clock").all_inner_texts()

@@ -46,13 +46,9 @@ ZONE = "sweeper_time_zone"
 """The render variable holding the IANA zone moments are shown in."""
 
 
-def when(value: str | None, zone: str = "UTC") -> str:
-    """``2026-11-21T16:31:02Z`` → ``21 Nov 2026 16:31 UTC`` (see :func:`sweeper.when.shown_in`)."""
-    return shown_in(value, zone)
-
-
 @pass_context
 def _when(context: Context, value: str | None) -> str:
+    """``{{ moment | when }}``: shown in the render's zone (:func:`sweeper.when.shown_in`)."""
     return shown_in(value, context.get(ZONE) or "UTC")
 
 

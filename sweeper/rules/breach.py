@@ -12,9 +12,10 @@ answers; the worksheet marks each draft for the DPO to confirm.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from sweeper.rules.severity import whole_words
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,6 @@ CIRCUMSTANCES: dict[str, Circumstance] = {
 }
 
 
-def _names(phrase: str, text: str) -> bool:
-    pattern = rf"(?<!\w){re.escape(phrase)}(?:s|es)?(?!\w)"
-    return re.search(pattern, text.lower()) is not None
-
-
 def circumstances(terms: Iterable[str], function_text: str | None = None) -> list[Circumstance]:
     """What the list may reveal: from the subject's sensitive ``terms`` and the words of the
     sender's sensitive function (``department 'Sexual Health Service'``), each once.
@@ -133,7 +129,7 @@ def circumstances(terms: Iterable[str], function_text: str | None = None) -> lis
             or Circumstance(f"people the term {term!r} describes", f"that {term!r} concerns them")
         )
     if function_text:
-        found += [c for key, c in CIRCUMSTANCES.items() if _names(key, function_text)]
+        found += [c for key, c in CIRCUMSTANCES.items() if whole_words(key, function_text)]
     return list(dict.fromkeys(found))
 
 

@@ -110,7 +110,7 @@ class SeverityRule:
                 return f"sender {pattern}"
         for label, text in (("department", department), ("job title", job_title)):
             for phrase in self.sensitive_departments:
-                if text and _whole(phrase, text):
+                if text and whole_words(phrase, text):
                     return f"{label} {text.strip()!r}"
         return None
 
@@ -119,10 +119,10 @@ class SeverityRule:
 
     def sensitive_in(self, subject: str) -> list[str]:
         """The configured terms the subject names, as whole words (plurals included)."""
-        return [term for term in self.sensitive_terms if _whole(term, subject)]
+        return [term for term in self.sensitive_terms if whole_words(term, subject)]
 
 
-def _whole(phrase: str, text: str) -> bool:
+def whole_words(phrase: str, text: str) -> bool:
     """``phrase`` in ``text`` as whole words, any letter case, plurals included."""
     pattern = rf"(?<!\w){re.escape(phrase.strip().lower())}(?:s|es)?(?!\w)"
     return re.search(pattern, text.lower()) is not None
