@@ -104,7 +104,7 @@ def _sdk(args: argparse.Namespace) -> None:
 
     async def run() -> dict[str, float]:
         async with gateway_for(settings.sign_in, env) as gateway:
-            users = (await gateway.enabled_users())[: args.sdk_mailboxes]
+            users = (await gateway.users(include_disabled=False))[: args.sdk_mailboxes]
             policy = Policy.build(await gateway.verified_domains())
             started = time.perf_counter()
             raw = 0

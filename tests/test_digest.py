@@ -82,12 +82,16 @@ def test_the_digest_says_what_needs_doing_and_masks_every_address(swept: Sweeper
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     html = path.read_text()
     text = swept.run("digest", "--dry-run").output
-    swept_count = len([u for u in swept.fake.tenant.users if u.enabled and u.has_mailbox])
+    users = swept.fake.tenant.users
+    swept_count = len([u for u in users if u.has_mailbox])  # shared mailboxes too
+    shared = len([u for u in users if u.has_mailbox and not u.enabled])
+    no_mailbox = len([u for u in users if not u.has_mailbox])
     for body in (html, text):
         assert "Victim satisfaction survey - your views" in body
         assert "1136 unique addresses in 7 messages (largest batch 198)" in body
         assert "critical for 100+ addresses" in body
-        assert f"{swept_count} swept, 4 skipped (no mailbox), 0 failed" in body
+        assert f"{swept_count} swept, {no_mailbox} skipped (no mailbox), 0 failed" in body
+        assert f"{shared} of the swept belong to disabled accounts: shared mailboxes" in body
         assert "100.0% of readable mailboxes" in body
         assert "Working group agenda" in body  # a low incident is still reported
     addresses = external_addresses(swept)
@@ -388,7 +392,7 @@ def test_an_all_clear_is_sent_when_nothing_is_new_unless_turned_off(
     result = sweeper.run("digest", "--send")
 
     assert result.exit_code == 0
-    swept_count = len([u for u in sweeper.fake.tenant.users if u.enabled and u.has_mailbox])
+    swept_count = len([u for u in sweeper.fake.tenant.users if u.has_mailbox])
     subject = sweeper.fake.sent_mail[0]["message"]["subject"]
     assert subject == f"sweeper: All clear: no new incidents; {swept_count} mailboxes swept"
 

@@ -13,7 +13,8 @@ from conftest import Sweeper
 
 from sweeper.logs import Guard
 
-CLINIC = "clinic.bookings@northwick.example"
+CLINIC = "clinic.bookings@northwick.example"  # a shared mailbox: read in a JSON batch
+SERVICE = "victim.care@northwick.example"  # a user's mailbox: read on its own
 
 
 def run(sweeper: Sweeper, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +38,7 @@ def exposed_addresses(db: Path) -> list[str]:
 
 
 def test_json_lines_carry_one_run_id_and_mask_outside_addresses(sweeper: Sweeper) -> None:
-    sweeper.fake.add_fault(mailbox=CLINIC, status=500, code="UnknownError", message="Oops.")
+    sweeper.fake.add_fault(mailbox=SERVICE, status=500, code="UnknownError", message="Oops.")
 
     result = run(sweeper, "--log-format", "json", "-v", "sweep", "--since", "30h")
 

@@ -28,6 +28,7 @@ from sweeper.errors import SweeperError
 from sweeper.graph.gateway import GraphGateway, sign_in_error
 from sweeper.graph.signin import make_credential
 from sweeper.present.escape import terminal
+from sweeper.rules.accounts import unmatched
 
 NEEDED = {
     "Mail.ReadBasic.All": "read Sent Items: recipients, subject and dates, never bodies",
@@ -152,14 +153,14 @@ async def run_checks(
     async with GraphGateway(
         settings.graph_url, settings.graph_scope, credential, ca_bundle=ca
     ) as gateway:
-        checks += await _graph_checks(gateway)
+        checks += await _graph_checks(gateway, settings)
         checks += _local_checks(settings)
         if send_test:
             checks.append(await _send_test(gateway, settings, env))
     return checks
 
 
-async def _graph_checks(gateway: GraphGateway) -> list[Check]:
+async def _graph_checks(gateway: GraphGateway, settings: Settings) -> list[Check]:
     checks = []
     try:
         domains = await gateway.verified_domains()
@@ -167,11 +168,30 @@ async def _graph_checks(gateway: GraphGateway) -> list[Check]:
     except SweeperError as exc:
         checks.append(Check("domains", False, str(exc), "grant Domain.Read.All"))
     try:
-        users = await gateway.enabled_users()
-        checks.append(Check("users", True, f"{len(users)} enabled users"))
+        users = await gateway.users(include_disabled=settings.include_disabled)
+        disabled = sum(1 for u in users if not u.enabled)
+        checks.append(
+            Check(
+                "users",
+                True,
+                f"{len(users) - disabled} enabled users, {disabled} disabled accounts "
+                + ("(swept if they have a mailbox: shared mailboxes, leavers')"
+                   if settings.include_disabled else "(not swept: sweep.include_disabled)"),
+            )
+        )  # fmt: skip
     except SweeperError as exc:
         checks.append(Check("users", False, str(exc), "grant User.Read.All"))
         return checks
+    for pattern in unmatched(settings.exclude, ((u.upn, u.mail) for u in users)):
+        checks.append(
+            Check(
+                "sweep.exclude",
+                True,
+                f"{pattern!r} matches no account",
+                "correct or remove it: a pattern that matches nothing excludes nothing",
+                warning=True,
+            )
+        )
     checks.append(await _probe_mailbox(gateway, users))
     return checks
 

@@ -62,7 +62,7 @@ async def lookup(
 ) -> LookupReport:
     domains = await gateway.verified_domains()
     store.save_tenant_domains(db, domains)
-    users = await gateway.enabled_users()
+    users = await gateway.users(include_disabled=settings.include_disabled)
     report = LookupReport()
     limit = asyncio.Semaphore(settings.concurrency)
 

@@ -56,6 +56,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "page_size": int,
         "concurrency": int,
         "batch": bool,
+        "include_disabled": bool,
+        "exclude": list,
     },
     "storage": {"database": str},
     "severity": {
@@ -156,6 +158,8 @@ class Settings:
     page_size: int = 250
     concurrency: int = 8
     batch: bool = True  # first pages of 20 mailboxes in one JSON batch
+    include_disabled: bool = True  # disabled accounts with a mailbox: shared ones, leavers'
+    exclude: tuple[str, ...] = ()  # accounts never swept: addresses or local*@domain patterns
     database: Path = Path(DEFAULT_DATABASE)
     config_path: Path | None = None
     ca_bundle: Path | None = None
@@ -268,6 +272,10 @@ def load_settings(
             "sweep.concurrency", sweep.get("concurrency", DEFAULTS.concurrency), 1, 64
         ),
         batch=sweep.get("batch", DEFAULTS.batch),
+        include_disabled=sweep.get("include_disabled", DEFAULTS.include_disabled),
+        exclude=_sender_patterns(
+            "sweep.exclude", sweep.get("exclude", []), "room*@northwick.example"
+        ),
         database=_database(storage.get("database"), path, env),
         config_path=path,
         ca_bundle=_ca_bundle(env) if need_graph else None,
@@ -596,7 +604,9 @@ def _severity(raw: dict[str, Any], threshold: int) -> SeverityRule:
             "severity.sensitive_departments", raw.get("sensitive_departments", [])
         ),
         sensitive_senders=_sender_patterns(
-            "severity.sensitive_senders", raw.get("sensitive_senders", [])
+            "severity.sensitive_senders",
+            raw.get("sensitive_senders", []),
+            "*@victimcare.example or casework*@northwick.example",
         ),
         business_at_most=_choice(  # lower caps would make the rule non-monotone
             "severity.business_at_most",
@@ -617,7 +627,7 @@ def _phrases(name: str, values: list[Any]) -> tuple[str, ...]:
 _SENDER_PATTERN = re.compile(r"^[^@\s*]*\*?[^@\s*]*@[^@\s*]+\.[^@\s*]+$")
 
 
-def _sender_patterns(name: str, values: list[Any]) -> tuple[str, ...]:
+def _sender_patterns(name: str, values: list[Any], example: str) -> tuple[str, ...]:
     """Addresses, ``*@domain`` or ``local*@domain``: a ``*`` only in the local part."""
     patterns = []
     for index, value in enumerate(values):
@@ -625,8 +635,7 @@ def _sender_patterns(name: str, values: list[Any]) -> tuple[str, ...]:
         if not _SENDER_PATTERN.match(text) or text.startswith("@"):
             raise ConfigError(
                 f"{name}[{index}]",
-                f"{value!r} is not an address or a pattern such as *@victimcare.example "
-                "or casework*@northwick.example",
+                f"{value!r} is not an address or a pattern such as {example}",
             )
         patterns.append(text)
     return tuple(patterns)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlite_utils import Database
 
@@ -32,6 +32,7 @@ from sweeper.graph.signin import gateway_for
 from sweeper.logs import show_domains
 from sweeper.present.escape import terminal
 from sweeper.present.output import table
+from sweeper.rules import accounts
 from sweeper.rules.classify import Finding, Policy, classify
 from sweeper.store.incidents import assign_incidents
 from sweeper.when import iso
@@ -58,6 +59,8 @@ class MailboxResult:
     throttled: int = 0
     malformed: int = 0  # page entries that were not message objects
     error: str | None = None
+    enabled: bool = True  # False: a disabled account's mailbox (shared, or a leaver's)
+    excluded: bool = False  # named by sweep.exclude: recorded, never read
     retry_at: float | None = None  # monotonic time Graph said to come back (long throttling)
 
 
@@ -101,7 +104,7 @@ async def run_sweep(
     totals = store.RunTotals()
     try:
         domains = await gateway.verified_domains()
-        users = await gateway.enabled_users()
+        users = await gateway.users(include_disabled=settings.include_disabled)
     except GraphError as exc:
         store.finish_run(db, run_id, "failed", totals, str(exc))
         return SweepReport(run_id, "failed", totals, error=str(exc), window_since=since)
@@ -114,7 +117,12 @@ async def run_sweep(
     show_domains(policy.internal_domains)  # the log masks every other address
     page_size = settings.page_size
     chosen, missing = _choose(users, only)
-    totals.mailboxes_total = len(chosen) + len(missing)
+    passed_over: list[MailboxResult] = []
+    if not only:  # a mailbox named on purpose is read whatever the nightly rules say
+        chosen, passed_over = _pass_over(
+            chosen, settings.exclude, store.without_mailbox(db), datetime.now(UTC)
+        )
+    totals.mailboxes_total = len(chosen) + len(missing) + len(passed_over)
     results: list[MailboxResult] = []
 
     def done(result: MailboxResult) -> None:
@@ -138,6 +146,20 @@ async def run_sweep(
             store.record_mailbox(db, run_id, upn, "", "failed", error=reason, targeted=True)
         done(result)
 
+    for result in passed_over:  # recorded with the run; the mailbox's own state stays
+        with store.transaction(db):
+            store.record_mailbox(
+                db,
+                run_id,
+                result.mailbox,
+                "",
+                "skipped",
+                error=result.error,
+                enabled=result.enabled,
+                run_only=True,
+            )
+        done(result)
+
     marks = store.mailbox_marks(db) if incremental else {}
 
     def window_for(user: User) -> Window:
@@ -151,10 +173,17 @@ async def run_sweep(
     # group's first 100 messages, on a quiet night all there is; anything the batch could
     # not answer is fetched again the ordinary way. A first or backfill sweep, busy by
     # nature, is read mailbox by mailbox in full pages: measured faster there.
+    # Disabled accounts are batched on every sweep: most have no mailbox (a leaver's
+    # account), or a shared mailbox that sends little, so one batch probes twenty of them.
     size = BATCH_SIZE if settings.batch and incremental else 1
     queue: asyncio.Queue[list[User]] = asyncio.Queue()
-    for start in range(0, len(chosen), size):
-        queue.put_nowait(chosen[start : start + size])
+    enabled = [u for u in chosen if u.enabled]
+    disabled = [u for u in chosen if not u.enabled]
+    for start in range(0, len(enabled), size):
+        queue.put_nowait(enabled[start : start + size])
+    step = BATCH_SIZE if settings.batch else 1
+    for start in range(0, len(disabled), step):
+        queue.put_nowait(disabled[start : start + step])
 
     deferred: list[tuple[MailboxResult, User, Window]] = []
 
@@ -169,7 +198,7 @@ async def run_sweep(
         while not queue.empty():
             group = queue.get_nowait()
             windows = {user.id: window_for(user) for user in group}
-            firsts = await _first_pages(gateway, group, windows) if size > 1 else {}
+            firsts = await _first_pages(gateway, group, windows) if len(group) > 1 else {}
             for user in group:
                 result = await read(user, windows[user.id], firsts.get(user.id))
                 if result.retry_at is None:
@@ -237,11 +266,38 @@ def _choose(users: list[User], only: list[str] | None) -> tuple[list[User], list
     return [by_upn[w] for w in wanted if w in by_upn], [w for w in wanted if w not in by_upn]
 
 
+def _pass_over(
+    users: list[User], exclude: tuple[str, ...], without_mailbox: Mapping[str, str], now: datetime
+) -> tuple[list[User], list[MailboxResult]]:
+    """The accounts to read tonight, and those passed over, each with its reason: excluded
+    by ``sweep.exclude``, or a disabled account found without a mailbox less than a week ago."""
+    read: list[User] = []
+    passed: list[MailboxResult] = []
+    for user in users:
+        pattern = accounts.excluded_by((user.upn, user.mail), exclude)
+        if pattern is not None:
+            reason = f"excluded by sweep.exclude ({pattern})"
+            skipped = MailboxResult(
+                user.upn, "skipped", error=reason, enabled=user.enabled, excluded=True
+            )
+            passed.append(skipped)
+            continue
+        probed = without_mailbox.get(user.upn)
+        if not user.enabled and probed is not None and not accounts.probe_due(probed, now):
+            reason = f"{accounts.NO_MAILBOX} when probed at {probed}; probed again weekly"
+            passed.append(MailboxResult(user.upn, "skipped", error=reason, enabled=False))
+            continue
+        read.append(user)
+    return read, passed
+
+
 def _add(totals: store.RunTotals, result: MailboxResult) -> None:
     if result.status == "swept":
         totals.swept += 1
+        totals.swept_disabled += not result.enabled
     elif result.status == "skipped":
         totals.skipped += 1
+        totals.excluded += result.excluded
     else:
         totals.failed += 1
     totals.messages_read += result.messages
@@ -266,7 +322,7 @@ async def _sweep_mailbox(
     ``found_before``: findings this run already stored from an earlier, failed read.
     """
     findings: list[Finding] = []
-    result = MailboxResult(user.upn, "swept")
+    result = MailboxResult(user.upn, "swept", enabled=user.enabled)
     try:
         pages = gateway.sent_pages(user, window.since, window.until, page_size, first=first)
         async for page in pages:
@@ -286,7 +342,7 @@ async def _sweep_mailbox(
                     findings.append(finding)
     except MailboxNotEnabled:
         result.status = "skipped"
-        result.error = "no Exchange Online mailbox (MailboxNotEnabledForRESTAPI)"
+        result.error = accounts.NO_MAILBOX
     except MailboxFailed as exc:
         result.status = "failed"
         result.error = str(exc)
@@ -318,6 +374,7 @@ async def _sweep_mailbox(
             window_until=until,
             window_since=since,
             targeted=targeted,
+            enabled=user.enabled,
         )
     log.info(
         "%s %s: %d messages, %d new findings%s%s",
@@ -357,8 +414,15 @@ def run_summary(report: SweepReport) -> str:
     """The run in a few lines for the terminal or the nightly log; values escaped."""
     t = report.totals
     line = (
-        f"Run {report.run_id} {report.status}: {t.swept} mailboxes swept, {t.skipped} skipped "
-        f"(no mailbox), {t.failed} failed; {t.messages_read} messages read, "
+        f"Run {report.run_id} {report.status}: {t.swept} mailboxes swept"
+        + (
+            f" ({t.swept_disabled} of disabled accounts: shared, leavers')"
+            if t.swept_disabled
+            else ""
+        )
+        + f", {t.skipped - t.excluded} skipped (no mailbox), "
+        + (f"{t.excluded} excluded (sweep.exclude), " if t.excluded else "")
+        + f"{t.failed} failed; {t.messages_read} messages read, "
         f"{t.findings_new} new findings in {t.incidents_touched} new or extended incidents; "
         f"{t.throttled} throttled answers."
     )

@@ -243,9 +243,10 @@ def generate_tenant(
     service = FakeUser(
         b.guid(), f"victim.care@{ORG_DOMAIN}", "Victim Care Team", department="Victim Care"
     )
+    # A shared mailbox: a disabled account with a mailbox, which its team sends from.
     clinic = FakeUser(
         b.guid(), f"clinic.bookings@{ORG_DOMAIN}", "Clinic Bookings",
-        department="Sexual Health Service",
+        department="Sexual Health Service", enabled=False,
     )  # fmt: skip
     mailer = FakeUser(b.guid(), DIGEST_SENDER, "sweeper digest")
     dpo = FakeUser(b.guid(), DPO, "Data Protection Officer")
@@ -254,8 +255,11 @@ def generate_tenant(
         FakeUser(b.guid(), f"room.{i}@{ORG_DOMAIN}", f"Unlicensed {i}", has_mailbox=False)
         for i in range(1, 5)
     ]
+    # Leavers: disabled accounts; the first kept its mailbox, the others' were removed.
     tenant.users += [
-        FakeUser(b.guid(), f"leaver.{i}@{ORG_DOMAIN}", f"Leaver {i}", enabled=False)
+        FakeUser(
+            b.guid(), f"leaver.{i}@{ORG_DOMAIN}", f"Leaver {i}", enabled=False, has_mailbox=i == 1
+        )
         for i in range(1, 4)
     ]
     with_mail = [u for u in people if u.has_mailbox]

@@ -95,6 +95,7 @@ class User:
     mail: str | None
     department: str | None = None  # Entra's, for the severity rule's sensitive functions
     job_title: str | None = None
+    enabled: bool = True  # False: a shared mailbox, a room, a leaver (accountEnabled)
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -268,14 +269,17 @@ class GraphGateway:
             raise
         return _user(body)
 
-    async def enabled_users(self) -> list[User]:
-        """Every user whose account is enabled, all pages."""
-        query = urlencode(
-            {"$select": USER_FIELDS, "$filter": "accountEnabled eq true", "$top": "999"}
-        )
+    async def users(self, *, include_disabled: bool) -> list[User]:
+        """Every user, all pages: enabled accounts only, or disabled ones too (a shared
+        mailbox is a disabled account; so is a leaver whose mailbox is kept)."""
+        fields: dict[str, str] = {"$select": USER_FIELDS, "$top": "999"}
+        if not include_disabled:
+            fields["$filter"] = "accountEnabled eq true"
         users: list[User] = []
         unusable = 0
-        async for page in self._pages(f"{self.graph_url}/users?{query}", tenant_wide=True):
+        async for page in self._pages(
+            f"{self.graph_url}/users?{urlencode(fields)}", tenant_wide=True
+        ):
             for item in page:
                 user = _user(item)
                 if user is None:
@@ -578,6 +582,7 @@ def _user(item: object) -> User | None:
         mail=mail.lower() if isinstance(mail, str) else None,
         department=department if isinstance(department, str) and department else None,
         job_title=title if isinstance(title, str) and title else None,
+        enabled=item.get("accountEnabled") is not False,
     )
 
 

@@ -52,11 +52,13 @@ class Health:
     last_run_at: str | None
     last_status: str | None
     swept: int
-    skipped: int
+    skipped: int  # no mailbox
     failed: int
     throttled: int
     malformed: int
     failed_runs: tuple[FailedRun, ...]
+    swept_shared: int = 0  # of the swept: disabled accounts' mailboxes (shared, leavers')
+    excluded: int = 0  # passed over by sweep.exclude
 
     @property
     def coverage(self) -> float | None:

@@ -31,6 +31,7 @@ from sweeper.store.db import (
     transaction,
     update_judgement,
     verified_domains,
+    without_mailbox,
 )
 
 __all__ = [
@@ -53,4 +54,5 @@ __all__ = [
     "transaction",
     "update_judgement",
     "verified_domains",
+    "without_mailbox",
 ]

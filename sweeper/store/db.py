@@ -239,6 +239,8 @@ class RunTotals:
     throttled: int = 0
     malformed: int = 0
     incidents_touched: int = 0  # incidents created or extended by this run
+    swept_disabled: int = 0  # of the swept: disabled accounts (shared mailboxes, leavers')
+    excluded: int = 0  # of the skipped: named by sweep.exclude
 
 
 def start_run(db: Database, since: str, until: str, mailboxes: list[str] | None) -> int:
@@ -299,12 +301,16 @@ def record_mailbox(
     window_until: str | None = None,
     window_since: str | None = None,
     targeted: bool = False,
+    enabled: bool = True,
+    run_only: bool = False,
 ) -> None:
     """What happened to one mailbox in one run; call inside the findings' transaction.
 
     A targeted run (chosen mailboxes, any window) is recorded with the run only: it leaves
-    the mailbox's nightly state alone. The high-water mark moves only when a mailbox was
-    read to the end; a mailbox that has none yet gets the start of the window it failed.
+    the mailbox's nightly state alone; so is a mailbox a run passed over without asking
+    Graph (``run_only``: excluded, or not yet due for its weekly probe). The high-water
+    mark moves only when a mailbox was read to the end; a mailbox that has none yet gets
+    the start of the window it failed.
     """
     now = utc_now()
     db.table("run_mailboxes").insert(
@@ -318,10 +324,11 @@ def record_mailbox(
             "malformed": malformed,
             "error": error,
             "window_since": window_since,
+            "enabled": int(enabled),
         },
         replace=True,
     )
-    if targeted:
+    if targeted or run_only:
         return
     row: dict[str, Any] = {
         "mailbox": upn,
@@ -343,6 +350,18 @@ def record_mailbox(
             "where mailbox = ? and last_window_until is null",
             [window_since, upn],
         )
+
+
+def without_mailbox(db: Database) -> dict[str, str]:
+    """Accounts Graph last said have no mailbox, with when it said so (the last probe).
+
+    A nightly mailbox is recorded ``skipped`` only when Graph answered that it has none."""
+    return {
+        r["mailbox"]: r["last_attempt_at"]
+        for r in db.query(
+            "select mailbox, last_attempt_at from mailboxes where last_status = 'skipped'"
+        )
+    }
 
 
 def mailbox_marks(db: Database) -> dict[str, str]:

@@ -225,11 +225,13 @@ def _health(db: Database, since: str | None, problem_runs: list[dict[str, Any]])
         last_run_at=last["started_at"] if last else None,
         last_status=last["status"] if last else None,
         swept=(last["swept"] or 0) if last else 0,
-        skipped=(last["skipped"] or 0) if last else 0,
+        skipped=((last["skipped"] or 0) - (last["excluded"] or 0)) if last else 0,
         failed=(last["failed"] or 0) if last else 0,
         throttled=sum(r["throttled"] or 0 for r in runs),
         malformed=sum(r["malformed"] or 0 for r in runs),
         failed_runs=failed_runs,
+        swept_shared=(last["swept_disabled"] or 0) if last else 0,
+        excluded=(last["excluded"] or 0) if last else 0,
     )
 
 

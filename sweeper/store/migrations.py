@@ -263,6 +263,15 @@ def _run_log_id(db: Database) -> None:
     db.table("runs").add_column("log_run_id", str)
 
 
+def _disabled_accounts(db: Database) -> None:
+    # Disabled accounts are swept too (shared mailboxes, leavers' kept mailboxes): each
+    # mailbox of a run says whether its account was enabled, each run how many of the
+    # mailboxes it swept were disabled accounts and how many sweep.exclude passed over.
+    db.table("run_mailboxes").add_column("enabled", int, not_null_default=1)
+    db.table("runs").add_column("swept_disabled", int)
+    db.table("runs").add_column("excluded", int)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -275,6 +284,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0009_rejudgements", _rejudgements),
     ("0010_awareness", _awareness),
     ("0011_run_log_id", _run_log_id),
+    ("0012_disabled_accounts", _disabled_accounts),
 ]
 
 
