@@ -29,7 +29,7 @@ from sweeper.present.escape import (
     one_line,
     terminal,
 )
-from sweeper.present.output import INCIDENT_COLUMNS, as_csv
+from sweeper.present.output import FINDING_COLUMNS, INCIDENT_COLUMNS, as_csv
 
 FORMULA = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
@@ -269,10 +269,14 @@ def test_findings_and_incidents_as_csv_keep_every_record_whole(
     listed = sweeper.run("incidents", "--format", "csv")
 
     assert findings.exit_code == 0 and listed.exit_code == 0
-    rows = assert_csv_whole(findings.stdout.rstrip("\n"), 11)
-    assert [r[3] for r in rows if "crlf@" in r[1]] == ["' =1+1"]
+    rows = assert_csv_whole(findings.stdout.rstrip("\n"), len(FINDING_COLUMNS))
+    subject, message_id = (
+        FINDING_COLUMNS.index("subject"),
+        FINDING_COLUMNS.index("internet_message_id"),
+    )
+    assert [r[subject] for r in rows if "crlf@" in r[message_id]] == ["' =1+1"]
     records = assert_csv_whole(listed.stdout.rstrip("\n"), len(INCIDENT_COLUMNS))
-    assert "' =1+1" in [r[2] for r in records]
+    assert "' =1+1" in [r[INCIDENT_COLUMNS.index("subject")] for r in records]
 
 
 def test_tables_show_hostile_subjects_escaped(sweeper: Sweeper, tmp_path: Path) -> None:

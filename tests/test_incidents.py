@@ -238,7 +238,7 @@ def test_incidents_as_a_table_say_why(sweeper: Sweeper) -> None:
     assert "1136 external addresses, 100% personal mail" in table
     csv_text = sweeper.run("incidents", "--format", "csv").stdout
     header, *records = csv.reader(io.StringIO(csv_text))
-    assert header[:4] == ["id", "sender", "subject", "first_sent_at"]
+    assert header[:4] == ["id", "sender", "sent_by", "subject"]
     assert tuple(header) == INCIDENT_COLUMNS
     assert len(records) == DAY_INCIDENTS == len(csv_text.strip().splitlines()) - 1
 

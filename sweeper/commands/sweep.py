@@ -224,7 +224,7 @@ async def run_sweep(
         store.finish_run(db, run_id, "failed", totals, "interrupted")
         raise
     totals.throttled = gateway.throttled_total
-    incidents = assign_incidents(db, settings.incident_window, settings.severity)
+    incidents = assign_incidents(db, settings.incident_window, settings.severity, run_id=run_id)
     totals.incidents_touched = len(incidents)
     status: RunStatus = "partial" if totals.failed else "ok"
     store.finish_run(db, run_id, status, totals)

@@ -17,10 +17,12 @@ from sweeper.present.escape import CSV_QUOTING, csv_cell, json_safe, terminal
 
 FINDING_COLUMNS = (
     "mailbox",
+    "mailboxes",
     "internet_message_id",
     "sent_at",
     "subject",
     "sender",
+    "sent_by",
     "to_count",
     "cc_count",
     "bcc_count",
@@ -32,6 +34,7 @@ FINDING_COLUMNS = (
 INCIDENT_COLUMNS = (
     "id",
     "sender",
+    "sent_by",
     "subject",
     "first_sent_at",
     "last_sent_at",
@@ -114,6 +117,17 @@ def _short(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _with_copies(mailbox: str, mailboxes: Sequence[str]) -> str:
+    """A finding's mailbox, and how many others hold a copy of the same message."""
+    others = len([m for m in mailboxes if m != mailbox])
+    return f"{mailbox} +{others}" if others else mailbox
+
+
+def sender_shown(sender: str | None, sent_by: str | None) -> str:
+    """The From address, and the delegate who sent on its behalf where there is one."""
+    return f"{sender or '?'} (sent by {sent_by})" if sent_by else sender or "?"
+
+
 def findings_table(rows: Sequence[dict[str, Any]]) -> str:
     if not rows:
         return "No findings."
@@ -124,7 +138,7 @@ def findings_table(rows: Sequence[dict[str, Any]]) -> str:
             r["severity"] + (" (allowed)" if r["suppressed_by"] else ""),
             r["visible_external_count"],
             f"{r['to_count']}/{r['cc_count']}/{r['bcc_count']}",
-            _short(r["mailbox"], 34),
+            _short(_with_copies(r["mailbox"], r["mailboxes"]), 34),
             _short(r["subject"], 40),
             _short(", ".join(r["external_domains"][:3]), 40),
         )
@@ -155,7 +169,7 @@ def incidents_table(rows: Sequence[dict[str, Any]]) -> str:
             f"{round(r['personal_share'] * 100)}%",
             r["named_addresses"],
             (r["last_sent_at"] or "?")[:16].replace("T", " "),
-            _short(r["sender"], 30),
+            _short(sender_shown(r["sender"], r["sent_by"]), 80 if r["sent_by"] else 30),
             _short(r["subject"], 40),
             r["status"],
         )

@@ -63,7 +63,8 @@ def describe(view: IncidentView, own_domains: Iterable[str] = (), zone: str = "U
         + (f", merged into {row['merged_into']}" if row["merged_into"] else "")
         + (", allowlisted" if row["suppressed"] else ""),
         f"  Subject:  {row['subject']}",
-        f"  Sender:   {row['sender']}",
+        f"  Sender:   {row['sender']}"
+        + (f", sent by {row['sent_by']} on its behalf" if row["sent_by"] else ""),
         f"  Sent:     {when(row['first_sent_at'])} to {when(row['last_sent_at'])}",
         f"  Detected: {when(row['detected_at'])}"
         + (f"; breach confirmed {when(row['confirmed_at'])}" if row["confirmed_at"] else ""),
@@ -82,8 +83,10 @@ def describe(view: IncidentView, own_domains: Iterable[str] = (), zone: str = "U
     for m in view.messages:
         lines.append(
             shown(
-                f"    {when(m['sent_at'])}  {m['mailbox']}  {m['visible_external_count']} "
-                "external" + ("  (lookup)" if m["source"] == "lookup" else "")
+                f"    {when(m['sent_at'])}  {', '.join(m['mailboxes']) or m['mailbox']}  "
+                f"{m['visible_external_count']} external"
+                + (f"  (sent by {m['sent_by']})" if m["sent_by"] else "")
+                + ("  (lookup)" if m["source"] == "lookup" else "")
             )
             + f"  {terminal(str(m['internet_message_id']))}"
         )

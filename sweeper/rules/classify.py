@@ -96,6 +96,7 @@ class Facts:
     recipients: tuple[Recipient, ...]  # unique visible recipients with an internet address
     department: str | None = None  # the sending mailbox's Entra department, if known
     job_title: str | None = None  # and its job title
+    sent_by: str | None = None  # Graph's sender, where it differs from From (on behalf of)
 
     @property
     def bcc_used(self) -> bool:
@@ -190,11 +191,19 @@ def _text(value: object) -> str | None:
 
 
 def _sender(message: Message) -> str | None:
+    """The From address (whose mail it is), else Graph's sender."""
     for key in ("from", "sender"):
         parsed = parse_address(_email(message.get(key))[0])
         if parsed:
             return parsed[0]
     return None
+
+
+def _sent_by(message: Message, sender: str | None) -> str | None:
+    """Who sent it, where that differs from whose it is: mail sent on behalf of a shared
+    mailbox or a manager has the delegate as Graph's ``sender`` and the owner as ``from``."""
+    parsed = parse_address(_email(message.get("sender"))[0])
+    return parsed[0] if parsed and sender and parsed[0] != sender else None
 
 
 def domains_by_count(exposed: Iterable[Recipient]) -> tuple[str, ...]:
@@ -223,6 +232,7 @@ def read_message(
     internet_id = _text(message.get("internetMessageId"))
     sent_at = sent_at_utc(message.get("sentDateTime"))
     subject = _text(message.get("subject")) or ""
+    sender = _sender(message)
     return Facts(
         mailbox=mailbox,
         message_key=internet_id or graph_id or _content_key(sent_at, subject, recipients),
@@ -231,13 +241,14 @@ def read_message(
         conversation_id=_text(message.get("conversationId")),
         sent_at=sent_at,
         subject=subject,
-        sender=_sender(message),
+        sender=sender,
         to_count=len(_recipients(message, "toRecipients")),
         cc_count=len(_recipients(message, "ccRecipients")),
         bcc_count=len(_recipients(message, "bccRecipients")),
         recipients=tuple(recipients),
         department=department,
         job_title=job_title,
+        sent_by=_sent_by(message, sender),
     )
 
 

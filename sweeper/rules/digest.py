@@ -31,6 +31,7 @@ class IncidentItem:
     clock: AwarenessClock | None  # for high and critical incidents, and confirmed breaches
     reported_before: int | None = None  # people exposed when it was last reported, if grown
     status: str = "new"  # its triage status
+    sent_by: str | None = None  # delegates who sent on the sender's behalf (send on behalf)
 
     @property
     def grown_by(self) -> int:

@@ -14,6 +14,7 @@
 from sweeper.store.db import (
     BUSY_TIMEOUT_MS,
     RunTotals,
+    copies_of,
     exposed_addresses,
     finish_run,
     get_run,
@@ -37,6 +38,7 @@ from sweeper.store.db import (
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "RunTotals",
+    "copies_of",
     "exposed_addresses",
     "finish_run",
     "get_run",

@@ -375,9 +375,11 @@ def mailbox_marks(db: Database) -> dict[str, str]:
 
 
 def save_findings(db: Database, run_id: int, findings: Iterable[Finding]) -> int:
-    """Store findings not seen before (key: mailbox + message key). Returns how many were new.
+    """Store findings not seen before (key: the message key). Returns how many were new.
 
-    Call inside a transaction. The same message swept twice is stored once. Every visible
+    Call inside a transaction. The same message swept twice is stored once, and so is one
+    message stored in two mailboxes (sent as a shared mailbox, with a copy in each): one
+    finding, each mailbox recorded as holding a copy (``finding_copies``). Every visible
     recipient is stored, flagged external or not, so the finding can be judged again.
     """
     new = 0
@@ -385,14 +387,16 @@ def save_findings(db: Database, run_id: int, findings: Iterable[Finding]) -> int
     for finding in findings:
         facts = finding.facts
         existing = db.execute(
-            "select id from findings where mailbox = ? and message_key = ?",
-            [facts.mailbox, facts.message_key],
+            "select id, mailbox from findings where message_key = ? order by id limit 1",
+            [facts.message_key],
         ).fetchone()
         if existing:
+            _add_copy(db, existing[0], existing[1], finding, run_id, found_at)
             continue
         table = db.table("findings")
         table.insert(_finding_row(finding, run_id, found_at))
         finding_id = table.last_pk
+        _copy(db, int(finding_id or 0), facts.mailbox, facts.graph_id, run_id, found_at)
         exposed = {r.address for r in finding.exposed}
         db.table("finding_addresses").insert_all(
             {
@@ -409,6 +413,53 @@ def save_findings(db: Database, run_id: int, findings: Iterable[Finding]) -> int
     return new
 
 
+def _copy(
+    db: Database, finding_id: int, mailbox: str, graph_id: str, run_id: int, found_at: str
+) -> bool:
+    """Record that ``mailbox`` holds a copy of the finding's message; False if known."""
+    cursor = db.execute(
+        "insert or ignore into finding_copies (finding_id, mailbox, graph_id, run_id, found_at) "
+        "values (?, ?, ?, ?, ?)",
+        [finding_id, mailbox, graph_id, run_id, found_at],
+    )
+    return cursor.rowcount > 0
+
+
+def _add_copy(
+    db: Database, finding_id: int, stored_in: str, finding: Finding, run_id: int, found_at: str
+) -> None:
+    """Another mailbox's copy of a stored finding. The From mailbox's own copy speaks for the
+    message: its Entra department is the one the severity rule reads, whichever copy was
+    read first (the sender's own Sent Items, or the shared mailbox's)."""
+    facts = finding.facts
+    if not _copy(db, finding_id, facts.mailbox, facts.graph_id, run_id, found_at):
+        return
+    if facts.mailbox != facts.sender or stored_in == facts.sender:
+        return
+    db.table("findings").update(
+        finding_id,
+        {
+            "mailbox": facts.mailbox,
+            "graph_id": facts.graph_id,
+            "sender_department": facts.department,
+            "sender_job_title": facts.job_title,
+            **judgement_row(finding),
+        },
+    )
+
+
+def copies_of(db: Database, finding_id: int) -> list[str]:
+    """The mailboxes holding a copy of the finding's message, its own mailbox first."""
+    return [
+        r["mailbox"]
+        for r in db.query(
+            "select c.mailbox from finding_copies c join findings f on f.id = c.finding_id "
+            "where c.finding_id = ? order by c.mailbox != f.mailbox, c.found_at, c.mailbox",
+            [finding_id],
+        )
+    ]
+
+
 def _finding_row(finding: Finding, run_id: int, found_at: str) -> dict[str, Any]:
     facts = finding.facts
     return {
@@ -421,6 +472,7 @@ def _finding_row(finding: Finding, run_id: int, found_at: str) -> dict[str, Any]
         "subject": facts.subject,
         "subject_key": normalise_subject(facts.subject),
         "sender": facts.sender,
+        "sent_by": facts.sent_by,
         "to_count": facts.to_count,
         "cc_count": facts.cc_count,
         "bcc_count": facts.bcc_count,
@@ -476,10 +528,12 @@ def list_findings(
             "id": row["id"],
             "incident_id": row["incident_id"],
             "mailbox": row["mailbox"],
+            "mailboxes": copies_of(db, row["id"]),
             "internet_message_id": row["internet_message_id"],
             "sent_at": row["sent_at"],
             "subject": row["subject"],
             "sender": row["sender"],
+            "sent_by": row["sent_by"],
             "to_count": row["to_count"],
             "cc_count": row["cc_count"],
             "bcc_count": row["bcc_count"],
@@ -538,6 +592,7 @@ def stored_facts(db: Database) -> Iterator[tuple[int, Facts, str]]:
                 recipients=recipients,
                 department=row["sender_department"],
                 job_title=row["sender_job_title"],
+                sent_by=row["sent_by"],
             ),
             row["source"],
         )

@@ -170,6 +170,7 @@ def _item(db: Database, row: dict[str, Any], reported: Reported) -> IncidentItem
         severity=row["severity"],
         reason=row["reason"],
         sender=row["sender"],
+        sent_by=row["sent_by"],
         subject=row["subject"] or "",
         first_sent_at=row["first_sent_at"],
         last_sent_at=row["last_sent_at"],

@@ -29,17 +29,32 @@ from sweeper.when import utc_now
 
 
 def assign_incidents(
-    db: Database, window: timedelta, rule: SeverityRule, *, settled_only: bool = False
+    db: Database,
+    window: timedelta,
+    rule: SeverityRule,
+    *,
+    settled_only: bool = False,
+    run_id: int | None = None,
 ) -> list[int]:
     """Place every qualifying finding not yet in an incident, oldest first.
 
     Returns the ids of the incidents created or extended. Safe to call at any time, from
     any process: the findings are read inside the same write transaction that places them,
     so two processes never place one finding twice, and a finding is never moved.
-    ``settled_only``: see :func:`unplaced_findings`.
+    ``settled_only``: see :func:`unplaced_findings`. ``run_id``: the incidents of findings
+    placed before this run, to which it found another mailbox's copy, are refreshed too (the
+    From mailbox's copy may have brought its department, see ``store.save_findings``).
     """
     touched: set[int] = set()
     with transaction(db):
+        if run_id is not None:
+            for row in db.query(
+                "select distinct f.incident_id from finding_copies c join findings f "
+                "on f.id = c.finding_id where c.run_id = ? and f.incident_id is not null "
+                "and f.run_id != ?",
+                [run_id, run_id],
+            ):
+                refresh_incident(db, row["incident_id"], rule)
         for row in unplaced_findings(db, settled_only=settled_only):
             member = _member(db, row)
             group = place(member, _candidates(db, row), window)
@@ -195,12 +210,15 @@ def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None
         )
     ]
     founder = rows[0]
+    # Delegates who sent its messages on the From address's behalf, named beside it.
+    sent_by = sorted({r["sent_by"] for r in rows if r["sent_by"]})
     earlier = closed_lists(db, founder["sender"], incident_id)
     summary = summarise(messages, addresses, founder["subject"] or "", rule, earlier)
     db.table("incidents").update(
         incident_id,
         {
             "sender": founder["sender"],
+            "sent_by": ", ".join(sent_by) or None,
             "subject": founder["subject"],
             "subject_key": founder["subject_key"],
             **summary.__dict__,
@@ -289,11 +307,25 @@ def top_domains(db: Database, incident_id: int, limit: int = 5) -> list[str]:
     ]
 
 
+def incident_mailboxes(db: Database, incident_id: int) -> list[str]:
+    """The mailboxes holding a copy of any of the incident's messages."""
+    return [
+        r["mailbox"]
+        for r in db.query(
+            "select distinct c.mailbox from finding_copies c join findings f "
+            "on f.id = c.finding_id where f.incident_id = ? order by c.mailbox",
+            [incident_id],
+        )
+    ]
+
+
 def _public(db: Database, row: dict[str, Any]) -> dict[str, Any]:
     domains = top_domains(db, row["id"])
     return {
         "id": row["id"],
         "sender": row["sender"],
+        "sent_by": row["sent_by"],
+        "mailboxes": incident_mailboxes(db, row["id"]),
         "subject": row["subject"],
         "first_sent_at": row["first_sent_at"],
         "last_sent_at": row["last_sent_at"],
@@ -325,8 +357,8 @@ def save_lookup_findings(db: Database, run_id: int, findings: list[Finding]) -> 
         ids = [
             int(
                 db.execute(
-                    "select id from findings where mailbox = ? and message_key = ?",
-                    [f.facts.mailbox, f.facts.message_key],
+                    "select id from findings where message_key = ? order by id limit 1",
+                    [f.facts.message_key],
                 ).fetchone()[0]
             )
             for f in findings

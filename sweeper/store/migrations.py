@@ -272,6 +272,27 @@ def _disabled_accounts(db: Database) -> None:
     db.table("runs").add_column("excluded", int)
 
 
+def _one_finding_per_message(db: Database) -> None:
+    # One message, one finding, wherever it is stored: mail sent as a shared mailbox can be
+    # saved in the sender's Sent Items and in the shared mailbox's. Each finding lists the
+    # mailboxes holding a copy; a finding's own mailbox is the first of them. Mail sent on
+    # behalf of another address keeps the delegate (Graph's sender) beside the From address.
+    copies = db.table("finding_copies")
+    copies.create(
+        {"finding_id": int, "mailbox": str, "graph_id": str, "run_id": int, "found_at": str},
+        pk=("finding_id", "mailbox"),
+        foreign_keys=[("finding_id", "findings", "id")],
+    )
+    copies.create_index(["mailbox"])
+    db.execute(
+        "insert into finding_copies (finding_id, mailbox, graph_id, run_id, found_at) "
+        "select id, mailbox, graph_id, run_id, found_at from findings"
+    )
+    db.table("findings").create_index(["message_key"])
+    db.table("findings").add_column("sent_by", str)
+    db.table("incidents").add_column("sent_by", str)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -285,6 +306,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0010_awareness", _awareness),
     ("0011_run_log_id", _run_log_id),
     ("0012_disabled_accounts", _disabled_accounts),
+    ("0014_one_finding_per_message", _one_finding_per_message),
 ]
 
 

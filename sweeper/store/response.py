@@ -105,13 +105,15 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule, *, now: dateti
     row = incident(db, incident_id)
     messages = list(
         db.query(
-            "select mailbox, sender, subject, sent_at, internet_message_id, to_count, cc_count, "
-            "bcc_count, visible_external_count, source, found_at, sender_department, "
-            "sender_job_title from findings "
+            "select id, mailbox, sender, sent_by, subject, sent_at, internet_message_id, "
+            "to_count, cc_count, bcc_count, visible_external_count, source, found_at, "
+            "sender_department, sender_job_title from findings "
             "where incident_id = ? and qualifies = 1 order by sent_at",
             [incident_id],
         )
     )
+    for m in messages:  # every mailbox storing a copy (sent as a shared mailbox)
+        m["mailboxes"] = store.copies_of(db, m["id"])
     named: int | None = None
     internal_shown: int | None = None
     if not row["purged_at"]:
@@ -201,11 +203,14 @@ def incident_view(db: Database, incident_id: int) -> IncidentView:
     )
     messages = list(
         db.query(
-            "select sent_at, mailbox, visible_external_count, source, internet_message_id "
-            "from findings where incident_id = ? and qualifies = 1 order by sent_at",
+            "select id, sent_at, mailbox, sent_by, visible_external_count, source, "
+            "internet_message_id from findings where incident_id = ? and qualifies = 1 "
+            "order by sent_at",
             [incident_id],
         )
     )
+    for m in messages:
+        m["mailboxes"] = store.copies_of(db, m["id"])
     return IncidentView(
         row, samples, messages, history(db, incident_id), tuple(store.verified_domains(db))
     )
