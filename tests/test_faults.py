@@ -30,7 +30,7 @@ from sweeper.fakegraph.faults import CROWD_PEOPLE
 VICTIM = "victim.care@northwick.example"  # 7 messages in the day: three pages of 3
 CLINIC = "clinic.bookings@northwick.example"
 
-Key = tuple[str, str]  # mailbox, message key
+Key = str  # a message key: one message is one finding, whichever mailboxes hold a copy
 
 
 @dataclass
@@ -41,29 +41,34 @@ class Stored:
     incidents: set[frozenset[Key]]
     duplicates: int
     statuses: dict[str, tuple[str, str | None]]  # mailbox -> last status, last error
+    copies: dict[Key, frozenset[str]]  # key -> the mailboxes holding the message
 
     def without(self, mailbox: str) -> dict[Key, tuple[int, str, int]]:
-        return {k: v for k, v in self.findings.items() if k[0] != mailbox}
+        """The findings left when ``mailbox`` cannot be read: those another mailbox holds."""
+        return {k: v for k, v in self.findings.items() if self.copies[k] - {mailbox}}
 
 
 def stored(db: Path) -> Stored:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         findings = {
-            (mailbox, key): (exposed, severity, addresses)
-            for mailbox, key, exposed, severity, addresses in conn.execute(
-                "select mailbox, message_key, visible_external_count, severity, "
+            key: (exposed, severity, addresses)
+            for key, exposed, severity, addresses in conn.execute(
+                "select message_key, visible_external_count, severity, "
                 "(select count(*) from finding_addresses a where a.finding_id = f.id) "
                 "from findings f"
             )
         }
-        members: dict[int, set[Key]] = {}
-        for incident, mailbox, key in conn.execute(
-            "select incident_id, mailbox, message_key from findings"
+        copies: dict[Key, set[str]] = {}
+        for key, mailbox in conn.execute(
+            "select f.message_key, c.mailbox from finding_copies c "
+            "join findings f on f.id = c.finding_id"
         ):
-            members.setdefault(incident, set()).add((mailbox, key))
+            copies.setdefault(key, set()).add(mailbox)
+        members: dict[int, set[Key]] = {}
+        for incident, key in conn.execute("select incident_id, message_key from findings"):
+            members.setdefault(incident, set()).add(key)
         duplicates = conn.execute(
-            "select (select count(*) - count(distinct mailbox || char(0) || "
-            "coalesce(internet_message_id, graph_id)) from findings) + "
+            "select (select count(*) - count(distinct message_key) from findings) + "
             "(select count(*) - count(distinct finding_id || char(0) || lower(address)) "
             "from finding_addresses)"
         ).fetchone()[0]
@@ -73,7 +78,13 @@ def stored(db: Path) -> Stored:
                 "select mailbox, last_status, last_error from mailboxes"
             )
         }
-    return Stored(findings, {frozenset(m) for m in members.values()}, duplicates, statuses)
+    return Stored(
+        findings,
+        {frozenset(m) for m in members.values()},
+        duplicates,
+        statuses,
+        {k: frozenset(m) for k, m in copies.items()},
+    )
 
 
 @dataclass
@@ -193,7 +204,7 @@ def test_a_page_of_odd_recipients_adds_exactly_the_crowd(matrix: Matrix) -> None
     assert result.exit_code == 0, result.output
     after = stored(matrix.faulty_db)
     [crowd] = [k for k in after.findings if k not in clean.findings]
-    assert crowd[0] == VICTIM
+    assert after.copies[crowd] == {VICTIM}
     exposed, severity, addresses = after.findings[crowd]
     assert exposed == addresses == CROWD_PEOPLE  # 10,000 entries, each person twice
     assert severity == "critical"

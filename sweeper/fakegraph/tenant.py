@@ -384,13 +384,14 @@ def _plant_incidents(
     _plant(tenant, "honeytrap-reply-all", colleague, reply, 18, "honeytrap-18")
     patients = b.externals(105)
     hidden = b.externals(3)
-    _plant(
-        tenant,
-        "clinic-105",
-        clinic,
-        b.message(clinic, now - timedelta(hours=6), "Clinic newsletter", patients, bcc=hidden),
-        105,
+    newsletter = b.message(
+        clinic, now - timedelta(hours=6), "Clinic newsletter", patients, bcc=hidden
     )
+    _plant(tenant, "clinic-105", clinic, newsletter, 105)
+    # A nurse sent it as the shared mailbox from Outlook desktop, which saves a copy in her
+    # own Sent Items too (MessageCopyForSentAsEnabled): one message, one finding, two mailboxes.
+    nurse = people[-1]
+    nurse.sent.append(dict(newsletter, id=newsletter["id"].replace("AAA=", "NRS=")))
     # September 2021: 245 interpreters in To, then two more emails; 265 people in all.
     linguist = people[1]
     first = b.externals(245)

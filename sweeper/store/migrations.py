@@ -316,6 +316,7 @@ TABLES = (
     "run_mailboxes",
     "findings",
     "finding_addresses",
+    "finding_copies",
     "incidents",
     "tenant_domains",
     "digests",
