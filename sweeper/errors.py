@@ -5,7 +5,8 @@
     ├── UsageError               a request that cannot be done as asked (exit 2)
     │   ├── TriageError          an unknown incident, or a step triage does not allow
     │   └── PurgedError          the incident's addresses were removed (retention)
-    ├── AlreadyRunning           another nightly run holds the lock (or the state blob)
+    ├── AlreadyRunning           another nightly run holds the lock (or the state blob), or
+    │                            another process is sending the digest
     ├── NotFound                 no mailbox holds the message a lookup asked for
     ├── StateError               the blob holding the database refused (Azure Functions)
     ├── StorageError             the database or a file cannot be used as asked (exit 2)
@@ -35,7 +36,9 @@ EXIT_OK, EXIT_PARTIAL, EXIT_CONFIG, EXIT_FAILED = 0, 1, 2, 3
 
 RunStatus = Literal["running", "ok", "partial", "failed"]
 MailboxStatus = Literal["swept", "skipped", "failed"]
-DigestStatus = Literal["sent", "failed", "written"]  # written: built, not sent
+# sending: written before delivery, so that a process killed mid-send leaves a trace (see
+# sweeper.commands.digest); it becomes sent or failed, and is never a command's outcome.
+DigestStatus = Literal["sending", "sent", "failed", "written"]  # written: built, not sent
 
 
 def exit_code_for(*statuses: str) -> int:
@@ -77,7 +80,7 @@ class PurgedError(UsageError):
 
 
 class AlreadyRunning(SweeperError):
-    """Another nightly run holds the lock."""
+    """Another nightly run holds the lock, or another process is sending the digest."""
 
 
 class NotFound(SweeperError):

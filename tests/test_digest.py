@@ -309,8 +309,13 @@ def test_graph_delivery_sends_once_and_saves_to_sent_items_as_configured(swept: 
     assert f"Sent by graph to {DPO}" in result.output
     [mail] = swept.fake.sent_mail
     assert mail["sender"] == DIGEST_SENDER
-    assert mail["saveToSentItems"] is False
+    assert mail["saveToSentItems"] is True  # the default: what makes a digest exactly once
     message = mail["message"]
+    [row] = swept.rows("select * from digests")
+    assert message["internetMessageId"] == row["internet_message_id"]
+    mailbox = swept.fake.tenant.user(DIGEST_SENDER)
+    assert mailbox is not None
+    assert mailbox.sent[0]["internetMessageId"] == row["internet_message_id"]
     assert message["subject"] == f"sweeper: {DAY_INCIDENTS} new incidents need review, 3 critical"
     assert message["toRecipients"] == [{"emailAddress": {"address": DPO}}]
     assert message["body"]["contentType"] == "HTML"

@@ -264,3 +264,88 @@ def test_a_batch_graph_would_refuse_is_refused(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert_graph_error(response, 400, "BadRequest")
+
+
+def send_mail(fake: FakeGraph, token: str, upn: str, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(
+        f"{fake.graph_url}/users/{upn}/sendMail",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+SENDER = "sweeper@northwick.example"
+
+
+def message(**extra: Any) -> dict[str, Any]:
+    return {
+        "subject": "Hello",
+        "body": {"contentType": "HTML", "content": "<p>Hello <b>there</b></p>"},
+        "toRecipients": [{"emailAddress": {"address": "dpo@northwick.example"}}],
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        ({"message": message(), "saveToSentItems": True}, True),
+        ({"message": message()}, True),  # Graph's default
+        ({"Message": message(), "SaveToSentItems": True}, True),  # the SDK's casing
+        ({"message": message(), "saveToSentItems": False}, False),
+        ({"Message": message(), "SaveToSentItems": False}, False),
+    ],
+)
+def test_send_mail_keeps_a_copy_in_sent_items_unless_told_not_to(
+    fake: FakeGraph, token: str, body: dict[str, Any], kept: bool
+) -> None:
+    mailbox = fake.tenant.user(SENDER)
+    assert mailbox is not None
+    before = list(mailbox.sent)
+
+    response = send_mail(fake, token, SENDER, body)
+
+    assert response.status_code == 202 and response.content == b""
+    assert len(fake.sent_mail) == 1
+    assert mailbox.sent[len(mailbox.sent) - len(before) :] == before
+    assert len(mailbox.sent) == len(before) + kept
+    if kept:
+        copy = mailbox.sent[0]  # newest first
+        assert copy["subject"] == "Hello" and copy["bodyPreview"] == "Hello there"
+        assert copy["from"] == copy["sender"]
+        assert copy["from"]["emailAddress"]["address"] == SENDER
+        assert copy["toRecipients"] == [{"emailAddress": {"address": "dpo@northwick.example"}}]
+        assert copy["isDraft"] is False and copy["id"].startswith("AAMkAG")
+        assert copy["internetMessageId"].startswith("<") and "@" in copy["internetMessageId"]
+        listed = get(fake, token, sent_path(fake, SENDER), **{"$top": "1"}).json()["value"]
+        assert listed[0]["id"] == copy["id"]
+
+
+def test_a_sent_copy_is_found_by_the_internet_message_id_the_client_gave(
+    fake: FakeGraph, token: str
+) -> None:
+    given = "<sweeper-digest.1.0a1b2c3d4e5f6a7b@northwick.example>"
+    quoted = "<o'brien.2@northwick.example>"
+    for mid in (given, quoted):
+        body = {"message": message(internetMessageId=mid), "saveToSentItems": True}
+        assert send_mail(fake, token, SENDER, body).status_code == 202
+
+    def find(mid: str) -> list[dict[str, Any]]:
+        literal = mid.replace("'", "''")
+        response = get(
+            fake,
+            token,
+            sent_path(fake, SENDER),
+            **{
+                "$filter": f"internetMessageId eq '{literal}'",
+                "$select": "id,internetMessageId,sentDateTime",
+            },
+        )
+        assert response.status_code == 200, response.text
+        return list(response.json()["value"])
+
+    [copy] = find(given)
+    assert copy["internetMessageId"] == given
+    assert set(copy) <= {"@odata.etag", "id", "internetMessageId", "sentDateTime"}
+    assert [c["internetMessageId"] for c in find(quoted)] == [quoted]
+    assert find("<sweeper-digest.2.0a1b2c3d4e5f6a7b@northwick.example>") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
@@ -11,20 +12,67 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
-from sweeper.commands.settings import DigestSettings
+from sweeper.commands.settings import DigestSettings, Settings
 from sweeper.errors import DeliveryError
+from sweeper.faultpoints import reached
+from sweeper.graph.signin import gateway_for
+from sweeper.rules.digest import Digest
+
+
+def deliver(
+    settings: Settings,
+    env: Mapping[str, str],
+    digest: Digest,
+    html: str,
+    text: str,
+    message_id: str,
+) -> None:
+    """Deliver the digest once, by the configured transport, with this Message-ID.
+
+    Returns when Graph answered 202 or the relay accepted the message; raises DeliveryError
+    or GraphError otherwise (the mail may then still have gone: see their messages).
+    """
+    config = settings.digest
+    sender = config.sender or ""
+    reached("digest-sending")
+    if config.transport == "smtp":
+        message = email_message(
+            digest.subject_line, html, text, sender, config.recipients, message_id
+        )
+        send_smtp(config, env, message, settings.ca_bundle)
+    else:
+        payload = graph_payload(
+            digest.subject_line, html, config.recipients, config.save_to_sent_items, message_id
+        )
+        asyncio.run(_send_graph(settings, env, sender, payload))
+    reached("digest-accepted")
+
+
+async def _send_graph(
+    settings: Settings, env: Mapping[str, str], sender: str, payload: dict[str, object]
+) -> None:
+    async with gateway_for(settings.sign_in, env) as gateway:
+        await gateway.send_mail(sender, payload)
 
 
 def email_message(
-    subject: str, html: str, text: str, sender: str, recipients: Sequence[str]
+    subject: str,
+    html: str,
+    text: str,
+    sender: str,
+    recipients: Sequence[str],
+    message_id: str | None = None,
 ) -> EmailMessage:
-    """multipart/alternative: the plain text first, the HTML as the preferred part."""
+    """multipart/alternative: the plain text first, the HTML as the preferred part.
+
+    ``message_id``: the digest's own (the same each time that digest is sent); else a new one.
+    """
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Message-ID"] = message_id or make_msgid(domain=sender.rpartition("@")[2] or None)
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
@@ -63,15 +111,22 @@ def send_smtp(
 
 
 def graph_payload(
-    subject: str, html: str, recipients: Sequence[str], save_to_sent_items: bool
+    subject: str,
+    html: str,
+    recipients: Sequence[str],
+    save_to_sent_items: bool,
+    internet_message_id: str | None = None,
 ) -> dict[str, Any]:
-    """The sendMail body, in Graph's own camelCase, with ``saveToSentItems`` always set."""
-    return {
-        "message": {
-            "subject": subject,
-            "body": {"contentType": "HTML", "content": html},
-            "toRecipients": [{"emailAddress": {"address": r}} for r in recipients],
-            "importance": "normal",
-        },
-        "saveToSentItems": save_to_sent_items,
+    """The sendMail body, in Graph's own camelCase, with ``saveToSentItems`` always set.
+
+    ``internet_message_id``: the digest's own, so that its copy in Sent Items can be found.
+    """
+    message: dict[str, Any] = {
+        "subject": subject,
+        "body": {"contentType": "HTML", "content": html},
+        "toRecipients": [{"emailAddress": {"address": r}} for r in recipients],
+        "importance": "normal",
     }
+    if internet_message_id is not None:
+        message["internetMessageId"] = internet_message_id
+    return {"message": message, "saveToSentItems": save_to_sent_items}

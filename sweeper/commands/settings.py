@@ -107,7 +107,9 @@ class DigestSettings:
     transport: str = "graph"  # one of TRANSPORTS
     sender: str | None = None  # Graph: the mailbox sending it; SMTP: the From address
     recipients: tuple[str, ...] = ()
-    save_to_sent_items: bool = False
+    # Graph keeps a copy, which is how an interrupted digest is found sent or not (exactly
+    # once); false: no copy, and an interrupted digest is sent again (at least once).
+    save_to_sent_items: bool = True
     all_clear: bool = True  # send a short all clear when nothing is new
     reports_dir: Path = Path("reports")
     smtp_host: str | None = None

@@ -13,6 +13,9 @@ and sign-in over HTTPS with a throwaway CA (azure-identity insists on HTTPS). It
   absolute ``@odata.nextLink``;
 * 404 ``MailboxNotEnabledForRESTAPI`` for an account without a mailbox, 404 for an unknown
   user, 400 for query options it does not know;
+* ``sendMail`` captures the mail (:attr:`FakeGraph.sent_mail`) and, unless
+  ``saveToSentItems`` is false (either casing; absent means true, as in Graph), puts a copy
+  in the sender's Sent Items, with the client's ``internetMessageId`` if it gave one;
 * at most four requests at once per mailbox (a fifth gets 429 ``ApplicationThrottled``);
 * injected faults (:class:`~sweeper.fakegraph.faults.Fault`): any status with
   ``Retry-After``, a truncated body, junk or odd entries, a reset connection, a stalled
@@ -593,6 +596,8 @@ class FakeGraph:
             raise bad_request("At least one recipient is not valid.", "ErrorInvalidRecipients")
         save = body.get("saveToSentItems", body.get("SaveToSentItems", True))
         self.sent_mail.append({"sender": user.upn, "message": message, "saveToSentItems": save})
+        if save is not False:
+            user.sent.insert(0, _sent_copy(user, message))  # Sent Items are newest first
         return web.Response(status=202)
 
     def _require(self, request: web.Request, role: str, code: str, also: str | None = None) -> None:
@@ -628,6 +633,55 @@ async def _cut_off(request: web.Request, body: bytes) -> web.StreamResponse:
     if request.transport is not None:
         request.transport.close()
     return response
+
+
+def _sent_copy(user: FakeUser, message: dict[str, Any]) -> dict[str, Any]:
+    """The copy Graph keeps in the sender's Sent Items of a message sent by sendMail: the
+    client's internetMessageId if it gave one, else one the server makes."""
+
+    def get_in(item: dict[str, Any], name: str, default: Any = None) -> Any:
+        """Graph's camelCase key, or the SDK's PascalCase one."""
+        return item.get(name, item.get(name[0].upper() + name[1:], default))
+
+    def get(name: str, default: Any = None) -> Any:
+        return get_in(message, name, default)
+
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    serial = secrets.token_hex(16)
+    me = {"emailAddress": {"name": user.display_name, "address": user.upn}}
+    body = get("body") if isinstance(get("body"), dict) else {}
+    content = str(get_in(body, "content", ""))
+    return {
+        "@odata.etag": f'W/"CQAAABYAAAD{serial[:8]}"',
+        "id": f"AAMkAG{serial}AAA=",
+        "createdDateTime": stamp,
+        "lastModifiedDateTime": stamp,
+        "receivedDateTime": stamp,
+        "sentDateTime": stamp,
+        "hasAttachments": bool(get("attachments")),
+        "internetMessageId": get("internetMessageId")
+        or f"<{serial}@LO2P265MB0001.GBRP265.PROD.OUTLOOK.EXAMPLE>",
+        "subject": get("subject", ""),
+        "bodyPreview": " ".join(re.sub(r"<[^>]*>", " ", content).split())[:255],
+        "importance": str(get("importance", "normal")).lower(),
+        "parentFolderId": "AQMkAGSentItems",
+        "conversationId": f"AAQkAG{serial[:24]}=",
+        "isDeliveryReceiptRequested": False,
+        "isReadReceiptRequested": False,
+        "isRead": True,
+        "isDraft": False,
+        "body": {
+            "contentType": str(get_in(body, "contentType", "html")).lower(),
+            "content": content,
+        },
+        "sender": me,
+        "from": me,
+        "toRecipients": get("toRecipients", []),
+        "ccRecipients": get("ccRecipients", []),
+        "bccRecipients": get("bccRecipients", []),
+        "replyTo": get("replyTo", []),
+        "flag": {"flagStatus": "notFlagged"},
+    }
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

@@ -398,6 +398,29 @@ class GraphGateway:
                 code=code,
             )
 
+    async def sent_copy(self, mailbox: str, internet_message_id: str) -> dict[str, Any] | None:
+        """The mailbox's Sent Items copy of the message with this internetMessageId, as
+        ``{"id", "internetMessageId", "sentDateTime"}``; None when there is none.
+
+        One read (Mail.ReadBasic.All is enough), with the retries of every read; a GraphError
+        when Graph cannot say.
+        """
+        quoted = internet_message_id.replace("'", "''")
+        query = urlencode(
+            {
+                "$filter": f"internetMessageId eq '{quoted}'",
+                "$select": "id,internetMessageId,sentDateTime",
+                "$top": "10",
+            },
+            safe="$,:",
+        )
+        url = f"{self.graph_url}/users/{quote(mailbox, safe='@')}/mailFolders/sentitems/messages"
+        body = await self._get_json(f"{url}?{query}", tenant_wide=False, page=True)
+        for item in body["value"]:
+            if isinstance(item, dict) and item.get("internetMessageId") == internet_message_id:
+                return item
+        return None
+
     # -- plumbing ----------------------------------------------------------------------
 
     async def _pages(self, url: str, *, tenant_wide: bool) -> AsyncIterator[list[Any]]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+import orjson
 
 from sweeper.rules.clock import AwarenessClock
 from sweeper.rules.severity import LEVELS
@@ -103,6 +106,9 @@ class Digest:
     trend: tuple[TrendDay, ...]
     commands: tuple[str, ...] = field(default_factory=tuple)
     rejudgements: tuple[Rejudgement, ...] = ()  # reclassify runs since the last digest
+    # When sending this digest was interrupted before the answer came, if it was: it is sent
+    # again (with the same Message-ID) and may be a repeat.
+    repeat_of: str | None = None
 
     @property
     def moment(self) -> datetime:
@@ -124,6 +130,65 @@ class Digest:
     @property
     def subject_line(self) -> str:
         return f"sweeper: {self.verdict}"
+
+
+@dataclass(frozen=True)
+class PlannedIncident:
+    id: int
+    unique_exposed: int  # as the digest reports it
+    reported_before: int | None  # set for an incident reported as grown
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a digest is about to report, written down before it is sent: once it is known
+    to have been delivered, these become its ``digest_items``."""
+
+    incidents: tuple[PlannedIncident, ...]
+    runs: tuple[int, ...]  # failed or partial runs
+
+    @classmethod
+    def of(cls, digest: Digest) -> Plan:
+        return cls(
+            tuple(
+                PlannedIncident(i.id, i.unique_exposed, i.reported_before)
+                for i in (*digest.new, *digest.grown)
+            ),
+            tuple(r.id for r in digest.health.failed_runs),
+        )
+
+    def to_json(self) -> str:
+        return orjson.dumps(
+            {
+                "incidents": [
+                    {
+                        "id": i.id,
+                        "unique_exposed": i.unique_exposed,
+                        "reported_before": i.reported_before,
+                    }
+                    for i in self.incidents
+                ],
+                "runs": list(self.runs),
+            }  # fmt: skip
+        ).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        raw: dict[str, Any] = orjson.loads(text)
+        return cls(
+            tuple(
+                PlannedIncident(int(i["id"]), int(i["unique_exposed"]), i.get("reported_before"))
+                for i in raw.get("incidents", [])
+            ),
+            tuple(int(r) for r in raw.get("runs", [])),
+        )
+
+
+def message_id(digest_id: int, installation: str, sender: str) -> str:
+    """The digest's Internet Message-ID: the same every time this digest is sent, unique
+    across databases (``installation`` is a random token each database makes once)."""
+    domain = sender.rpartition("@")[2] or "sweeper.invalid"
+    return f"<sweeper-digest.{digest_id}.{installation}@{domain.lower()}>"
 
 
 def clock_for(

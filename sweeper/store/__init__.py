@@ -6,6 +6,7 @@
 - :mod:`.incidents`: placing findings in incidents and keeping their figures.
 - :mod:`.triage`: triage steps and their append-only history.
 - :mod:`.digests`: what a digest reports, and what a sent one did report.
+- :mod:`.sending`: a digest on its way, recorded before delivery and settled after.
 - :mod:`.response`: the people to notify, the worksheet's facts, ``incident show``'s.
 - :mod:`.retention`: removing addresses (and export files) past retention.
 - :mod:`.recovery`: what a killed process left behind, put right.

@@ -20,6 +20,7 @@ from sweeper.rules.digest import (
     FailedRun,
     Health,
     IncidentItem,
+    Plan,
     Rejudgement,
     TrendDay,
     clock_for,
@@ -29,7 +30,7 @@ from sweeper.rules.triage import NOT_REPORTED
 from sweeper.store.db import transaction
 from sweeper.store.incidents import top_domains
 from sweeper.store.triage import reported_at
-from sweeper.when import iso, utc_now
+from sweeper.when import iso
 
 SAMPLES = 3
 TREND_DAYS = 30
@@ -58,6 +59,39 @@ def build(db: Database, now: datetime, *, since: str | None = None, resend: bool
     else:
         incidents = _pending_incidents(db)
         runs = _pending_runs(db)
+    return _digest(db, now, period_since, incidents, runs)
+
+
+def build_planned(
+    db: Database, now: datetime, plan: Plan, period_since: str | None, *, repeat_of: str
+) -> Digest:
+    """An interrupted digest again: the incidents (new or grown, as planned) and the runs it
+    was about to report, with their figures as of ``now``; ``repeat_of`` is when sending it
+    was interrupted."""
+    before = {i.id: i.reported_before for i in plan.incidents}
+    rows = db.query(
+        "select * from incidents where id in (select value from json_each(?))",
+        [orjson.dumps(list(before)).decode()],
+    )
+    incidents = _severity_order((row, before[row["id"]]) for row in rows)
+    runs = list(
+        db.query(
+            "select * from runs where id in (select value from json_each(?)) order by id",
+            [orjson.dumps(list(plan.runs)).decode()],
+        )
+    )
+    return _digest(db, now, period_since, incidents, runs, repeat_of=repeat_of)
+
+
+def _digest(
+    db: Database,
+    now: datetime,
+    period_since: str | None,
+    incidents: list[tuple[dict[str, Any], Reported]],
+    runs: list[dict[str, Any]],
+    *,
+    repeat_of: str | None = None,
+) -> Digest:
     items = [_item(db, row, reported) for row, reported in incidents]
     return Digest(
         created_at=iso(now),
@@ -69,6 +103,7 @@ def build(db: Database, now: datetime, *, since: str | None = None, resend: bool
         trend=_trend(db, now),
         commands=COMMANDS,
         rejudgements=_rejudgements(db, period_since),
+        repeat_of=repeat_of,
     )
 
 
@@ -259,7 +294,11 @@ def record_digest(
     html_path: str | None,
     error: str | None = None,
 ) -> int:
-    """Write the digest row; a sent one also records what it reported, in one transaction."""
+    """Write the row of a digest that is not on its way: ``written`` (built, not sent).
+
+    A digest that is sent goes through :mod:`sweeper.store.sending`, which records what it
+    reported once it was delivered.
+    """
     with transaction(db):
         table = db.table("digests")
         table.insert(
@@ -271,22 +310,10 @@ def record_digest(
                 "transport": transport,
                 "verdict": digest.verdict,
                 "html_path": html_path,
-                "sent_at": utc_now() if status == "sent" else None,
                 "error": error,
             }
         )
-        digest_id = int(table.last_pk or 0)
-        if status == "sent":
-            items = [
-                {"digest_id": digest_id, "kind": "incident", "item_id": i.id,
-                 "unique_exposed": i.unique_exposed}
-                for i in (*digest.new, *digest.grown)
-            ] + [
-                {"digest_id": digest_id, "kind": "run", "item_id": run_id, "unique_exposed": None}
-                for run_id in (r.id for r in digest.health.failed_runs)
-            ]  # fmt: skip
-            db.table("digest_items").insert_all(items, replace=True)
-    return digest_id
+        return int(table.last_pk or 0)
 
 
 def sent_today(db: Database, now: datetime) -> bool:

@@ -5,6 +5,7 @@ Add a migration by appending a function to ``MIGRATIONS``; never edit one that h
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -272,6 +273,27 @@ def _disabled_accounts(db: Database) -> None:
     db.table("runs").add_column("excluded", int)
 
 
+def _digest_exactly_once(db: Database) -> None:
+    # A digest is written `sending` before it is delivered, with the Message-ID it goes
+    # out with, what it is about to report (`plan`, JSON) and the process sending it, so
+    # that a process killed after the mail was accepted can be told from one killed before
+    # (sweeper.commands.digest). The Message-ID is made from the digest's id and this
+    # database's installation token, created once here: two databases never share one.
+    digests = db.table("digests")
+    for column, kind in (
+        ("internet_message_id", str),
+        ("sender", str),
+        ("save_to_sent_items", int),  # Graph kept a copy that can be looked for
+        ("plan", str),
+        ("pid", int),
+        ("pid_started", str),
+        ("host", str),
+    ):
+        digests.add_column(column, kind)
+    db.table("meta").create({"key": str, "value": str}, pk="key")
+    db.table("meta").insert({"key": "installation", "value": secrets.token_hex(8)})
+
+
 def _one_finding_per_message(db: Database) -> None:
     # One message, one finding, wherever it is stored: mail sent as a shared mailbox can be
     # saved in the sender's Sent Items and in the shared mailbox's. Each finding lists the
@@ -306,6 +328,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0010_awareness", _awareness),
     ("0011_run_log_id", _run_log_id),
     ("0012_disabled_accounts", _disabled_accounts),
+    ("0013_digest_exactly_once", _digest_exactly_once),
     ("0014_one_finding_per_message", _one_finding_per_message),
 ]
 
@@ -324,6 +347,7 @@ TABLES = (
     "incident_history",
     "exports",
     "rejudgements",
+    "meta",
 )
 
 
