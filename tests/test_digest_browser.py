@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Sweeper
+
+from sweeper import store
+from sweeper.present.render import render_html
+from sweeper.store.digests import build
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -115,6 +121,38 @@ def test_the_digest_fits_the_screen(
     assert requests == [digest_file.as_uri()]  # nothing fetched from anywhere else
     verdict = page.locator("body").inner_text().splitlines()[0]
     assert verdict.endswith("new incidents need review, 3 critical")
+    page.close()
+
+
+@pytest.fixture
+def repeat_file(sweeper: Sweeper, tmp_path: Path) -> Path:
+    """A digest sent again after its first sending was cut off (SMTP: nothing to look at)."""
+    assert sweeper.run("sweep").exit_code == 0
+    db = store.open_db(sweeper.db)
+    digest = replace(build(db, datetime.now(UTC)), repeat_of="2026-12-02T05:30:00Z")
+    out = tmp_path / "repeat.html"
+    out.write_text(render_html(digest, store.verified_domains(db)))
+    return out
+
+
+@pytest.fixture
+def repeat_browser(repeat_file: Path) -> Iterator[Any]:
+    """Started after the digest is made, as :func:`browser`."""
+    yield from chromium()
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 900), (375, 740)])
+def test_a_possible_repeat_says_so_and_fits_the_screen(
+    repeat_browser: Any, repeat_file: Path, width: int, height: int
+) -> None:
+    page, requests = opened(repeat_browser, repeat_file, width, height)
+
+    layout = page.evaluate(OVERFLOW)
+
+    assert layout["scroll"] <= width and layout["wide"] == [], layout
+    assert requests == [repeat_file.as_uri()]
+    notice = page.get_by_text("Possibly a repeat.")
+    assert notice.is_visible()
     page.close()
 
 
