@@ -738,3 +738,17 @@ def test_the_url_and_the_secret_never_reach_a_message_or_a_log(
     assert "trying again in 0.5 s (attempt 2 of 4)" in logged  # the retries were logged
     for secret in ("s3cr3tSIG", "/workflows", "api-version", SECRET, SECRET[6:]):
         assert secret not in logged
+
+
+def test_every_field_and_header_a_receiver_gets_is_in_the_readme(receiver: Receiver) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Webhooks\n")[1].split("\n## ")[0]
+    send_alert(receiver.url("/hooks/sweeper"), ALERTS["new"], Slept())
+    [delivery] = receiver.deliveries
+    payload = orjson.loads(delivery.body)
+
+    for name in [*payload, *payload["data"]]:
+        assert f"`{name}`" in section, name
+    for header in ("content-type", "user-agent", "webhook-id", "webhook-timestamp"):
+        assert f"| `{header}` |" in section and header in delivery.headers
+    assert "| `webhook-signature` |" in section
