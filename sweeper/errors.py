@@ -14,6 +14,7 @@
     │   ├── DatabaseBusy         another process kept the write lock too long (exit 3)
     │   └── DiskFull             no space left to write (exit 3: the run failed)
     ├── DeliveryError            the digest could not be delivered (or not for certain)
+    ├── AlertDeliveryError       a Teams or webhook alert was refused, or had no answer
     └── GraphError               Microsoft Graph answered with an error or not at all
         ├── AuthError            sign-in failed: no token, so nothing can be swept
         ├── MailboxNotEnabled    the user has no Exchange Online mailbox (skipped, counted)
@@ -115,6 +116,16 @@ class DiskFull(StorageError):
 
 class DeliveryError(SweeperError):
     """The digest was not delivered, or Graph or the relay left it uncertain."""
+
+
+class AlertDeliveryError(SweeperError):
+    """A webhook (Teams Workflows, or a receiver of Standard Webhooks) refused an alert, or
+    gave no answer after the retries. The message names the webhook by scheme and host only:
+    a URL's path and query can hold its secret."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status  # the last HTTP status answered, if any
+        super().__init__(message)
 
 
 class GraphError(SweeperError):

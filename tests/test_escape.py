@@ -21,6 +21,7 @@ from test_digest import swept_with_subject
 from sweeper import store
 from sweeper.commands.sweep import MailboxResult, SweepReport, run_summary
 from sweeper.present.escape import (
+    adaptive_card,
     csv_cell,
     internal_domains,
     mark_bidi,
@@ -220,6 +221,99 @@ def test_markdown_never_makes_markup_of_a_value(value: str) -> None:
 
     assert set(page.tags) <= {"p", "ul", "li", "code"}
     assert page.text.strip() == one_line(value).strip()
+
+
+# -- Adaptive Cards -------------------------------------------------------------------------
+
+HOSTILE_CARD = (
+    "[Click to verify](https://evil.example)",
+    "![](https://evil.example/pixel.gif)",
+    "[x]: https://evil.example",
+    "<https://evil.example>",
+    "see https://evil.example/login now",
+    "HTTPS://EVIL.EXAMPLE and www.evil.example",
+    "<at>Jane Doe</at> please confirm",
+    '<img src="x">',
+    "**bold** __bold__ *it* _it_ ~~gone~~ `code`",
+    "Re: rota\nSeverity: low\r\n- forged line",
+    "- item",
+    "+ item",
+    "* item",
+    "1. item",
+    "2) item",
+    "---",
+    "# heading",
+    "> quote",
+    "    four spaces: a code block",
+    "{{DATE(2017-02-14T06:08:39Z, SHORT)}} {{TIME(2017-02-14T06:08:39Z)}}",
+    "&lt;b&gt; &#42;x&#42; &amp;",
+    "Tom & Jerry (March) [draft] 1.5 -5",
+    "\u202e(https://evil.example)",
+    "\u202eexe.txt \u2066x\u2069",
+    "bell\x07 esc\x1b[31m c1\x9b nel\x85 ls\u2028 ps\u2029",
+    "j***@gmail.com, mailto:j***@gmail.com",
+    "trailing\\",
+)
+
+
+def undefanged(text: str) -> str:
+    return re.sub(r"(?i)www\[\.\]", "www.", text.replace("[:]//", "://"))
+
+
+def naive(text: str) -> list[str]:
+    """What a client that ignores backslash escapes could still read as markup."""
+    found = [what for what in ("](", "{{", "\n", "\r") if what in text]
+    if re.match(r"\s*(?:[-+*]|\d+[.)])(?:\s|$)", text):
+        found.append("a list item")
+    if re.search(r"(?i)(?:[a-z][a-z0-9+.-]*://|(?<![\w.-])www\.)", text):
+        found.append("a URL")
+    return found
+
+
+@pytest.mark.parametrize("value", HOSTILE_CARD)
+def test_adaptive_card_text_renders_as_the_value_and_nothing_else(value: str) -> None:
+    escaped = adaptive_card(value)
+    page = Rendered(gfm(escaped))
+
+    assert set(page.tags) <= {"p"}
+    assert undefanged(page.text).strip() == mark_bidi(one_line(value)).strip()
+    assert naive(escaped) == []
+    assert not re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]", escaped)
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [
+        ("[click](https://evil)", "\\[click\\]\\(https\\[:\\]//evil)"),
+        ("**x**", "\\*\\*x\\*\\*"),
+        ("a\nb", "a b"),
+        ("<at>Jo</at>", "\\<at>Jo\\</at>"),
+        ("\u202e(x)", "\\[U+202E\\]\\(x)"),  # the marked bidi control links nothing
+        ("{{DATE(x)}}", "{\\{DATE(x)}}"),
+        ("1. x", "1\\. x"),
+        ("1.5 million", "1.5 million"),  # no list marker: nothing to escape
+        ("Tom & Jerry (March)", "Tom & Jerry (March)"),
+        ("first_last@northwick.example", "first\\_last@northwick.example"),
+    ],
+)
+def test_adaptive_card_escapes_only_what_a_card_would_read_as_markup(
+    value: str, escaped: str
+) -> None:
+    assert adaptive_card(value) == escaped
+
+
+@given(
+    st.text(
+        alphabet=st.sampled_from("ab1 .:/-+=#>*_`~[]()<>!&;|{}\\'\"\nw\u202e\x85"),
+    )
+)
+def test_adaptive_card_never_makes_markup_of_a_value(value: str) -> None:
+    escaped = adaptive_card(value)
+    page = Rendered(gfm(escaped))
+
+    assert set(page.tags) <= {"p"}
+    assert undefanged(page.text).strip() == undefanged(mark_bidi(one_line(value))).strip()
+    assert naive(escaped) == []
 
 
 # -- masking --------------------------------------------------------------------------------

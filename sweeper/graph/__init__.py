@@ -2,6 +2,8 @@
 
 - :mod:`.gateway`: :class:`~.gateway.GraphGateway`, every Graph call sweeper makes, paging
   and throttling included; answers are plain data or one of :mod:`sweeper.errors`.
+- :mod:`.outbound`: alerts posted to webhooks (Teams Workflows, Standard Webhooks), with
+  retries and signatures; the webhook settings' checks.
 - :mod:`.signin`: the azure-identity credential for a :class:`~.signin.SignIn`, and the
   gateway signed in with it.
 """

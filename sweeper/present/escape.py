@@ -12,6 +12,10 @@ every value that reaches a reader goes through the layer of the format it is wri
 - **markdown** (:func:`markdown`): markup characters backslash-escaped and links, addresses
   and domains put in code spans, so no renderer makes a heading, a link or an image of a
   value, and ``I'm`` stays ``I'm`` (Markdown needs no HTML entities).
+- **Adaptive Cards** (:func:`adaptive_card`, the Teams alert): the Markdown subset cards
+  read (bold, italic, lists, links) and their date functions made inert with backslash
+  escapes placed so that a client which ignores an escape still sees no markup, and URLs
+  defanged (``https[:]//``, ``www[.]``) so that no client links them.
 - **html**: Jinja's autoescaping (markupsafe) in the templates; the template environment
   in :mod:`sweeper.present.render` applies this module's cleaning before it.
 - **masking** (:func:`mask_addresses`): any address outside the organisation's domains
@@ -29,6 +33,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from typing import Any, Final
+
+import orjson
 
 from sweeper.addresses import mask_address, normalise_domain, within
 
@@ -64,6 +70,11 @@ _JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\
 def json_safe(text: str) -> str:
     """Encoded JSON with those characters written as ``\\uXXXX``: the same values, printable."""
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
+def json_bytes(value: Any) -> bytes:
+    """``value`` as compact JSON for an HTTP body (UTF-8), through :func:`json_safe`."""
+    return json_safe(orjson.dumps(value).decode()).encode()
 
 
 # -- terminal -------------------------------------------------------------------------------
@@ -168,6 +179,53 @@ def markdown(text: str) -> str:
         return "".join(parts)
     parts[0] = _LEADING.sub(_leading, parts[0], count=1)
     return "".join(parts)
+
+
+# -- Adaptive Cards -------------------------------------------------------------------------
+
+# Adaptive Card text (TextBlock, Fact) is read as a Markdown subset: **bold**, _italic_, "- "
+# and "1. " lists, [links](url); and {{DATE(...)}} / {{TIME(...)}} become dates. Teams' clients
+# parse it with different parsers, and not all of them honour every backslash escape, so the
+# escapes that matter most also break their construct for a client that shows the backslash
+# instead: "\](" is no link, "\- " no list item, "{\{" no function.
+_CARD_INLINE = re.compile(r"([\\`*_~\[\]<])")
+_CARD_LINK_TARGET = re.compile(r"(?<=\\\])\(")  # "](": after "]" is escaped, its "(" too
+_CARD_ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]{1,31};)")
+_CARD_FUNCTION = re.compile(r"(?<=\{)\{")  # the second brace of "{{"
+# Markup only at the start of a value: a list item ("- ", "+ ", "1. ", "2) "), a thematic
+# break ("---"), a heading, a quote.
+_CARD_LEADING = re.compile(
+    r"^(?:(?P<sign>[-+](?=[\s-]|$)|[#>])|(?P<digits>\d{1,9})(?P<mark>[.)])(?=\s|$))"
+)
+# What a client could link without any markup: a URL with a scheme, a www. name.
+_CARD_SCHEME = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*):(?=//)")
+_CARD_WWW = re.compile(r"(?<![\w.-])((?i:www))\.")
+
+
+def adaptive_card(text: str) -> str:
+    """``text`` for an Adaptive Card's TextBlock or Fact: shown as itself, never as markup.
+
+    One line (see :func:`one_line`) without leading spaces, bidirectional controls marked
+    (``[U+202E]``, itself escaped); URLs defanged (``https[:]//evil.example``,
+    ``www[.]evil.example``) so that no client makes a link of them; Markdown's characters
+    backslash-escaped: ``\\ ` * _ ~ [ ] <``, a ``(`` after ``]``, an ``&`` that starts an
+    entity, the second ``{`` of ``{{``, and a list marker, ``#`` or ``>`` at the start.
+    Addresses are not masked here: mask them first (:func:`mask_addresses`), since an
+    escape inside an address would hide it from masking.
+    """
+    text = mark_bidi(one_line(text)).lstrip(" ")
+    text = _CARD_WWW.sub(r"\1[.]", _CARD_SCHEME.sub(r"\1[:]", text))
+    text = _CARD_INLINE.sub(r"\\\1", text)
+    text = _CARD_LINK_TARGET.sub(r"\\(", text)
+    text = _CARD_ENTITY.sub(r"\\&", text)
+    text = _CARD_FUNCTION.sub(r"\\{", text)
+    return _CARD_LEADING.sub(_leading_card, text, count=1)
+
+
+def _leading_card(match: re.Match[str]) -> str:
+    if match["sign"]:
+        return f"\\{match['sign']}"
+    return f"{match['digits']}\\{match['mark']}"
 
 
 # -- masking --------------------------------------------------------------------------------

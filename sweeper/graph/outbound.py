@@ -1,0 +1,310 @@
+"""Posting alerts to webhooks: a Teams Workflows URL, or any receiver of Standard Webhooks.
+
+:func:`post_json` posts a body and retries what may pass: a 429 or a 5xx answer, or no
+answer at all (a refused connection, a timeout), after 0.5 s, 1 s, 2 s..., or after the
+``Retry-After`` the receiver asked for. A ``Retry-After`` longer than :data:`LONGEST_WAIT`
+is not slept out: the alert fails at once, to be recorded as failed. Any other answer (a
+redirect, which is not followed, or a 4xx) fails at once. Failing raises
+:class:`~sweeper.errors.AlertDeliveryError`.
+
+A webhook URL is a secret: a Workflows URL carries its signature (``sig=``) in the query.
+Neither a message nor a log line here holds more of it than its scheme and host, and the
+request is sent through an httpx transport rather than a client, since a client logs every
+request's full URL.
+
+:func:`standard_webhook_headers` signs a body as the Standard Webhooks specification says
+(https://www.standardwebhooks.com): ``webhook-id``, ``webhook-timestamp`` and
+``webhook-signature`` (``v1,`` and the base64 HMAC-SHA256 of ``{id}.{timestamp}.{body}``,
+keyed with the secret's bytes). The secret comes from :data:`SECRET_VARIABLE`, in the
+specification's ``whsec_`` form (:func:`webhook_secret`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from sweeper import __version__
+from sweeper.errors import AlertDeliveryError, ConfigError
+
+log = logging.getLogger(__name__)
+
+SECRET_VARIABLE = "SWEEPER_WEBHOOK_SECRET"
+SECRET_PREFIX = "whsec_"
+SECRET_BYTES = (24, 64)  # the specification: at least 24 bytes, at most 512 bits
+LONGEST_WAIT = 60.0  # seconds: a longer Retry-After fails the alert instead
+FIRST_WAIT = 0.5  # then doubled: 0.5 s, 1 s, 2 s...
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+Sleep = Callable[[float], Awaitable[object]]
+Signer = Callable[[int], Mapping[str, str]]
+
+
+async def post_json(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    attempts: int = 4,
+    timeout: float = 10,
+    sleep: Sleep = asyncio.sleep,
+    sign: Signer | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> int:
+    """POST ``body`` (JSON) to ``url``; the 2xx status it was answered with.
+
+    ``sign``, when given, is called before each attempt with the attempt's Unix time and
+    returns headers to add: Standard Webhooks signs every attempt with its own timestamp,
+    under the same ``webhook-id`` (see :func:`signed_by`). Raises AlertDeliveryError.
+    """
+    if attempts < 1:
+        raise ValueError("attempts must be 1 or more")
+    where = origin(url)
+    own = transport is None
+    transport = transport or httpx.AsyncHTTPTransport()
+    try:
+        for attempt in range(1, attempts + 1):
+            sent = {**_HEADERS, **headers, **(sign(int(time.time())) if sign else {})}
+            outcome = await _attempt(transport, url, body, sent, timeout)
+            if outcome.delivered:
+                return outcome.status or 0
+            if not outcome.retry:
+                raise AlertDeliveryError(
+                    f"the webhook at {where} {outcome.problem}", status=outcome.status
+                )
+            if attempt == attempts:
+                raise AlertDeliveryError(
+                    f"the webhook at {where} {outcome.problem}, after {attempts} attempts",
+                    status=outcome.status,
+                )
+            wait = FIRST_WAIT * 2 ** (attempt - 1) if outcome.wait is None else outcome.wait
+            log.warning(
+                "the webhook at %s %s; trying again in %.1f s (attempt %d of %d)",
+                where,
+                outcome.problem,
+                wait,
+                attempt + 1,
+                attempts,
+            )
+            await sleep(wait)
+    finally:
+        if own:
+            await transport.aclose()
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+_HEADERS = {
+    "content-type": "application/json",
+    "user-agent": f"sweeper/{__version__} (alerts)",
+}
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How one POST went."""
+
+    status: int | None  # None: no answer at all
+    problem: str = ""  # what went wrong, in words: "answered 503"
+    retry: bool = False  # worth another attempt
+    wait: float | None = None  # the Retry-After asked for, if any
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status <= 299
+
+
+async def _attempt(
+    transport: httpx.AsyncBaseTransport,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> _Outcome:
+    try:
+        request = httpx.Request(
+            "POST",
+            url,
+            content=body,
+            headers=headers,
+            extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+        )
+    except (httpx.InvalidURL, ValueError):
+        return _Outcome(None, "has a URL that is not valid")
+    try:
+        response = await transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+    except httpx.UnsupportedProtocol:
+        return _Outcome(None, "has a URL that is not http or https")
+    except httpx.TimeoutException:
+        return _Outcome(None, f"gave no answer within {timeout:g} s", retry=True)
+    except httpx.TransportError as exc:
+        return _Outcome(None, f"could not be reached ({_what(exc)})", retry=True)
+    return _answered(response.status_code, response.headers.get("retry-after"))
+
+
+def _answered(status: int, retry_after_header: str | None) -> _Outcome:
+    if 200 <= status <= 299:
+        return _Outcome(status)
+    if status == 429 or 500 <= status <= 599:
+        wait = retry_after(retry_after_header)
+        if wait is not None and wait > LONGEST_WAIT:
+            problem = (
+                f"answered {status} and asked to wait {wait:.0f} s, longer than sweeper "
+                f"waits ({LONGEST_WAIT:.0f} s)"
+            )
+            return _Outcome(status, problem)
+        return _Outcome(status, f"answered {status}", retry=True, wait=wait)
+    if 300 <= status <= 399:
+        return _Outcome(status, f"answered {status}: a redirect, not followed (fix the URL)")
+    if status == 410:
+        return _Outcome(status, "answered 410 Gone: it wants no more alerts")
+    return _Outcome(status, f"answered {status}")
+
+
+def _what(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "no connection"
+    return type(exc).__name__
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """A ``Retry-After`` header in seconds from ``now``: delay-seconds or an HTTP date;
+    None when absent or unreadable. A date in the past is 0."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+
+
+def origin(url: str) -> str:
+    """``https://host[:port]``: all of a webhook URL that a message or a log may show."""
+    try:
+        parts = urlsplit(url.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "(a URL that is not valid)"
+    if not parts.scheme or not host:
+        return "(a URL without a host)"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{shown}" + (f":{port}" if port else "")
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+def check_webhook_url(setting_name: str, url: str) -> str:
+    """``url`` stripped, if it may receive alerts: https, or http to this machine (127.0.0.1,
+    ::1, localhost: a local relay, or a test). Raises ConfigError naming ``setting_name``;
+    the message never shows the URL, whose path and query may hold a secret."""
+    text = url.strip()
+    if not text:
+        raise ConfigError(setting_name, "is empty: give the webhook's https:// URL")
+    if re.search(r"[\s\x00-\x1f\x7f]", text):
+        raise ConfigError(setting_name, "holds spaces or control characters: not a URL")
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        _ = parts.port  # an out-of-range or non-numeric port raises here
+    except ValueError:
+        raise ConfigError(setting_name, "is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http") or not host:
+        raise ConfigError(setting_name, "must be an https:// URL naming a host")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            setting_name, "holds a user name or password, which sweeper does not send"
+        )
+    if scheme == "http" and host not in LOOPBACK:
+        raise ConfigError(
+            setting_name,
+            "must be https:// (plain http only to 127.0.0.1, ::1 or localhost): an alert "
+            "names people and their mail, and the URL carries its own secret",
+        )
+    return text
+
+
+def webhook_secret(env: Mapping[str, str]) -> bytes:
+    """The signing key from :data:`SECRET_VARIABLE` in ``env`` (``whsec_`` and base64).
+    Raises ConfigError naming the variable; the message never shows its value."""
+    value = env.get(SECRET_VARIABLE, "").strip()
+    if not value:
+        raise ConfigError(
+            SECRET_VARIABLE,
+            "is not set: the webhook channel signs every alert with it (whsec_ and 24 to 64 "
+            "random bytes in base64; see the README's Webhooks section)",
+        )
+    try:
+        return secret_key(value)
+    except ValueError as exc:
+        raise ConfigError(SECRET_VARIABLE, str(exc)) from None
+
+
+def secret_key(secret: str) -> bytes:
+    """The key of a ``whsec_...`` secret. Raises ValueError (never showing the secret)."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError("must start with whsec_ (the Standard Webhooks form: whsec_ + base64)")
+    encoded = secret[len(SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not whsec_ followed by base64") from None
+    low, high = SECRET_BYTES
+    if not low <= len(key) <= high:
+        raise ValueError(f"holds a {len(key)}-byte key; Standard Webhooks asks for {low} to {high}")
+    return key
+
+
+# -- Standard Webhooks ----------------------------------------------------------------------
+
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
+def standard_webhook_headers(
+    secret: str | bytes, msg_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """The three Standard Webhooks headers for ``body``, sent at Unix time ``timestamp``.
+
+    ``secret`` is the ``whsec_...`` text or the key's bytes (:func:`webhook_secret`);
+    ``msg_id`` the message's id, the same on every attempt (receivers use it to see a retry
+    they already have): letters, digits, ``_`` and ``-`` only, as the specification wants
+    no ``.`` in it. Raises ValueError for a malformed secret or id.
+    """
+    key = secret if isinstance(secret, bytes) else secret_key(secret)
+    if not _MESSAGE_ID.fullmatch(msg_id):
+        raise ValueError("a webhook-id holds only letters, digits, _ and - (at most 200)")
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": "v1," + base64.b64encode(digest).decode("ascii"),
+    }
+
+
+def signed_by(secret: str | bytes, msg_id: str, body: bytes) -> Signer:
+    """A ``sign`` for :func:`post_json`: each attempt signed at its own time, same id."""
+    return lambda timestamp: standard_webhook_headers(secret, msg_id, timestamp, body)
