@@ -27,6 +27,7 @@ from sweeper.errors import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_PARTIAL,
+    AlreadyRunning,
     ConfigError,
     StorageError,
     SweeperError,
@@ -41,6 +42,7 @@ from sweeper.when import iso, parse_span, parse_when
 
 if TYPE_CHECKING:  # the Graph SDK is imported only by the commands that call Graph
     from sweeper.commands.lookup import LookupReport
+    from sweeper.commands.nightly import NightlyResult
     from sweeper.commands.sweep import MailboxResult, Window
 
 log = logging.getLogger("sweeper")
@@ -287,7 +289,17 @@ def sweep(
             )
         )
     say(run_summary(report))
+    _after_sweep(settings, db, report.run_id)
     sys.exit(report.exit_code)
+
+
+def _after_sweep(settings: Settings, db: Database, run_id: int | None) -> None:
+    """Alerts for what the sweep found, at once; a failing channel is a line, not an exit."""
+    from sweeper.commands.alerts import alerts_after_sweep
+
+    line = alerts_after_sweep(db, settings, os.environ, run_id).summary()
+    if line:
+        say(line)
 
 
 @main.command()
@@ -456,13 +468,21 @@ def nightly(ctx: click.Context) -> None:
 @click.pass_context
 def schedule(ctx: click.Context) -> None:
     """Stay running and run the nightly job on the configured cron schedule (see [schedule])."""
-    from apscheduler.schedulers.blocking import BlockingScheduler
+    import threading
 
-    from sweeper.commands.schedule import add_nightly, cron_trigger, next_times, stop_on_sigterm
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from sweeper.commands.schedule import (
+        add_frequent,
+        add_nightly,
+        cron_trigger,
+        next_times,
+        stop_on_sigterm,
+    )
 
     settings = _settings(ctx)
     plan = settings.schedule
-    scheduler = BlockingScheduler(timezone=plan.timezone)
+    scheduler = BackgroundScheduler(timezone=plan.timezone)
     add_nightly(
         scheduler,
         lambda: scheduled_run(settings),
@@ -470,18 +490,25 @@ def schedule(ctx: click.Context) -> None:
         plan.timezone,
         plan.misfire_grace_minutes * 60,
     )
-    stop_on_sigterm(scheduler)
+    every = settings.alerts.sweep_every
+    if every is not None:
+        add_frequent(scheduler, lambda: frequent_run(settings), every)
+    stop = threading.Event()
+    stop_on_sigterm(stop)  # from here on a SIGTERM only sets ``stop``, however early it comes
     logging.getLogger("sweeper").setLevel(logging.INFO)  # a service's log says what it does
     upcoming = next_times(cron_trigger(plan.cron, plan.timezone), datetime.now(UTC), 1)
-    try:  # a SIGTERM from here on ends in the line below, however early it comes
+    scheduler.start()
+    try:
         log.info(
-            "sweeper schedule: '%s' in %s; next run at %s",
+            "sweeper schedule: '%s' in %s; next run at %s%s",
             plan.cron,
             plan.timezone,
             upcoming[0].isoformat() if upcoming else "never",
+            f"; a frequent sweep every {every}" if every else "",
         )
-        scheduler.start()
+        stop.wait()
     finally:
+        scheduler.shutdown(wait=True)  # after the running job, if any
         log.info("sweeper schedule stopped")
 
 
@@ -492,17 +519,33 @@ def scheduled_run(settings: Settings) -> None:
     """
     from sweeper.commands.nightly import run_locked
 
+    _logged_run("nightly run", lambda: run_locked(settings, os.environ))
+
+
+def frequent_run(settings: Settings) -> None:
+    """One frequent sweep from the scheduler; skipped while the nightly job runs."""
+    from sweeper.commands.nightly import run_frequent
+
+    _logged_run("frequent sweep", lambda: run_frequent(settings, os.environ), skip_busy=True)
+
+
+def _logged_run(what: str, run: Callable[[], NightlyResult], *, skip_busy: bool = False) -> None:
+    """Run a scheduled job with a run id of its own and log how it went, in lines; a job
+    that fails is one error line (``skip_busy``: one that finds the lock taken, info)."""
     logs.new_run_id()
     try:
-        result = run_locked(settings, os.environ)
-    except Exception as exc:  # noqa: BLE001 - one failed night must not stop the service
+        result = run()
+    except Exception as exc:  # noqa: BLE001 - one failed run must not stop the service
+        if skip_busy and isinstance(exc, AlreadyRunning):
+            log.info("%s skipped: %s", what, exc)
+            return
         line, code = describe_failure(exc)
-        log.debug("the nightly run failed", exc_info=exc)
-        log.error("nightly run failed (exit code %d): %s", code, line)
+        log.debug("the %s failed", what, exc_info=exc)
+        log.error("%s failed (exit code %d): %s", what, code, line)
         return
     for line in result.lines:
         log.info("%s", line)
-    log.info("nightly run finished with exit code %d", result.exit_code)
+    log.info("%s finished with exit code %d", what, result.exit_code)
 
 
 @main.command()
@@ -557,6 +600,7 @@ def lookup(
         _lookup(settings, db, message_id=message_id, subject=subject, since=since, until=end)
     )
     say(report.summary())
+    _after_sweep(settings, db, None)
     sys.exit(EXIT_PARTIAL if report.failed else EXIT_OK)
 
 
@@ -570,6 +614,39 @@ async def _lookup(settings: Settings, db: Database, **query: Any) -> LookupRepor
         return await run_lookup(
             db, g, settings, subject=query["subject"], since=query["since"], until=query["until"]
         )
+
+
+@main.group(invoke_without_command=True)
+@LISTING_FORMAT
+@click.pass_context
+def alerts(ctx: click.Context, fmt: str) -> None:
+    """List the alerts sent and failed, newest first (`alerts test` tries each channel)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from sweeper.store.alerts import list_alerts
+
+    db = _existing_db(ctx)
+    rows = list_alerts(db)
+    render = {"json": output.as_json, "csv": output.alerts_csv}.get(fmt, output.alerts_table)
+    text = render(rows)
+    click.echo(text, nl=not text.endswith("\n"))
+
+
+@alerts.command("test")
+@click.pass_context
+def alerts_test(ctx: click.Context) -> None:
+    """Send a test alert (about no incident) to each configured channel."""
+    from sweeper.commands.alerts import send_test
+
+    settings = _settings(ctx)
+    if not settings.alerts.channels:
+        raise ConfigError("alerts", "no channel is set: teams_url, webhook_url or mail = true")
+    db = _open(settings)
+    outcome = asyncio.run(send_test(db, settings, os.environ))
+    for channel in settings.alerts.channels:
+        failed = [line for line in outcome.failed if line.startswith(f"alerts.{channel}")]
+        say(f"{'✗' if failed else '✓'} {channel}" + (f": {failed[0]}" if failed else ": sent"))
+    sys.exit(EXIT_FAILED if outcome.failed else EXIT_OK)
 
 
 INCIDENT_ID = click.IntRange(min=1, max=SQLITE_MAX_ID)

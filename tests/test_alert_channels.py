@@ -15,10 +15,7 @@ import dataclasses
 import json
 import logging
 import re
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -29,8 +26,8 @@ import httpx
 import jsonschema
 import orjson
 import pytest
-from aiohttp import web
 from cmarkgfm.cmark import Options
+from receivers import Receiver, closed_port
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from sweeper.errors import AlertDeliveryError, ConfigError, describe_failure
@@ -547,84 +544,10 @@ def test_no_answer_in_time_is_tried_again_then_fails_with_the_attempts() -> None
 # -- delivery over real HTTP ----------------------------------------------------------------
 
 
-@dataclass
-class Request:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int  # what the receiver answered
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on 127.0.0.1 (aiohttp, in a thread of its own).
-
-    Each path answers as ``script`` says, in turn (the last answer again after that; 200
-    when not scripted). With a ``secret`` it verifies every request's Standard Webhooks
-    signature with the reference library and answers 401 to one that fails. It records
-    every request; a *delivery* is one it accepted (2xx).
-    """
-
-    secret: str | None = None
-    script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
-    requests: list[Request] = field(default_factory=list)
-    port: int = 0
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    @property
-    def deliveries(self) -> list[Request]:
-        return [r for r in self.requests if 200 <= r.status <= 299]
-
-    async def _answer(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        answers = self.script.get(request.path, [(200, {})])
-        seen = sum(1 for r in self.requests if r.path == request.path)
-        status, extra = answers[min(seen, len(answers) - 1)]
-        if self.secret is not None and 200 <= status <= 299:
-            try:
-                Webhook(self.secret).verify(body, headers)
-            except WebhookVerificationError:
-                status = 401
-        self.requests.append(Request(request.path, headers, body, status))
-        return web.Response(status=status, headers=extra)
-
-    def __enter__(self) -> Receiver:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(10)
-        return self
-
-    async def _serve(self) -> None:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._answer)
-        self._runner = web.AppRunner(app, access_log=None)  # an access log would show paths
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     with Receiver(secret=SECRET) as running:
         yield running
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on: a receiver that is down."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def send_alert(url: str, alert: Alert, slept: Slept, msg_id: str = "msg_12_new-high") -> int:

@@ -153,13 +153,14 @@ def test_the_function_sweeps_with_managed_identity_and_keeps_state_in_blobs(
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    [function] = module.app.get_functions()
-    assert function.get_function_name() == "nightly"
-    nightly = function.get_user_function()
+    functions = {f.get_function_name(): f.get_user_function() for f in module.app.get_functions()}
+    assert set(functions) == {"nightly", "frequent"}
+    nightly = functions["nightly"]
 
     nightly(TimerRequest(past_due=True))  # late: it runs all the same
+    functions["frequent"](TimerRequest(past_due=False))  # a sweep, no second digest
 
     assert len(sweeper.fake.sent_mail) == 1
     with leased_database(location(azurite), tmp_path / "check.db") as local:
         assert rows(local, "select count(*) from findings") == [(DAY_FINDINGS,)]
-        assert rows(local, "select status from runs") == [("ok",)]
+        assert rows(local, "select status from runs") == [("ok",), ("ok",)]

@@ -118,6 +118,7 @@ def test_the_statuses_sql_compares_are_the_declared_ones() -> None:
         *get_args(errors.RunStatus),
         *get_args(errors.MailboxStatus),
         *get_args(errors.DigestStatus),
+        *get_args(errors.AlertStatus),
         *triage.STATUSES,
     }
     used: set[str] = set()

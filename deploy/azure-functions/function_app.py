@@ -1,6 +1,7 @@
 """sweeper's nightly job as an Azure Function (Python v2 programming model).
 
-The timer fires at 05:30 UTC: NCRONTAB has six fields, seconds first, and runs in UTC
+Two timers: the nightly job at 05:30 UTC, and a frequent sweep every 15 minutes for alerts.
+The nightly timer fires at 05:30 UTC: NCRONTAB has six fields, seconds first, and runs in UTC
 (WEBSITE_TIME_ZONE is not honoured on Linux Consumption plans). The database lives in Blob
 Storage under a lease (see README.md); Graph is signed in with the app's managed identity.
 """
@@ -10,6 +11,7 @@ import os
 
 import azure.functions as func
 
+from sweeper.errors import AlreadyRunning
 from sweeper.hosting import run_in_function
 
 app = func.FunctionApp()
@@ -27,3 +29,21 @@ def nightly(timer: func.TimerRequest) -> None:
         raise RuntimeError("sweeper nightly run failed; see the log lines above")
     if result.exit_code == 1:
         logging.warning("sweeper nightly: some mailboxes could not be read (see the digest)")
+
+
+# Frequent sweeps for alerts at once (see README, `sweeper alerts`): every 15 minutes an
+# incremental sweep, then alerts; no digest, no purge. Change the NCRONTAB to change the
+# pace. While the nightly run holds the database blob's lease, this one does nothing.
+@app.timer_trigger(
+    schedule="0 */15 * * * *", arg_name="timer", run_on_startup=False, use_monitor=True
+)
+def frequent(timer: func.TimerRequest) -> None:
+    try:
+        result = run_in_function(timer.past_due, os.environ, frequent=True)
+    except AlreadyRunning as exc:
+        logging.info("sweeper frequent sweep skipped: %s", exc)
+        return
+    for line in result.lines:
+        logging.info(line)
+    if result.exit_code == 3:
+        raise RuntimeError("sweeper frequent sweep failed; see the log lines above")

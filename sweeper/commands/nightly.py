@@ -27,9 +27,10 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from sweeper import store
+from sweeper.commands.alerts import alerts_after_sweep
 from sweeper.commands.digest import run_digest
 from sweeper.commands.settings import Settings
-from sweeper.commands.sweep import Window, run_summary, sweep_tenant
+from sweeper.commands.sweep import SweepReport, Window, run_summary, sweep_tenant
 from sweeper.errors import AlreadyRunning, exit_code_for
 from sweeper.store.recovery import recover
 from sweeper.store.retention import purge
@@ -73,6 +74,45 @@ def run_locked(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
         return run_nightly(settings, env)
 
 
+def run_frequent(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
+    """A frequent sweep under the nightly lock: AlreadyRunning while the nightly job (or
+    another frequent sweep) runs."""
+    with single_run(lock_path_for(settings)):
+        return frequent_sweep(settings, env)
+
+
+def frequent_sweep(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
+    """A frequent sweep (``alerts.sweep_every``): an ordinary incremental run, then alerts;
+    no digest and no retention, which stay with the nightly job. The caller holds the lock
+    (or, in Azure Functions, the database blob's lease)."""
+    db = store.open_db(settings.database)
+    try:
+        lines: list[str] = []
+        report = _sweep_and_alert(db, settings, env, datetime.now(UTC), lines)
+        return NightlyResult(exit_code_for(report.status), lines)
+    finally:
+        db.conn.close()
+
+
+def _sweep_and_alert(
+    db: Database, settings: Settings, env: Mapping[str, str], until: datetime, lines: list[str]
+) -> SweepReport:
+    """Put right what a killed run left, sweep incrementally up to ``until``, then alert;
+    what each step says is added to ``lines``."""
+    recovered = recover(
+        db, settings.incident_window, settings.severity, holding_lock=True, now=until
+    )
+    if recovered.summary():
+        lines.append(recovered.summary())
+    window = Window(until - settings.window - settings.overlap, until)
+    report = asyncio.run(sweep_tenant(settings, env, db, window, incremental=True))
+    lines.append(run_summary(report))
+    alerted = alerts_after_sweep(db, settings, env, report.run_id).summary()
+    if alerted:
+        lines.append(alerted)
+    return report
+
+
 def run_nightly(
     settings: Settings, env: Mapping[str, str], *, now: datetime | None = None
 ) -> NightlyResult:
@@ -88,13 +128,8 @@ def _sweep_then_digest(
     db: Database, settings: Settings, env: Mapping[str, str], now: datetime | None
 ) -> NightlyResult:
     lines: list[str] = []
-    recovered = recover(db, settings.incident_window, settings.severity, holding_lock=True, now=now)
-    if recovered.summary():
-        lines.append(recovered.summary())
     until = now or datetime.now(UTC)
-    window = Window(until - settings.window - settings.overlap, until)
-    report = asyncio.run(sweep_tenant(settings, env, db, window, incremental=True))
-    lines.append(run_summary(report))
+    report = _sweep_and_alert(db, settings, env, until, lines)
     send = bool(settings.digest.recipients)
     digest = run_digest(db, settings, env, send=send, now=now)
     lines.append(digest.message if send else f"{digest.message}\n(no digest.recipients: not sent)")

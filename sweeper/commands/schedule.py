@@ -15,14 +15,16 @@ from __future__ import annotations
 import logging
 import re
 import signal
+import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from sweeper.errors import ConfigError
 from sweeper.when import time_zone
@@ -103,6 +105,24 @@ def add_nightly(
     scheduler.add_listener(after, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
 
 
+FREQUENT_ID = "frequent"
+
+
+def add_frequent(scheduler: BaseScheduler, job: Callable[[], Any], every: timedelta) -> None:
+    """An incremental sweep every ``every`` (``alerts.sweep_every``): one at a time, a late
+    one run once (not one per missed interval), skipped while the nightly job holds the lock."""
+    scheduler.add_job(
+        job,
+        IntervalTrigger(seconds=int(every.total_seconds())),
+        id=FREQUENT_ID,
+        name="sweeper frequent sweep",
+        misfire_grace_time=int(every.total_seconds()),
+        coalesce=True,
+        max_instances=1,
+        replace_existing=True,
+    )
+
+
 def next_times(trigger: CronTrigger, start: datetime, count: int) -> list[datetime]:
     """The next ``count`` fire times after ``start``, as the scheduler computes them."""
     times: list[datetime] = []
@@ -117,15 +137,14 @@ def next_times(trigger: CronTrigger, start: datetime, count: int) -> list[dateti
     return times
 
 
-def stop_on_sigterm(scheduler: BaseScheduler) -> None:
-    """SIGTERM (systemd, docker stop) and SIGINT end the scheduler after the running job."""
+def stop_on_sigterm(stop: threading.Event) -> None:
+    """SIGTERM (systemd, docker stop) and SIGINT set ``stop``: the caller then shuts the
+    scheduler down after the running job. The handler only sets an event, so a signal at
+    any moment (before the scheduler started, during a job) ends the same way."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the running job, if any", signum)
-        if scheduler.running:
-            scheduler.shutdown(wait=True)
-        else:  # not started yet: nothing to wait for
-            raise SystemExit(0)
+        stop.set()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)

@@ -27,10 +27,11 @@ from urllib.parse import urlsplit
 from sweeper.addresses import normalise_domain
 from sweeper.errors import ConfigError
 from sweeper.graph.endpoints import CLOUDS, SignIn
+from sweeper.graph.outbound import check_webhook_url, webhook_secret
 from sweeper.rules.allow import AllowRule
 from sweeper.rules.classify import Policy
-from sweeper.rules.severity import BUSINESS_CAPS, DETECTION_THRESHOLD, SeverityRule
-from sweeper.when import time_zone
+from sweeper.rules.severity import BUSINESS_CAPS, DETECTION_THRESHOLD, LEVELS, SeverityRule
+from sweeper.when import parse_span, time_zone
 
 DEFAULT_DATABASE = "sweeper.db"
 
@@ -87,6 +88,14 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "smtp_username": str,
     },
     "schedule": {"cron": str, "timezone": str, "misfire_grace_minutes": int},
+    "alerts": {
+        "sweep_every": str,
+        "min_severity": str,
+        "grew_by": (int, float),
+        "teams_url": str,
+        "webhook_url": str,
+        "mail": bool,
+    },
     "retention": {"addresses_days": int},
 }
 _ALLOW_SCHEMA: dict[str, type | tuple[type, ...]] = {
@@ -142,6 +151,25 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    """Alerts at once, after any sweep. The webhook's signing secret comes from the
+    environment (``SWEEPER_WEBHOOK_SECRET``); the URLs are never logged."""
+
+    sweep_every: timedelta | None = None  # frequent incremental sweeps by `schedule`; off
+    min_severity: str = "high"  # a new incident at this severity or above is alerted
+    grew_by: float = 0.5  # ... and again when the people it exposed grew by this share
+    teams_url: str | None = None  # a Teams Workflows webhook ("When a Teams webhook ...")
+    webhook_url: str | None = None  # a receiver of Standard Webhooks
+    mail: bool = False  # a short mail to the digest's recipients, the digest's way
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The configured channels, in the order they are tried."""
+        named = (("teams", self.teams_url), ("webhook", self.webhook_url), ("mail", self.mail))
+        return tuple(name for name, on in named if on)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs to know, already checked. Holds no secret."""
 
@@ -170,6 +198,7 @@ class Settings:
     incident_window: timedelta = timedelta(hours=24)
     digest: DigestSettings = DigestSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    alerts: AlertSettings = AlertSettings()
     retention: timedelta = timedelta(days=180)  # exposed addresses of closed incidents
 
     def policy(self, verified_domains: Iterable[str]) -> Policy:
@@ -291,6 +320,7 @@ def load_settings(
         ),
         digest=_digest(raw.get("digest", {}), path),
         schedule=_schedule(raw.get("schedule", {}), zone),
+        alerts=_alerts(raw.get("alerts", {}), env if need_graph else None),
         retention=timedelta(
             days=_int_between(
                 "retention.addresses_days",
@@ -713,6 +743,39 @@ def _digest(raw: dict[str, Any], config_path: Path | None) -> DigestSettings:
         smtp_starttls=raw.get("smtp_starttls", default.smtp_starttls),
         smtp_username=raw.get("smtp_username") or None,
     )
+
+
+def _alerts(raw: dict[str, Any], env: Mapping[str, str] | None) -> AlertSettings:
+    """``[alerts]``: channels, thresholds and the frequent sweep. With ``env`` (commands
+    that may send), the webhook's signing secret must be there when a webhook is set."""
+    default = AlertSettings()
+    every = raw.get("sweep_every")
+    span = None
+    if every:
+        try:
+            span = parse_span(every)
+        except ValueError as exc:
+            raise ConfigError("alerts.sweep_every", str(exc)) from None
+        if not timedelta(minutes=5) <= span <= timedelta(hours=12):
+            raise ConfigError("alerts.sweep_every", f"{every!r} must be from 5m to 12h")
+    webhook = _hook_url("alerts.webhook_url", raw.get("webhook_url"))
+    if webhook and env is not None:
+        webhook_secret(env)  # one line naming the variable, at start, when it is missing
+    return AlertSettings(
+        sweep_every=span,
+        min_severity=_choice(
+            "alerts.min_severity", raw.get("min_severity", default.min_severity), LEVELS
+        ),
+        grew_by=_between("alerts.grew_by", raw.get("grew_by", default.grew_by), 0, 100),
+        teams_url=_hook_url("alerts.teams_url", raw.get("teams_url")),
+        webhook_url=webhook,
+        mail=raw.get("mail", default.mail),
+    )
+
+
+def _hook_url(name: str, value: str | None) -> str | None:
+    """An https URL; plain http only to this machine's loopback (a test receiver)."""
+    return check_webhook_url(name, value) if value else None
 
 
 def _schedule(raw: dict[str, Any], organisation_zone: str) -> ScheduleSettings:

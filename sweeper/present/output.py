@@ -54,6 +54,21 @@ INCIDENT_COLUMNS = (
 )
 
 
+ALERT_COLUMNS = (
+    "id",
+    "incident_id",
+    "key",
+    "channel",
+    "status",
+    "tries",
+    "severity",
+    "unique_exposed",
+    "error",
+    "tried_at",
+    "sent_at",
+)
+
+
 def as_json(rows: Sequence[dict[str, Any]]) -> str:
     """JSON for programs, safe to print: C1 controls and bidi overrides written as \\u escapes.
 
@@ -82,6 +97,29 @@ def findings_csv(rows: Sequence[dict[str, Any]]) -> str:
 
 def incidents_csv(rows: Sequence[dict[str, Any]]) -> str:
     return as_csv(INCIDENT_COLUMNS, rows)
+
+
+def alerts_csv(rows: Sequence[dict[str, Any]]) -> str:
+    return as_csv(ALERT_COLUMNS, rows)
+
+
+def alerts_table(rows: Sequence[dict[str, Any]]) -> str:
+    """What was alerted, on which channel, and what failed and why; newest first."""
+    if not rows:
+        return "No alerts."
+    body = [
+        (
+            (r["tried_at"] or "?")[:16].replace("T", " "),
+            r["incident_id"] or "test",
+            r["key"],
+            r["channel"],
+            r["status"] + (f" ({r['tries']} tries)" if r["tries"] > 1 else ""),
+            _short(r["error"], 60),
+        )
+        for r in rows
+    ]
+    headers = ("tried (UTC)", "incident", "alert", "channel", "status", "reason")
+    return table(headers, body)
 
 
 def table(

@@ -37,6 +37,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from sweeper.present.escape import internal_domains, mark_bidi, markdown, mask_addresses, one_line
+from sweeper.rules.alerts import Alert
 from sweeper.rules.digest import Digest
 from sweeper.when import shown_in
 
@@ -118,6 +119,14 @@ def render_html(digest: Digest, internal: Iterable[str] = (), zone: str = "UTC")
     """The digest's HTML, CSS inlined; ``internal``: the domains whose addresses stay whole;
     ``zone``: the IANA zone its moments are shown in."""
     return str(_INLINER.inline(render("digest.html.j2", internal, zone, digest=digest)))
+
+
+def render_alert_mail(
+    alert: Alert, internal: Iterable[str] = (), zone: str = "UTC"
+) -> tuple[str, str]:
+    """An alert's short mail: its HTML (CSS inlined) and its plain text."""
+    html = str(_INLINER.inline(render("alert.html.j2", internal, zone, alert=alert)))
+    return html, render("alert.txt.j2", internal, zone, alert=alert)
 
 
 def render_text(digest: Digest, internal: Iterable[str] = (), zone: str = "UTC") -> str:

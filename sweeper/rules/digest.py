@@ -63,6 +63,7 @@ class Health:
     failed_runs: tuple[FailedRun, ...]
     swept_shared: int = 0  # of the swept: disabled accounts' mailboxes (shared, leavers')
     excluded: int = 0  # passed over by sweep.exclude
+    failed_alerts: tuple[str, ...] = ()  # alerts a channel did not take, one line each
 
     @property
     def coverage(self) -> float | None:

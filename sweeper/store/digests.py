@@ -27,8 +27,9 @@ from sweeper.rules.digest import (
 )
 from sweeper.rules.severity import LEVELS
 from sweeper.rules.triage import NOT_REPORTED
+from sweeper.store.alerts import failed_since
 from sweeper.store.db import transaction
-from sweeper.store.incidents import top_domains
+from sweeper.store.incidents import sample_addresses, top_domains
 from sweeper.store.triage import reported_at
 from sweeper.when import iso
 
@@ -189,16 +190,7 @@ def _runs_of_digest(db: Database, digest_id: int) -> list[dict[str, Any]]:
 
 
 def _item(db: Database, row: dict[str, Any], reported: Reported) -> IncidentItem:
-    samples = [  # one address from each of the most exposed domains
-        r["sample"]
-        for r in db.query(
-            "select min(a.address) as sample, count(distinct a.address) as n "
-            "from finding_addresses a join findings f on f.id = a.finding_id "
-            "where f.incident_id = ? and f.qualifies = 1 and a.external = 1 "
-            "group by a.domain order by n desc, a.domain limit ?",
-            [row["id"], SAMPLES],
-        )
-    ]
+    samples = sample_addresses(db, row["id"], SAMPLES)
     domains = top_domains(db, row["id"])
     return IncidentItem(
         id=row["id"],
@@ -266,6 +258,11 @@ def _health(db: Database, since: str | None, problem_runs: list[dict[str, Any]])
         throttled=sum(r["throttled"] or 0 for r in runs),
         malformed=sum(r["malformed"] or 0 for r in runs),
         failed_runs=failed_runs,
+        failed_alerts=tuple(
+            f"incident {a['incident_id'] or '(test)'} {a['key']} by {a['channel']} "
+            f"({a['tries']} tries): {a['error']}"
+            for a in failed_since(db, since)
+        ),
         swept_shared=(last["swept_disabled"] or 0) if last else 0,
         excluded=(last["excluded"] or 0) if last else 0,
     )

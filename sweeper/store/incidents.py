@@ -307,6 +307,20 @@ def top_domains(db: Database, incident_id: int, limit: int = 5) -> list[str]:
     ]
 
 
+def sample_addresses(db: Database, incident_id: int, limit: int = 3) -> list[str]:
+    """One exposed address from each of the incident's most exposed domains (to be masked)."""
+    return [
+        r["sample"]
+        for r in db.query(
+            "select min(a.address) as sample, count(distinct a.address) as n "
+            "from finding_addresses a join findings f on f.id = a.finding_id "
+            "where f.incident_id = ? and f.qualifies = 1 and a.external = 1 "
+            "group by a.domain order by n desc, a.domain limit ?",
+            [incident_id, limit],
+        )
+    ]
+
+
 def incident_mailboxes(db: Database, incident_id: int) -> list[str]:
     """The mailboxes holding a copy of any of the incident's messages."""
     return [

@@ -315,6 +315,32 @@ def _one_finding_per_message(db: Database) -> None:
     db.table("incidents").add_column("sent_by", str)
 
 
+def _alerts(db: Database) -> None:
+    # Alerts at once, after any sweep: one row per incident, alert key and channel, written
+    # after delivery was tried (sent, or failed with the reason and how many tries).
+    alerts = db.table("alerts")
+    alerts.create(
+        {
+            "id": int,
+            "incident_id": int,  # 0: a test alert (sweeper alerts test)
+            "key": str,
+            "kind": str,
+            "channel": str,
+            "status": str,
+            "tries": int,
+            "severity": str,
+            "unique_exposed": int,
+            "error": str,
+            "run_id": int,
+            "created_at": str,
+            "tried_at": str,
+            "sent_at": str,
+        },
+        pk="id",
+    )
+    alerts.create_index(["incident_id", "key", "channel"], unique=True)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -330,6 +356,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0012_disabled_accounts", _disabled_accounts),
     ("0013_digest_exactly_once", _digest_exactly_once),
     ("0014_one_finding_per_message", _one_finding_per_message),
+    ("0015_alerts", _alerts),
 ]
 
 
@@ -348,6 +375,7 @@ TABLES = (
     "exports",
     "rejudgements",
     "meta",
+    "alerts",
 )
 
 
