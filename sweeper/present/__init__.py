@@ -4,4 +4,5 @@
 - :mod:`.output`: tables, CSV and JSON listings of findings and incidents.
 - :mod:`.render`: the template environment; the digest as HTML and plain text.
 - :mod:`.response`: the people export, the breach worksheet, ``incident show``.
+- :mod:`.siem`: the records Microsoft Sentinel gets, addresses masked.
 """

@@ -315,6 +315,31 @@ def _one_finding_per_message(db: Database) -> None:
     db.table("incidents").add_column("sent_by", str)
 
 
+def _siem(db: Database) -> None:
+    # What went to Microsoft Sentinel (sweeper.commands.siem), record by record, so that each
+    # is sent once: a run, a mailbox's failure in a run, a finding, and each version of an
+    # incident (its fingerprint: a digest of the record last sent for it).
+    db.table("siem_sent").create(
+        {"kind": str, "item": str, "fingerprint": str, "sent_at": str}, pk=("kind", "item")
+    )
+    # Each export, written before it starts with the process doing it, so that two never
+    # send the same records at once, and finished with what it sent or why it stopped.
+    db.table("siem_exports").create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "sent": int,
+            "pending": int,  # records left for the next export
+            "error": str,
+            "pid": int,
+            "pid_started": str,
+            "host": str,
+        },
+        pk="id",
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -330,6 +355,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0012_disabled_accounts", _disabled_accounts),
     ("0013_digest_exactly_once", _digest_exactly_once),
     ("0014_one_finding_per_message", _one_finding_per_message),
+    ("0016_siem", _siem),
 ]
 
 
@@ -348,6 +374,8 @@ TABLES = (
     "exports",
     "rejudgements",
     "meta",
+    "siem_sent",
+    "siem_exports",
 )
 
 
