@@ -688,6 +688,26 @@ def purge(ctx: click.Context, older_than: str | None) -> None:
     say(run_purge(db, span, datetime.now(UTC)).summary())
 
 
+@main.group()
+def siem() -> None:
+    """Microsoft Sentinel: runs, findings and incidents sent through Azure Monitor ([siem])."""
+
+
+@siem.command("send")
+@click.pass_context
+def siem_send(ctx: click.Context) -> None:
+    """Send what Sentinel has not had yet: runs, failed mailboxes, findings, changed incidents."""
+    from sweeper.commands.siem import export_after_run
+
+    settings = _settings(ctx)
+    if not settings.siem.enabled:
+        raise ConfigError("siem.endpoint", "is not set: nothing to send to (see deploy/sentinel)")
+    db = _existing_db(ctx, settings)
+    outcome = export_after_run(db, settings, os.environ)
+    say(outcome.line)
+    sys.exit(outcome.exit_code)
+
+
 GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-format")
 
 

@@ -4,4 +4,5 @@
   and throttling included; answers are plain data or one of :mod:`sweeper.errors`.
 - :mod:`.signin`: the azure-identity credential for a :class:`~.signin.SignIn`, and the
   gateway signed in with it.
+- :mod:`.ingestion`: records to Azure Monitor's Logs Ingestion API (Microsoft Sentinel).
 """
