@@ -63,10 +63,9 @@ class SiemOutcome:
             return "Sentinel: not configured (no siem.endpoint); nothing sent."
         sent = _counts(self.sent)
         if self.error is not None:
+            waiting = "1 record waits" if self.pending == 1 else f"{self.pending} records wait"
             return (
-                f"Sentinel: {self.error}; sent {sent or 'nothing'}, "
-                f"{self.pending} record{'s' if self.pending != 1 else ''} wait for the next "
-                "export."
+                f"Sentinel: {self.error}; sent {sent or 'nothing'}, {waiting} for the next export."
             )
         return f"Sentinel: sent {sent}." if sent else "Sentinel: nothing new to send."
 
