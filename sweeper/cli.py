@@ -294,12 +294,17 @@ def sweep(
 
 
 def _after_sweep(settings: Settings, db: Database, run_id: int | None) -> None:
-    """Alerts for what the sweep found, at once; a failing channel is a line, not an exit."""
+    """Alerts for what the sweep found, at once, then the run to Microsoft Sentinel; a
+    failing channel or SIEM is a line, not an exit code."""
     from sweeper.commands.alerts import alerts_after_sweep
+    from sweeper.commands.siem import export_after_run
 
     line = alerts_after_sweep(db, settings, os.environ, run_id).summary()
     if line:
         say(line)
+    siem = export_after_run(db, settings, os.environ)
+    if siem.enabled:
+        say(siem.line)
 
 
 @main.command()
@@ -763,6 +768,26 @@ def purge(ctx: click.Context, older_than: str | None) -> None:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     db = _existing_db(ctx, settings)
     say(run_purge(db, span, datetime.now(UTC)).summary())
+
+
+@main.group()
+def siem() -> None:
+    """Microsoft Sentinel: runs, findings and incidents sent through Azure Monitor ([siem])."""
+
+
+@siem.command("send")
+@click.pass_context
+def siem_send(ctx: click.Context) -> None:
+    """Send what Sentinel has not had yet: runs, failed mailboxes, findings, changed incidents."""
+    from sweeper.commands.siem import export_after_run
+
+    settings = _settings(ctx)
+    if not settings.siem.enabled:
+        raise ConfigError("siem.endpoint", "is not set: nothing to send to (see deploy/sentinel)")
+    db = _existing_db(ctx, settings)
+    outcome = export_after_run(db, settings, os.environ)
+    say(outcome.line)
+    sys.exit(outcome.exit_code)
 
 
 GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-format")

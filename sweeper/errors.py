@@ -18,7 +18,8 @@
     └── GraphError               Microsoft Graph answered with an error or not at all
         ├── AuthError            sign-in failed: no token, so nothing can be swept
         ├── MailboxNotEnabled    the user has no Exchange Online mailbox (skipped, counted)
-        └── MailboxFailed        one mailbox could not be read; the run goes on without it
+        ├── MailboxFailed        one mailbox could not be read; the run goes on without it
+        └── IngestionError       Azure Monitor refused records for Sentinel, or did not answer
 
 Exit code 1 is never an error's: it is a run that finished with some mailboxes failed
 (:func:`exit_code_for` turns a finished run's statuses into its code).
@@ -156,6 +157,10 @@ class MailboxNotEnabled(GraphError):
 
 class MailboxFailed(GraphError):
     """One mailbox could not be read to the end of the window."""
+
+
+class IngestionError(GraphError):
+    """The Logs Ingestion API refused an upload or did not answer: records stay pending."""
 
 
 def describe_failure(exc: BaseException) -> tuple[str, int]:

@@ -18,6 +18,8 @@ import pytest
 from click.testing import Result
 from conftest import Sweeper, late_batch, write_config
 from receivers import Receiver, closed_port
+from test_digest import Relay, smtp_digest
+from test_digest import relay as relay  # noqa: F401 (the SMTP server fixture)
 
 from sweeper.errors import AlreadyRunning
 from sweeper.fakegraph.tenant import DPO
@@ -277,3 +279,26 @@ def test_a_receiver_that_is_down_fails_its_alerts_not_the_sweep(
     assert "/hook" not in result.output  # never the URL's path
     assert {a["status"] for a in sweeper.listing("alerts")} == {"failed"}
     assert "Alert failed: incident" in run_with_secret(sweeper, "digest", "--dry-run").output
+
+
+def test_an_alert_by_smtp_is_a_short_mail_through_the_digest_relay(
+    sweeper: Sweeper, relay: Relay, tmp_path: Path
+) -> None:
+    config = smtp_digest(relay, tmp_path) + '\n[alerts]\nmail = true\nmin_severity = "critical"\n'
+    write_config(sweeper.config, sweeper.config.read_text() + config)
+    both = tmp_path / "both-cas.pem"  # the local Graph's sign-in CA and the relay's
+    both.write_text(sweeper.fake.ca_path.read_text() + relay.ca.read_text())
+    env = sweeper.env(SWEEPER_SMTP_PASSWORD="relay-test-password", SSL_CERT_FILE=str(both))
+
+    result = sweeper.run("sweep", env=env)
+
+    assert result.exit_code == 0, result.output
+    critical = [i for i in sweeper.incidents() if i["severity"] == "critical"]
+    assert len(relay.received) == len(critical) and relay.tls_seen == [True] * len(critical)
+    mail = relay.received[0]
+    assert mail["Subject"].startswith("sweeper: critical incident: ")
+    text = next(p for p in mail.walk() if p.get_content_type() == "text/plain")
+    body = text.get_payload(decode=True).decode()
+    assert "Next: `sweeper incident show " in body and "report by" in body
+    exposed = [r["address"] for r in sweeper.rows("select address from finding_addresses")]
+    assert not [a for a in exposed if a in body and not a.endswith("northwick.example")]

@@ -8,4 +8,5 @@
 - :mod:`.digest` and :mod:`.deliver`: build, write and deliver the DPO's digest.
 - :mod:`.doctor`: the administrator's preflight.
 - :mod:`.schedule`: the cron schedule of ``sweeper schedule``.
+- :mod:`.siem`: the Microsoft Sentinel export, after each run and ``sweeper siem send``.
 """

@@ -30,6 +30,7 @@ from sweeper import store
 from sweeper.commands.alerts import alerts_after_sweep
 from sweeper.commands.digest import run_digest
 from sweeper.commands.settings import Settings
+from sweeper.commands.siem import export_after_run
 from sweeper.commands.sweep import SweepReport, Window, run_summary, sweep_tenant
 from sweeper.errors import AlreadyRunning, exit_code_for
 from sweeper.store.recovery import recover
@@ -97,8 +98,8 @@ def frequent_sweep(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
 def _sweep_and_alert(
     db: Database, settings: Settings, env: Mapping[str, str], until: datetime, lines: list[str]
 ) -> SweepReport:
-    """Put right what a killed run left, sweep incrementally up to ``until``, then alert;
-    what each step says is added to ``lines``."""
+    """Put right what a killed run left, sweep incrementally up to ``until``, then alert and
+    send the run to Microsoft Sentinel; what each step says is added to ``lines``."""
     recovered = recover(
         db, settings.incident_window, settings.severity, holding_lock=True, now=until
     )
@@ -110,6 +111,9 @@ def _sweep_and_alert(
     alerted = alerts_after_sweep(db, settings, env, report.run_id).summary()
     if alerted:
         lines.append(alerted)
+    siem = export_after_run(db, settings, env)  # never raises; never changes the exit code
+    if siem.enabled:
+        lines.append(siem.line)
     return report
 
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from sweeper.addresses import normalise_domain
 from sweeper.errors import ConfigError
-from sweeper.graph.endpoints import CLOUDS, SignIn
+from sweeper.graph.endpoints import CLOUDS, MONITOR_SCOPES, SignIn
 from sweeper.graph.outbound import check_webhook_url, webhook_secret
 from sweeper.rules.allow import AllowRule
 from sweeper.rules.classify import Policy
@@ -97,6 +97,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "mail": bool,
     },
     "retention": {"addresses_days": int},
+    "siem": {"endpoint": str, "rule_id": str, "stream": str, "full_addresses": bool},
 }
 _ALLOW_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "name": str,
@@ -170,6 +171,63 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class SiemSettings:
+    """``[siem]``: Microsoft Sentinel through the Logs Ingestion API; on when endpoint is set."""
+
+    endpoint: str | None = None  # the data collection endpoint (or the rule's own), https
+    rule_id: str | None = None  # the data collection rule's immutable id, dcr-...
+    stream: str = "Custom-SweeperEvents"  # deploy/sentinel/SweeperEvents_CL.json
+    full_addresses: bool = False  # outside addresses masked (j***@gmail.com) unless true
+    scope: str = MONITOR_SCOPES["global"]  # Azure Monitor in graph.cloud; not a setting
+
+    @property
+    def enabled(self) -> bool:
+        return self.endpoint is not None
+
+
+_DCR_ID = re.compile(r"^dcr-[0-9a-f]{32}$", re.IGNORECASE)
+_STREAM = re.compile(r"^Custom-[A-Za-z0-9_]{1,100}$")
+
+
+def _siem(raw: dict[str, Any], cloud: str) -> SiemSettings:
+    default = SiemSettings()
+    endpoint = raw.get("endpoint", "").strip().rstrip("/")
+    if not endpoint:
+        if others := sorted(raw.keys() - {"endpoint"}):
+            raise ConfigError(
+                "siem.endpoint",
+                f"must be set with siem.{others[0]}: the data collection endpoint's URL, "
+                "as deploy/sentinel/create.sh prints it",
+            )
+        return default
+    parts = urlsplit(endpoint)
+    if parts.scheme != "https" or not parts.hostname or parts.path or parts.query:
+        raise ConfigError(
+            "siem.endpoint",
+            f"{endpoint!r} is not the https URL of a data collection endpoint "
+            "(https://NAME.REGION-1.ingest.monitor.azure.com)",
+        )
+    rule_id = raw.get("rule_id", "").strip()
+    if not _DCR_ID.match(rule_id):
+        raise ConfigError(
+            "siem.rule_id",
+            f"{rule_id!r} is not a data collection rule's immutable id (dcr- and 32 hex digits)"
+            if rule_id
+            else "must be set with siem.endpoint: the data collection rule's immutable id",
+        )
+    stream = raw.get("stream", default.stream)
+    if not _STREAM.match(stream):
+        raise ConfigError("siem.stream", f"{stream!r} is not a custom stream (Custom-NAME)")
+    return SiemSettings(
+        endpoint=endpoint,
+        rule_id=rule_id,
+        stream=stream,
+        full_addresses=raw.get("full_addresses", default.full_addresses),
+        scope=MONITOR_SCOPES.get(cloud, default.scope),
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs to know, already checked. Holds no secret."""
 
@@ -200,6 +258,7 @@ class Settings:
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertSettings = AlertSettings()
     retention: timedelta = timedelta(days=180)  # exposed addresses of closed incidents
+    siem: SiemSettings = SiemSettings()
 
     def policy(self, verified_domains: Iterable[str]) -> Policy:
         """The judgement rules: the tenant's verified domains plus these settings."""
@@ -329,6 +388,7 @@ def load_settings(
                 36500,
             )
         ),
+        siem=_siem(raw.get("siem", {}), cloud),
     )
 
 

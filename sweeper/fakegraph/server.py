@@ -1,11 +1,13 @@
 """A local stand-in for Microsoft Graph v1.0 and the Entra ID token endpoint.
 
-Two listeners on 127.0.0.1: Graph over plain HTTP (the SDK allows http only on loopback),
-and sign-in over HTTPS with a throwaway CA (azure-identity insists on HTTPS). It serves a
-:class:`~sweeper.fakegraph.tenant.Tenant` and behaves as Graph is documented to:
+Three listeners on 127.0.0.1: Graph over plain HTTP (the SDK allows http only on loopback),
+sign-in over HTTPS with a throwaway CA (azure-identity insists on HTTPS), and Azure Monitor's
+Logs Ingestion API over HTTPS with the same CA (:mod:`~sweeper.fakegraph.monitor`). It
+serves a :class:`~sweeper.fakegraph.tenant.Tenant` and behaves as Graph is documented to:
 
-* tokens by client secret, certificate assertion or managed identity; a request without a
-  valid, unexpired token is a 401; an app without the needed role is a 403;
+* tokens by client secret, certificate assertion or managed identity, each for the
+  audience asked (Graph's, or Azure Monitor's); a request without a valid, unexpired token
+  is a 401; an app without the needed role is a 403;
 * ``/users`` (``$select``, ``$filter=accountEnabled eq true``, ``$top`` up to 999, paging by
   ``$skiptoken``), ``/domains``, and ``/users/{id|upn}/mailFolders/sentitems/messages``
   (``$select``, ``$filter`` on ``sentDateTime``/``receivedDateTime``, ``$top`` 1-1000,
@@ -48,6 +50,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from sweeper.fakegraph import monitor
 from sweeper.fakegraph.faults import Fault, make_odd
 from sweeper.fakegraph.odata import ODataError, bad_request, parse_filter, project, select_fields
 from sweeper.fakegraph.tenant import FakeUser, Tenant
@@ -70,6 +73,7 @@ CHALLENGE = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/'
     'authorize", client_id="00000003-0000-0000-c000-000000000000"'
 )
+BODY_BYTES = web.RequestKey("body_bytes", int)  # an upload's size, once decompressed
 Handler = Callable[[web.Request, "re.Match[str]"], Awaitable[web.StreamResponse]]
 
 
@@ -86,6 +90,7 @@ class Logged:
 class _Token:
     roles: tuple[str, ...]
     expires: float
+    audience: str = ""
 
 
 @dataclass
@@ -102,6 +107,12 @@ class FakeGraph:
     faults: list[Fault] = field(default_factory=list)
     log: list[Logged] = field(default_factory=list)
     sent_mail: list[dict[str, Any]] = field(default_factory=list)
+    # The Logs Ingestion API: the data collection rule's immutable id, whether the app has
+    # the Monitoring Metrics Publisher role on it, what it accepted, and every request.
+    rule_id: str = field(default_factory=lambda: "dcr-" + secrets.token_hex(16))
+    ingestion_allowed: bool = True
+    ingested: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    uploads: list[monitor.Upload] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, _Token] = {}
@@ -112,6 +123,7 @@ class FakeGraph:
         self._dir = Path(tempfile.mkdtemp(prefix="sweeper-fakegraph-"))
         self.graph_port = 0
         self.login_port = 0
+        self.ingestion_port = 0
         self.issued_tokens: list[str] = []
         self._routes: list[tuple[re.Pattern[str], Handler]] = [
             (re.compile(r"^/v1\.0/users$", re.I), self._users),
@@ -135,6 +147,11 @@ class FakeGraph:
     @property
     def authority(self) -> str:
         return f"https://127.0.0.1:{self.login_port}"
+
+    @property
+    def ingestion_url(self) -> str:
+        """The data collection endpoint: ``siem.endpoint``."""
+        return f"https://127.0.0.1:{self.ingestion_port}"
 
     @property
     def ca_path(self) -> Path:
@@ -192,13 +209,19 @@ class FakeGraph:
         login = web.Application()
         login.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._openid)
         login.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
-        for app, ctx in ((graph, None), (login, tls)):
-            runner = web.AppRunner(app, access_log=None)
+        ingestion = web.Application(client_max_size=4 * monitor.MAX_BODY)  # 413 is ours
+        ingestion.router.add_route(
+            "*", "/dataCollectionRules/{rule}/streams/{stream}", self._ingest
+        )
+        for app, ctx in ((graph, None), (login, tls), (ingestion, tls)):
+            # The ingestion listener reads gzip bodies itself: their size is checked.
+            runner = web.AppRunner(app, access_log=None, auto_decompress=app is not ingestion)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx).start()
             self._runners.append(runner)
         self.graph_port = self._runners[0].addresses[0][1]
         self.login_port = self._runners[1].addresses[0][1]
+        self.ingestion_port = self._runners[2].addresses[0][1]
 
     async def _shutdown(self) -> None:
         for runner in self._runners:
@@ -302,7 +325,7 @@ class FakeGraph:
             + "."
             + secrets.token_urlsafe(16)
         )
-        self._tokens[token] = _Token(self.roles, time.time() + self.token_lifetime)
+        self._tokens[token] = _Token(self.roles, time.time() + self.token_lifetime, audience)
         self.issued_tokens.append(token)
         return {
             "token_type": "Bearer",
@@ -341,6 +364,77 @@ class FakeGraph:
                 401, "InvalidAuthenticationToken", EXPIRED, {"WWW-Authenticate": CHALLENGE}
             )
         return token.roles
+
+    # -- Azure Monitor's Logs Ingestion API (see sweeper.fakegraph.monitor) ----------------
+
+    async def _ingest(self, request: web.Request) -> web.StreamResponse:
+        stream = request.match_info["stream"]
+        raw = await request.read()
+        status, code, records = 204, None, []
+        try:
+            records = await self._ingestible(request, raw)
+            self.ingested.setdefault(stream, []).extend(records)
+            return web.Response(status=204)
+        except monitor.Refusal as refusal:
+            status, code = refusal.status, refusal.code
+            if refusal.body_bytes:
+                request[BODY_BYTES] = refusal.body_bytes
+            return web.Response(
+                status=status,
+                body=refusal.body(),
+                headers={"x-ms-error-code": code, **refusal.headers},
+                content_type="application/json",
+            )
+        finally:
+            gzipped = request.headers.get("Content-Encoding", "").lower() == "gzip"
+            body_bytes = request.get(BODY_BYTES, 0)
+            self.uploads.append(
+                monitor.Upload(stream, status, code, len(raw), body_bytes, len(records), gzipped)
+            )
+
+    async def _ingestible(self, request: web.Request, raw: bytes) -> list[dict[str, Any]]:
+        """The request's records, or the Refusal Azure Monitor would answer with."""
+        if request.method != "POST":
+            raise monitor.Refusal(405, "MethodNotAllowed", "Only POST is allowed.")
+        if request.query.get("api-version") != monitor.API_VERSION:
+            raise monitor.Refusal(400, "InvalidApiVersion", "The api-version is not supported.")
+        header = request.headers.get("Authorization", "")
+        token = self._tokens.get(header[7:]) if header.startswith("Bearer ") else None
+        if token is None or token.expires < time.time():
+            raise monitor.Refusal(401, "InvalidToken", "The access token is missing or expired.")
+        if token.audience.rstrip("/") != monitor.AUDIENCE:
+            raise monitor.Refusal(
+                401,
+                "InvalidTokenAudience",
+                f"The token's audience '{token.audience}' is not {monitor.AUDIENCE}.",
+            )
+        fault = next((f for f in self.faults if f.path and f.matches(request.path, None)), None)
+        if fault is not None:
+            fault.hits += 1
+            if fault.kind == "stall":
+                await asyncio.sleep(fault.stall)
+            elif fault.kind == "reset" and request.transport is not None:
+                request.transport.close()  # no answer at all: the client cannot know
+                raise monitor.Refusal(502, "ConnectionReset", "The connection was reset.")
+            elif fault.kind == "status":
+                after = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+                raise monitor.Refusal(fault.status, fault.code, fault.message, after)
+        streams = monitor.declared_streams()
+        if request.match_info["rule"] != self.rule_id:
+            raise monitor.Refusal(404, "NotFound", "The data collection rule was not found.")
+        columns = streams.get(request.match_info["stream"])
+        if columns is None:
+            raise monitor.Refusal(404, "NotFound", "The rule declares no such stream.")
+        if not self.ingestion_allowed:
+            raise monitor.Refusal(
+                403,
+                "OperationFailed",
+                "The authentication token provided does not have access to ingest data for "
+                f"the data collection rule with immutable Id '{self.rule_id}'.",
+            )
+        body = monitor.decode(raw, request.headers.get("Content-Encoding"))
+        request[BODY_BYTES] = len(body)
+        return monitor.records_of(body, request.match_info["stream"], columns)
 
     # -- Graph --------------------------------------------------------------------------
 

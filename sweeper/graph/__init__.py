@@ -6,4 +6,5 @@
   retries and signatures; the webhook settings' checks.
 - :mod:`.signin`: the azure-identity credential for a :class:`~.signin.SignIn`, and the
   gateway signed in with it.
+- :mod:`.ingestion`: records to Azure Monitor's Logs Ingestion API (Microsoft Sentinel).
 """

@@ -50,3 +50,13 @@ class SignIn:
         """The ``.default`` scope of the Graph resource: scheme and host, never a port."""
         parts = urlsplit(self.graph_url)
         return f"{parts.scheme}://{parts.hostname}/.default"
+
+
+# The Logs Ingestion API's token scope per cloud (Azure Monitor's resource); a custom cloud
+# (the local Graph) uses the global one.
+MONITOR_SCOPES: dict[str, str] = {
+    "global": "https://monitor.azure.com/.default",
+    "usgov": "https://monitor.azure.us/.default",
+    "usgov-dod": "https://monitor.azure.us/.default",
+    "china": "https://monitor.azure.cn/.default",
+}

@@ -6,4 +6,5 @@
 - :mod:`.response`: the people export, the breach worksheet, ``incident show``.
 - :mod:`.teams`: an alert as a Teams Workflows message holding an Adaptive Card.
 - :mod:`.webhook`: an alert as a webhook's JSON (the Standard Webhooks payload shape).
+- :mod:`.siem`: the records Microsoft Sentinel gets, addresses masked.
 """

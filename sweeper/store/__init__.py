@@ -10,6 +10,7 @@
 - :mod:`.response`: the people to notify, the worksheet's facts, ``incident show``'s.
 - :mod:`.retention`: removing addresses (and export files) past retention.
 - :mod:`.recovery`: what a killed process left behind, put right.
+- :mod:`.siem`: what Microsoft Sentinel has had, record by record, and the exports.
 """
 
 from sweeper.store.db import (

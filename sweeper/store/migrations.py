@@ -341,6 +341,31 @@ def _alerts(db: Database) -> None:
     alerts.create_index(["incident_id", "key", "channel"], unique=True)
 
 
+def _siem(db: Database) -> None:
+    # What went to Microsoft Sentinel (sweeper.commands.siem), record by record, so that each
+    # is sent once: a run, a mailbox's failure in a run, a finding, and each version of an
+    # incident (its fingerprint: a digest of the record last sent for it).
+    db.table("siem_sent").create(
+        {"kind": str, "item": str, "fingerprint": str, "sent_at": str}, pk=("kind", "item")
+    )
+    # Each export, written before it starts with the process doing it, so that two never
+    # send the same records at once, and finished with what it sent or why it stopped.
+    db.table("siem_exports").create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "sent": int,
+            "pending": int,  # records left for the next export
+            "error": str,
+            "pid": int,
+            "pid_started": str,
+            "host": str,
+        },
+        pk="id",
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -357,6 +382,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0013_digest_exactly_once", _digest_exactly_once),
     ("0014_one_finding_per_message", _one_finding_per_message),
     ("0015_alerts", _alerts),
+    ("0016_siem", _siem),
 ]
 
 
@@ -376,6 +402,8 @@ TABLES = (
     "rejudgements",
     "meta",
     "alerts",
+    "siem_sent",
+    "siem_exports",
 )
 
 

@@ -1,0 +1,173 @@
+"""Microsoft Sentinel: what sweeper knows, sent through Azure Monitor's Logs Ingestion API.
+
+After each run (and with ``sweeper siem send``) every record Sentinel has not had is sent:
+settled runs, the mailboxes that failed in them, their qualifying findings, and each
+incident that is new or changed since it was last sent (its record's fingerprint differs).
+A record is marked sent (:mod:`sweeper.store.siem`) as soon as the call that carried it was
+accepted, before the next call goes: a record is sent once, and an incident once per version.
+A process killed after Azure Monitor accepted a call and before the mark was written sends
+that call's records again (the same ``EventId``): at least once in that moment, never lost.
+
+A failing SIEM never fails the run: :func:`export_after_run` returns a
+:class:`SiemOutcome` whose line says what went wrong, and what was not sent stays pending
+for the next export. Each export is recorded (``siem_exports``), and one runs at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlite_utils import Database
+
+from sweeper import store
+from sweeper.commands.settings import Settings
+from sweeper.errors import EXIT_OK, describe_failure
+from sweeper.graph.ingestion import Target, upload
+from sweeper.graph.signin import make_credential
+from sweeper.present.siem import (
+    KINDS,
+    Record,
+    failure_record,
+    finding_record,
+    fingerprint,
+    incident_record,
+    run_record,
+    with_version,
+)
+from sweeper.store import siem as ledger
+from sweeper.when import iso
+
+log = logging.getLogger(__name__)
+NAMES = {"Run": "run", "MailboxFailure": "mailbox failure", "Finding": "finding"}
+
+
+@dataclass
+class SiemOutcome:
+    """What an export did: records sent by kind, records left, and what went wrong."""
+
+    enabled: bool = True
+    sent: Counter[str] = field(default_factory=Counter)
+    pending: int = 0  # records not sent, for the next export
+    error: str | None = None
+    exit_code: int = EXIT_OK
+
+    @property
+    def line(self) -> str:
+        """One line for the terminal or the nightly log."""
+        if not self.enabled:
+            return "Sentinel: not configured (no siem.endpoint); nothing sent."
+        sent = _counts(self.sent)
+        if self.error is not None:
+            waiting = "1 record waits" if self.pending == 1 else f"{self.pending} records wait"
+            return (
+                f"Sentinel: {self.error}; sent {sent or 'nothing'}, {waiting} for the next export."
+            )
+        return f"Sentinel: sent {sent}." if sent else "Sentinel: nothing new to send."
+
+
+@dataclass(frozen=True)
+class _Pending:
+    key: ledger.Key
+    record: Record
+
+
+def export_after_run(db: Database, settings: Settings, env: Mapping[str, str]) -> SiemOutcome:
+    """Send everything Sentinel has not had yet; never raises, and does nothing unless
+    ``[siem]`` is configured. Call it after a run has finished (and its digest gone)."""
+    if not settings.siem.enabled:
+        return SiemOutcome(enabled=False)
+    try:
+        return asyncio.run(export(db, settings, env))
+    except Exception as exc:  # noqa: BLE001 - the run's findings are stored whatever this does
+        line, code = describe_failure(exc)
+        log.debug("the Sentinel export failed", exc_info=exc)
+        return SiemOutcome(error=line, exit_code=code)
+
+
+async def export(db: Database, settings: Settings, env: Mapping[str, str]) -> SiemOutcome:
+    """The export itself, for a caller inside an event loop; raises AlreadyRunning while
+    another export is under way, and nothing else of sweeper's (see :class:`SiemOutcome`)."""
+    export_id = ledger.start_export(db)
+    outcome = SiemOutcome(error="interrupted")
+    pending: list[_Pending] = []
+    try:
+        pending = _pending(db, settings, iso(datetime.now(UTC)))
+        outcome.pending = len(pending)
+
+        def accepted(positions: list[int]) -> None:
+            keys = [pending[i].key for i in positions]
+            ledger.mark_sent(db, keys)
+            outcome.sent.update(kind for kind, _, _ in keys)
+            outcome.pending -= len(keys)
+
+        if pending:
+            credential = make_credential(settings.sign_in, env)
+            async with credential:
+                await upload(
+                    target_for(settings), credential, [p.record for p in pending], accepted
+                )
+        outcome.error = None
+    except Exception as exc:  # noqa: BLE001 - one line and its exit code, recorded below
+        outcome.error, outcome.exit_code = describe_failure(exc)
+        log.debug("the Sentinel export stopped", exc_info=exc)
+    finally:
+        ledger.finish_export(
+            db,
+            export_id,
+            sent=sum(outcome.sent.values()),
+            pending=outcome.pending,
+            error=outcome.error,
+        )
+    return outcome
+
+
+def _pending(db: Database, settings: Settings, now: str) -> list[_Pending]:
+    """Every record not sent yet: incidents new or changed first, then runs, failures,
+    findings, each oldest first."""
+    internal = [*store.verified_domains(db), *settings.own_domains]
+    full = settings.siem.full_addresses
+    items: list[_Pending] = []
+    for row in ledger.incidents(db):
+        item, record = incident_record(row, internal, full_addresses=full, now=now)
+        version = fingerprint(record)
+        if version != row["sent_fingerprint"]:
+            items.append(_Pending(("Incident", item, version), with_version(record, version)))
+    for item, record in map(run_record, ledger.pending_runs(db)):
+        items.append(_Pending(("Run", item, ""), record))
+    for item, record in map(failure_record, ledger.pending_failures(db)):
+        items.append(_Pending(("MailboxFailure", item, ""), record))
+    for row in ledger.pending_findings(db):
+        item, record = finding_record(row, internal, full_addresses=full)
+        items.append(_Pending(("Finding", item, ""), record))
+    return items
+
+
+def target_for(settings: Settings) -> Target:
+    """Where ``[siem]`` sends: endpoint, rule, stream, scope, and the CA and timeout to use."""
+    siem = settings.siem
+    return Target(
+        endpoint=siem.endpoint or "",
+        rule_id=siem.rule_id or "",
+        stream=siem.stream,
+        scope=siem.scope,
+        ca_bundle=settings.ca_bundle,
+        timeout=settings.timeout,
+    )
+
+
+def _counts(sent: Counter[str]) -> str:
+    parts = []
+    for kind in KINDS:
+        count = sent.get(kind, 0)
+        if not count:
+            continue
+        if kind == "Incident":
+            parts.append(f"{count} incident{'s' if count != 1 else ''} (new or changed)")
+        else:
+            parts.append(f"{count} {NAMES[kind]}{'s' if count != 1 else ''}")
+    return ", ".join(parts)

@@ -1,0 +1,176 @@
+"""The records sweeper sends to Microsoft Sentinel: one table, one row shape per ``Kind``.
+
+All four kinds go to one custom table (``SweeperEvents_CL``, declared in
+``deploy/sentinel/SweeperEvents_CL.json``) through one stream, a ``Kind`` column telling them
+apart: ``Run``, ``MailboxFailure``, ``Finding`` and ``Incident``. One table means one data
+collection rule stream, one transformation and one role assignment to set up, and a query
+joins a run to its failures, a finding to its incident, without a union. Each record
+carries only its own kind's columns; Log Analytics leaves the others empty.
+
+Outside addresses are masked (``j***@gmail.com``) in ``Addresses`` and in subjects unless
+``full_addresses``; the organisation's own mailboxes stay readable. Moments are sweeper's
+UTC strings, which Log Analytics reads as ``datetime``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from sweeper.addresses import mask_address
+from sweeper.present.escape import mask_addresses
+from sweeper.rules.clock import AwarenessClock
+
+Record = dict[str, Any]
+KINDS = ("Run", "MailboxFailure", "Finding", "Incident")
+MAX_ADDRESSES = 1000  # per finding: a record stays far below the 1 MB of one upload
+
+
+def run_record(row: dict[str, Any]) -> tuple[str, Record]:
+    """A settled run's summary, keyed by its id."""
+    item = str(row["id"])
+    return item, {
+        "TimeGenerated": row["finished_at"] or row["started_at"],
+        "Kind": "Run",
+        "EventId": f"Run:{item}",
+        "RunId": row["id"],
+        "LogRunId": row["log_run_id"],
+        "RunStatus": row["status"],
+        "StartedAt": row["started_at"],
+        "FinishedAt": row["finished_at"],
+        "WindowSince": row["since"],
+        "WindowUntil": row["until"],
+        "Targeted": row["mailbox_filter"] is not None,
+        "MailboxesTotal": row["mailboxes_total"],
+        "Swept": row["swept"],
+        "SweptDisabled": row["swept_disabled"],
+        "Skipped": row["skipped"],
+        "Excluded": row["excluded"],
+        "Failed": row["failed"],
+        "Throttled": row["throttled"],
+        "MessagesRead": row["messages_read"],
+        "Malformed": row["malformed"],
+        "FindingsNew": row["findings_new"],
+        "IncidentsTouched": row["incidents_touched"],
+        "Error": row["error"],
+    }
+
+
+def failure_record(row: dict[str, Any]) -> tuple[str, Record]:
+    """One mailbox that could not be read in a run, keyed ``run_id:mailbox``."""
+    item = f"{row['run_id']}:{row['mailbox']}"
+    return item, {
+        "TimeGenerated": row["run_finished_at"] or row["run_started_at"],
+        "Kind": "MailboxFailure",
+        "EventId": f"MailboxFailure:{item}",
+        "RunId": row["run_id"],
+        "Mailbox": row["mailbox"],
+        "MailboxEnabled": bool(row["enabled"]),
+        "WindowSince": row["window_since"],
+        "Error": row["error"],
+    }
+
+
+def finding_record(
+    row: dict[str, Any], internal: Iterable[str], *, full_addresses: bool
+) -> tuple[str, Record]:
+    """A finding as it was found, keyed by its id; ``row`` carries ``addresses`` (sorted)
+    and ``mailboxes`` (:func:`sweeper.store.siem.pending_findings`)."""
+    item = str(row["id"])
+    addresses = list(row["addresses"])
+    shown = addresses[:MAX_ADDRESSES]
+    return item, {
+        "TimeGenerated": row["found_at"],
+        "Kind": "Finding",
+        "EventId": f"Finding:{item}",
+        "RunId": row["run_id"],
+        "FindingId": row["id"],
+        "IncidentId": row["incident_id"],
+        "Mailbox": row["mailbox"],
+        "Mailboxes": list(row["mailboxes"]),
+        "Sender": row["sender"],
+        "SentBy": row["sent_by"],
+        "Subject": _subject(row["subject"], internal, full_addresses),
+        "SentAt": row["sent_at"],
+        "InternetMessageId": row["internet_message_id"],
+        "ToCount": row["to_count"],
+        "CcCount": row["cc_count"],
+        "BccCount": row["bcc_count"],
+        "BccUsed": bool(row["bcc_used"]),
+        "VisibleExternal": row["visible_external_count"],
+        "Severity": row["severity"],
+        "SeverityReason": row["severity_reason"],
+        "SuppressedBy": row["suppressed_by"],
+        "Source": row["source"],
+        "Domains": orjson.loads(row["external_domains"] or "[]"),
+        "Addresses": shown if full_addresses else [mask_address(a) for a in shown],
+        "AddressesOmitted": len(addresses) - len(shown),
+        "AddressesMasked": not full_addresses,
+    }
+
+
+def incident_record(
+    row: dict[str, Any], internal: Iterable[str], *, full_addresses: bool, now: str
+) -> tuple[str, Record]:
+    """An incident as it stands ``now``, keyed by its id; ``row`` carries ``top_domains`` and
+    ``mailboxes`` (:func:`sweeper.store.siem.incidents`). ``TimeGenerated`` is ``now``: each
+    version sent is a later row, so ``arg_max(TimeGenerated, *)`` is the incident today."""
+    item = str(row["id"])
+    detected = row["detected_at"] or row["created_at"]
+    clock = AwarenessClock(detected, row["confirmed_at"])
+    return item, {
+        "TimeGenerated": now,
+        "Kind": "Incident",
+        "EventId": f"Incident:{item}",  # the version is added by with_version()
+        "IncidentId": row["id"],
+        "Status": row["status"],
+        "Severity": row["severity"],
+        "SeverityReason": row["reason"],
+        "Sender": row["sender"],
+        "SentBy": row["sent_by"],
+        "Subject": _subject(row["subject"], internal, full_addresses),
+        "Mailboxes": list(row["mailboxes"]),
+        "Messages": row["messages"],
+        "UniqueExposed": row["unique_exposed"],
+        "LargestBatch": row["largest_batch"],
+        "DomainCount": row["domains"],
+        "Domains": list(row["top_domains"]),
+        "PersonalShare": row["personal_share"],
+        "NamedAddresses": row["named_addresses"],
+        "FirstSentAt": row["first_sent_at"],
+        "LastSentAt": row["last_sent_at"],
+        "DetectedAt": detected,
+        "ConfirmedAt": row["confirmed_at"],
+        "Deadline": clock.conservative_deadline,
+        "DeadlineFromConfirmation": clock.confirmed_deadline,
+        "UpdatedAt": row["updated_at"],
+        "Active": bool(row["active"]),
+        "Suppressed": bool(row["suppressed"]),
+        "MergedInto": row["merged_into"],
+        "PurgedAt": row["purged_at"],
+        "AddressesMasked": not full_addresses,
+    }
+
+
+UNVERSIONED = ("TimeGenerated", "EventId", "UpdatedAt")  # not what a version says
+
+
+def fingerprint(record: Record) -> str:
+    """What a version of a record says, as a short digest: not when it was sent, nor when
+    sweeper last recomputed it (``reclassify`` recomputes every incident)."""
+    content = {k: v for k, v in record.items() if k not in UNVERSIONED}
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def with_version(record: Record, version: str) -> Record:
+    """The record with its version in ``EventId`` (an incident is sent once per version)."""
+    return {**record, "EventId": f"{record['EventId']}:{version}"}
+
+
+def _subject(subject: str | None, internal: Iterable[str], full_addresses: bool) -> str | None:
+    if subject is None or full_addresses:
+        return subject
+    return mask_addresses(subject, internal)
