@@ -362,3 +362,22 @@ def test_critical_is_reserved_for_lists_that_reveal_who_the_people_are(sweeper: 
     assert service_list["severity"] == "high"
     assert "at most high: work addresses at" in service_list["reason"]
     assert by_subject["Update on your case"]["severity"] == "high"  # one employer, but victims
+
+
+def test_a_mailbox_waiting_out_retry_after_gives_its_slot_to_another(sweeper: Sweeper) -> None:
+    config = sweeper.config.read_text().replace("concurrency = 4", "concurrency = 1")
+    sweeper.config.write_text(config)
+    readable = [u for u in sweeper.fake.tenant.users if u.has_mailbox]
+    for user in readable:
+        sweeper.fake.add_fault(mailbox=user.upn, status=429, retry_after=3, times=1)
+
+    result = sweeper.run("sweep", "--since", "1d")  # mailbox by mailbox, one at a time
+
+    assert result.exit_code == 0, result.output
+    reads = [e for e in sweeper.fake.log if e.path.endswith("/messages")]
+    first_answer = next(i for i, e in enumerate(reads) if e.status == 200)
+    # With one slot, every mailbox was asked (and throttled) before any was asked again:
+    # a mailbox waiting out its Retry-After held no slot.
+    assert {e.mailbox for e in reads[:first_answer]} >= {u.upn for u in readable}
+    assert {e.status for e in reads[:first_answer]} == {429, 404}  # 404: no mailbox at all
+    assert found_keys(sweeper) == planted_keys(sweeper)

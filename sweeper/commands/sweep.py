@@ -176,14 +176,11 @@ async def run_sweep(
     # Disabled accounts are batched on every sweep: most have no mailbox (a leaver's
     # account), or a shared mailbox that sends little, so one batch probes twenty of them.
     size = BATCH_SIZE if settings.batch and incremental else 1
-    queue: asyncio.Queue[list[User]] = asyncio.Queue()
     enabled = [u for u in chosen if u.enabled]
     disabled = [u for u in chosen if not u.enabled]
-    for start in range(0, len(enabled), size):
-        queue.put_nowait(enabled[start : start + size])
     step = BATCH_SIZE if settings.batch else 1
-    for start in range(0, len(disabled), step):
-        queue.put_nowait(disabled[start : start + step])
+    groups = [enabled[i : i + size] for i in range(0, len(enabled), size)]
+    groups += [disabled[i : i + step] for i in range(0, len(disabled), step)]
 
     deferred: list[tuple[MailboxResult, User, Window]] = []
 
@@ -194,21 +191,41 @@ async def run_sweep(
             db, gateway, run_id, user, window, policy, page_size, bool(only), first, before
         )
 
-    async def worker() -> None:
-        while not queue.empty():
-            group = queue.get_nowait()
-            windows = {user.id: window_for(user) for user in group}
-            firsts = await _first_pages(gateway, group, windows) if len(group) > 1 else {}
-            for user in group:
-                result = await read(user, windows[user.id], firsts.get(user.id))
-                if result.retry_at is None:
-                    done(result)
-                else:
-                    deferred.append((result, user, windows[user.id]))
+    async def read_one(user: User, window: Window, first: FirstPage | GraphError | None) -> None:
+        result = await read(user, window, first)
+        if result.retry_at is None:
+            done(result)
+        else:
+            deferred.append((result, user, window))
 
+    async def read_in_slot(
+        user: User, window: Window, first: FirstPage | GraphError | None
+    ) -> None:
+        async with gateway.slot():
+            await read_one(user, window, first)
+
+    async def read_group(group: list[User]) -> None:
+        """Read a group in the slot taken for it. A mailbox waiting out a Retry-After gives
+        the slot to another meanwhile (see GraphGateway.slot); a batch's mailboxes are read
+        each in a slot of its own, so that one throttled item holds up none of the others."""
+        windows = {user.id: window_for(user) for user in group}
+        with gateway.holding():
+            if len(group) == 1:
+                await read_one(group[0], windows[group[0].id], None)
+                return
+            firsts = await _first_pages(gateway, group, windows)
+        await asyncio.gather(*(read_in_slot(u, windows[u.id], firsts.get(u.id)) for u in group))
+
+    # At most sweep.concurrency mailboxes are read at once (per mailbox, one request in
+    # flight); a mailbox waiting out a Retry-After does not count, so a throttled night
+    # costs about one Retry-After more than a quiet one, not one per mailbox.
+    gateway.open_slots(settings.concurrency)
+    tasks: list[asyncio.Task[None]] = []
     try:
-        workers = min(settings.concurrency, queue.qsize()) or 1
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        for group in groups:
+            await gateway.take_slot()
+            tasks.append(asyncio.create_task(read_group(group)))
+        await asyncio.gather(*tasks)
         # Mailboxes Graph asked to leave alone for minutes: read again now if their time
         # has come (or nearly), once; otherwise they stay failed and the next run reads
         # them from where their last good read ended.
@@ -221,6 +238,8 @@ async def run_sweep(
             again = await read(user, window, before=result.findings_new)
             done(again)
     except BaseException:
+        for task in tasks:
+            task.cancel()
         store.finish_run(db, run_id, "failed", totals, "interrupted")
         raise
     totals.throttled = gateway.throttled_total

@@ -20,12 +20,14 @@ on from it, or waits out the ``Retry-After`` of a throttled batch item first. A
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import re
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -68,8 +70,18 @@ MESSAGE_FIELDS = (
 
 USER_FIELDS = "id,userPrincipalName,mail,displayName,accountEnabled,department,jobTitle"
 log = logging.getLogger(__name__)
-THROTTLE_STATUSES = frozenset({429, 503, 504})  # the SDK retries these, after Retry-After
+THROTTLE_STATUSES = frozenset({429, 503, 504})  # waited out, as Retry-After asks
 LONGEST_WAIT = 180.0  # the SDK gives up at once on a longer Retry-After; so does sweeper
+
+
+@dataclass
+class _Hold:
+    held: bool = True
+
+
+_HOLDING: contextvars.ContextVar[_Hold | None] = contextvars.ContextVar("slot", default=None)
+THROTTLE_RETRIES = 3  # a mailbox read throttled again after this many waits fails (as the SDK)
+THROTTLE_DEFAULT_WAIT = 3.0  # without Retry-After: 3 s, doubling (the SDK's own delays)
 RETRY_DELAYS = (0.5, 2.0)  # sweeper's own retries of a read that got no usable answer
 RETRIED_STATUSES = frozenset({500, 502})  # server errors the SDK does not retry
 _USER_IN_PATH = re.compile(r"/users/([^/?]+)")
@@ -207,6 +219,7 @@ class GraphGateway:
             self._credential, scopes=[scope], allowed_hosts=[host]
         )
         self._http = client
+        self._slots: asyncio.Semaphore | None = None
         self._adapter = GraphRequestAdapter(auth, client=client)
         self._adapter.base_url = self.graph_url
         self._client = GraphServiceClient(request_adapter=self._adapter)
@@ -222,6 +235,53 @@ class GraphGateway:
     ) -> None:
         await self._http.aclose()
         await self._credential.close()
+
+    # -- reading slots: mailboxes read at once, none of them held while throttled ---------
+
+    def open_slots(self, count: int) -> None:
+        """At most ``count`` mailboxes are read at once (``sweep.concurrency``)."""
+        self._slots = asyncio.Semaphore(count)
+
+    async def take_slot(self) -> None:
+        """Wait for a free slot, for a mailbox (or a batch of them) about to be read; the
+        task that reads it then holds it with :meth:`holding`."""
+        if self._slots is not None:
+            await self._slots.acquire()
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """This task holds the slot taken for it until the block ends, less the time it
+        waits out a Retry-After (see :meth:`_wait_throttled`)."""
+        hold = _Hold()
+        token = _HOLDING.set(hold)
+        try:
+            yield
+        finally:
+            _HOLDING.reset(token)
+            if self._slots is not None and hold.held:
+                self._slots.release()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Take a slot and hold it for the block."""
+        await self.take_slot()
+        with self.holding():
+            yield
+
+    async def _wait_throttled(self, seconds: float) -> None:
+        """Wait out a ``Retry-After`` without holding a slot: another mailbox is read
+        meanwhile. Reads that run outside the slots (tenant-wide lists) just sleep."""
+        hold = _HOLDING.get()
+        if self._slots is None or hold is None or not hold.held:
+            await asyncio.sleep(seconds)
+            return
+        hold.held = False
+        self._slots.release()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await self._slots.acquire()
+            hold.held = True
 
     # -- what the sweep asks for -------------------------------------------------------
 
@@ -306,7 +366,7 @@ class GraphGateway:
         :meth:`first_pages` brought for this mailbox, if anything: its page comes first and,
         if more follow, the rest is read on from it in full ``page_size`` pages; a throttled
         item is waited out as its ``Retry-After`` asks (see :func:`_wait_out`); any other
-        failed item is read again the ordinary way, with the SDK's retries.
+        failed item is read again the ordinary way, with its retries.
 
         Raises MailboxNotEnabled for an account without a mailbox, MailboxFailed when the
         mailbox cannot be read to the end (``retry_after`` set when Graph said how long to
@@ -321,7 +381,7 @@ class GraphGateway:
             # own next link would keep its small pages and cost more round trips).
             skip = len(first._messages)
         elif isinstance(first, GraphError):
-            await _wait_out(first)
+            await _wait_out(first, self._wait_throttled)
         relative = _sent_url(user, since, until, page_size, internet_message_id)
         if skip:
             relative += f"&$skip={skip}"
@@ -449,7 +509,10 @@ class GraphGateway:
             request = RequestInformation(Method.GET)
             request.url = url
             request.headers.try_add("Accept", "application/json")
-            request.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
+            options: list[Any] = [ResponseHandlerOption(NativeResponseHandler())]
+            if not tenant_wide:  # a mailbox's read: throttling is waited out in _send
+                options.append(RetryHandlerOption(should_retry=False))
+            request.add_request_options(options)
             return request
 
         return await self._send(build, tenant_wide=tenant_wide, page=page)
@@ -459,7 +522,9 @@ class GraphGateway:
     ) -> dict[str, Any]:
         """Send a read; return its JSON object, or raise one of :mod:`sweeper.errors`.
 
-        Throttling (429/503/504) is the SDK's retry middleware's, honouring Retry-After.
+        Throttling (429/503/504) of a mailbox's read is waited out here, as Retry-After asks
+        (:func:`_throttle_wait`), without holding the mailbox's reading slot; of a
+        tenant-wide read, by the SDK's retry middleware.
         Sweeper adds what the SDK leaves out: a read that got no usable answer (connection
         reset, timeout, a cut-off or malformed body, a 500 or 502) is sent again after
         RETRY_DELAYS; a token Graph refused (401 InvalidAuthenticationToken) is replaced
@@ -467,6 +532,7 @@ class GraphGateway:
         """
         renewed = False
         attempt = 0
+        throttled = 0
         while True:
             try:
                 response: httpx.Response = await self._adapter.send_async(build(), None, {})
@@ -485,6 +551,13 @@ class GraphGateway:
                     self._credential.refused(response.request.headers.get("Authorization"))
                     log.info("Graph refused the access token before its expiry; renewing it")
                     continue
+                if status in THROTTLE_STATUSES and not tenant_wide:
+                    wait = _throttle_wait(response, throttled)
+                    if wait is None:
+                        raise _error_of(response, tenant_wide=tenant_wide)
+                    throttled += 1
+                    await self._wait_throttled(wait)
+                    continue
                 if status >= 400 and status not in RETRIED_STATUSES:
                     raise _error_of(response, tenant_wide=tenant_wide)
                 if status >= 400:
@@ -499,6 +572,18 @@ class GraphGateway:
             log.info("%s; asking again in %.1f s", problem, RETRY_DELAYS[attempt])
             await asyncio.sleep(RETRY_DELAYS[attempt])
             attempt += 1
+
+
+def _throttle_wait(response: httpx.Response, waited: int) -> float | None:
+    """How long to wait before asking a mailbox again after a throttled answer, or None to
+    give up: after THROTTLE_RETRIES waits, or when Retry-After is LONGEST_WAIT or more (the
+    caller then comes back to the mailbox later). As the SDK's retry middleware would."""
+    if waited >= THROTTLE_RETRIES:
+        return None
+    seconds = _seconds(response.headers.get("Retry-After"))
+    if seconds is None:
+        return float(THROTTLE_DEFAULT_WAIT * 2**waited)
+    return seconds if seconds < LONGEST_WAIT else None
 
 
 def _parse(content: bytes, *, page: bool) -> tuple[dict[str, Any] | None, str]:
@@ -568,7 +653,7 @@ def _batch_item(item: Any, transport: CountingTransport, user: User) -> FirstPag
     return _error_for(status, body, retry_after, tenant_wide=False, retried=False)
 
 
-async def _wait_out(item: GraphError) -> None:
+async def _wait_out(item: GraphError, wait: Callable[[float], Awaitable[None]]) -> None:
     """Before a mailbox whose batch item failed is read again: wait, or give up on it.
 
     No mailbox: raised as is. Throttled (the retry middleware never saw the item): sleep
@@ -586,7 +671,7 @@ async def _wait_out(item: GraphError) -> None:
             code=item.code,
             retry_after=item.retry_after,
         )
-    await asyncio.sleep(item.retry_after)
+    await wait(item.retry_after)
 
 
 def _user(item: object) -> User | None:
@@ -671,7 +756,7 @@ def _error_for(
         seconds = _seconds(retry_after)
         if retried:
             wait = f" (Retry-After {seconds:.0f} s)" if seconds is not None else ""
-            detail = f"still throttled after the SDK's retries: {detail}{wait}"
+            detail = f"still throttled after its retries: {detail}{wait}"
         return GraphError(detail, status=status, code=code, retry_after=seconds)
     if tenant_wide and status in (401, 403):
         return AuthError(f"Graph refused access: {detail}", status=status, code=code)
