@@ -511,7 +511,12 @@ def schedule(ctx: click.Context) -> None:
             upcoming[0].isoformat() if upcoming else "never",
             f"; a frequent sweep every {every}" if every else "",
         )
-        stop.wait()
+        # A signal may be delivered to the scheduler's thread, which cannot interrupt a
+        # wait in this one: Python runs the handler only when this thread next runs code.
+        # Waking each second lets it run (a wait without a timeout hung now and then).
+        while not stop.wait(timeout=1.0):
+            pass
+        log.info("signal received: stopping after the running job, if any")
     finally:
         scheduler.shutdown(wait=True)  # after the running job, if any
         log.info("sweeper schedule stopped")

@@ -139,11 +139,11 @@ def next_times(trigger: CronTrigger, start: datetime, count: int) -> list[dateti
 
 def stop_on_sigterm(stop: threading.Event) -> None:
     """SIGTERM (systemd, docker stop) and SIGINT set ``stop``: the caller then shuts the
-    scheduler down after the running job. The handler only sets an event, so a signal at
-    any moment (before the scheduler started, during a job) ends the same way."""
+    scheduler down after the running job, and says so. The handler only sets the event: a
+    handler that logged could interrupt a log line being written to stderr, and the
+    logging module's "reentrant call" error then kept the event from being set at all."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping after the running job, if any", signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
