@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from sweeper.addresses import normalise_domain
 from sweeper.errors import ConfigError
 from sweeper.graph.endpoints import CLOUDS, MONITOR_SCOPES, SignIn
-from sweeper.graph.outbound import check_webhook_url, webhook_secret
+from sweeper.graph.webhooks import check_webhook_url, webhook_secret
 from sweeper.rules.allow import AllowRule
 from sweeper.rules.classify import Policy
 from sweeper.rules.severity import BUSINESS_CAPS, DETECTION_THRESHOLD, LEVELS, SeverityRule
