@@ -522,6 +522,7 @@ def schedule(ctx: click.Context) -> None:
             f"; a frequent sweep every {every}" if every else "",
         )
         stop.wait()
+        log.info("signalled: stopping after the running job, if any")
     finally:
         scheduler.shutdown(wait=True)  # after the running job, if any
         log.info("sweeper schedule stopped")

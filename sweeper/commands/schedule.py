@@ -140,10 +140,11 @@ def next_times(trigger: CronTrigger, start: datetime, count: int) -> list[dateti
 def stop_on_sigterm(stop: threading.Event) -> None:
     """SIGTERM (systemd, docker stop) and SIGINT set ``stop``: the caller then shuts the
     scheduler down after the running job. The handler only sets an event, so a signal at
-    any moment (before the scheduler started, during a job) ends the same way."""
+    any moment (before the scheduler started, during a job) ends the same way. It logs
+    nothing: a signal landing while a line is written to stderr would make that write
+    re-entrant, and the error it raises would be swallowed with the event still unset."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping after the running job, if any", signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, handler)
