@@ -6,7 +6,6 @@ Exit codes: 0 all mailboxes swept; 1 some mailboxes failed (recorded, the rest s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -18,10 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from sqlite_utils import Database
 
-from sweeper import __version__, logs, store
-from sweeper.commands.settings import Settings, load_settings
+from sweeper import __version__, logs
 from sweeper.errors import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -34,15 +31,19 @@ from sweeper.errors import (
     describe_failure,
 )
 from sweeper.files import check_out_path, write_private
-from sweeper.present import output
 from sweeper.present.escape import terminal
 from sweeper.rules.severity import LEVELS
 from sweeper.rules.triage import STATUSES
 from sweeper.when import iso, parse_span, parse_when
 
-if TYPE_CHECKING:  # the Graph SDK is imported only by the commands that call Graph
+# A command imports what it needs when it runs: `--help`, `--version` and the listings do
+# not load the settings' checks, SQLite or the Graph SDK they do not use (tests/test_start.py).
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
     from sweeper.commands.lookup import LookupReport
     from sweeper.commands.nightly import NightlyResult
+    from sweeper.commands.settings import Settings
     from sweeper.commands.sweep import MailboxResult, Window
 
 log = logging.getLogger("sweeper")
@@ -167,6 +168,7 @@ SECRET_VARIABLES = (
     "AZURE_CLIENT_SECRET",
     "AZURE_CLIENT_CERTIFICATE_PASSWORD",
     "SWEEPER_SMTP_PASSWORD",
+    "SWEEPER_WEBHOOK_SECRET",
     "IDENTITY_HEADER",
 )
 
@@ -196,12 +198,15 @@ def main(ctx: click.Context, config_path: str | None, verbose: int, log_format: 
 
 
 def _settings(ctx: click.Context, *, need_graph: bool = True) -> Settings:
+    from sweeper.commands.settings import load_settings
+
     options: Options = ctx.obj
     return load_settings(options.config_path, os.environ, need_graph=need_graph)
 
 
 def _open(settings: Settings) -> Database:
     """Open (creating if needed) the database and set right what dead runs left behind."""
+    from sweeper import store
     from sweeper.store.recovery import recover
 
     db = store.open_db(settings.database)
@@ -276,6 +281,8 @@ def sweep(
     ctx: click.Context, since: datetime | None, until: datetime | None, mailboxes: tuple[str, ...]
 ) -> None:
     """Read Sent Items for a window and record messages that exposed outside addresses."""
+    import asyncio
+
     from sweeper.commands.sweep import run_summary, sweep_tenant
 
     settings = _settings(ctx)
@@ -313,6 +320,9 @@ def _after_sweep(settings: Settings, db: Database, run_id: int | None) -> None:
 @click.pass_context
 def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
     """List stored findings (JSON: one object per message, see the README)."""
+    from sweeper import store
+    from sweeper.present import output
+
     db = _existing_db(ctx)
     rows = store.list_findings(db, iso(since) if since else None)
     render = {"json": output.findings_json, "csv": output.findings_csv}.get(
@@ -372,6 +382,7 @@ def incidents(
     fmt: str,
 ) -> None:
     """List incidents: findings grouped by batch and thread, newest first (see the README)."""
+    from sweeper.present import output
     from sweeper.store.incidents import list_incidents
 
     db = _existing_db(ctx)
@@ -563,6 +574,8 @@ def _logged_run(what: str, run: Callable[[], NightlyResult], *, skip_busy: bool 
 @click.pass_context
 def doctor(ctx: click.Context, send_test: bool) -> None:
     """Check the set-up: sign-in, permissions, Graph access, database, reports; with fixes."""
+    import asyncio
+
     from sweeper.commands.doctor import Check, run_checks
 
     try:
@@ -599,6 +612,8 @@ def lookup(
     until: datetime | None,
 ) -> None:
     """Find every copy and batch of a reported message in all mailboxes: one incident."""
+    import asyncio
+
     if bool(message_id) == bool(subject):
         raise click.UsageError("give --internet-message-id or --subject, not both or neither")
     if subject and since is None:
@@ -633,6 +648,7 @@ def alerts(ctx: click.Context, fmt: str) -> None:
     """List the alerts sent and failed, newest first (`alerts test` tries each channel)."""
     if ctx.invoked_subcommand is not None:
         return
+    from sweeper.present import output
     from sweeper.store.alerts import list_alerts
 
     db = _existing_db(ctx)
@@ -646,6 +662,8 @@ def alerts(ctx: click.Context, fmt: str) -> None:
 @click.pass_context
 def alerts_test(ctx: click.Context) -> None:
     """Send a test alert (about no incident) to each configured channel."""
+    import asyncio
+
     from sweeper.commands.alerts import send_test
 
     settings = _settings(ctx)

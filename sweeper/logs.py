@@ -18,8 +18,6 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import IO
 
-from pythonjsonlogger.json import JsonFormatter
-
 from sweeper.addresses import mask_address, normalise_domain, within
 
 FORMATS = ("human", "json")
@@ -112,6 +110,8 @@ def configure(
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(_guard)
     if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter  # only when asked for
+
         handler.setFormatter(
             JsonFormatter(
                 ["asctime", "levelname", "name", "run_id", "message"],

@@ -31,12 +31,10 @@ from receivers import Receiver, closed_port
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from sweeper.errors import AlertDeliveryError, ConfigError, describe_failure
-from sweeper.graph.outbound import (
+from sweeper.graph.outbound import origin, post_json, retry_after
+from sweeper.graph.webhooks import (
     SECRET_VARIABLE,
     check_webhook_url,
-    origin,
-    post_json,
-    retry_after,
     signed_by,
     standard_webhook_headers,
     webhook_secret,

@@ -86,6 +86,18 @@ def test_every_module_has_a_ring_and_the_rings_are_all_there() -> None:
     assert rings == set(RINGS)
 
 
+def test_only_demo_and_bench_import_the_local_graph() -> None:
+    """The local Graph (aiohttp's server, trustme) is for `sweeper demo`, `make bench` and
+    the tests: no other module imports it, at its top or in a function."""
+    importers = {
+        module_name(path)
+        for path in MODULES
+        if not module_name(path).startswith("sweeper.fakegraph")
+        and any(name.startswith("sweeper.fakegraph") for name in imports_of(path))
+    }
+    assert importers == {"sweeper.demo", "sweeper.bench"}
+
+
 SQL = re.compile(
     r"\bselect\s.+\sfrom\s|\binsert\s+into\s|\bupdate\s+\w+\s+set\s|\bdelete\s+from\s"
     r"|\bcreate\s+(?:table|index|trigger)\s",

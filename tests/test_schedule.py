@@ -20,6 +20,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from conftest import write_config
 
 from sweeper.commands.schedule import JOB_ID, add_nightly, cron_trigger, next_times
+from sweeper.commands.settings import load_settings
 from sweeper.errors import ConfigError
 
 LONDON = "Europe/London"
@@ -122,6 +123,26 @@ def test_bad_schedules_are_named(cron: str, zone: str, named: str) -> None:
     with pytest.raises(ConfigError) as error:
         cron_trigger(cron, zone)
     assert error.value.setting == named
+
+
+SIGNED_IN = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": "s"}
+
+
+def test_a_bad_cron_stops_the_commands_that_sweep_not_the_listings(tmp_path: Path) -> None:
+    """Compiling the expression loads apscheduler; the listings start without it."""
+    config = write_config(tmp_path / "c.toml", '[schedule]\ncron = "61 5 * * *"\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, SIGNED_IN)
+    assert error.value.setting == "schedule.cron"
+    assert load_settings(config, {}, need_graph=False).schedule.cron == "61 5 * * *"
+
+
+@pytest.mark.parametrize("need_graph", [True, False])
+def test_a_bad_schedule_zone_stops_every_command(tmp_path: Path, need_graph: bool) -> None:
+    config = write_config(tmp_path / "c.toml", '[schedule]\ntimezone = "Mars/Olympus"\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, SIGNED_IN, need_graph=need_graph)
+    assert error.value.setting == "schedule.timezone"
 
 
 def test_sweeper_schedule_logs_the_next_run_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from sweeper.addresses import normalise_domain
 from sweeper.errors import ConfigError
 from sweeper.graph.endpoints import CLOUDS, MONITOR_SCOPES, SignIn
-from sweeper.graph.outbound import check_webhook_url, webhook_secret
+from sweeper.graph.webhooks import check_webhook_url, webhook_secret
 from sweeper.rules.allow import AllowRule
 from sweeper.rules.classify import Policy
 from sweeper.rules.severity import BUSINESS_CAPS, DETECTION_THRESHOLD, LEVELS, SeverityRule
@@ -299,7 +299,10 @@ def load_settings(
     """Read the file (``--config``, else ``SWEEPER_CONFIG``, else none) and the environment.
 
     ``need_graph=False`` is for commands that only read the database: sign-in settings are
-    then not required. ``overrides`` are applied over the file, section by section.
+    then not required, and the schedule's cron expression is not compiled (apscheduler does
+    that, and loading it would slow down every listing; ``sweeper schedule``, the commands
+    that sweep and ``doctor`` check it). ``overrides`` are applied over the file, section
+    by section.
     """
     path_text = str(config_path) if config_path else env.get("SWEEPER_CONFIG") or None
     path = Path(path_text) if path_text else None
@@ -378,7 +381,7 @@ def load_settings(
             )
         ),
         digest=_digest(raw.get("digest", {}), path),
-        schedule=_schedule(raw.get("schedule", {}), zone),
+        schedule=_schedule(raw.get("schedule", {}), zone, compile_cron=need_graph),
         alerts=_alerts(raw.get("alerts", {}), env if need_graph else None),
         retention=timedelta(
             days=_int_between(
@@ -838,10 +841,11 @@ def _hook_url(name: str, value: str | None) -> str | None:
     return check_webhook_url(name, value) if value else None
 
 
-def _schedule(raw: dict[str, Any], organisation_zone: str) -> ScheduleSettings:
-    """``[schedule]``; its zone is the organisation's unless it names one."""
-    from sweeper.commands.schedule import cron_trigger  # checks the expression and the zone
-
+def _schedule(
+    raw: dict[str, Any], organisation_zone: str, *, compile_cron: bool
+) -> ScheduleSettings:
+    """``[schedule]``; its zone is the organisation's unless it names one. The cron
+    expression is checked only with ``compile_cron`` (apscheduler, see load_settings)."""
     default = ScheduleSettings()
     settings = ScheduleSettings(
         cron=raw.get("cron", default.cron),
@@ -853,5 +857,9 @@ def _schedule(raw: dict[str, Any], organisation_zone: str) -> ScheduleSettings:
             24 * 60,
         ),
     )
-    cron_trigger(settings.cron, settings.timezone)
+    time_zone(settings.timezone, "schedule.timezone")
+    if compile_cron:
+        from sweeper.commands.schedule import cron_trigger  # checks the expression too
+
+        cron_trigger(settings.cron, settings.timezone)
     return settings

@@ -3,7 +3,9 @@
 - :mod:`.gateway`: :class:`~.gateway.GraphGateway`, every Graph call sweeper makes, paging
   and throttling included; answers are plain data or one of :mod:`sweeper.errors`.
 - :mod:`.outbound`: alerts posted to webhooks (Teams Workflows, Standard Webhooks), with
-  retries and signatures; the webhook settings' checks.
+  retries.
+- :mod:`.webhooks`: a webhook's URL and signing secret checked, the Standard Webhooks
+  signature; no HTTP, so the settings can use it without loading httpx.
 - :mod:`.signin`: the azure-identity credential for a :class:`~.signin.SignIn`, and the
   gateway signed in with it.
 - :mod:`.ingestion`: records to Azure Monitor's Logs Ingestion API (Microsoft Sentinel).

@@ -15,7 +15,6 @@ from typing import Any
 from sweeper.addresses import mask_address
 from sweeper.present.escape import internal_domains, mask_addresses, terminal
 from sweeper.present.output import as_csv, as_json
-from sweeper.present.render import render
 from sweeper.store.response import IncidentView, Worksheet
 from sweeper.when import shown_in
 
@@ -38,6 +37,8 @@ def render_worksheet(
 
     The organisation is the sheet's verified domains plus ``own_domains`` (the setting).
     """
+    from sweeper.present.render import render  # jinja2 and css-inline: only the worksheet
+
     return render(f"worksheet.{fmt}.j2", (*sheet.internal, *own_domains), zone, w=sheet)
 
 

@@ -63,7 +63,9 @@ def open_db(path: Path) -> Database:
         if exc.errno == errno.ENOSPC:
             raise DiskFull(f"no space left to create database {path}") from None
         raise StorageError(f"cannot create database {path}: {exc.strerror or exc}") from None
-    db = Database(conn)
+    # No sqlite-utils plugins: looking for them reads every installed package's metadata
+    # at each start, and no outside code is handed a connection to personal data.
+    db = Database(conn, execute_plugins=False)
     try:
         with _migration_lock(db):
             migrate(db)
