@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -172,6 +173,15 @@ def test_the_key_falls_back_to_the_graph_id_then_to_the_content() -> None:
 )
 def test_addresses_are_put_in_one_canonical_form(raw: str, expected: Any) -> None:
     assert parse_address(raw) == expected
+
+
+def test_whitespace_inside_an_address_is_any_character_str_isspace_calls_whitespace() -> None:
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    assert len(spaces) > 20  # not only ASCII: NBSP, the ideographic space, line separators...
+    for space in spaces:
+        assert parse_address(f"jane{space}doe@example.com") is None, hex(ord(space))
+    others = (chr(c) for c in range(sys.maxunicode + 1) if chr(c) not in spaces and c != ord("@"))
+    assert all(parse_address(f"jane{other}doe@example.com") is not None for other in others)
 
 
 def test_a_unicode_domain_and_its_punycode_are_the_same_domain() -> None:

@@ -19,6 +19,7 @@ under new rules without asking Graph.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -119,11 +120,15 @@ class Finding:
         return len(self.exposed)
 
 
+_SPACE = re.compile(r"\s")
+"""Any character ``str.isspace`` calls whitespace: the same set (tests/test_classify.py)."""
+
+
 def parse_address(raw: object) -> tuple[str, str] | None:
     """``(address, domain)`` in canonical form, or None when it is no internet address.
 
     None for anything without ``local@domain.tld``: a missing or non-string value, an X500
-    DN, ``user@host`` with no dot in the host.
+    DN, ``user@host`` with no dot in the host, an address with whitespace inside.
     """
     if not isinstance(raw, str):
         return None
@@ -131,7 +136,7 @@ def parse_address(raw: object) -> tuple[str, str] | None:
     if text[:5].lower() == "smtp:":
         text = text[5:]
     local, at, host = text.rpartition("@")
-    if not at or not local or not host or any(c.isspace() for c in text):
+    if not at or not local or not host or _SPACE.search(text) is not None:
         return None
     domain = normalise_domain(host)
     if "." not in domain or "/" in domain:
