@@ -31,6 +31,7 @@ from sweeper.commands.sweep import Window, sweep_tenant
 from sweeper.graph.gateway import MESSAGE_FIELDS, GraphGateway, User
 from sweeper.graph.signin import gateway_for
 from sweeper.rules.classify import Policy, classify
+from sweeper.rules.pages import classify_page
 from sweeper.when import iso
 
 
@@ -111,8 +112,7 @@ def _sdk(args: argparse.Namespace) -> None:
             for user in users:
                 async for page in gateway.sent_pages(user, since, now, args.page_size):
                     raw += len(page)
-                    for message in page:
-                        classify(user.upn, message, policy)
+                    classify_page(user.upn, page, policy)
             raw_seconds = time.perf_counter() - started
             started = time.perf_counter()
             models = 0
