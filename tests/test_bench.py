@@ -21,4 +21,5 @@ def test_the_benchmark_runs_end_to_end_and_writes_its_report(tmp_path: Path) -> 
     quiet = "| quiet incremental night | 3 round trips for 12 mailboxes (0.25 per mailbox)"
     assert quiet in report  # users, domains, and one batch for up to 20 mailboxes
     assert "raw JSON vs SDK model objects, 2 mailboxes" in report
+    assert "| decode + classify alone |" in report and "as before msgspec" in report
     assert "| 6 | 240 |" in report and "| 12 | 480 |" in report

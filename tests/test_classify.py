@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -9,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sweeper.addresses import normalise_domain
+from sweeper.rules import classify as classify_module
 from sweeper.rules.classify import (
     Policy,
+    Verdict,
     classify,
     parse_address,
     visible_external,
@@ -174,6 +178,15 @@ def test_addresses_are_put_in_one_canonical_form(raw: str, expected: Any) -> Non
     assert parse_address(raw) == expected
 
 
+def test_whitespace_inside_an_address_is_any_character_str_isspace_calls_whitespace() -> None:
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
+    assert len(spaces) > 20  # not only ASCII: NBSP, the ideographic space, line separators...
+    for space in spaces:
+        assert parse_address(f"jane{space}doe@example.com") is None, hex(ord(space))
+    others = (chr(c) for c in range(sys.maxunicode + 1) if chr(c) not in spaces and c != ord("@"))
+    assert all(parse_address(f"jane{other}doe@example.com") is not None for other in others)
+
+
 def test_a_unicode_domain_and_its_punycode_are_the_same_domain() -> None:
     assert normalise_domain("BÜCHER.example") == normalise_domain("xn--bcher-kva.example")
     msg = message([r("anna@bücher.example"), r("ANNA@xn--bcher-kva.example")])
@@ -203,3 +216,45 @@ def test_adding_a_recipient_never_lowers_the_count(to: list[str], extra: str) ->
     before = count(message([r(a) for a in to]))
     after = count(message([r(a) for a in [*to, extra]]))
     assert after in (before, before + 1)
+
+
+# -- the verdict cache behind the quick path (sweeper.rules.pages) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Jane.Doe@Example.COM",
+        "SMTP:jane@northwick.example",
+        " <jane@Mail.Northwick.Example.> ",
+        "jürgen@bücher.example",
+        "/o=ExchangeLabs/ou=Exchange Administrative Group/cn=Recipients/cn=abc",
+        "user@localhost",
+        "",
+    ],
+)
+def test_a_verdict_is_the_parsed_address_and_whether_it_is_inside(raw: str) -> None:
+    parsed = parse_address(raw)
+    expected = None if parsed is None else Verdict(*parsed, POLICY.is_internal_domain(parsed[1]))
+
+    assert POLICY.verdict(raw) == expected
+    assert POLICY.verdict(raw) == expected  # from the cache, the same
+
+
+def test_the_cache_keeps_a_bounded_number_of_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(classify_module, "VERDICTS_KEPT", 64)
+    policy = Policy.build(["northwick.example"], min_visible_external=1)
+    for i in range(1000):
+        address = f"person{i}@gmail.com"
+        assert policy.verdict(address) == (address, "gmail.com", False)
+
+    assert policy.verdict.cache_info().currsize == 64  # type: ignore[attr-defined]
+
+
+def test_a_policy_changed_with_replace_has_its_own_verdicts() -> None:
+    policy = Policy.build(["northwick.example"])
+    policy.verdict("a@gmail.com")
+    other = replace(policy, internal_domains=frozenset({"gmail.com"}))
+
+    assert other.verdict("a@gmail.com") == ("a@gmail.com", "gmail.com", True)
+    assert policy.verdict("a@gmail.com") == ("a@gmail.com", "gmail.com", False)

@@ -1,8 +1,11 @@
 """Fuzzing the parser and the classifier with Graph-shaped JSON and hostile addresses.
 
 Whatever Graph sends, reading and judging a message never raises, and the counts agree
-with each other. ``make test`` runs a few hundred examples of each property; ``make fuzz``
-runs the same properties with the "fuzz" profile (many thousands, no deadline).
+with each other. A page judged from its raw JSON (the quick path over To and Cc, then the
+full judgement) makes the findings and the malformed count that parsing it whole and
+classifying each message made, however the JSON is written. ``make test`` runs a few
+hundred examples of each property; ``make fuzz`` runs the same properties with the "fuzz"
+profile (many thousands, no deadline).
 """
 
 from __future__ import annotations
@@ -10,11 +13,21 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+import msgspec
 import orjson
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
-from sweeper.rules.classify import Policy, classify, judge, parse_address, read_message
+from sweeper.rules.classify import (
+    Finding,
+    Policy,
+    Verdict,
+    classify,
+    judge,
+    parse_address,
+    read_message,
+)
+from sweeper.rules.pages import classify_page, may_find
 from sweeper.rules.severity import LEVELS
 
 OWN = ("northwick.example", "ünïversity.example")
@@ -97,6 +110,62 @@ def listed(message: dict[str, Any], key: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def parsed_whole(values: list[Any], rules: Policy) -> tuple[list[Finding], int]:
+    """How the sweep judged a page parsed whole: its findings, and its values that were no
+    message object (malformed)."""
+    findings = [classify(MAILBOX, m, rules) for m in values if isinstance(m, dict)]
+    return [f for f in findings if f is not None], sum(not isinstance(m, dict) for m in values)
+
+
+def from_raw(entries: list[msgspec.Raw] | list[bytes], rules: Policy) -> tuple[list[Finding], int]:
+    judged = classify_page(MAILBOX, entries, rules)
+    return judged.findings, judged.malformed
+
+
+def raw_values(page: bytes) -> list[msgspec.Raw]:
+    """A page's values, each its own raw JSON text, as the gateway hands them on."""
+    return msgspec.json.decode(page, type=list[msgspec.Raw])
+
+
+def shaped_for_the_quick_path(message: dict[str, Any]) -> bool:
+    """To and Cc missing, null, or lists of objects whose emailAddress is missing, null or
+    an object: what the typed decoding must take, without falling back."""
+
+    def fits(entry: object) -> bool:
+        return isinstance(entry, dict) and isinstance(entry.get("emailAddress", {}), dict | None)
+
+    lists = [message.get(key) for key in ("toRecipients", "ccRecipients")]
+    return all(v is None or (isinstance(v, list) and all(map(fits, v))) for v in lists)
+
+
+@st.composite
+def written(draw: st.DrawFn, value: Any) -> str:
+    """``value`` as JSON text written any valid way: white space, escapes, repeated keys."""
+    space = st.sampled_from(["", " ", "\n", "\t ", "\r\n  "])
+    if isinstance(value, dict):
+        members = []
+        for key, item in value.items():
+            if draw(st.booleans()) and draw(st.booleans()):  # an earlier value the last replaces
+                members.append(f"{draw(written(key))}:{draw(written(draw(odd)))}")
+            members.append(f"{draw(space)}{draw(written(key))}{draw(space)}:{draw(written(item))}")
+        return "{" + ",".join(members) + draw(space) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(draw(space) + draw(written(item)) for item in value) + "]"
+    if isinstance(value, str):
+        escape = draw(st.sets(st.integers(0, max(len(value) - 1, 0)), max_size=4))
+        chars = [
+            orjson.dumps(c).decode()[1:-1] if i not in escape else _escaped(c)
+            for i, c in enumerate(value)
+        ]
+        return '"' + "".join(chars) + '"'
+    return orjson.dumps(value).decode()
+
+
+def _escaped(char: str) -> str:
+    units = char.encode("utf-16-be")
+    return "".join(f"\\u{int.from_bytes(units[i : i + 2]):04x}" for i in range(0, len(units), 2))
+
+
 # -- properties ------------------------------------------------------------------------------
 
 
@@ -153,3 +222,52 @@ def test_a_message_judged_the_same_after_a_trip_through_json(
     assert classify(MAILBOX, again, policy(threshold)) == classify(
         MAILBOX, message, policy(threshold)
     )
+
+
+@given(messages, thresholds)
+def test_the_quick_path_decides_as_the_full_judgement(
+    message: dict[str, Any], threshold: int
+) -> None:
+    rules = policy(threshold)
+    text = orjson.dumps(message)
+    full = classify(MAILBOX, orjson.loads(text), rules)
+    quick = may_find(text, rules)
+
+    event("quick path" if quick is not None else "full path: not shaped for the quick one")
+    assert quick in (None, full is not None)
+    if shaped_for_the_quick_path(message):
+        assert quick is not None
+    assert from_raw([text], rules) == ([full] if full is not None else [], 0)
+
+
+@given(st.lists(st.one_of(messages, any_json), max_size=8), thresholds)
+def test_a_page_of_any_values_is_judged_from_raw_json_as_when_parsed_whole(
+    values: list[Any], threshold: int
+) -> None:
+    rules = policy(threshold)
+    page = orjson.dumps(values)
+
+    assert from_raw(raw_values(page), rules) == parsed_whole(orjson.loads(page), rules)
+
+
+@given(st.data(), st.lists(messages, min_size=1, max_size=3), thresholds)
+def test_json_written_any_valid_way_is_judged_as_when_parsed_whole(
+    data: st.DataObject, values: list[dict[str, Any]], threshold: int
+) -> None:
+    rules = policy(threshold)
+    page = data.draw(written(values)).encode()
+
+    assert orjson.loads(page) == orjson.loads(orjson.dumps(values))  # the writer is right
+    assert from_raw(raw_values(page), rules) == parsed_whole(orjson.loads(page), rules)
+
+
+@given(addresses, st.sampled_from([OWN, ("gmail.com",), ()]))
+def test_a_cached_verdict_is_the_parsed_address_and_whether_it_is_inside(
+    raw: str, own: tuple[str, ...]
+) -> None:
+    rules = Policy.build(own)
+    parsed = parse_address(raw)
+    expected = None if parsed is None else Verdict(*parsed, rules.is_internal_domain(parsed[1]))
+
+    assert rules.verdict(raw) == expected
+    assert rules.verdict(raw) == expected  # and from the cache

@@ -78,7 +78,7 @@ def _read(handler: Handler, page_size: int = 1000) -> tuple[list[list[Any]], lis
         async with gateway:
             firsts = await gateway.first_pages([(USER, SINCE, UNTIL)], 100)
             pages = gateway.sent_pages(USER, SINCE, UNTIL, page_size, first=firsts[USER.id])
-            return [page async for page in pages]
+            return [[orjson.loads(bytes(m)) for m in page] async for page in pages]
 
     return asyncio.run(run()), seen
 
@@ -189,3 +189,90 @@ def test_an_error_maps_alike_on_its_own_and_inside_a_batch(
 
 def test_a_first_page_is_opaque_outside_the_gateway() -> None:
     assert all(name.startswith("_") for name in FirstPage.__dataclass_fields__)
+
+
+# -- message pages: each message handed on as its raw JSON text -----------------------------
+
+
+def _pages_alone(handler: Handler) -> list[list[bytes]]:
+    """sent_pages without a batch: each page as the list of its values' raw JSON texts."""
+
+    async def run() -> list[list[bytes]]:
+        async with _gateway(handler) as gateway:
+            pages = gateway.sent_pages(USER, SINCE, UNTIL, 10)
+            return [[bytes(m) for m in page] async for page in pages]
+
+    return asyncio.run(run())
+
+
+def test_each_message_reaches_the_caller_as_the_json_text_graph_sent() -> None:
+    first = b'{"value":[ {"id":"m-1", "subject":"R\\u00e9union"} ,null,"odd",[1,{}]],'
+    first += f'"@odata.nextLink":"{GRAPH}/users/u-1/messages?$skip=4"}}'.encode()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if "$skip" in str(request.url):
+            return httpx.Response(200, content=b'{"value":[{"id":"m-5"}]}')
+        return httpx.Response(200, content=first)
+
+    assert _pages_alone(answer) == [
+        [b'{"id":"m-1", "subject":"R\\u00e9union"}', b"null", b'"odd"', b"[1,{}]"],
+        [b'{"id":"m-5"}'],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"value":[{"id":"m-1"}]', "not JSON (23 bytes)"),
+        (b'[{"id":"m-1"}]', "not a JSON object"),
+        (b'{"value":{"id":"m-1"}}', "a page without a 'value' list"),
+        (b'{"value":[],"@odata.nextLink":7}', "'@odata.nextLink' is not a URL"),
+        (b'{"value":[' + b"[" * 2000 + b"]" * 2000 + b"]}", "not JSON (4012 bytes)"),
+    ],
+)
+def test_a_page_sweeper_cannot_read_is_asked_again_then_fails_the_mailbox_saying_why(
+    content: bytes, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sweeper.graph.gateway.RETRY_DELAYS", (0.0, 0.0))
+    asked: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        return httpx.Response(200, content=content)
+
+    with pytest.raises(MailboxFailed) as failed:
+        _pages_alone(answer)
+
+    assert str(failed.value) == f"malformed answer from Graph: {problem}"
+    assert len(asked) == 3
+
+
+def test_a_batch_page_keeps_its_messages_raw_and_a_next_link_of_another_type_ends_it() -> None:
+    item = {"status": 200, "body": {"value": [MESSAGE, None], "@odata.nextLink": 12}}
+
+    pages, requests = _read(_batch_of(item))
+
+    assert pages == [[MESSAGE, None]]  # as before: complete, nothing more asked
+    assert len(requests) == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"responses": "not a list"},
+        {"responses": [None, "odd", {"id": "7", "status": 200, "body": {"value": []}}]},
+        {"something": "else"},
+    ],
+)
+def test_a_mailbox_the_batch_answer_does_not_answer_is_read_again_on_its_own(
+    answer: dict[str, Any],
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/$batch"):
+            return httpx.Response(200, json=answer)
+        return httpx.Response(200, json={"value": [{"id": "m-2"}]})
+
+    pages, requests = _read(handler)
+
+    assert pages == [[{"id": "m-2"}]]
+    assert len(requests) == 2

@@ -23,6 +23,7 @@ from sweeper.errors import GraphError, MailboxNotEnabled, NotFound, UsageError
 from sweeper.graph.gateway import GraphGateway, User
 from sweeper.rules.classify import Finding, judge, read_message
 from sweeper.rules.incidents import normalise_subject
+from sweeper.rules.pages import value_of
 from sweeper.store.incidents import assign_incidents, merge_into_one, save_lookup_findings
 
 
@@ -71,7 +72,8 @@ async def lookup(
             found: list[tuple[User, dict[str, Any]]] = []
             try:
                 async for page in gateway.sent_pages(user, page_size=settings.page_size, **query):
-                    found += [(user, m) for m in page if isinstance(m, dict)]
+                    messages = map(value_of, page)
+                    found += [(user, m) for m in messages if isinstance(m, dict)]
             except MailboxNotEnabled:
                 pass  # no mailbox, nothing to find
             except GraphError as exc:

@@ -33,7 +33,8 @@ from sweeper.logs import show_domains
 from sweeper.present.escape import terminal
 from sweeper.present.output import table
 from sweeper.rules import accounts
-from sweeper.rules.classify import Finding, Policy, classify
+from sweeper.rules.classify import Finding, Policy
+from sweeper.rules.pages import classify_page
 from sweeper.store.incidents import assign_incidents
 from sweeper.when import iso
 
@@ -346,19 +347,11 @@ async def _sweep_mailbox(
         pages = gateway.sent_pages(user, window.since, window.until, page_size, first=first)
         async for page in pages:
             result.messages += len(page)
-            for message in page:
-                if not isinstance(message, dict):
-                    result.malformed += 1  # counted and shown, never silently dropped
-                    continue
-                finding = classify(
-                    user.upn,
-                    message,
-                    policy,
-                    department=user.department,
-                    job_title=user.job_title,
-                )
-                if finding is not None:
-                    findings.append(finding)
+            judged = classify_page(
+                user.upn, page, policy, department=user.department, job_title=user.job_title
+            )
+            findings += judged.findings
+            result.malformed += judged.malformed  # counted and shown, never silently dropped
     except MailboxNotEnabled:
         result.status = "skipped"
         result.error = accounts.NO_MAILBOX

@@ -4,17 +4,20 @@
 middleware), the HTTP client and its timeouts, and turns every Graph answer into plain
 Python data or one of :mod:`sweeper.errors` (one mapper, :func:`_error_for`, for answers
 on their own and inside a JSON batch alike). Message pages are fetched as raw JSON through
-the SDK's request adapter and parsed with orjson: the SDK's model objects cost about 100
-times more CPU per page. The benchmark alone (:mod:`sweeper.bench`) reaches past this: it
-imports the SDK's message request builder and uses the service client the gateway lends it
+the SDK's request adapter: the SDK's model objects cost about 100 times more CPU per page.
+msgspec reads a page's envelope and leaves each message as its raw JSON text
+(``msgspec.Raw``), for :mod:`sweeper.rules.pages` to decode only what it needs. The
+benchmark alone (:mod:`sweeper.bench`) reaches past this: it imports the SDK's message
+request builder and uses the service client the gateway lends it
 (:attr:`GraphGateway.sdk_client`), to measure that cost.
 
-Paging and throttling are hidden here. Callers get whole pages as lists of dicts and never
-see ``@odata.nextLink``; a mailbox's first page that a JSON batch brought is an opaque
-:class:`FirstPage` that the sweep hands back to :meth:`GraphGateway.sent_pages`, which goes
-on from it, or waits out the ``Retry-After`` of a throttled batch item first. A
-``Retry-After`` too long for a run to wait (:data:`LONGEST_WAIT`) reaches the caller as a
-:class:`~sweeper.errors.MailboxFailed` with ``retry_after`` set, for it to come back later.
+Paging and throttling are hidden here. Callers get whole pages as lists (of raw messages,
+or of dicts for the other collections) and never see ``@odata.nextLink``; a mailbox's first
+page that a JSON batch brought is an opaque :class:`FirstPage` that the sweep hands back
+to :meth:`GraphGateway.sent_pages`, which goes on from it, or waits out the
+``Retry-After`` of a throttled batch item first. A ``Retry-After`` too long for a run to
+wait (:data:`LONGEST_WAIT`) reaches the caller as a :class:`~sweeper.errors.MailboxFailed`
+with ``retry_after`` set, for it to come back later.
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
+import msgspec
 import orjson
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
@@ -85,6 +89,32 @@ THROTTLE_DEFAULT_WAIT = 3.0  # without Retry-After: 3 s, doubling (the SDK's own
 RETRY_DELAYS = (0.5, 2.0)  # sweeper's own retries of a read that got no usable answer
 RETRIED_STATUSES = frozenset({500, 502})  # server errors the SDK does not retry
 _USER_IN_PATH = re.compile(r"/users/([^/?]+)")
+T = TypeVar("T")
+
+
+class _Page(msgspec.Struct):
+    """A page of messages: each value left as its raw JSON text, the next link as sent."""
+
+    value: list[msgspec.Raw]
+    next_link: Any = msgspec.field(name="@odata.nextLink", default=None)
+
+
+class _BatchItem(msgspec.Struct):
+    """One answer inside a JSON batch: every field as sent, the body still raw JSON."""
+
+    id: Any = None
+    status: Any = None
+    headers: Any = None
+    body: msgspec.Raw = msgspec.Raw()  # empty: no body
+
+
+class _Batch(msgspec.Struct):
+    responses: list[msgspec.Raw] | None = None
+
+
+_PAGE = msgspec.json.Decoder(_Page)
+_BATCH = msgspec.json.Decoder(_Batch)
+_BATCH_ITEM = msgspec.json.Decoder(_BatchItem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +125,7 @@ class FirstPage:
     :meth:`GraphGateway.sent_pages`, which yields it and reads on from there.
     """
 
-    _messages: list[Any]
+    _messages: list[msgspec.Raw]
     _next_link: str | None
 
 
@@ -359,8 +389,9 @@ class GraphGateway:
         *,
         internet_message_id: str | None = None,
         first: FirstPage | GraphError | None = None,
-    ) -> AsyncIterator[list[Any]]:
-        """Pages of Sent Items sent in ``[since, until)``, as raw JSON values (dicts, normally).
+    ) -> AsyncIterator[list[msgspec.Raw]]:
+        """Pages of Sent Items sent in ``[since, until)``, each message as its raw JSON text
+        (an object, normally: :mod:`sweeper.rules.pages` reads it).
 
         With ``internet_message_id``, only the copies of that message. ``first`` is what
         :meth:`first_pages` brought for this mailbox, if anything: its page comes first and,
@@ -386,7 +417,7 @@ class GraphGateway:
         if skip:
             relative += f"&$skip={skip}"
         try:
-            async for page in self._pages(f"{self.graph_url}/{relative}", tenant_wide=False):
+            async for page in self._message_pages(f"{self.graph_url}/{relative}"):
                 yield page
         except (MailboxNotEnabled, MailboxFailed):
             raise
@@ -412,14 +443,14 @@ class GraphGateway:
                 for i, (u, since, until) in enumerate(wanted)
             ]
         }
-        answer = await self._post_json(f"{self.graph_url}/$batch", body)
+        answer = await self._post_batch(f"{self.graph_url}/$batch", body)
         results: dict[str, FirstPage | GraphError] = {}
-        items = answer.get("responses")
-        for item in items if isinstance(items, list) else []:
+        for raw in answer.responses or []:
             try:
-                user = users[int(item["id"])]
-            except (KeyError, ValueError, IndexError, TypeError):
-                continue
+                item = _BATCH_ITEM.decode(raw)
+                user = users[int(item.id)]
+            except (msgspec.ValidationError, ValueError, IndexError, TypeError):
+                continue  # no object, or no mailbox of ours: fetched again below
             results[user.id] = _batch_item(item, self._transport, user)
         for user in users:  # an item the answer left out is fetched again, never lost
             results.setdefault(user.id, GraphError("missing from the batch answer", status=0))
@@ -490,7 +521,15 @@ class GraphGateway:
             yield body["value"]
             next_url = body.get("@odata.nextLink")
 
-    async def _post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _message_pages(self, url: str) -> AsyncIterator[list[msgspec.Raw]]:
+        next_url: str | None = url
+        while next_url:
+            build = _get(next_url, own_throttling=True)
+            page = await self._send(build, tenant_wide=False, parse=_parse_page)
+            yield page.value
+            next_url = page.next_link
+
+    async def _post_batch(self, url: str, body: dict[str, Any]) -> _Batch:
         """POST a JSON batch of reads: as safe to send again as the reads themselves."""
 
         def build() -> RequestInformation:
@@ -502,25 +541,24 @@ class GraphGateway:
             request.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
             return request
 
-        return await self._send(build, tenant_wide=True, page=False)
+        return await self._send(build, tenant_wide=True, parse=_parse_batch)
 
     async def _get_json(self, url: str, *, tenant_wide: bool, page: bool = False) -> dict[str, Any]:
-        def build() -> RequestInformation:
-            request = RequestInformation(Method.GET)
-            request.url = url
-            request.headers.try_add("Accept", "application/json")
-            options: list[Any] = [ResponseHandlerOption(NativeResponseHandler())]
-            if not tenant_wide:  # a mailbox's read: throttling is waited out in _send
-                options.append(RetryHandlerOption(should_retry=False))
-            request.add_request_options(options)
-            return request
+        def parse(content: bytes) -> tuple[dict[str, Any] | None, str]:
+            return _parse(content, page=page)
 
-        return await self._send(build, tenant_wide=tenant_wide, page=page)
+        build = _get(url, own_throttling=not tenant_wide)
+        return await self._send(build, tenant_wide=tenant_wide, parse=parse)
 
     async def _send(
-        self, build: Callable[[], RequestInformation], *, tenant_wide: bool, page: bool
-    ) -> dict[str, Any]:
-        """Send a read; return its JSON object, or raise one of :mod:`sweeper.errors`.
+        self,
+        build: Callable[[], RequestInformation],
+        *,
+        tenant_wide: bool,
+        parse: Callable[[bytes], tuple[T | None, str]],
+    ) -> T:
+        """Send a read; return its answer as ``parse`` reads it, or raise one of
+        :mod:`sweeper.errors`.
 
         Throttling (429/503/504) of a mailbox's read is waited out here, as Retry-After asks
         (:func:`_throttle_wait`), without holding the mailbox's reading slot; of a
@@ -563,7 +601,7 @@ class GraphGateway:
                 if status >= 400:
                     problem = _error_of(response, tenant_wide=tenant_wide)
                 else:
-                    body, malformed = _parse(response.content, page=page)
+                    body, malformed = parse(response.content)
                     if body is not None:
                         return body
                     problem = GraphError(f"malformed answer from Graph: {malformed}")
@@ -584,6 +622,51 @@ def _throttle_wait(response: httpx.Response, waited: int) -> float | None:
     if seconds is None:
         return float(THROTTLE_DEFAULT_WAIT * 2**waited)
     return seconds if seconds < LONGEST_WAIT else None
+
+
+def _get(url: str, *, own_throttling: bool) -> Callable[[], RequestInformation]:
+    """A GET of ``url`` for the SDK's adapter, its raw answer handed back unparsed.
+    ``own_throttling``: a mailbox's read, whose throttling :meth:`GraphGateway._send` waits
+    out itself (off the reading slot), so the SDK's retry middleware must leave it alone."""
+
+    def build() -> RequestInformation:
+        request = RequestInformation(Method.GET)
+        request.url = url
+        request.headers.try_add("Accept", "application/json")
+        options: list[Any] = [ResponseHandlerOption(NativeResponseHandler())]
+        if own_throttling:
+            options.append(RetryHandlerOption(should_retry=False))
+        request.add_request_options(options)
+        return request
+
+    return build
+
+
+def _parse_page(content: bytes) -> tuple[_Page | None, str]:
+    """A page of messages, its values undecoded, or None and what is wrong with it.
+
+    Only the envelope is read here: a value's own text is checked when it is decoded
+    (:mod:`sweeper.rules.pages`), so that a message the sweep never needs whole is never
+    decoded whole.
+    """
+    try:
+        page = _PAGE.decode(content)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        _, malformed = _parse(content, page=True)  # to say what is wrong, as ever
+        return None, malformed or "a page sweeper cannot read"
+    if page.next_link is not None and not isinstance(page.next_link, str):
+        return None, "'@odata.nextLink' is not a URL"
+    return page, ""
+
+
+def _parse_batch(content: bytes) -> tuple[_Batch | None, str]:
+    """A JSON batch's answer, its items undecoded; an object without a list of responses
+    has none (each mailbox is then fetched again on its own)."""
+    try:
+        return _BATCH.decode(content), ""
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        body, malformed = _parse(content, page=False)
+        return (_Batch(), "") if body is not None else (None, malformed)
 
 
 def _parse(content: bytes, *, page: bool) -> tuple[dict[str, Any] | None, str]:
@@ -637,19 +720,26 @@ def _sent_url(
     return f"users/{quote(user.id, safe='@')}/mailFolders/sentitems/messages?{query}"
 
 
-def _batch_item(item: Any, transport: CountingTransport, user: User) -> FirstPage | GraphError:
+def _batch_item(
+    item: _BatchItem, transport: CountingTransport, user: User
+) -> FirstPage | GraphError:
     """One answer inside a batch: a page, or the error it would have been on its own."""
-    status = item.get("status") if isinstance(item, dict) else None
-    body = item.get("body") if isinstance(item, dict) else None
-    if status == 200 and isinstance(body, dict) and isinstance(body.get("value"), list):
-        link = body.get("@odata.nextLink")
-        return FirstPage(body["value"], link if isinstance(link, str) else None)
+    status = item.status
+    if status == 200:
+        try:
+            page = _PAGE.decode(item.body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass  # no page in it: said below, as any other answer
+        else:
+            link = page.next_link
+            return FirstPage(page.value, link if isinstance(link, str) else None)
     if not isinstance(status, int):
         return GraphError("malformed batch item", status=0)
     if status in THROTTLE_STATUSES:
         transport.throttled[user.id] += 1  # inside a 200 answer: the transport never saw it
-    headers = item.get("headers")
+    headers = item.headers
     retry_after = headers.get("Retry-After") if isinstance(headers, dict) else None
+    body = _json_or_none(item.body)
     return _error_for(status, body, retry_after, tenant_wide=False, retried=False)
 
 
@@ -771,10 +861,10 @@ def _odata_error(body: object, fallback_code: str) -> tuple[str, str]:
     return str(error.get("code") or "UnknownError"), str(error.get("message") or "")
 
 
-def _json_or_none(content: bytes) -> object:
-    """The answer's body as JSON, or None when it is not JSON."""
+def _json_or_none(content: bytes | msgspec.Raw) -> object:
+    """The answer's body as JSON, or None when it is not JSON (or empty)."""
     try:
-        return orjson.loads(content)
+        return orjson.loads(memoryview(content))
     except orjson.JSONDecodeError:
         return None
 

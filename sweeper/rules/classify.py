@@ -19,11 +19,13 @@ under new rules without asking Graph.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import cached_property, lru_cache, partial
+from typing import Any, NamedTuple
 
 from sweeper.addresses import normalise_domain, within
 from sweeper.rules.allow import AllowRule, first_match
@@ -32,6 +34,18 @@ from sweeper.when import iso
 
 Message = Mapping[str, Any]
 """One message as Graph sends it (raw JSON object), with the fields sweeper selects."""
+
+VERDICTS_KEPT = 16_384
+"""Distinct raw addresses whose verdict a policy keeps (the most recently used): about
+6 MiB at most, whatever the tenant's size (BENCHMARKS.md)."""
+
+
+class Verdict(NamedTuple):
+    """What one raw address is under a policy, worked out once per distinct raw string."""
+
+    address: str  # canonical, as parse_address gives it
+    domain: str
+    internal: bool
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,16 @@ class Policy:
     def is_internal_domain(self, domain: str) -> bool:
         """True for an organisation domain or any subdomain of one (``mail.corp.example``)."""
         return within(domain, self.internal_domains)
+
+    @cached_property
+    def verdict(self) -> Callable[[str], Verdict | None]:
+        """``raw address → Verdict``, or None when it is no internet address.
+
+        Each distinct raw string is parsed and placed once for as long as this policy lives
+        (one sweep run); the :data:`VERDICTS_KEPT` most recently used are kept, so memory
+        stays flat on any tenant. The same canonical forms as :func:`parse_address`.
+        """
+        return lru_cache(maxsize=VERDICTS_KEPT)(partial(_verdict, self.internal_domains))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +143,15 @@ class Finding:
         return len(self.exposed)
 
 
+_SPACE = re.compile(r"\s")
+"""Any character ``str.isspace`` calls whitespace: the same set (tests/test_classify.py)."""
+
+
 def parse_address(raw: object) -> tuple[str, str] | None:
     """``(address, domain)`` in canonical form, or None when it is no internet address.
 
     None for anything without ``local@domain.tld``: a missing or non-string value, an X500
-    DN, ``user@host`` with no dot in the host.
+    DN, ``user@host`` with no dot in the host, an address with whitespace inside.
     """
     if not isinstance(raw, str):
         return None
@@ -131,12 +159,21 @@ def parse_address(raw: object) -> tuple[str, str] | None:
     if text[:5].lower() == "smtp:":
         text = text[5:]
     local, at, host = text.rpartition("@")
-    if not at or not local or not host or any(c.isspace() for c in text):
+    if not at or not local or not host or _SPACE.search(text) is not None:
         return None
     domain = normalise_domain(host)
     if "." not in domain or "/" in domain:
         return None
     return f"{local.lower()}@{domain}", domain
+
+
+def _verdict(internal_domains: frozenset[str], raw: str) -> Verdict | None:
+    parsed = parse_address(raw)
+    if parsed is None:
+        return None
+    address, domain = parsed
+    # An address already in canonical form is kept once, as the cache's key and its value.
+    return Verdict(raw if address == raw else address, domain, within(domain, internal_domains))
 
 
 def _recipients(message: Message, key: str) -> list[Any]:
