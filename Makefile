@@ -41,7 +41,7 @@ pytest: $(STAMP) $(if $(NPM),node_modules/.installed)
 bench: $(STAMP)
 	$(BIN)/python -m sweeper.bench
 
-# Not part of `make test`: the parser and classifier properties with 10,000 examples each (6.5 minutes on 2 cores).
+# Not part of `make test`: the parser and classifier properties with 10,000 examples each (9 minutes on 2 cores).
 fuzz: $(STAMP)
 	$(BIN)/pytest tests/test_fuzz.py tests/test_classify.py --hypothesis-profile=fuzz \
 	  --hypothesis-show-statistics --timeout=0 -q -p no:cacheprovider
