@@ -34,7 +34,8 @@ def people(count: int, domain: str = "gmail.com", start: int = 0) -> list[dict[s
     return [r(f"person{i}@{domain}", f"Person {i}") for i in range(start, start + count)]
 
 
-def message(to: list[Any], cc: list[Any] | None = None, bcc: list[Any] | None = None) -> dict:
+def message(to: Any, cc: Any = None, bcc: list[Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """A Graph message as sweeper selects it; ``fields`` add to or replace its own."""
     return {
         "id": "AAMkAG1",
         "internetMessageId": "<1@example>",
@@ -42,8 +43,9 @@ def message(to: list[Any], cc: list[Any] | None = None, bcc: list[Any] | None = 
         "sentDateTime": "2026-11-21T10:00:00Z",
         "from": r("sender@northwick.example"),
         "toRecipients": to,
-        "ccRecipients": cc or [],
+        "ccRecipients": [] if cc is None else cc,
         "bccRecipients": bcc or [],
+        **fields,
     }
 
 

@@ -12,30 +12,13 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
+from test_classify import message, r
 
 from sweeper.rules.classify import Finding, Policy, classify
 from sweeper.rules.pages import classify_page, may_find, value_of
 
 POLICY = Policy.build(["northwick.example", "bücher.example"], min_visible_external=3)
 MAILBOX = "officer@northwick.example"
-
-
-def r(address: Any, name: str = "") -> dict[str, Any]:
-    return {"emailAddress": {"name": name, "address": address}}
-
-
-def message(to: Any, cc: Any = None, **fields: Any) -> dict[str, Any]:
-    return {
-        "id": "AAMkAG1",
-        "internetMessageId": "<1@example>",
-        "subject": "Hello",
-        "sentDateTime": "2026-11-21T10:00:00Z",
-        "from": r("sender@northwick.example"),
-        "toRecipients": to,
-        "ccRecipients": [] if cc is None else cc,
-        "bccRecipients": [],
-        **fields,
-    }
 
 
 def entries(values: list[Any]) -> list[msgspec.Raw]:

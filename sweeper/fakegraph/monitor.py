@@ -31,6 +31,8 @@ from typing import Any
 
 import orjson
 
+from sweeper.fakegraph.odata import ODataError
+
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "deploy" / "sentinel" / "SweeperEvents_CL.json"
 API_VERSION = "2023-01-01"
 AUDIENCE = "https://monitor.azure.com"
@@ -51,20 +53,17 @@ class Upload:
     gzip: bool
 
 
-class Refusal(Exception):
-    """An error answer: status, the service's error code and message, optional headers."""
+class Refusal(ODataError):
+    """An error answer of Azure Monitor's: status, code, message and headers as a Graph
+    error has them, in Azure Monitor's own (shorter) body."""
 
     def __init__(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
     ) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
+        super().__init__(status, code, message, headers)
         self.body_bytes = 0  # a body too large: its size, uncompressed as far as read
 
-    def body(self) -> bytes:
+    def body(self, client_request_id: str | None = None) -> bytes:
         return orjson.dumps({"error": {"code": self.code, "message": self.message}})
 
 
