@@ -38,6 +38,9 @@ Message = Mapping[str, Any]
 VERDICTS_KEPT = 16_384
 """Distinct raw addresses whose verdict a policy keeps (the most recently used): about
 6 MiB at most, whatever the tenant's size (BENCHMARKS.md)."""
+DOMAINS_KEPT = 4_096
+"""Distinct hosts, and domains, whose canonical form and place (inside or out) are kept:
+far fewer than addresses (every mail to one free-mail provider shares one)."""
 
 
 class Verdict(NamedTuple):
@@ -89,7 +92,8 @@ class Policy:
         (one sweep run); the :data:`VERDICTS_KEPT` most recently used are kept, so memory
         stays flat on any tenant. The same canonical forms as :func:`parse_address`.
         """
-        return lru_cache(maxsize=VERDICTS_KEPT)(partial(_verdict, self.internal_domains))
+        inside = lru_cache(maxsize=DOMAINS_KEPT)(partial(within, domains=self.internal_domains))
+        return lru_cache(maxsize=VERDICTS_KEPT)(partial(_verdict, inside))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,19 +165,29 @@ def parse_address(raw: object) -> tuple[str, str] | None:
     local, at, host = text.rpartition("@")
     if not at or not local or not host or _SPACE.search(text) is not None:
         return None
-    domain = normalise_domain(host)
-    if "." not in domain or "/" in domain:
+    domain = _domain_of(host)
+    if domain is None:
         return None
     return f"{local.lower()}@{domain}", domain
 
 
-def _verdict(internal_domains: frozenset[str], raw: str) -> Verdict | None:
+@lru_cache(maxsize=DOMAINS_KEPT)
+def _domain_of(host: str) -> str | None:
+    """The canonical domain of an address's host, or None when it cannot be one. Hosts
+    repeat far more than addresses (every mail to gmail.com), so each is normalised once."""
+    domain = normalise_domain(host)
+    if "." not in domain or "/" in domain:
+        return None
+    return domain
+
+
+def _verdict(inside: Callable[[str], bool], raw: str) -> Verdict | None:
     parsed = parse_address(raw)
     if parsed is None:
         return None
     address, domain = parsed
     # An address already in canonical form is kept once, as the cache's key and its value.
-    return Verdict(raw if address == raw else address, domain, within(domain, internal_domains))
+    return Verdict(raw if address == raw else address, domain, inside(domain))
 
 
 def _recipients(message: Message, key: str) -> list[Any]:
