@@ -276,3 +276,20 @@ def test_a_mailbox_the_batch_answer_does_not_answer_is_read_again_on_its_own(
 
     assert pages == [[{"id": "m-2"}]]
     assert len(requests) == 2
+
+
+def test_a_next_link_to_another_host_is_refused_and_never_sent_the_token() -> None:
+    asked: list[httpx.URL] = []
+
+    def graph(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        link = "https://collector.attacker.example/v1.0/users/u-1/messages?$skip=1"
+        return httpx.Response(200, json={"value": [MESSAGE], "@odata.nextLink": link})
+
+    async def run() -> list[Any]:
+        async with _gateway(graph) as gateway:
+            return [page async for page in gateway.sent_pages(USER, SINCE, UNTIL, 10)]
+
+    with pytest.raises(MailboxFailed, match="collector.attacker.example"):
+        asyncio.run(run())
+    assert [u.host for u in asked] == ["graph.test"]

@@ -29,6 +29,7 @@ import logging
 import re
 import ssl
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -55,7 +56,9 @@ from msgraph.graph_request_adapter import options as graph_middleware_options
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from sweeper import __version__
 from sweeper.errors import AuthError, GraphError, MailboxFailed, MailboxNotEnabled
+from sweeper.graph.pagefetch import AiohttpPages, HttpxPages, PageFetcher
 from sweeper.when import iso
 
 MESSAGE_FIELDS = (
@@ -153,12 +156,17 @@ class CountingTransport(httpx.AsyncBaseTransport):
         self.requests = 0  # every HTTP round trip to Graph, retries included
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests += 1
         response = await self.inner.handle_async_request(request)
-        if response.status_code in THROTTLE_STATUSES:
+        self.count(request, response.status_code)
+        return response
+
+    def count(self, request: httpx.Request, status: int) -> None:
+        """One round trip, and its mailbox's throttled answers (also of requests sent past
+        this transport: :mod:`sweeper.graph.pagefetch`)."""
+        self.requests += 1
+        if status in THROTTLE_STATUSES:
             match = _USER_IN_PATH.search(request.url.path)
             self.throttled[match.group(1) if match else ""] += 1
-        return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -236,10 +244,9 @@ class GraphGateway:
         self._credential = RenewableCredential(credential)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
         self._transport = CountingTransport(transport or _transport(ca_bundle, limits))
+        timeouts = httpx.Timeout(timeout, connect=min(timeout, 30.0))
         client = httpx.AsyncClient(
-            transport=self._transport,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
-            base_url=self.graph_url,
+            transport=self._transport, timeout=timeouts, base_url=self.graph_url
         )
         client = GraphClientFactory.create_with_default_middleware(
             client=client, options=graph_middleware_options
@@ -249,6 +256,20 @@ class GraphGateway:
             self._credential, scopes=[scope], allowed_hosts=[host]
         )
         self._http = client
+        self._scope = scope
+        self._origin = (urlsplit(self.graph_url).scheme, host)
+        # Mailbox pages are read past the SDK's request pipeline: see sweeper.graph.pagefetch.
+        self._page_fetcher: PageFetcher = (
+            HttpxPages(self._transport, timeouts)
+            if transport is not None
+            else AiohttpPages(
+                self._transport,
+                ca_bundle=ca_bundle,
+                max_connections=max_connections,
+                timeout=timeout,
+                connect_timeout=min(timeout, 30.0),
+            )
+        )
         self._slots: asyncio.Semaphore | None = None
         self._adapter = GraphRequestAdapter(auth, client=client)
         self._adapter.base_url = self.graph_url
@@ -264,6 +285,7 @@ class GraphGateway:
         tb: TracebackType | None,
     ) -> None:
         await self._http.aclose()
+        await self._page_fetcher.aclose()
         await self._credential.close()
 
     # -- reading slots: mailboxes read at once, none of them held while throttled ---------
@@ -524,8 +546,7 @@ class GraphGateway:
     async def _message_pages(self, url: str) -> AsyncIterator[list[msgspec.Raw]]:
         next_url: str | None = url
         while next_url:
-            build = _get(next_url, own_throttling=True)
-            page = await self._send(build, tenant_wide=False, parse=_parse_page)
+            page = await self._send(self._page_get(next_url), tenant_wide=False, parse=_parse_page)
             yield page.value
             next_url = page.next_link
 
@@ -541,18 +562,50 @@ class GraphGateway:
             request.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
             return request
 
-        return await self._send(build, tenant_wide=True, parse=_parse_batch)
+        return await self._send(self._sdk_send(build), tenant_wide=True, parse=_parse_batch)
 
     async def _get_json(self, url: str, *, tenant_wide: bool, page: bool = False) -> dict[str, Any]:
         def parse(content: bytes) -> tuple[dict[str, Any] | None, str]:
             return _parse(content, page=page)
 
         build = _get(url, own_throttling=not tenant_wide)
-        return await self._send(build, tenant_wide=tenant_wide, parse=parse)
+        return await self._send(self._sdk_send(build), tenant_wide=tenant_wide, parse=parse)
+
+    def _sdk_send(self, build: Callable[[], RequestInformation]) -> Callable[[], Awaitable[Any]]:
+        """Each attempt, through the SDK's request adapter and its middleware."""
+        return lambda: self._adapter.send_async(build(), None, {})
+
+    def _page_get(self, url: str) -> Callable[[], Awaitable[httpx.Response]]:
+        """Each attempt at a page of a mailbox's messages: a GET with a token from the same
+        credential, past the SDK's request adapter and its middleware (for these reads they
+        do nothing sweeper needs: throttling is waited out in ``_send``, off the reading
+        slot, and Graph answers them without redirects). See :mod:`.pagefetch`.
+
+        A next-page link to any other host than Graph's is refused, never sent the token.
+        """
+        target = httpx.URL(url if "://" in url else f"{self.graph_url}/{url}")
+
+        async def attempt() -> httpx.Response:
+            if (target.scheme, target.host) != self._origin:
+                raise MailboxFailed(
+                    f"Graph's next page is on another host ({target.host}): "
+                    "not followed with sweeper's token"
+                )
+            # As the SDK's provider asks (CAE on): one token serves both kinds of request.
+            token = await self._credential.get_token(self._scope, enable_cae=True)
+            headers = {
+                "Authorization": f"Bearer {token.token}",
+                "Accept": "application/json",
+                "User-Agent": f"sweeper/{__version__}",
+                "client-request-id": str(uuid.uuid4()),
+            }
+            return await self._page_fetcher.get(target, headers)
+
+        return attempt
 
     async def _send(
         self,
-        build: Callable[[], RequestInformation],
+        send_once: Callable[[], Awaitable[Any]],
         *,
         tenant_wide: bool,
         parse: Callable[[bytes], tuple[T | None, str]],
@@ -573,7 +626,7 @@ class GraphGateway:
         throttled = 0
         while True:
             try:
-                response: httpx.Response = await self._adapter.send_async(build(), None, {})
+                response: httpx.Response = await send_once()
             except AzureError as exc:
                 raise sign_in_error(exc) from None
             except httpx.TimeoutException as exc:
