@@ -371,11 +371,9 @@ def _upsert(db: Database, table: str, row: Mapping[str, Any], *, key: str) -> No
     columns = ", ".join(row)
     marks = ", ".join("?" * len(row))
     updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != key)
-    db.execute(
-        f"insert into {table} ({columns}) values ({marks}) "
-        f"on conflict ({key}) do update set {updates}",
-        list(row.values()),
-    )
+    # Table and column names are sweeper's own, never data: the values are parameters.
+    upsert = f"insert into {table} ({columns}) values ({marks}) on conflict ({key})"  # noqa: S608
+    db.execute(f"{upsert} do update set {updates}", list(row.values()))
 
 
 def without_mailbox(db: Database) -> dict[str, str]:
