@@ -199,6 +199,19 @@ def test_injected_faults_fire_the_given_number_of_times(fake: FakeGraph, token: 
     assert get(fake, token, sent_path(fake, "clinic.bookings@northwick.example")).is_success
 
 
+def test_a_fault_for_each_mailbox_throttles_every_mailboxs_first_read_once(
+    fake: FakeGraph, token: str
+) -> None:
+    fake.add_fault(path="/messages", retry_after=2, each_mailbox=True)
+    victim = sent_path(fake, "victim.care@northwick.example")
+    clinic = sent_path(fake, "clinic.bookings@northwick.example")
+
+    statuses = [get(fake, token, p).status_code for p in (victim, clinic, victim, clinic)]
+
+    assert statuses == [429, 429, 200, 200]
+    assert get(fake, token, "/users").is_success  # not a mailbox's read
+
+
 def test_a_truncated_body_is_not_json(fake: FakeGraph, token: str) -> None:
     fake.add_fault(path="/messages", kind="truncate")
     response = get(fake, token, sent_path(fake, "victim.care@northwick.example"))

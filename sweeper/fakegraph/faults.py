@@ -16,7 +16,7 @@ A :class:`Fault` matches requests by mailbox and path and goes off ``times`` tim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,7 +36,9 @@ class Fault:
     """Something to go wrong, ``times`` times (None: every time), on matching requests.
 
     ``mailbox`` matches a UPN or user id in the path; ``path`` a substring of the path;
-    the first ``after`` matching requests are let through.
+    the first ``after`` matching requests are let through. ``each_mailbox``: ``times``
+    counts for each mailbox apart (Graph's throttling is per mailbox: every mailbox's first
+    read throttled is one fault, not one per mailbox).
     """
 
     status: int = 429
@@ -49,15 +51,17 @@ class Fault:
     kind: str = "status"
     stall: float = 30.0
     after: int = 0
+    each_mailbox: bool = False
     hits: int = 0
     passed: int = 0
+    hits_by_mailbox: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r} (known: {', '.join(KINDS)})")
 
     def matches(self, path: str, user: FakeUser | None) -> bool:
-        if self.times is not None and self.hits >= self.times:
+        if self.times is not None and self._hits(user) >= self.times:
             return False
         if self.path is not None and self.path.lower() not in path.lower():
             return False
@@ -69,6 +73,17 @@ class Fault:
             self.passed += 1
             return False
         return True
+
+    def hit(self, user: FakeUser | None) -> None:
+        """This fault was served to a request (of ``user``'s mailbox)."""
+        self.hits += 1
+        if self.each_mailbox and user is not None:
+            self.hits_by_mailbox[user.id] = self.hits_by_mailbox.get(user.id, 0) + 1
+
+    def _hits(self, user: FakeUser | None) -> int:
+        if not self.each_mailbox:
+            return self.hits
+        return self.hits_by_mailbox.get(user.id, 0) if user is not None else 0
 
 
 def odd_recipients(message: dict[str, Any]) -> list[Any]:

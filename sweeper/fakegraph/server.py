@@ -410,7 +410,7 @@ class FakeGraph:
             )
         fault = next((f for f in self.faults if f.path and f.matches(request.path, None)), None)
         if fault is not None:
-            fault.hits += 1
+            fault.hit(None)
             if fault.kind == "stall":
                 await asyncio.sleep(fault.stall)
             elif fault.kind == "reset" and request.transport is not None:
@@ -498,7 +498,7 @@ class FakeGraph:
             fault = next((f for f in self.faults if f.matches(path, user)), None)
             if fault is None:
                 return await handler(request, match)
-            fault.hits += 1
+            fault.hit(user)
             return await self._go_wrong(fault, request, user, handler, match, in_batch)
         finally:
             if key is not None:
