@@ -13,13 +13,22 @@ def test_the_benchmark_runs_end_to_end_and_writes_its_report(tmp_path: Path) -> 
     main(
         [
             "--mailboxes", "12", "--messages", "40", "--sizes", "6", "--latency", "0.001",
-            "--sdk-mailboxes", "2", "--out", str(out),
+            "--sdk-mailboxes", "2", "--retry-after", "1", "--page-sizes", "10,40",
+            "--page-mailboxes", "3", "--page-messages", "40", "--out", str(out),
         ]
     )  # fmt: skip
     report = out.read_text()
     assert "| tenant | 12 mailboxes, 480 messages in the window |" in report
     quiet = "| quiet incremental night | 3 round trips for 12 mailboxes (0.25 per mailbox)"
     assert quiet in report  # users, domains, and one batch for up to 20 mailboxes
-    assert "raw JSON vs SDK model objects, 2 mailboxes" in report
+    assert "| sweeper's CPU per message, start-up excluded |" in report
+    assert "| sweeper's start-up, apart |" in report
+    assert "80 messages of 2 mailboxes" in report  # the SDK's path, its own process
+    assert "| **CPU ratio**" in report and "| **wall ratio**" in report
+    throttled = "every mailbox's first read answered 429, Retry-After 1 s"
+    assert throttled in report and "the 12 throttled answers" in report
+    assert "0 mailboxes failed" in report
+    assert "| 10 | 14 |" in report  # page size 10: 3 mailboxes x 4 pages, users, domains
+    assert "| 40 | 5 |" in report  # page size 40: one page each, and users and domains
     assert "| decode + classify alone |" in report and "as before msgspec" in report
     assert "| 6 | 240 |" in report and "| 12 | 480 |" in report
