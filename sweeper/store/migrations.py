@@ -366,6 +366,32 @@ def _siem(db: Database) -> None:
     )
 
 
+def _console_audit(db: Database) -> None:
+    # Every look at personal data in the console (sweeper.store.audit): reveals, downloads,
+    # triage steps; who, from where, when. Append-only, as the triage history is: the
+    # database itself refuses to change or remove a row.
+    db.table("console_audit").create(
+        {
+            "id": int,
+            "at": str,
+            "who": str,
+            "name": str,
+            "source": str,
+            "action": str,
+            "incident_id": int,
+            "detail": str,
+        },
+        pk="id",
+        not_null={"at", "who", "source", "action"},
+    )
+    db.table("console_audit").create_index(["incident_id"])
+    for action in ("update", "delete"):
+        db.execute(
+            f"create trigger console_audit_no_{action} before {action} on console_audit "
+            "begin select raise(abort, 'the console audit trail is append-only'); end"
+        )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -383,6 +409,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0014_one_finding_per_message", _one_finding_per_message),
     ("0015_alerts", _alerts),
     ("0016_siem", _siem),
+    ("0017_console_audit", _console_audit),
 ]
 
 
@@ -404,6 +431,7 @@ TABLES = (
     "alerts",
     "siem_sent",
     "siem_exports",
+    "console_audit",
 )
 
 
