@@ -92,6 +92,11 @@ SIGN_IN = {
             "allow[0].who: unknown setting",
         ),
         ("allow = 'everything'\n", {}, "allow: must be a list of [[allow]] tables"),
+        ("[console]\nurl = 'http://dpo.northwick.example'\n", {}, "console.url: 'http://dpo"),
+        ("[console]\nurl = 'ftp://dpo.northwick.example'\n", {}, "console.url: 'ftp://"),
+        ("[console]\nport = 70000\n", {}, "console.port: 70000 is not a TCP port"),
+        ("[console]\nsession_minutes = 1\n", {}, "console.session_minutes: 1 is not between"),
+        ("[console]\neasy_auth = 'yes'\n", {}, "console.easy_auth"),
     ],
 )
 def test_a_bad_setting_is_named_in_one_line_and_nothing_is_written(
@@ -368,3 +373,19 @@ def test_the_business_cap_is_high_or_off(tmp_path: Path) -> None:
     assert error.value.setting == "severity.business_at_most"
     off = write_config(tmp_path / "off.toml", "[severity]\nbusiness_at_most = 'critical'\n")
     assert load_settings(off, SIGN_IN).severity.business_at_most == "critical"
+
+
+@pytest.mark.parametrize(
+    ("url", "secure"),
+    [("https://dpo.northwick.example/sweeper/", True), ("http://127.0.0.1:8765", False)],
+)
+def test_the_console_is_reached_at_its_url_and_signs_in_back_to_it(
+    tmp_path: Path, url: str, secure: bool
+) -> None:
+    config = write_config(tmp_path / "sweeper.toml", f"[console]\nurl = '{url}'\n")
+
+    console = load_settings(config, SIGN_IN).console
+
+    assert console.redirect_uri == url.rstrip("/") + "/auth/callback"
+    assert console.secure is secure  # Secure cookies and HSTS over https only
+    assert (console.host, console.port, console.easy_auth) == ("127.0.0.1", 8765, False)

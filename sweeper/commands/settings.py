@@ -25,6 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sweeper.addresses import normalise_domain
+from sweeper.commands.console_settings import SCHEMA as CONSOLE_SCHEMA
+from sweeper.commands.console_settings import ConsoleSettings, console_settings
 from sweeper.errors import ConfigError
 from sweeper.graph.endpoints import CLOUDS, MONITOR_SCOPES, SignIn
 from sweeper.graph.webhooks import check_webhook_url, webhook_secret
@@ -98,6 +100,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
     },
     "retention": {"addresses_days": int},
     "siem": {"endpoint": str, "rule_id": str, "stream": str, "full_addresses": bool},
+    "console": CONSOLE_SCHEMA,
 }
 _ALLOW_SCHEMA: dict[str, type | tuple[type, ...]] = {
     "name": str,
@@ -259,6 +262,7 @@ class Settings:
     alerts: AlertSettings = AlertSettings()
     retention: timedelta = timedelta(days=180)  # exposed addresses of closed incidents
     siem: SiemSettings = SiemSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     def policy(self, verified_domains: Iterable[str]) -> Policy:
         """The judgement rules: the tenant's verified domains plus these settings."""
@@ -392,6 +396,7 @@ def load_settings(
             )
         ),
         siem=_siem(raw.get("siem", {}), cloud),
+        console=console_settings(raw.get("console", {})),
     )
 
 

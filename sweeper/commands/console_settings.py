@@ -1,0 +1,86 @@
+"""``[console]``: where the DPO's web console is served and how its sessions behave.
+
+The console is reached at ``url`` (behind a reverse proxy or App Service in production) and
+listens on ``host``:``port`` (loopback by default). Its redirect URI, registered with the
+app (deploy/app-registration), is ``url`` + :data:`CALLBACK_PATH`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sweeper.errors import ConfigError
+
+CALLBACK_PATH = "/auth/callback"
+ROLES = ("Sweeper.DPO", "Sweeper.Viewer")
+"""The app roles that let an account in: the DPO sees addresses, triages and downloads;
+the viewer sees masked data and reads only."""
+
+SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "url": str,
+    "host": str,
+    "port": int,
+    "session_minutes": int,
+    "easy_auth": bool,
+}
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    url: str | None = None  # what the DPO opens: https, or http on loopback only
+    host: str = "127.0.0.1"
+    port: int = 8765
+    session_minutes: int = 30  # a session ends this long after sign-in
+    easy_auth: bool = False  # trust App Service's X-MS-CLIENT-PRINCIPAL; never the default
+
+    @property
+    def redirect_uri(self) -> str | None:
+        return None if self.url is None else self.url + CALLBACK_PATH
+
+    @property
+    def secure(self) -> bool:
+        """Served over https: cookies are ``Secure`` and HSTS is sent."""
+        return self.url is not None and self.url.startswith("https://")
+
+
+def console_settings(raw: dict[str, Any]) -> ConsoleSettings:
+    default = ConsoleSettings()
+    url = raw.get("url", "").strip().rstrip("/") or None
+    if url is not None:
+        _check_url(url)
+    port = raw.get("port", default.port)
+    if not 1 <= port <= 65535:
+        raise ConfigError("console.port", f"{port} is not a TCP port (1-65535)")
+    minutes = raw.get("session_minutes", default.session_minutes)
+    if not 5 <= minutes <= 720:
+        raise ConfigError("console.session_minutes", f"{minutes} is not between 5 and 720")
+    host = raw.get("host", default.host).strip()
+    if not host:
+        raise ConfigError("console.host", "is empty: the address to listen on (127.0.0.1)")
+    return ConsoleSettings(url, host, port, minutes, raw.get("easy_auth", default.easy_auth))
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query:
+        raise ConfigError(
+            "console.url", f"{url!r} is not the console's address (https://HOST[/PATH])"
+        )
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ConfigError(
+            "console.url",
+            f"{url!r} is not https: sign-in cookies and personal data would cross the "
+            "network in clear (http is accepted on 127.0.0.1 and localhost only)",
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
