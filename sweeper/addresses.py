@@ -10,6 +10,7 @@ and :class:`sweeper.logs.Guard` to every log line.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 
 
 def mask_address(address: str) -> str:
@@ -34,3 +35,13 @@ def normalise_domain(domain: str) -> str:
         with contextlib.suppress(UnicodeError):
             clean = clean.encode("idna").decode("ascii")
     return clean
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback IP address: a host that no network sits between."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

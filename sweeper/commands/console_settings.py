@@ -7,11 +7,11 @@ app (deploy/app-registration), is ``url`` + :data:`CALLBACK_PATH`.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from sweeper.addresses import is_loopback_host
 from sweeper.errors import ConfigError
 
 CALLBACK_PATH = "/auth/callback"
@@ -69,18 +69,9 @@ def _check_url(url: str) -> None:
         raise ConfigError(
             "console.url", f"{url!r} is not the console's address (https://HOST[/PATH])"
         )
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError(
             "console.url",
             f"{url!r} is not https: sign-in cookies and personal data would cross the "
             "network in clear (http is accepted on 127.0.0.1 and localhost only)",
         )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -11,7 +11,6 @@ is written anywhere.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import re
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sweeper.addresses import normalise_domain
+from sweeper.addresses import is_loopback_host, normalise_domain
 from sweeper.commands.console_settings import SCHEMA as CONSOLE_SCHEMA
 from sweeper.commands.console_settings import ConsoleSettings, console_settings
 from sweeper.errors import ConfigError
@@ -561,17 +560,8 @@ def _check_url(name: str, url: str, *, allow_loopback_http: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(name, f"{url!r} is not an http(s) URL")
-    if parts.scheme == "http" and not (allow_loopback_http and _is_loopback(parts.hostname)):
+    if parts.scheme == "http" and not (allow_loopback_http and is_loopback_host(parts.hostname)):
         raise ConfigError(name, f"{url!r} must use https (plain http only on loopback)")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_credentials(
