@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from receivers import closed_port
 
 from sweeper.graph.pagefetch import AiohttpPages
-from tests.receivers import closed_port
 
 Answer = Callable[[BaseHTTPRequestHandler], None]
 
