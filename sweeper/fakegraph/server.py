@@ -8,6 +8,10 @@ serves a :class:`~sweeper.fakegraph.tenant.Tenant` and behaves as Graph is docum
 * tokens by client secret, certificate assertion or managed identity, each for the
   audience asked (Graph's, or Azure Monitor's); a request without a valid, unexpired token
   is a 401; an app without the needed role is a 403;
+* people's sign-in, the authorization code flow with PKCE and OpenID Connect, as MSAL runs
+  it for a web app: ``/authorize`` signs in the tenant user ``login_hint`` names (there is
+  no human at the page) and the code is redeemed at the token endpoint for an ID token
+  with the user's app roles (:mod:`~sweeper.fakegraph.signin`);
 * ``/users`` (``$select``, ``$filter=accountEnabled eq true``, ``$top`` up to 999, paging by
   ``$skiptoken``), ``/domains``, and ``/users/{id|upn}/mailFolders/sentitems/messages``
   (``$select``, ``$filter`` on ``sentDateTime``/``receivedDateTime``, ``$top`` 1-1000,
@@ -37,6 +41,7 @@ import ssl
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -50,7 +55,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from sweeper.fakegraph import monitor
+from sweeper.fakegraph import monitor, signin
 from sweeper.fakegraph.faults import Fault, make_odd
 from sweeper.fakegraph.odata import ODataError, bad_request, parse_filter, project, select_fields
 from sweeper.fakegraph.tenant import FakeUser, Tenant
@@ -113,9 +118,18 @@ class FakeGraph:
     ingestion_allowed: bool = True
     ingested: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     uploads: list[monitor.Upload] = field(default_factory=list)
+    # People's sign-in (see sweeper.fakegraph.signin): the app's registered redirect URIs
+    # (none, as a new app registration has), whom the sign-in page signs in when the request
+    # names nobody (a UPN), whether the app requires users to be assigned to it (here: to
+    # hold one of its app roles), and how long an authorization code lives.
+    redirect_uris: list[str] = field(default_factory=list)
+    sign_in_as: str | None = None
+    assignment_required: bool = False
+    code_lifetime: int = signin.CODE_LIFETIME
 
     def __post_init__(self) -> None:
         self._tokens: dict[str, _Token] = {}
+        self._codes: dict[str, signin.Grant] = {}
         self._in_flight: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -208,6 +222,7 @@ class FakeGraph:
         graph.router.add_route("*", "/{tail:.*}", self._dispatch)
         login = web.Application()
         login.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self._openid)
+        login.router.add_get("/{tenant}/oauth2/v2.0/authorize", self._authorize)
         login.router.add_post("/{tenant}/oauth2/v2.0/token", self._token)
         ingestion = web.Application(client_max_size=4 * monitor.MAX_BODY)  # 413 is ours
         ingestion.router.add_route(
@@ -251,6 +266,9 @@ class FakeGraph:
                 "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
                 "jwks_uri": f"{base}/discovery/v2.0/keys",
                 "response_types_supported": ["code", "id_token", "token"],
+                "response_modes_supported": list(signin.RESPONSE_MODES),
+                "scopes_supported": list(signin.OIDC_SCOPES),
+                "subject_types_supported": ["pairwise"],
                 "tenant_region_scope": "EU",
             }
         )
@@ -259,8 +277,22 @@ class FakeGraph:
         form = await request.post()
         if request.match_info["tenant"] != self.tenant.tenant_id:
             return _aad_error(400, "invalid_request", 90002, "Tenant not found.")
-        if form.get("grant_type") != "client_credentials":
+        grant_type = form.get("grant_type")
+        if grant_type not in ("client_credentials", "authorization_code"):
             return _aad_error(400, "unsupported_grant_type", 70003, "Unsupported grant type.")
+        refused = self._client_refusal(form)
+        if refused is not None:
+            return refused
+        if grant_type == "authorization_code":
+            return self._redeem(form)
+        scope = str(form.get("scope", ""))
+        if not scope.endswith("/.default"):
+            return _aad_error(400, "invalid_scope", 1002012, "The scope is not valid.")
+        return _json(self._issue_token(scope.removesuffix("/.default")))
+
+    def _client_refusal(self, form: Any) -> web.Response | None:
+        """The answer to a token request whose client is unknown or does not prove itself
+        (a secret, or a certificate's assertion); None when the client is this app."""
         if form.get("client_id") != self.client_id:
             return _aad_error(
                 400, "unauthorized_client", 700016, "Application was not found in the directory."
@@ -278,10 +310,7 @@ class FakeGraph:
             return _aad_error(
                 400, "invalid_request", 900144, "The request body must contain 'client_secret'."
             )
-        scope = str(form.get("scope", ""))
-        if not scope.endswith("/.default"):
-            return _aad_error(400, "invalid_scope", 1002012, "The scope is not valid.")
-        return _json(self._issue_token(scope.removesuffix("/.default")))
+        return None
 
     def _assertion_ok(self, assertion: str) -> bool:
         """Claims of a certificate client assertion: this app, this token endpoint, unexpired.
@@ -303,29 +332,30 @@ class FakeGraph:
             and float(claims.get("exp", 0)) > time.time()
         )
 
-    def _issue_token(self, audience: str = "") -> dict[str, Any]:
-        """A token shaped like Entra ID's: a JWT whose ``roles`` claim lists the grants.
+    def _issue_token(
+        self, audience: str = "", user: FakeUser | None = None, scopes: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """A token shaped like Entra ID's: a JWT whose ``roles`` claim lists the app's grants.
 
+        A token for a signed-in ``user`` (delegated) names the user and lists the ``scopes``
+        in ``scp`` instead: it carries none of the app's roles, so Graph grants it nothing.
         It is not signed (the local Graph knows its own tokens), but its claims are real.
         """
-        claims = {
+        claims: dict[str, Any] = {
             "aud": audience,
             "iss": f"{self.authority}/{self.tenant.tenant_id}/v2.0",
             "tid": self.tenant.tenant_id,
             "appid": self.client_id,
-            "roles": list(self.roles),
             "exp": int(time.time()) + self.token_lifetime,
             "jti": secrets.token_urlsafe(16),
         }
-        token = (
-            ".".join(
-                base64.urlsafe_b64encode(orjson.dumps(part)).decode().rstrip("=")
-                for part in ({"typ": "JWT", "alg": "none"}, claims)
-            )
-            + "."
-            + secrets.token_urlsafe(16)
-        )
-        self._tokens[token] = _Token(self.roles, time.time() + self.token_lifetime, audience)
+        roles = self.roles if user is None else ()
+        if user is None:
+            claims["roles"] = list(roles)
+        else:
+            claims.update(oid=user.id, upn=user.upn, name=user.display_name, scp=" ".join(scopes))
+        token = signin.unsigned_jwt(claims)
+        self._tokens[token] = _Token(roles, time.time() + self.token_lifetime, audience)
         self.issued_tokens.append(token)
         return {
             "token_type": "Bearer",
@@ -333,6 +363,223 @@ class FakeGraph:
             "ext_expires_in": self.token_lifetime,
             "access_token": token,
         }
+
+    # -- people's sign-in (see sweeper.fakegraph.signin) -------------------------------------
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """Entra's sign-in page, with nobody at it: a code for the user, or Entra's error."""
+        query = request.query
+        try:
+            redirect_uri = self._registered_redirect(request.match_info["tenant"], query)
+        except signin.ErrorPage as page:
+            return page.response()
+        state = {"state": query["state"]} if "state" in query else {}
+        mode = query.get("response_mode") or "query"
+        if mode not in signin.RESPONSE_MODES:
+            error = signin.SentBack(
+                "invalid_request", 9002313, "Invalid request. Request is malformed or invalid."
+            )
+            return signin.answer(redirect_uri, "query", {**error.params(), **state})
+        try:
+            grant = self._grant(query, redirect_uri)
+        except signin.ErrorPage as page:
+            return page.response()
+        except signin.SentBack as error:
+            return signin.answer(redirect_uri, mode, {**error.params(), **state})
+        code = signin.new_code()
+        self._codes[code] = grant
+        params = {"code": code}
+        if query.get("client_info") == "1":
+            params["client_info"] = signin.client_info(grant.user, self.tenant.tenant_id)
+        params.update(state, session_state=str(uuid.uuid4()))
+        return signin.answer(redirect_uri, mode, params)
+
+    def _registered_redirect(self, tenant: str, query: Any) -> str:
+        """The request's redirect URI, once the tenant, the app and the URI are known.
+
+        Until then Entra cannot trust where to send the browser: each error is its own page.
+        """
+        if tenant != self.tenant.tenant_id:
+            raise signin.ErrorPage(90002, f"Tenant '{tenant}' not found.")
+        client_id = query.get("client_id")
+        if not client_id:
+            raise signin.ErrorPage(
+                900144, "The request body must contain the following parameter: 'client_id'."
+            )
+        if client_id != self.client_id:
+            raise signin.ErrorPage(
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{tenant}'. This can happen if the application has not been installed by the "
+                "administrator of the tenant or consented to by any user in the tenant. You may "
+                "have sent your authentication request to the wrong tenant.",
+            )
+        if not self.redirect_uris:
+            raise signin.ErrorPage(500113, "No reply address is registered for the application.")
+        redirect_uri = query.get("redirect_uri")
+        if redirect_uri is None:
+            raise signin.ErrorPage(900971, "No reply address provided.")
+        if redirect_uri not in self.redirect_uris:
+            raise signin.ErrorPage(
+                50011,
+                f"The redirect URI '{redirect_uri}' specified in the request does not match the "
+                f"redirect URIs configured for the application '{client_id}'. Make sure the "
+                "redirect URI sent in the request matches one added to your application in the "
+                "Azure portal.",
+            )
+        return str(redirect_uri)
+
+    def _grant(self, query: Any, redirect_uri: str) -> signin.Grant:
+        """What the code will stand for: the request checked, the user signed in."""
+        response_type = str(query.get("response_type", ""))
+        if response_type != "code":
+            number = 700054 if "id_token" in response_type.split() else 700051
+            raise signin.SentBack(
+                "unsupported_response_type",
+                number,
+                f"response_type '{response_type}' is not enabled for the application.",
+            )
+        scope = query.get("scope")
+        if not scope:
+            raise signin.SentBack(
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'scope'.",
+            )
+        challenge = query.get("code_challenge")
+        method = signin.check_challenge(challenge, query.get("code_challenge_method"))
+        return signin.Grant(
+            client_id=self.client_id,
+            user=self._signed_in(query),
+            redirect_uri=redirect_uri,
+            scopes=tuple(str(scope).split()),
+            nonce=query.get("nonce"),
+            challenge=challenge,
+            challenge_method=method,
+            expires=time.time() + self.code_lifetime,
+        )
+
+    def _signed_in(self, query: Any) -> FakeUser:
+        """The user ``login_hint`` names (a UPN, any case), else :attr:`sign_in_as`."""
+        silent = query.get("prompt") == "none"
+        name = query.get("login_hint") or self.sign_in_as
+        if name is None:
+            if silent:
+                raise signin.SentBack(
+                    "login_required",
+                    50058,
+                    "A silent sign-in request was sent but no user is signed in.",
+                )
+            raise signin.ErrorPage(
+                None,
+                "Sign in: nobody to sign in. Give a login_hint, or set FakeGraph.sign_in_as.",
+            )
+        user = self.tenant.user(name)
+        if user is None or user.upn.lower() != name.lower():
+            raise signin.refusal(
+                silent,
+                "login_required",
+                50034,
+                f"The user account {name} does not exist in the {self.tenant.tenant_id} "
+                "directory. To sign into this application, the account must be added to the "
+                "directory.",
+            )
+        if not user.enabled:
+            raise signin.refusal(silent, "access_denied", 50057, "The user account is disabled.")
+        if self.assignment_required and not user.app_roles:
+            raise signin.refusal(
+                silent,
+                "access_denied",
+                50105,
+                f"Your administrator has configured the application ('{self.client_id}') to "
+                "block users unless they are specifically granted ('assigned') access to the "
+                f"application. The signed in user '{user.upn}' is blocked because they are not "
+                "a direct member of a group with access, nor had access directly assigned by an "
+                "administrator. Please contact your administrator to assign access to this "
+                "application.",
+            )
+        return user
+
+    def _redeem(self, form: Any) -> web.Response:
+        """``grant_type=authorization_code``: a code, once, for the client that asked it."""
+        code = form.get("code")
+        if not code:
+            return _aad_error(
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'code'.",
+            )
+        grant = self._codes.get(str(code))
+        if grant is None or grant.client_id != form.get("client_id"):
+            return _aad_error(
+                400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid."
+            )
+        if grant.redeemed:
+            return _aad_error(
+                400,
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid "
+                "code or use an existing refresh token.",
+            )
+        if grant.expires < time.time():
+            return _aad_error(
+                400,
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to "
+                "inactivity. Send a new interactive authorization request for this user and "
+                "resource.",
+            )
+        redirect_uri = form.get("redirect_uri")
+        if redirect_uri != grant.redirect_uri:
+            return _aad_error(
+                400,
+                "invalid_grant",
+                50011,
+                f"The reply address '{redirect_uri}' does not match the reply address "
+                f"'{grant.redirect_uri}' provided when requesting Authorization code.",
+            )
+        if grant.challenge is not None:
+            verifier = form.get("code_verifier")
+            if not isinstance(verifier, str):
+                return _aad_error(
+                    400,
+                    "invalid_grant",
+                    50148,
+                    "The code_verifier does not match the code_challenge supplied in the "
+                    "authorization request for PKCE.",
+                )
+            if not signin.verifier_matches(verifier, grant.challenge, grant.challenge_method):
+                return _aad_error(
+                    400,
+                    "invalid_grant",
+                    501481,
+                    "The Code_Verifier does not match the code_challenge supplied in the "
+                    "authorization request.",
+                )
+        grant.redeemed = True
+        return _json(self._user_tokens(grant, with_client_info=form.get("client_info") == "1"))
+
+    def _user_tokens(self, grant: signin.Grant, with_client_info: bool) -> dict[str, Any]:
+        """The token answer for a signed-in user: Graph's access token, and the ID token
+        when ``openid`` was asked. ``offline_access`` is not granted: no refresh token."""
+        scopes = tuple(s for s in grant.scopes if s != "offline_access")
+        body = self._issue_token(signin.GRAPH_APP_ID, user=grant.user, scopes=scopes)
+        body["scope"] = " ".join(scopes)
+        if "openid" in grant.scopes:
+            claims = signin.id_token_claims(
+                grant,
+                issuer=f"{self.authority}/{self.tenant.tenant_id}/v2.0",
+                tenant_id=self.tenant.tenant_id,
+                lifetime=self.token_lifetime,
+                now=time.time(),
+            )
+            body["id_token"] = signin.unsigned_jwt(claims)
+        if with_client_info:
+            body["client_info"] = signin.client_info(grant.user, self.tenant.tenant_id)
+        return body
 
     async def _managed_identity(self, request: web.Request, _: re.Match[str]) -> web.Response:
         if request.headers.get("X-IDENTITY-HEADER") != self.identity_header:

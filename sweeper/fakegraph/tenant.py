@@ -38,6 +38,13 @@ LAW_FIRMS = tuple(
 )
 DIGEST_SENDER = f"sweeper@{ORG_DOMAIN}"  # the mailbox the demo's digest is sent from
 DPO = f"dpo@{ORG_DOMAIN}"
+# The web console's app roles (declared in sweeper's app registration), and the two people
+# of the demo tenant who hold one: the DPO in person (dpo@ is the office's shared address)
+# and a colleague who may look but not act. Everyone else holds none.
+DPO_ROLE = "Sweeper.DPO"
+VIEWER_ROLE = "Sweeper.Viewer"
+CONSOLE_DPO = f"margaret.osei@{ORG_DOMAIN}"
+CONSOLE_VIEWER = f"tomasz.reid@{ORG_DOMAIN}"
 # The functions whose mail reveals who its recipients are, as the demo organisation declares
 # them (severity.sensitive_departments): matched against Entra's department and job title.
 SENSITIVE_DEPARTMENTS = ("victim care", "investigations", "sexual health", "safeguarding")
@@ -67,6 +74,9 @@ class FakeUser:
     sent: list[dict[str, Any]] = field(default_factory=list)
     department: str | None = None  # Graph answers null when Entra has none
     job_title: str | None = None
+    # Roles assigned to the user in sweeper's own app registration: they reach the ID token
+    # of a sign-in to sweeper's console, never Graph's /users.
+    app_roles: tuple[str, ...] = ()
 
     def as_graph(self) -> dict[str, Any]:
         return {
@@ -270,7 +280,24 @@ def generate_tenant(
     _plant_near_misses(b, with_mail)
     for user in tenant.users:
         user.sent.sort(key=lambda m: m["sentDateTime"], reverse=True)
+    # Last, so that every id, address and message drawn before stays as it was.
+    tenant.users += _console_users(b)
     return tenant
+
+
+def _console_users(b: _Builder) -> list[FakeUser]:
+    """The people with a role in sweeper's console: ordinary accounts, nothing sent yet."""
+    governance = "Information Governance"
+    return [
+        FakeUser(
+            b.guid(), CONSOLE_DPO, "Margaret Osei", department=governance,
+            job_title="Data Protection Officer", app_roles=(DPO_ROLE,),
+        ),
+        FakeUser(
+            b.guid(), CONSOLE_VIEWER, "Tomasz Reid", department=governance,
+            job_title="Information Governance Officer", app_roles=(VIEWER_ROLE,),
+        ),
+    ]  # fmt: skip
 
 
 def _make_users(b: _Builder, count: int) -> list[FakeUser]:
