@@ -813,6 +813,19 @@ def siem_send(ctx: click.Context) -> None:
     sys.exit(outcome.exit_code)
 
 
+@main.command()
+@click.option("--host", help="Address to listen on (default: console.host, 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default: console.port, 8765).")
+@click.pass_context
+def console(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the DPO's web console ([console]; sign-in with Entra ID, see deploy/)."""
+    from sweeper.console.serve import serve
+
+    settings = _settings(ctx)
+    _existing_db(ctx, settings)
+    serve(settings, os.environ, host=host, port=port)
+
+
 GLOBAL_OPTIONS_WITH_VALUE = ("--config", "--log-format")
 
 

@@ -236,7 +236,9 @@ def test_every_template_escapes_values_for_its_own_format() -> None:
             assert name.endswith(".txt.j2") and shown[name] == hostile
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in TEMPLATE_DIR.glob("*.j2")))
+@pytest.mark.parametrize(
+    "name", sorted(str(p.relative_to(TEMPLATE_DIR)) for p in TEMPLATE_DIR.rglob("*.j2"))
+)
 def test_no_template_turns_a_value_into_finished_text(name: str) -> None:
     source = (TEMPLATE_DIR / name).read_text()
     # |safe, |e, |escape, |forceescape, ~ and Markup make a value pass finalize unescaped.

@@ -45,6 +45,9 @@ INTERNAL = "sweeper_internal_domains"
 """The render variable holding the organisation's domains (normalised), for masking."""
 ZONE = "sweeper_time_zone"
 """The render variable holding the IANA zone moments are shown in."""
+REVEAL = "sweeper_reveal"
+"""The render variable that, true, leaves addresses whole: only the console sets it, for a
+DPO who asked to see them (and was recorded doing so, :mod:`sweeper.store.audit`)."""
 
 
 @pass_context
@@ -86,8 +89,11 @@ def finalize(context: Context, value: Any) -> Markup:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return Markup(value)  # a count or a share: nothing to clean or escape
+    text = str(value)
+    if context.get(REVEAL):
+        return Markup(escape_for(context.name)(mark_bidi(one_line(text))))
     internal = context.get(INTERNAL) or frozenset()
-    return Markup(escape_for(context.name)(clean(str(value), internal)))
+    return Markup(escape_for(context.name)(clean(text, internal)))
 
 
 def environment() -> Environment:
@@ -107,12 +113,20 @@ TEMPLATES = environment()
 _INLINER = css_inline.CSSInliner(keep_style_tags=False, load_remote_stylesheets=False)
 
 
-def render(name: str, internal: Iterable[str] = (), zone: str = "UTC", **values: Any) -> str:
-    """Template ``name`` rendered with ``values``; addresses outside ``internal`` masked,
-    moments shown in ``zone``."""
+def render(
+    name: str,
+    internal: Iterable[str] = (),
+    zone: str = "UTC",
+    *,
+    reveal: bool = False,
+    **values: Any,
+) -> str:
+    """Template ``name`` rendered with ``values``; addresses outside ``internal`` masked
+    unless ``reveal``, moments shown in ``zone``."""
     domains = internal_domains(internal)
-    text = TEMPLATES.get_template(name).render(**values, **{INTERNAL: domains, ZONE: zone})
-    return mask_addresses(text, domains)
+    variables = {INTERNAL: domains, ZONE: zone, REVEAL: reveal}
+    text = TEMPLATES.get_template(name).render(**values, **variables)
+    return text if reveal else mask_addresses(text, domains)
 
 
 def render_html(digest: Digest, internal: Iterable[str] = (), zone: str = "UTC") -> str:

@@ -1,0 +1,321 @@
+"""The DPO's console, served by uvicorn on loopback, signed in through the local Entra ID
+with the real MSAL, driven over HTTP as a browser would (cookies, redirects, forms).
+
+The demo tenant's Margaret Osei holds Sweeper.DPO, Tomasz Reid Sweeper.Viewer; nobody else
+holds a role.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from conftest import Sweeper, write_config
+from itsdangerous import TimestampSigner
+from test_digest import swept_with_subject
+
+from sweeper.commands.settings import load_settings
+from sweeper.console.serve import bind
+from sweeper.console.web import COOKIE, create_app
+from sweeper.fakegraph.tenant import CONSOLE_DPO, CONSOLE_VIEWER
+
+KEY = "a-test-session-key"
+HOSTILE = '<script>alert("console")</script><img src=x onerror="alert(1)">'
+
+
+@dataclass
+class Console:
+    url: str
+    sweeper: Sweeper
+
+    def browser(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, follow_redirects=False)
+
+    def sign_in(self, browser: httpx.Client, upn: str, next_: str = "/incidents") -> httpx.Response:
+        """The whole round: the console, Entra ID's /authorize, back to the console."""
+        start = browser.get("/signin", params={"login_hint": upn, "next": next_})
+        assert start.status_code == 303, start.text
+        trust = ssl.create_default_context(cafile=str(self.sweeper.fake.ca_path))
+        entra = httpx.get(start.headers["location"], verify=trust)
+        assert entra.status_code == 302, entra.text
+        back = entra.headers["location"]
+        assert back.startswith(f"{self.url}/auth/callback?")
+        return browser.get(back.removeprefix(self.url))
+
+    def csrf(self, page: httpx.Response) -> str:
+        match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert match, "the page has no form token"
+        return match.group(1)
+
+    def incident_ids(self) -> list[int]:
+        return [int(r["id"]) for r in self.sweeper.rows("select id from incidents order by id")]
+
+
+@contextmanager
+def serving(sweeper: Sweeper, extra: str = "") -> Iterator[Console]:
+    sock = bind("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    write_config(
+        sweeper.config, sweeper.config.read_text() + f'\n[console]\nurl = "{url}"\n{extra}'
+    )
+    sweeper.fake.redirect_uris = [f"{url}/auth/callback"]
+    env = sweeper.env()
+    app = create_app(load_settings(sweeper.config, env), env, session_key=KEY)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield Console(url, sweeper)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def console(sweeper: Sweeper, tmp_path: Path) -> Iterator[Console]:
+    swept_with_subject(sweeper, "hostile", HOSTILE, tmp_path)  # sweeps the tenant too
+    with serving(sweeper) as running:
+        yield running
+
+
+def test_without_a_session_every_page_sends_to_sign_in(console: Console) -> None:
+    browser = console.browser()
+    first = console.incident_ids()[0]
+    for path in ("/incidents", f"/incidents/{first}", "/health", f"/incidents/{first}/export"):
+        answer = browser.get(path)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"].startswith("/signin?next=/")
+    refused = browser.post(f"/incidents/{first}/triage", data={"status": "acknowledged"})
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/signin")
+
+
+def test_a_dpo_signs_in_reveals_triages_to_a_confirmed_breach_and_downloads(
+    console: Console,
+) -> None:
+    browser = console.browser()
+    incident = console.incident_ids()[0]
+
+    landed = console.sign_in(browser, CONSOLE_DPO, f"/incidents/{incident}")
+    assert landed.headers["location"] == f"/incidents/{incident}"
+    set_cookie = landed.headers["set-cookie"].lower()
+    assert set_cookie.startswith(f"{COOKIE}=") and "httponly" in set_cookie
+    assert "samesite=lax" in set_cookie and "max-age=1800" in set_cookie
+    page = browser.get(f"/incidents/{incident}")
+    assert page.status_code == 200 and "Margaret Osei (DPO)" in page.text
+    assert "***@" in page.text  # masked until revealed
+
+    revealed = browser.post(f"/incidents/{incident}/reveal", data={"csrf": console.csrf(page)})
+    assert revealed.status_code == 200
+    assert "***@" not in revealed.text.split("People exposed")[1].split("Triage")[0]
+    for step in ("acknowledged", "confirmed"):
+        done = browser.post(
+            f"/incidents/{incident}/triage",
+            data={"csrf": console.csrf(page), "status": step, "note": f"step {step}"},
+        )
+        assert done.status_code == 303, done.text
+    export = browser.get(f"/incidents/{incident}/export")
+    assert export.status_code == 200
+    assert export.headers["content-disposition"].startswith("attachment;")
+    assert export.headers["cache-control"] == "no-store"
+    assert export.text.startswith('"address","name","field"')
+
+    status = console.sweeper.rows("select status from incidents where id = ?", [incident])
+    assert status[0]["status"] == "confirmed"
+    trail = console.sweeper.rows(
+        "select who, action, source from console_audit where incident_id = ? order by id",
+        [incident],
+    )
+    assert [(t["who"], t["action"]) for t in trail] == [
+        (CONSOLE_DPO, "reveal"),
+        (CONSOLE_DPO, "triage"),
+        (CONSOLE_DPO, "triage"),
+        (CONSOLE_DPO, "export"),
+    ]
+    assert {t["source"] for t in trail} == {"127.0.0.1"}
+    shown = browser.get(f"/incidents/{incident}").text
+    assert "Margaret Osei (margaret.osei@northwick.example) from 127.0.0.1: reveal" in shown
+    assert "acknowledged → confirmed by margaret.osei@northwick.example" in shown
+
+
+def test_a_viewer_sees_masked_data_and_cannot_act(console: Console) -> None:
+    browser = console.browser()
+    incident = console.incident_ids()[0]
+    console.sign_in(browser, CONSOLE_VIEWER)
+
+    page = browser.get(f"/incidents/{incident}")
+    assert page.status_code == 200 and "Tomasz Reid (viewer)" in page.text
+    assert "Reveal addresses" not in page.text and "Record the step" not in page.text
+    token = console.csrf(page)  # the sign-out form's: a valid token of this session
+    for action, data in (("reveal", {}), ("triage", {"status": "acknowledged"})):
+        answer = browser.post(f"/incidents/{incident}/{action}", data={"csrf": token, **data})
+        assert answer.status_code == 403, action
+    assert browser.get(f"/incidents/{incident}/export").status_code == 403
+    assert console.sweeper.rows("select * from console_audit") == []
+
+
+def test_someone_without_a_role_is_not_let_in(console: Console) -> None:
+    browser = console.browser()
+
+    answer = console.sign_in(browser, "victim.care@northwick.example")
+
+    assert answer.status_code == 403
+    assert "has no sweeper role" in answer.text
+    assert browser.get("/incidents").status_code == 303  # still signed out
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "forged." + "x" * 40,
+        TimestampSigner("another-key")
+        .sign(b"eyJ1cG4iOiAiZHBvQG5vcnRod2ljay5leGFtcGxlIn0=")
+        .decode(),
+    ],
+)
+def test_a_forged_cookie_is_no_session(console: Console, cookie: str) -> None:
+    browser = console.browser()
+    browser.cookies.set(COOKIE, cookie)
+
+    assert browser.get("/incidents").status_code == 303
+
+
+def test_a_session_older_than_its_lifetime_is_over(console: Console) -> None:
+    browser = console.browser()
+    console.sign_in(browser, CONSOLE_DPO)
+    assert browser.get("/incidents").status_code == 200
+    old = _session_cookie({"upn": CONSOLE_DPO, "name": "M", "role": "dpo", "csrf": "t",
+                           "since": time.time() - 31 * 60})  # fmt: skip
+    browser.cookies.set(COOKIE, old)
+
+    assert browser.get("/incidents").status_code == 303
+
+
+def test_a_post_without_this_sessions_form_token_is_refused(console: Console) -> None:
+    browser = console.browser()
+    incident = console.incident_ids()[0]
+    console.sign_in(browser, CONSOLE_DPO)
+
+    for data in ({"status": "acknowledged"}, {"status": "acknowledged", "csrf": "guess"}):
+        answer = browser.post(f"/incidents/{incident}/triage", data=data)
+        assert answer.status_code == 403
+    status = console.sweeper.rows("select status from incidents where id = ?", [incident])
+    assert status[0]["status"] == "new"
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:x"]
+)
+def test_sign_in_never_sends_anyone_to_another_site(console: Console, target: str) -> None:
+    landed = console.sign_in(console.browser(), CONSOLE_DPO, target)
+
+    assert landed.headers["location"] == "/incidents"
+
+
+def test_a_script_in_a_subject_is_shown_as_text(console: Console) -> None:
+    browser = console.browser()
+    console.sign_in(browser, CONSOLE_DPO)
+    row = console.sweeper.rows("select id from incidents where subject like '%<script>%'")
+
+    listing = browser.get("/incidents").text
+    page = browser.get(f"/incidents/{row[0]['id']}").text
+
+    for html in (listing, page):
+        assert "<script" not in html and "<img" not in html
+        assert "&lt;script&gt;alert(" in html
+
+
+def test_every_answer_carries_the_security_headers(console: Console) -> None:
+    browser = console.browser()
+    console.sign_in(browser, CONSOLE_DPO)
+
+    for path in ("/incidents", "/health", "/static/console.css", "/signed-out", "/nowhere"):
+        headers = browser.get(path).headers
+        assert "script-src" not in headers["content-security-policy"]
+        assert "default-src 'none'" in headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["cache-control"] == "no-store"
+        assert "strict-transport-security" not in headers  # http on loopback: no HSTS
+
+
+def test_sign_out_ends_the_session(console: Console) -> None:
+    browser = console.browser()
+    console.sign_in(browser, CONSOLE_DPO)
+    page = browser.get("/incidents")
+
+    out = browser.post("/signout", data={"csrf": console.csrf(page)})
+
+    assert out.headers["location"] == "/signed-out"
+    assert browser.get("/incidents").status_code == 303
+
+
+def test_the_console_refuses_to_start_without_its_url_or_on_a_port_in_use(
+    sweeper: Sweeper,
+) -> None:
+    sweeper.run("sweep")
+    missing = sweeper.run("console")
+    assert missing.exit_code == 2
+    assert missing.output.strip().endswith("console.url: must be set: the console's address, "
+                                           "whose /auth/callback is registered as the app's "
+                                           "redirect URI (deploy/app-registration)")  # fmt: skip
+    taken = bind("127.0.0.1", 0)
+    port = taken.getsockname()[1]
+    write_config(
+        sweeper.config, sweeper.config.read_text() + '\n[console]\nurl = "http://127.0.0.1:1"\n'
+    )
+    busy = sweeper.run("console", "--port", str(port))
+    taken.close()
+    assert busy.exit_code == 2
+    assert f"console.port: {port} on 127.0.0.1 is in use by another program" in busy.output
+    assert "Traceback" not in busy.output
+
+
+def _session_cookie(session: dict[str, Any]) -> str:
+    """A cookie the console itself would have signed (its test key), with ``session``."""
+    import base64
+    import json
+
+    data = base64.b64encode(json.dumps(session).encode())
+    return TimestampSigner(KEY).sign(data).decode()
+
+
+def _principal(upn: str, *roles: str) -> str:
+    """App Service authentication's X-MS-CLIENT-PRINCIPAL: base64 JSON of the claims."""
+    import base64
+    import json
+
+    claims = [{"typ": "preferred_username", "val": upn}, {"typ": "name", "val": "Someone"}]
+    claims += [{"typ": "roles", "val": role} for role in roles]
+    return base64.b64encode(json.dumps({"claims": claims}).encode()).decode()
+
+
+def test_easy_auths_header_is_ignored_unless_the_setting_trusts_it(console: Console) -> None:
+    header = {"X-MS-CLIENT-PRINCIPAL": _principal(CONSOLE_DPO, "Sweeper.DPO")}
+
+    assert console.browser().get("/incidents", headers=header).status_code == 303
+
+
+def test_behind_easy_auth_its_header_says_who_is_signed_in(sweeper: Sweeper) -> None:
+    sweeper.run("sweep")
+    with serving(sweeper, "easy_auth = true\n") as console:
+        browser = console.browser()
+        viewer = {"X-MS-CLIENT-PRINCIPAL": _principal(CONSOLE_VIEWER, "Sweeper.Viewer")}
+        nobody = {"X-MS-CLIENT-PRINCIPAL": _principal("someone@northwick.example")}
+
+        page = browser.get("/incidents", headers=viewer)
+        assert page.status_code == 200 and "Someone (viewer)" in page.text
+        assert browser.get("/incidents", headers=nobody).status_code == 303
+        assert browser.get("/incidents").status_code == 303
