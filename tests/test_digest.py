@@ -123,6 +123,28 @@ def test_the_text_digest_has_one_line_per_field_of_each_incident(swept: Sweeper)
     assert len(text.splitlines()) > 10 * DAY_INCIDENTS
 
 
+def test_each_incident_links_to_its_console_page_when_the_console_has_an_address(
+    swept: Sweeper,
+) -> None:
+    before = swept.run("digest", "--dry-run").output
+    assert "/incidents/" not in before  # without console.url, as before
+    console = "https://dpo.northwick.example/sweeper"
+    write_config(swept.config, swept.config.read_text() + f'\n[console]\nurl = "{console}"\n')
+
+    text = swept.run("digest", "--dry-run").output
+    html = written_digest(swept)
+
+    ids = [int(block.split(":")[0].split()[-1]) for block in incident_blocks(text)]
+    assert len(ids) == DAY_INCIDENTS
+    for incident in ids:
+        assert f"  Open:        {console}/incidents/{incident}\n" in text
+    links = [dict(attrs).get("href") for tag, attrs in elements(html).tags if tag == "a"]
+    assert sorted(h for h in links if h and "/incidents/" in h) == sorted(
+        f"{console}/incidents/{i}" for i in ids
+    )
+    assert "open each incident in the console" in text
+
+
 def test_article_33_clock_is_shown_for_high_and_critical_only(swept: Sweeper) -> None:
     text = swept.run("digest", "--dry-run").output
     blocks = incident_blocks(text)

@@ -185,8 +185,10 @@ def report_path(settings: Settings, out: Path | None, now: datetime) -> Path:
 
 def _render(db: Database, settings: Settings, digest: Digest) -> tuple[str, str]:
     internal = (*store.verified_domains(db), *settings.own_domains)  # addresses shown whole
-    zone = settings.timezone
-    return render_html(digest, internal, zone), render_text(digest, internal, zone)
+    zone, console = settings.timezone, settings.console.url
+    return render_html(digest, internal, zone, console), render_text(
+        digest, internal, zone, console
+    )
 
 
 def _write(settings: Settings, path: Path, html: str) -> Path:

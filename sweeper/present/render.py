@@ -129,10 +129,14 @@ def render(
     return text if reveal else mask_addresses(text, domains)
 
 
-def render_html(digest: Digest, internal: Iterable[str] = (), zone: str = "UTC") -> str:
+def render_html(
+    digest: Digest, internal: Iterable[str] = (), zone: str = "UTC", console: str | None = None
+) -> str:
     """The digest's HTML, CSS inlined; ``internal``: the domains whose addresses stay whole;
-    ``zone``: the IANA zone its moments are shown in."""
-    return str(_INLINER.inline(render("digest.html.j2", internal, zone, digest=digest)))
+    ``zone``: the IANA zone its moments are shown in; ``console``: the console's address
+    (``console.url``), whose page of each incident its title links to."""
+    html = render("digest.html.j2", internal, zone, digest=digest, console=console)
+    return str(_INLINER.inline(html))
 
 
 def render_alert_mail(
@@ -143,7 +147,8 @@ def render_alert_mail(
     return html, render("alert.txt.j2", internal, zone, alert=alert)
 
 
-def render_text(digest: Digest, internal: Iterable[str] = (), zone: str = "UTC") -> str:
-    """The digest's plain-text alternative; ``internal`` and ``zone`` as for
-    :func:`render_html`."""
-    return render("digest.txt.j2", internal, zone, digest=digest)
+def render_text(
+    digest: Digest, internal: Iterable[str] = (), zone: str = "UTC", console: str | None = None
+) -> str:
+    """The digest's plain-text alternative; the arguments as for :func:`render_html`."""
+    return render("digest.txt.j2", internal, zone, digest=digest, console=console)
