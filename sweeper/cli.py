@@ -348,10 +348,28 @@ def findings(ctx: click.Context, since: datetime | None, fmt: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for the demo's digest.",
 )
-def demo(seed: int, users: int, reports: Path) -> None:
+@click.option(
+    "--console", "console_", is_flag=True, help="Instead: serve the DPO's console on its database."
+)
+@click.option("--port", default=8765, show_default=True, help="With --console: its port.")
+@click.option(
+    "--as",
+    "as_",
+    type=click.Choice(["dpo", "viewer"]),
+    default="dpo",
+    show_default=True,
+    help="With --console: who the local Entra ID signs in.",
+)
+def demo(seed: int, users: int, reports: Path, console_: bool, port: int, as_: str) -> None:
     """Sweep a built-in demo tenant through a local Graph and send its digest; no internet."""
-    from sweeper.demo import run_demo
+    from sweeper.demo import run_demo, serve_demo_console
 
+    if console_:
+        sys.exit(
+            serve_demo_console(
+                seed=seed, users=users, env=os.environ, port=port, viewer=as_ == "viewer"
+            )
+        )
     sys.exit(run_demo(seed=seed, users=users, env=os.environ, reports_dir=reports))
 
 

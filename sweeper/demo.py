@@ -17,10 +17,16 @@ import click
 
 from sweeper import store
 from sweeper.commands.digest import run_digest
-from sweeper.commands.settings import load_settings
+from sweeper.commands.settings import DEFAULT_DATABASE, load_settings
 from sweeper.commands.sweep import Window, run_summary, sweep_tenant
 from sweeper.fakegraph import FakeGraph, generate_tenant
-from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO, SENSITIVE_DEPARTMENTS
+from sweeper.fakegraph.tenant import (
+    CONSOLE_DPO,
+    CONSOLE_VIEWER,
+    DIGEST_SENDER,
+    DPO,
+    SENSITIVE_DEPARTMENTS,
+)
 from sweeper.present import output
 from sweeper.store.incidents import list_incidents
 from sweeper.when import iso
@@ -74,4 +80,49 @@ def run_demo(*, seed: int, users: int, env: Mapping[str, str], reports_dir: Path
         "\nNext: open the digest's HTML file in a browser; `sweeper incidents --format json` "
         "or `sweeper findings --format json` list the same for programs."
     )
+    click.echo(
+        f"The DPO's console on this database: `sweeper demo --console`, then open "
+        f"http://127.0.0.1:{DEMO_CONSOLE_PORT}/ (signed in through the local Entra ID as the "
+        "demo DPO, Margaret Osei; `--as viewer` for Tomasz Reid, who may only look)."
+    )
     return report.exit_code or digest.exit_code
+
+
+DEMO_CONSOLE_PORT = 8765
+
+
+def serve_demo_console(
+    *, seed: int, users: int, env: Mapping[str, str], port: int, viewer: bool
+) -> int:
+    """The console on the demo's database, signing in through the local Entra ID of the
+    same demo tenant, as its DPO (or its viewer), until interrupted."""
+    import uvicorn
+
+    from sweeper.console.serve import bind
+    from sweeper.console.web import create_app
+    from sweeper.errors import ConfigError
+
+    tenant = generate_tenant(seed=seed, users=users)
+    database = Path(env.get("SWEEPER_DB") or DEFAULT_DATABASE)
+    if not database.exists():
+        raise ConfigError("SWEEPER_DB", f"{database} does not exist: run `sweeper demo` first")
+    sock = bind("127.0.0.1", port)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with FakeGraph(tenant) as fake:
+        fake.sign_in_as = CONSOLE_VIEWER if viewer else CONSOLE_DPO
+        fake.redirect_uris = [f"{url}/auth/callback"]
+        demo_env = {"SWEEPER_DB": str(database), **fake.client_env()}
+        settings = load_settings(
+            None,
+            demo_env,
+            overrides={
+                "graph": {"cloud": "custom", "auth": "client_secret"},
+                "organisation": {"own_domains": list(tenant.own_domains)},
+                "console": {"url": url},
+            },
+        )
+        app = create_app(settings, demo_env)
+        who = "Tomasz Reid (viewer)" if viewer else "Margaret Osei (DPO)"
+        click.echo(f"Console: {url}/ on {database}, signing in as {who}. Ctrl-C stops it.")
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    return 0

@@ -319,3 +319,42 @@ def test_behind_easy_auth_its_header_says_who_is_signed_in(sweeper: Sweeper) -> 
         assert page.status_code == 200 and "Someone (viewer)" in page.text
         assert browser.get("/incidents", headers=nobody).status_code == 303
         assert browser.get("/incidents").status_code == 303
+
+
+def test_the_demos_console_signs_in_its_dpo_on_the_demo_database(tmp_path: Path) -> None:
+    """`make demo` says to run `sweeper demo --console`: a real process, a real sign-in."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from sweeper.cli import main
+
+    env = {**os.environ, "SWEEPER_DB": str(tmp_path / "demo.db")}
+    made = CliRunner().invoke(main, ["demo", "--users", "12", "--reports", str(tmp_path)], env=env)
+    assert "`sweeper demo --console`" in made.output
+    port = bind("127.0.0.1", 0)
+    number = port.getsockname()[1]
+    port.close()
+    served = subprocess.Popen(
+        [sys.executable, "-m", "sweeper", "demo", "--users", "12", "--console", "--port",
+         str(number)],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert served.stdout is not None
+        assert served.stdout.readline().startswith(f"Console: http://127.0.0.1:{number}/")
+        browser = httpx.Client(base_url=f"http://127.0.0.1:{number}")
+        start = browser.get("/signin")
+        # The local Entra ID's own throwaway CA: this test checks the round, not its TLS.
+        entra = httpx.get(start.headers["location"], verify=False)  # noqa: S501
+        landed = browser.get(entra.headers["location"].split(str(number), 1)[1])
+        page = browser.get(landed.headers["location"])
+        assert page.status_code == 200
+        assert "Margaret Osei (DPO)" in page.text
+        assert "Victim satisfaction survey" in page.text
+    finally:
+        served.send_signal(signal.SIGINT)
+        served.wait(15)
