@@ -340,14 +340,14 @@ def test_two_real_sweeps_at_once_store_what_one_clean_sweep_stores(
     most = most_running_at_once(sweeper.db, sweeps)
     outcomes = [s.communicate(timeout=120) for s in sweeps]
 
+    for process, (out, err) in zip(sweeps, outcomes, strict=True):
+        assert process.returncode == 0, out + err
+        assert "database is locked" not in out + err
     first, second = store.open_db(sweeper.db).query(
         "select started_at, finished_at from runs order by id"
     )
     overlapped = second["started_at"] <= first["finished_at"]
     assert most == 2 or overlapped  # they did run at once (seen running, or by their times)
-    for process, (out, err) in zip(sweeps, outcomes, strict=True):
-        assert process.returncode == 0, out + err
-        assert "database is locked" not in out + err
 
     def stored(env: dict[str, str]) -> list[tuple[object, ...]]:
         rows = sweeper.run("findings", "--format", "json", env=env)
