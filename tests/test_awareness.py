@@ -315,7 +315,9 @@ def test_the_worksheet_answers_the_breach_report_from_the_records(sweeper: Sweep
         "Likely consequences",
         "Measures taken or proposed",
         "Contact",
+        "Who has seen the people's details since (sweeper's console)",
     ]
+    assert "Nobody has revealed, downloaded or triaged this incident in the console." in sheet
     assert "- How it was found: sweeper's scheduled sweep of the Sent Items." in sheet
     assert "- When it happened: " in sheet
     assert "- People concerned: 1136 (unique external addresses" in sheet

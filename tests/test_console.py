@@ -148,6 +148,10 @@ def test_a_dpo_signs_in_reveals_triages_to_a_confirmed_breach_and_downloads(
     shown = browser.get(f"/incidents/{incident}").text
     assert "Margaret Osei (margaret.osei@northwick.example) from 127.0.0.1: reveal" in shown
     assert "acknowledged → confirmed by margaret.osei@northwick.example" in shown
+    sheet = browser.get(f"/incidents/{incident}/worksheet")
+    assert sheet.headers["content-disposition"].startswith("attachment;")
+    assert "9. Who has seen the people" in sheet.text
+    assert "Margaret Osei (margaret.osei@northwick.example) from 127.0.0.1: export" in sheet.text
 
 
 def test_a_viewer_sees_masked_data_and_cannot_act(console: Console) -> None:

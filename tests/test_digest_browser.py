@@ -182,5 +182,5 @@ def test_the_worksheet_fits_the_screen_and_shows_both_deadlines(
     assert clock[1].startswith("Deadline from confirmation (72 hours)")
     assert all(text.endswith("Europe/London (+00:00)") for text in clock)
     headings = page.locator("h2").all_inner_texts()
-    assert headings[1] == "2. Timeline and the Article 33 clock" and len(headings) == 8
+    assert headings[1] == "2. Timeline and the Article 33 clock" and len(headings) == 9
     page.close()

@@ -17,6 +17,7 @@ from sweeper.rules.breach import Circumstance
 from sweeper.rules.clock import AwarenessClock
 from sweeper.rules.severity import SeverityRule, reveals_name
 from sweeper.store import db as store
+from sweeper.store.audit import Access, accesses
 from sweeper.store.triage import history, incident
 
 
@@ -89,6 +90,7 @@ class Worksheet:
     standing: str  # where the incident stands against the clock when the sheet was made
     notified_at: str | None  # the first triage step to ``notified`` (Article 34)
     internal: tuple[str, ...] = ()  # the tenant's verified domains: addresses shown whole
+    accesses: tuple[Access, ...] = ()  # who revealed, downloaded or triaged in the console
 
     @property
     def at_most(self) -> int | None:
@@ -172,6 +174,7 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule, *, now: dateti
         standing=clock.standing(now, row["status"]),
         notified_at=_first_step(steps, "notified"),
         internal=tuple(store.verified_domains(db)),
+        accesses=tuple(accesses(db, incident_id)),
     )
 
 
