@@ -95,6 +95,7 @@ SIGN_IN = {
         ("[console]\nurl = 'http://dpo.northwick.example'\n", {}, "console.url: 'http://dpo"),
         ("[console]\nurl = 'ftp://dpo.northwick.example'\n", {}, "console.url: 'ftp://"),
         ("[console]\nport = 70000\n", {}, "console.port: 70000 is not a TCP port"),
+        ("[console]\nurl = 'https://intranet.example/sweeper'\n", {}, "has a path"),
         ("[console]\nsession_minutes = 1\n", {}, "console.session_minutes: 1 is not between"),
         ("[console]\neasy_auth = 'yes'\n", {}, "console.easy_auth"),
     ],
@@ -377,7 +378,7 @@ def test_the_business_cap_is_high_or_off(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("url", "secure"),
-    [("https://dpo.northwick.example/sweeper/", True), ("http://127.0.0.1:8765", False)],
+    [("https://dpo.northwick.example/", True), ("http://127.0.0.1:8765", False)],
 )
 def test_the_console_is_reached_at_its_url_and_signs_in_back_to_it(
     tmp_path: Path, url: str, secure: bool

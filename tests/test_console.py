@@ -323,6 +323,8 @@ def test_behind_easy_auth_its_header_says_who_is_signed_in(sweeper: Sweeper) -> 
         assert page.status_code == 200 and "Someone (viewer)" in page.text
         assert browser.get("/incidents", headers=nobody).status_code == 303
         assert browser.get("/incidents").status_code == 303
+        login = browser.get("/signin", params={"next": "/health"})
+        assert login.headers["location"] == "/.auth/login/aad?post_login_redirect_uri=/health"
 
 
 def test_the_demos_console_signs_in_its_dpo_on_the_demo_database(tmp_path: Path) -> None:
@@ -362,3 +364,24 @@ def test_the_demos_console_signs_in_its_dpo_on_the_demo_database(tmp_path: Path)
     finally:
         served.send_signal(signal.SIGINT)
         served.wait(15)
+
+
+def test_over_https_cookies_are_secure_and_hsts_is_sent(tmp_path: Path) -> None:
+    """Unit test of the app alone (called in process through httpx's ASGI transport)."""
+    import asyncio
+
+    from sweeper.commands.console_settings import ConsoleSettings
+    from sweeper.commands.settings import Settings
+
+    secure = ConsoleSettings(url="https://dpo.northwick.example", easy_auth=True)
+    app = create_app(Settings(console=secure, database=tmp_path / "x.db"), {})
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=secure.url or "") as client:
+            return await client.get("/signed-out")
+
+    answer = asyncio.run(get())
+
+    assert answer.headers["strict-transport-security"] == "max-age=31536000"
+    assert "secure" in answer.headers["set-cookie"].lower()

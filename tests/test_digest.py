@@ -128,7 +128,7 @@ def test_each_incident_links_to_its_console_page_when_the_console_has_an_address
 ) -> None:
     before = swept.run("digest", "--dry-run").output
     assert "/incidents/" not in before  # without console.url, as before
-    console = "https://dpo.northwick.example/sweeper"
+    console = "https://dpo.northwick.example"
     write_config(swept.config, swept.config.read_text() + f'\n[console]\nurl = "{console}"\n')
 
     text = swept.run("digest", "--dry-run").output

@@ -66,8 +66,12 @@ def console_settings(raw: dict[str, Any]) -> ConsoleSettings:
 def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.query:
+        raise ConfigError("console.url", f"{url!r} is not the console's address (https://HOST)")
+    if parts.path not in ("", "/"):
         raise ConfigError(
-            "console.url", f"{url!r} is not the console's address (https://HOST[/PATH])"
+            "console.url",
+            f"{url!r} has a path: the console is served at the root of its own host name "
+            "(https://HOST), not below another site",
         )
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError(

@@ -75,7 +75,9 @@ def create_app(
             "must be set: the console's address, whose /auth/callback is registered as the "
             "app's redirect URI (deploy/app-registration)",
         )
-    site = _Site(settings, people or PeopleSignIn(settings.sign_in, env, console.redirect_uri))
+    if people is None and not console.easy_auth:  # behind Easy Auth, App Service signs in
+        people = PeopleSignIn(settings.sign_in, env, console.redirect_uri)
+    site = _Site(settings, people)
     routes = [
         Route("/", site.home),
         Route("/signin", site.signin),
@@ -152,7 +154,7 @@ def safe_next(target: str | None) -> str:
 
 
 class _Site:
-    def __init__(self, settings: Settings, people: PeopleSignIn) -> None:
+    def __init__(self, settings: Settings, people: PeopleSignIn | None) -> None:
         self.settings = settings
         self.people = people
         self.lifetime = settings.console.session_minutes * 60
@@ -237,6 +239,9 @@ class _Site:
         target = safe_next(request.query_params.get("next"))
         if self._person(request) is not None:
             return RedirectResponse(target, status_code=303)
+        if self.people is None:  # App Service authentication signs people in
+            login = f"/.auth/login/aad?post_login_redirect_uri={_quote(target)}"
+            return RedirectResponse(login, status_code=303)
         hint = request.query_params.get("login_hint") or None
         flow = await run_in_threadpool(self.people.start, hint)
         request.session.clear()
@@ -246,7 +251,7 @@ class _Site:
     async def callback(self, request: Request) -> Response:
         flow = request.session.pop("flow", None)
         target = safe_next(request.session.pop("next", None))
-        if not isinstance(flow, dict):
+        if not isinstance(flow, dict) or self.people is None:
             return self._message(
                 request, 400, "Sign-in expired", "This sign-in was not started here, or took too "
                 "long. Start again from the console's address.",
