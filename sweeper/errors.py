@@ -17,6 +17,7 @@
     ├── AlertDeliveryError       a Teams or webhook alert was refused, or had no answer
     └── GraphError               Microsoft Graph answered with an error or not at all
         ├── AuthError            sign-in failed: no token, so nothing can be swept
+        ├── SignInRefused        the console's sign-in of a person failed, or gave no role
         ├── MailboxNotEnabled    the user has no Exchange Online mailbox (skipped, counted)
         ├── MailboxFailed        one mailbox could not be read; the run goes on without it
         └── IngestionError       Azure Monitor refused records for Sentinel, or did not answer
@@ -149,6 +150,10 @@ class GraphError(SweeperError):
 
 class AuthError(GraphError):
     """No access token could be had, or Graph refused it for the whole tenant."""
+
+
+class SignInRefused(GraphError):
+    """Entra ID refused a person's sign-in to the console, or the account has no role."""
 
 
 class MailboxNotEnabled(GraphError):

@@ -116,6 +116,12 @@ def test_a_dpo_signs_in_reveals_triages_to_a_confirmed_breach_and_downloads(
     page = browser.get(f"/incidents/{incident}")
     assert page.status_code == 200 and "Margaret Osei (DPO)" in page.text
     assert "***@" in page.text  # masked until revealed
+    domains = console.sweeper.rows(
+        "select distinct a.domain from finding_addresses a join findings f on f.id = "
+        "a.finding_id where f.incident_id = ? and a.external = 1",
+        [incident],
+    )
+    assert all(d["domain"] in page.text for d in domains[:10])
 
     revealed = browser.post(f"/incidents/{incident}/reveal", data={"csrf": console.csrf(page)})
     assert revealed.status_code == 200

@@ -35,13 +35,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sweeper import store
 from sweeper.commands.settings import Settings
-from sweeper.errors import PurgedError, TriageError
-from sweeper.graph.people import PeopleSignIn, Person, SignInRefused, person_of
+from sweeper.errors import PurgedError, SignInRefused, TriageError
+from sweeper.graph.people import PeopleSignIn, Person, person_of
 from sweeper.present.render import render
 from sweeper.present.response import export_people, render_worksheet
 from sweeper.rules.triage import ALLOWED
 from sweeper.store.audit import Action, accesses, record_access
 from sweeper.store.console import health, incidents_for_console
+from sweeper.store.incidents import top_domains
 from sweeper.store.response import incident_view, people_to_notify, worksheet
 from sweeper.store.triage import history, set_status
 
@@ -315,6 +316,7 @@ class _Site:
             gone=gone,
             sheet=sheet,
             history=history(db, incident_id),
+            domains=top_domains(db, incident_id, limit=10),
             trail=accesses(db, incident_id),
             steps=ALLOWED.get(view.incident["status"], ()),
         )

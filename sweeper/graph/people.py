@@ -20,15 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sweeper.errors import ConfigError, SweeperError
+from sweeper.errors import ConfigError, SignInRefused
 from sweeper.graph.endpoints import SignIn
 
 Role = Literal["dpo", "viewer"]
 ROLE_OF_APP_ROLE: dict[str, Role] = {"Sweeper.DPO": "dpo", "Sweeper.Viewer": "viewer"}
-
-
-class SignInRefused(SweeperError):
-    """Entra ID refused the sign-in, or the account has no role in sweeper."""
 
 
 @dataclass(frozen=True)
