@@ -25,8 +25,9 @@ def test_the_benchmark_runs_end_to_end_and_writes_its_report(tmp_path: Path) -> 
     assert "| sweeper's start-up, apart |" in report
     assert "80 messages of 2 mailboxes" in report  # the SDK's path, its own process
     assert "| **CPU ratio**" in report and "| **wall ratio**" in report
-    throttled = "every mailbox's first read answered 429, Retry-After 1 s"
+    throttled = "12 mailboxes: every mailbox's first read answered 429, Retry-After 1 s"
     assert throttled in report and "the 12 throttled answers" in report
+    assert "throttled night, 6 mailboxes" in report and "the 6 throttled answers" in report
     assert "0 mailboxes failed" in report
     assert "| 10 | 14 |" in report  # page size 10: 3 mailboxes x 4 pages, users, domains
     assert "| 40 | 5 |" in report  # page size 40: one page each, and users and domains
