@@ -18,7 +18,7 @@ def test_the_benchmark_runs_end_to_end_and_writes_its_report(tmp_path: Path) -> 
         ]
     )  # fmt: skip
     report = out.read_text()
-    assert "| tenant | 12 mailboxes, 480 messages in the window |" in report
+    assert "| tenant | 12 mailboxes, 480 messages in the window (the full sweep" in report
     quiet = "| quiet incremental night | 3 round trips for 12 mailboxes (0.25 per mailbox)"
     assert quiet in report  # users, domains, and one batch for up to 20 mailboxes
     assert "| sweeper's CPU per message, start-up excluded |" in report
