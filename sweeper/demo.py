@@ -12,12 +12,13 @@ import asyncio
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
 from sweeper import store
 from sweeper.commands.digest import run_digest
-from sweeper.commands.settings import DEFAULT_DATABASE, load_settings
+from sweeper.commands.settings import DEFAULT_DATABASE, Settings, load_settings
 from sweeper.commands.sweep import Window, run_summary, sweep_tenant
 from sweeper.fakegraph import FakeGraph, generate_tenant
 from sweeper.fakegraph.tenant import (
@@ -26,6 +27,7 @@ from sweeper.fakegraph.tenant import (
     DIGEST_SENDER,
     DPO,
     SENSITIVE_DEPARTMENTS,
+    Tenant,
 )
 from sweeper.present import output
 from sweeper.store.incidents import list_incidents
@@ -39,12 +41,10 @@ def run_demo(*, seed: int, users: int, env: Mapping[str, str], reports_dir: Path
             **{k: v for k, v in env.items() if k in ("SWEEPER_DB", "PATH", "HOME")},
             **fake.client_env(),
         }
-        settings = load_settings(
-            None,
+        settings = _demo_settings(
+            tenant,
             demo_env,
-            overrides={
-                "graph": {"cloud": "custom", "auth": "client_secret"},
-                "organisation": {"own_domains": list(tenant.own_domains)},
+            {
                 "severity": {"sensitive_departments": list(SENSITIVE_DEPARTMENTS)},
                 "digest": {
                     "transport": "graph",
@@ -112,17 +112,18 @@ def serve_demo_console(
         fake.sign_in_as = CONSOLE_VIEWER if viewer else CONSOLE_DPO
         fake.redirect_uris = [f"{url}/auth/callback"]
         demo_env = {"SWEEPER_DB": str(database), **fake.client_env()}
-        settings = load_settings(
-            None,
-            demo_env,
-            overrides={
-                "graph": {"cloud": "custom", "auth": "client_secret"},
-                "organisation": {"own_domains": list(tenant.own_domains)},
-                "console": {"url": url},
-            },
-        )
+        settings = _demo_settings(tenant, demo_env, {"console": {"url": url}})
         app = create_app(settings, demo_env)
         who = "Tomasz Reid (viewer)" if viewer else "Margaret Osei (DPO)"
         click.echo(f"Console: {url}/ on {database}, signing in as {who}. Ctrl-C stops it.")
         uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
     return 0
+
+
+def _demo_settings(tenant: Tenant, env: Mapping[str, str], sections: dict[str, Any]) -> Settings:
+    """The demo's settings: the local Graph of ``tenant``, its domains, and ``sections``."""
+    base: dict[str, Any] = {
+        "graph": {"cloud": "custom", "auth": "client_secret"},
+        "organisation": {"own_domains": list(tenant.own_domains)},
+    }
+    return load_settings(None, env, overrides={**base, **sections})
