@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from sqlite_utils import Database
@@ -35,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sweeper import store
 from sweeper.commands.settings import Settings
-from sweeper.errors import PurgedError, SignInRefused, TriageError
+from sweeper.errors import ConfigError, PurgedError, SignInRefused, TriageError
 from sweeper.graph.people import PeopleSignIn, Person, person_of
 from sweeper.present.render import render
 from sweeper.present.response import export_people, render_worksheet
@@ -69,8 +70,6 @@ def create_app(
     """
     console = settings.console
     if console.redirect_uri is None:
-        from sweeper.errors import ConfigError
-
         raise ConfigError(
             "console.url",
             "must be set: the console's address, whose /auth/callback is registered as the "
@@ -384,8 +383,6 @@ def _download(text: str, filename: str, kind: str) -> Response:
 
 
 def _quote(path: str) -> str:
-    from urllib.parse import quote
-
     return quote(path, safe="/")
 
 
