@@ -20,6 +20,7 @@ import socket
 import sqlite3
 import stat
 import subprocess
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -44,6 +45,23 @@ BUSY_TIMEOUT_MS = 30_000
 
 
 def open_db(path: Path) -> Database:
+    """Open (creating if needed, owner-only) and migrate the database at ``path``.
+
+    Two processes creating the same new database at once can see "database is locked" at
+    once, without SQLite's busy wait (changing the journal mode, or a read turning into a
+    write): the opening is then tried again, for as long as a busy lock is waited for.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return _open_db(path)
+        except StorageError as exc:
+            if "database is locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _open_db(path: Path) -> Database:
     """Open (creating if needed, owner-only) and migrate the database at ``path``.
 
     The connection never opens a transaction by itself (``isolation_level=None``): a write
