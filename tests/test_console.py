@@ -25,7 +25,7 @@ from itsdangerous import TimestampSigner
 from test_digest import swept_with_subject
 
 from sweeper.commands.settings import load_settings
-from sweeper.console.serve import bind
+from sweeper.console.serve import bind, server_config
 from sweeper.console.web import COOKIE, create_app
 from sweeper.fakegraph.tenant import CONSOLE_DPO, CONSOLE_VIEWER
 
@@ -71,7 +71,7 @@ def serving(sweeper: Sweeper, extra: str = "") -> Iterator[Console]:
     sweeper.fake.redirect_uris = [f"{url}/auth/callback"]
     env = sweeper.env()
     app = create_app(load_settings(sweeper.config, env), env, session_key=KEY)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(server_config(app))  # as `sweeper console` runs it
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
