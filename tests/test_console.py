@@ -8,6 +8,7 @@ holds a role.
 from __future__ import annotations
 
 import re
+import sqlite3
 import ssl
 import threading
 import time
@@ -208,10 +209,14 @@ def test_a_session_older_than_its_lifetime_is_over(console: Console) -> None:
     browser = console.browser()
     console.sign_in(browser, CONSOLE_DPO)
     assert browser.get("/incidents").status_code == 200
-    old = _session_cookie({"upn": CONSOLE_DPO, "name": "M", "role": "dpo", "csrf": "t",
-                           "since": time.time() - 31 * 60})  # fmt: skip
-    browser.cookies.set(COOKIE, old)
+    with sqlite3.connect(console.sweeper.db) as db:  # as if signed in 31 minutes ago
+        db.execute("update console_sessions set expires_at = '2000-01-01T00:00:00+00:00'")
+    forged = _session_cookie(
+        {"upn": CONSOLE_DPO, "name": "M", "role": "dpo", "csrf": "t", "since": time.time()}
+    )  # the cookie of the old design
 
+    assert browser.get("/incidents").status_code == 303
+    browser.cookies.set(COOKIE, forged)
     assert browser.get("/incidents").status_code == 303
 
 

@@ -211,7 +211,9 @@ class _Site:
         if not isinstance(token, str) or db is None:
             return None
         found = session_of(db, token, now=datetime.now(UTC))
-        return None if found is None else Person(found.who, found.name, found.role)  # type: ignore[arg-type]
+        if found is None:
+            return None
+        return Person(found.who, found.name, "dpo" if found.role == "dpo" else "viewer")
 
     def guard(self, page: Page, *, dpo: bool = False) -> Endpoint:
         """Signed in, or sent to sign in; for ``dpo`` pages, the DPO role; a POST, with
@@ -289,6 +291,8 @@ class _Site:
         except SignInRefused as refused:
             request.session.clear()
             return self._message(request, 403, "Not signed in", str(refused))
+        except Exception as exc:  # MSAL redeems the code with Entra ID: any failure
+            raise SignInUnavailable(exc) from exc
         with self._db() as db:
             token = start_session(
                 db, who=person.upn, name=person.name, role=person.role, minutes=self.minutes,
