@@ -58,6 +58,8 @@ def test_an_incident_id_too_large_for_sqlite_is_no_such_incident(console: Consol
     huge = "9" * 30
     for path in (f"/incidents/{huge}", f"/incidents/{huge}/export", f"/incidents/{2**63}"):
         _is_failure_page(browser.get(path), 404, "No incident ")
+    beyond = browser.get(f"/incidents/{'9' * 5000}")  # too long even for Python to read
+    assert beyond.status_code == 404 and beyond.headers["cache-control"] == "no-store"
 
 
 def test_a_database_locked_longer_than_sweeper_waits_is_a_page_and_a_log_record(

@@ -33,6 +33,7 @@ import orjson
 from sqlite_utils import Database
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -47,6 +48,7 @@ from sweeper.console.middleware import (
     Failures,
     ForwardedFor,
     SecurityHeaders,
+    log,
     networks,
 )
 from sweeper.errors import ConfigError, PurgedError, SignInRefused, SweeperError, TriageError
@@ -89,6 +91,23 @@ class Call:
 Page = Callable[[Call], Response]
 
 
+class IncidentId(Convertor[int]):
+    """An incident's id in a path: digits, at most 30 of them (longer is no route, 404), so
+    that no id is too long for Python to read; one beyond SQLite's integers is refused as
+    no such incident by the guard."""
+
+    regex = "[0-9]{1,30}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("incident", IncidentId())
+
+
 def create_app(
     settings: Settings,
     env: Mapping[str, str],
@@ -118,11 +137,15 @@ def create_app(
         Route("/signout", site.signout, methods=["POST"]),
         Route("/signed-out", site.signed_out),
         Route("/incidents", site.guard(site.incidents)),
-        Route("/incidents/{id:int}", site.guard(site.incident)),
-        Route("/incidents/{id:int}/reveal", site.guard(site.reveal, dpo=True), methods=["POST"]),
-        Route("/incidents/{id:int}/triage", site.guard(site.triage, dpo=True), methods=["POST"]),
-        Route("/incidents/{id:int}/export", site.guard(site.export, dpo=True)),
-        Route("/incidents/{id:int}/worksheet", site.guard(site.worksheet, dpo=True)),
+        Route("/incidents/{id:incident}", site.guard(site.incident)),
+        Route(
+            "/incidents/{id:incident}/reveal", site.guard(site.reveal, dpo=True), methods=["POST"]
+        ),
+        Route(
+            "/incidents/{id:incident}/triage", site.guard(site.triage, dpo=True), methods=["POST"]
+        ),
+        Route("/incidents/{id:incident}/export", site.guard(site.export, dpo=True)),
+        Route("/incidents/{id:incident}/worksheet", site.guard(site.worksheet, dpo=True)),
         Route("/health", site.guard(site.health)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
@@ -244,6 +267,8 @@ class _Site:
                 )  # fmt: skip
             incident_id = request.path_params.get("id")
             if isinstance(incident_id, int) and not 0 < incident_id <= LARGEST_ID:
+                log.warning("console: %s asked for incident %.40s, beyond SQLite's integers",
+                            person.upn, incident_id)  # fmt: skip
                 return self._message(
                     request, 404, "No such incident", f"No incident {incident_id}.", person
                 )
