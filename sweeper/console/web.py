@@ -334,14 +334,15 @@ class _Site:
     def _signout(self, request: Request, form: FormData) -> Response:
         easy_auth = self.settings.console.easy_auth
         token = request.session.get("sid")
-        if easy_auth or isinstance(token, str):
+        refused = "The form was not this session's."
+        if easy_auth:  # who is signed in comes from App Service's header: no session here
+            if self._person(request, None) is not None and not _csrf_ok(request, form):
+                return self._message(request, 403, "Refused", refused)
+        elif isinstance(token, str):
             with self._db() as db:
                 if self._person(request, db) is not None and not _csrf_ok(request, form):
-                    return self._message(
-                        request, 403, "Refused", "The form was not this session's."
-                    )
-                if isinstance(token, str):
-                    end_session(db, token, now=datetime.now(UTC))
+                    return self._message(request, 403, "Refused", refused)
+                end_session(db, token, now=datetime.now(UTC))  # the cookie is no session now
         request.session.clear()
         if easy_auth:  # App Service's own session must end too, or it signs straight back in
             return RedirectResponse(
