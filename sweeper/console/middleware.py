@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,6 +67,11 @@ def explain(exc: BaseException) -> tuple[int, str, str]:
         return 503, "Database busy", f"{exc}. Try again in a moment."
     if isinstance(exc, StorageError):
         return 503, "Database unavailable", str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return 503, "Database busy", f"the database is locked by another process ({exc})"
+    if isinstance(exc, sqlite3.DatabaseError):  # damaged or replaced under a request
+        first = (str(exc).splitlines() or [""])[0]
+        return 503, "Database unavailable", f"the database cannot be read ({first})"
     if isinstance(exc, SweeperError):  # a console's own error may say its status and title
         return getattr(exc, "status", 500), getattr(exc, "title", "Failed"), str(exc)
     return 500, "Internal error", f"the console failed ({type(exc).__name__}); it was logged"
