@@ -180,3 +180,19 @@ def test_one_huge_incident_does_not_hold_other_requests(sweeper: Sweeper, tmp_pa
     assert done, "the huge page was not answered"
     # Rendered on the event loop, the other request waits out most of the huge page.
     assert other < max(2.0, done[0] / 3), f"{other:.1f} s behind a {done[0]:.1f} s page"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "line"),
+    [
+        (sqlite3.OperationalError("database is locked"), 503, "locked by another process"),
+        (sqlite3.DatabaseError("file is not a database"), 503, "cannot be read"),
+        (OverflowError("Python int too large"), 500, "the console failed (OverflowError)"),
+    ],
+)
+def test_every_failure_has_a_status_and_one_line(error: Exception, status: int, line: str) -> None:
+    from sweeper.console.middleware import explain
+
+    found, _title, text = explain(error)
+
+    assert found == status and line in text and "\n" not in text

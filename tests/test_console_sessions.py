@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Sweeper, write_config
@@ -114,3 +115,36 @@ def test_under_easy_auth_sign_out_ends_app_services_session_too(sweeper: Sweeper
         assert out.headers["location"] == "/.auth/logout?post_logout_redirect_uri=/"
         forged = browser.post("/signout", data={"csrf": "guess"}, headers=dpo)
         assert forged.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("peer", "header", "audited"),
+    [
+        ("127.0.0.1", "203.0.113.9", "127.0.0.1"),  # loopback is no proxy unless named
+        ("10.1.0.4", "203.0.113.9", "203.0.113.9"),
+        ("10.1.0.4", "203.0.113.9, 10.1.0.7", "203.0.113.9"),
+        ("10.1.0.4", "198.51.100.1,203.0.113.9", "203.0.113.9"),
+        ("10.1.0.4", "2001:db8::5", "2001:db8::5"),
+        ("10.1.0.4", "10.1.0.9", "10.1.0.9"),  # only proxies: the farthest of them
+        ("10.1.0.4", "forged, 10.1.0.9", "10.1.0.9"),
+        ("10.1.0.4", "", "10.1.0.4"),
+    ],
+)
+def test_the_audited_address_is_the_nearest_one_no_trusted_proxy_added(
+    peer: str, header: str, audited: str
+) -> None:
+    import asyncio
+
+    from sweeper.console.middleware import ForwardedFor, networks
+
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["client"][0])
+
+    headers = [(b"x-forwarded-for", header.encode())] if header else []
+    scope = {"type": "http", "client": (peer, 5000), "headers": headers}
+    middleware = ForwardedFor(app, trusted=networks(["10.1.0.0/24"]))
+    asyncio.run(middleware(scope, None, None))  # type: ignore[arg-type]
+
+    assert seen == [audited]
