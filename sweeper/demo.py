@@ -98,7 +98,7 @@ def serve_demo_console(
     same demo tenant, as its DPO (or its viewer), until interrupted."""
     import uvicorn
 
-    from sweeper.console.serve import bind
+    from sweeper.console.serve import bind, server_config
     from sweeper.console.web import create_app
     from sweeper.errors import ConfigError
 
@@ -116,7 +116,7 @@ def serve_demo_console(
         app = create_app(settings, demo_env)
         who = "Tomasz Reid (viewer)" if viewer else "Margaret Osei (DPO)"
         click.echo(f"Console: {url}/ on {database}, signing in as {who}. Ctrl-C stops it.")
-        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        uvicorn.Server(server_config(app)).run(sockets=[sock])
     return 0
 
 

@@ -7,6 +7,7 @@ app (deploy/app-registration), is ``url`` + :data:`CALLBACK_PATH`.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ SCHEMA: dict[str, type | tuple[type, ...]] = {
     "port": int,
     "session_minutes": int,
     "easy_auth": bool,
+    "trusted_proxies": list,
 }
 
 
@@ -35,6 +37,9 @@ class ConsoleSettings:
     port: int = 8765
     session_minutes: int = 30  # a session ends this long after sign-in
     easy_auth: bool = False  # trust App Service's X-MS-CLIENT-PRINCIPAL; never the default
+    # The reverse proxies whose X-Forwarded-For is believed (addresses or networks); none by
+    # default: the audit records the socket's peer, whatever a client claims.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def redirect_uri(self) -> str | None:
@@ -60,7 +65,24 @@ def console_settings(raw: dict[str, Any]) -> ConsoleSettings:
     host = raw.get("host", default.host).strip()
     if not host:
         raise ConfigError("console.host", "is empty: the address to listen on (127.0.0.1)")
-    return ConsoleSettings(url, host, port, minutes, raw.get("easy_auth", default.easy_auth))
+    proxies = _proxies(raw.get("trusted_proxies", []))
+    return ConsoleSettings(
+        url, host, port, minutes, raw.get("easy_auth", default.easy_auth), proxies
+    )
+
+
+def _proxies(values: list[Any]) -> tuple[str, ...]:
+    """The trusted proxies, each an IP address or network (``10.0.0.0/8``), normalised."""
+    found = []
+    for value in values:
+        try:
+            found.append(str(ipaddress.ip_network(str(value).strip(), strict=False)))
+        except ValueError:
+            raise ConfigError(
+                "console.trusted_proxies",
+                f"{value!r} is not an IP address or network (such as 10.0.0.5 or 10.0.0.0/24)",
+            ) from None
+    return tuple(found)
 
 
 def _check_url(url: str) -> None:

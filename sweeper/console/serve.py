@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Mapping
+from typing import Any
 
 from sweeper.commands.settings import Settings
 from sweeper.errors import ConfigError
@@ -42,5 +43,13 @@ def serve(
     where = (host or settings.console.host, port or settings.console.port)
     sock = bind(*where)
     print(f"console on http://{where[0]}:{where[1]}, reached at {settings.console.url}")
-    config = uvicorn.Config(app, log_level="warning", proxy_headers=True, server_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(server_config(app)).run(sockets=[sock])
+
+
+def server_config(app: Any) -> Any:
+    """uvicorn's settings for the console: forwarded headers are never read by uvicorn
+    (which would believe any loopback client); the app reads them from the proxies
+    ``console.trusted_proxies`` names, and only from those."""
+    import uvicorn
+
+    return uvicorn.Config(app, log_level="warning", proxy_headers=False, server_header=False)

@@ -6,7 +6,8 @@ template prints (``{{ ... }}``), applied by the environment's ``finalize`` so th
 template can forget it (see :mod:`sweeper.present.escape` for the layers):
 
 1. its control characters and line breaks become spaces, so a subject cannot forge lines;
-2. any address outside the organisation's domains is masked (``j***@gmail.com``);
+2. any address outside the organisation's domains is masked (``j***@gmail.com``), and so is
+   the display name of anyone exposed (a :class:`~sweeper.addresses.DisplayName`: ``A***``);
 3. bidirectional controls are shown as ``[U+202E]``, so a name cannot reorder the text;
 4. it is escaped for the template's format: HTML (``*.html.j2``), Markdown (``*.md.j2``,
    Markdown escaping, never HTML entities), nothing for plain text (``*.txt.j2``).
@@ -36,6 +37,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
+from sweeper.addresses import DisplayName, mask_name
 from sweeper.present.escape import internal_domains, mark_bidi, markdown, mask_addresses, one_line
 from sweeper.rules.alerts import Alert
 from sweeper.rules.digest import Digest
@@ -46,8 +48,9 @@ INTERNAL = "sweeper_internal_domains"
 ZONE = "sweeper_time_zone"
 """The render variable holding the IANA zone moments are shown in."""
 REVEAL = "sweeper_reveal"
-"""The render variable that, true, leaves addresses whole: only the console sets it, for a
-DPO who asked to see them (and was recorded doing so, :mod:`sweeper.store.audit`)."""
+"""The render variable that, true, leaves addresses and the names of the people exposed
+whole: only the console sets it, for a DPO who asked to see them (and was recorded doing
+so, :mod:`sweeper.store.audit`)."""
 
 
 @pass_context
@@ -89,9 +92,9 @@ def finalize(context: Context, value: Any) -> Markup:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return Markup(value)  # a count or a share: nothing to clean or escape
-    text = str(value)
     if context.get(REVEAL):
-        return Markup(escape_for(context.name)(mark_bidi(one_line(text))))
+        return Markup(escape_for(context.name)(mark_bidi(one_line(str(value)))))
+    text = mask_name(value) if isinstance(value, DisplayName) else str(value)
     internal = context.get(INTERNAL) or frozenset()
     return Markup(escape_for(context.name)(clean(text, internal)))
 

@@ -1,14 +1,89 @@
-"""What the console's pages read: incidents filtered and ranked, and the sweep's health."""
+"""What the console reads and keeps: its database (which must exist), incidents filtered and
+ranked, the sweep's health, and its sessions (kept here so that signing out ends one)."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from sweeper.errors import StorageError
 from sweeper.rules.severity import LEVELS
+from sweeper.store.db import open_db, transaction
 from sweeper.store.digests import last_sent
 from sweeper.store.incidents import list_incidents
+
+
+def open_existing(path: Path) -> Database:
+    """The console's database, which must exist: the console never creates one (a file that
+    disappeared while it serves is refused, as at start, not replaced by an empty one)."""
+    if not path.is_file():
+        raise StorageError(f"no database at {path}: run `sweeper sweep` first, or restore it")
+    return open_db(path)
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    who: str  # the account's user principal name
+    name: str
+    role: str
+
+
+def _hashed(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def start_session(
+    db: Database, *, who: str, name: str, role: str, minutes: int, now: datetime
+) -> str:
+    """A new session for ``who``, ending ``minutes`` after ``now``; its secret id (kept in
+    the cookie only: the table holds its SHA-256). Sessions long over are removed."""
+    token = secrets.token_urlsafe(32)
+    with transaction(db):
+        db.execute(
+            "delete from console_sessions where expires_at < ?", [_stamp(now - timedelta(days=1))]
+        )
+        db.execute(
+            "insert into console_sessions (id_hash, who, name, role, created_at, expires_at) "
+            "values (?, ?, ?, ?, ?, ?)",
+            [
+                _hashed(token),
+                who,
+                name,
+                role,
+                _stamp(now),
+                _stamp(now + timedelta(minutes=minutes)),
+            ],
+        )
+    return token
+
+
+def session_of(db: Database, token: str, *, now: datetime) -> ConsoleSession | None:
+    """The session ``token`` names, while it is neither revoked nor expired."""
+    row = db.execute(
+        "select who, name, role from console_sessions where id_hash = ? "
+        "and revoked_at is null and expires_at > ?",
+        [_hashed(token), _stamp(now)],
+    ).fetchone()
+    return None if row is None else ConsoleSession(row[0], row[1] or row[0], row[2])
+
+
+def end_session(db: Database, token: str, *, now: datetime) -> None:
+    """Revoke the session ``token`` names: its cookie is no session from now on."""
+    with transaction(db):
+        db.execute(
+            "update console_sessions set revoked_at = ? where id_hash = ? and revoked_at is null",
+            [_stamp(now), _hashed(token)],
+        )
 
 
 def incidents_for_console(

@@ -392,6 +392,26 @@ def _console_audit(db: Database) -> None:
         )
 
 
+def _console_sessions(db: Database) -> None:
+    # The console's sessions, kept on the server so that signing out ends one for good: the
+    # cookie holds only a random id, whose SHA-256 is the key here (the id itself is never
+    # stored). A session counts only while it is not revoked and not expired.
+    db.table("console_sessions").create(
+        {
+            "id_hash": str,
+            "who": str,
+            "name": str,
+            "role": str,
+            "created_at": str,
+            "expires_at": str,
+            "revoked_at": str,
+        },
+        pk="id_hash",
+        not_null={"who", "role", "created_at", "expires_at"},
+    )
+    db.table("console_sessions").create_index(["expires_at"])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -410,6 +430,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0015_alerts", _alerts),
     ("0016_siem", _siem),
     ("0017_console_audit", _console_audit),
+    ("0020_console_sessions", _console_sessions),
 ]
 
 
@@ -432,6 +453,7 @@ TABLES = (
     "siem_sent",
     "siem_exports",
     "console_audit",
+    "console_sessions",
 )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from sweeper.addresses import DisplayName
 from sweeper.errors import PurgedError
 from sweeper.rules import breach
 from sweeper.rules.breach import Circumstance
@@ -56,7 +57,7 @@ def people_to_notify(db: Database, incident_id: int) -> list[dict[str, Any]]:
     return [
         {
             "address": p["address"],
-            "name": p["name"],
+            "name": DisplayName.of(p["name"]),  # masked wherever the address is
             "field": ",".join(sorted(p["fields"], key=("to", "cc").index)),
             "messages": len(p["ids"]),
             "message_ids": p["ids"],

@@ -1,0 +1,167 @@
+"""What wraps every answer of the console: its security headers, a page (and a log record)
+for any failure, and the client's address as the audit records it.
+
+Order, outermost first: :class:`SecurityHeaders` (so that failure pages carry them too),
+:class:`Failures`, :class:`ForwardedFor`, then the session and the pages.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sweeper.errors import DatabaseBusy, StorageError, SweeperError
+
+log = logging.getLogger("sweeper.console")
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+FailurePage = Callable[[int, str, str], bytes]
+"""Renders a failure: (status, title, one line) → the HTML page."""
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SecurityHeaders:
+    """The headers every answer carries (a pure ASGI middleware: it sees every answer,
+    failure pages and static files included)."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
+                ]
+                headers += [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cache-control", b"no-store"),
+                ]
+                if self.hsts:
+                    headers.append((b"strict-transport-security", b"max-age=31536000"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def explain(exc: BaseException) -> tuple[int, str, str]:
+    """A failure as (status, title, one line for the page and the log)."""
+    if isinstance(exc, DatabaseBusy):
+        return 503, "Database busy", f"{exc}. Try again in a moment."
+    if isinstance(exc, StorageError):
+        return 503, "Database unavailable", str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return 503, "Database busy", f"the database is locked by another process ({exc})"
+    if isinstance(exc, sqlite3.DatabaseError):  # damaged or replaced under a request
+        first = (str(exc).splitlines() or [""])[0]
+        return 503, "Database unavailable", f"the database cannot be read ({first})"
+    if isinstance(exc, SweeperError):  # a console's own error may say its status and title
+        return getattr(exc, "status", 500), getattr(exc, "title", "Failed"), str(exc)
+    return 500, "Internal error", f"the console failed ({type(exc).__name__}); it was logged"
+
+
+class Failures:
+    """Any exception below becomes a page with one line (:func:`explain`) and a log record,
+    never a bare "Internal Server Error"."""
+
+    def __init__(self, app: ASGIApp, *, page: FailurePage) -> None:
+        self.app = app
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching)
+        except Exception as exc:
+            status, title, line = explain(exc)
+            ref = secrets.token_hex(4)
+            where = f"{scope.get('method', '')} {scope.get('path', '')}"
+            known = isinstance(exc, SweeperError)
+            log.error("console: %s failed [%s]: %s", where, ref, line, exc_info=not known)
+            if started:  # part of the answer is gone: only closing the connection is left
+                raise
+            body = self.page(status, title, f"{line} (reference {ref})")
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", b"text/html; charset=utf-8"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
+def networks(values: Iterable[str]) -> tuple[Network, ...]:
+    """Addresses or networks (``10.0.0.0/8``) as networks; ValueError for anything else."""
+    return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values)
+
+
+class ForwardedFor:
+    """The client's address: the socket's peer, or, when that peer is one of the configured
+    proxies (``console.trusted_proxies``), the nearest address in ``X-Forwarded-For`` that
+    is not one of them. With no proxies configured the header is never read, whoever
+    sends it (loopback included)."""
+
+    def __init__(self, app: ASGIApp, *, trusted: tuple[Network, ...]) -> None:
+        self.app = app
+        self.trusted = trusted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.trusted and scope.get("client"):
+            peer = scope["client"][0]
+            if self._is_proxy(peer):
+                client = self._client(scope, peer)
+                scope = {**scope, "client": (client, 0)}
+        await self.app(scope, receive, send)
+
+    def _is_proxy(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+    def _client(self, scope: Scope, peer: str) -> str:
+        values = [
+            v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-forwarded-for"
+        ]
+        hops = [h.strip() for h in ",".join(values).split(",") if h.strip()]
+        client = peer
+        for hop in reversed(hops):  # the nearest hop first: added by the trusted proxy
+            try:
+                ipaddress.ip_address(hop)
+            except ValueError:
+                return client  # not an address: nothing further along can be believed
+            client = hop
+            if not self._is_proxy(hop):
+                return hop
+        return client
