@@ -436,7 +436,7 @@ class GraphGateway:
         if skip:
             relative += f"&$skip={skip}"
         try:
-            async for page in self._message_pages(f"{self.graph_url}/{relative}"):
+            async for page in self._message_pages(f"{self.graph_url}/{relative}", 1 if skip else 0):
                 yield page
         except (MailboxNotEnabled, MailboxFailed):
             raise
@@ -544,17 +544,18 @@ class GraphGateway:
             yield body["value"]
             next_url = paging.follow(body.get("@odata.nextLink"))
 
-    async def _message_pages(self, url: str) -> AsyncIterator[list[msgspec.Raw]]:
-        """A mailbox's pages, within :class:`Paging`'s bounds: past them, MailboxFailed."""
-        paging = self._paging(url, MailboxFailed)
+    async def _message_pages(self, url: str, read: int = 0) -> AsyncIterator[list[msgspec.Raw]]:
+        """A mailbox's pages after the ``read`` a batch brought, within :class:`Paging`'s
+        bounds: past them, MailboxFailed."""
+        paging = self._paging(url, MailboxFailed, read)
         next_url: str | None = url
         while next_url:
             page = await self._send(self._page_get(next_url), tenant_wide=False, parse=_parse_page)
             yield page.value
             next_url = paging.follow(page.next_link)
 
-    def _paging(self, url: str, failure: type[GraphError]) -> Paging:
-        return Paging(url, self.graph_url, max_pages=self._max_pages, failure=failure)
+    def _paging(self, url: str, failure: type[GraphError], read: int = 0) -> Paging:
+        return Paging(url, self.graph_url, max_pages=self._max_pages, failure=failure, read=read)
 
     async def _post_batch(self, url: str, body: dict[str, Any]) -> _Batch:
         """POST a JSON batch of reads: as safe to send again as the reads themselves."""

@@ -20,7 +20,7 @@ MAX_PAGES = 10_000  # graph.max_pages' default: 10 million messages at 1,000 a p
 
 
 class Paging:
-    """The next links of one listing, that started at ``first_url``."""
+    """The next links of one listing, that goes on at ``first_url`` after ``read`` pages."""
 
     def __init__(
         self,
@@ -29,13 +29,14 @@ class Paging:
         *,
         max_pages: int = MAX_PAGES,
         failure: type[GraphError] = GraphError,
+        read: int = 0,
     ) -> None:
         self._base = graph_url.rstrip("/")
         self._origin = origin(self._base)
         self._max = max_pages
         self._failure = failure
         self._seen = {self._key(self._absolute(first_url))}
-        self.pages = 0  # pages read so far
+        self.pages = read  # pages read so far (a JSON batch may have brought the first)
 
     def follow(self, link: object) -> str | None:
         """The URL of the next page after one more page was read, or None at the end.
