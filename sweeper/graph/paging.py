@@ -12,6 +12,7 @@ while reading the others, or :class:`~sweeper.errors.GraphError` for a tenant-wi
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sweeper.errors import GraphError
 from sweeper.graph.network import origin, shown_origin
@@ -73,5 +74,9 @@ class Paging:
 
     @staticmethod
     def _key(url: str) -> bytes:
-        """A link as remembered: 16 bytes, however long Graph made it."""
-        return hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        """A link as remembered: 16 bytes, however long Graph made it, the same however its
+        path and query are percent-encoded or its query options ordered."""
+        parts = urlsplit(url)
+        query = sorted(parse_qsl(parts.query, keep_blank_values=True))
+        text = repr((origin(url), unquote(parts.path), query))
+        return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
