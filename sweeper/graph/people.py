@@ -57,7 +57,7 @@ class PeopleSignIn:
                 credential = self._env["AZURE_CLIENT_SECRET"]
             else:
                 credential = _certificate(self._env)
-            options: dict[str, Any] = {"http_client": self._http()}
+            options: dict[str, Any] = {"http_client": self._http(), "timeout": sign_in.timeout}
             self._app = msal.ConfidentialClientApplication(
                 sign_in.client_id or "",
                 client_credential=credential,
