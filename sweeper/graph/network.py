@@ -30,6 +30,7 @@ import httpx
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_ANSWER_MB = 64  # graph.max_answer_mb's default: far above a page of 1,000 messages
 ACCEPT_ENCODING = "gzip, deflate"  # what BoundedBody can decode within its bound
+_PIECE = 1024 * 1024  # bytes inflated at a time: the bound is passed by a piece at most
 _DECODED = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
@@ -183,7 +184,8 @@ class BoundedBody:
         data = chunk
         try:
             while data and not self._inflate.eof:
-                self._add(self._inflate.decompress(data, self._limit - self._size + 1))
+                room = min(self._limit - self._size + 1, _PIECE)
+                self._add(self._inflate.decompress(data, room))
                 data = self._inflate.unconsumed_tail
         except zlib.error as exc:
             raise self._undecodable(exc) from None
