@@ -323,6 +323,24 @@ def test_a_next_link_without_end_stops_at_max_pages_and_fails_only_that_mailbox(
     assert {s for m, (s, _) in after.statuses.items() if m != CLINIC} <= {"swept", "skipped"}
 
 
+def test_a_night_whose_next_link_repeats_ends_and_sends_the_digest(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    """Issue 24, item 7, as found: the nightly job held its lock for ever on a next link
+    that repeats the page, and no digest went. Now the mailbox fails, the digest goes."""
+    sweeper.with_digest(tmp_path / "reports")
+    repeat = sweeper.fake.add_fault(mailbox=CLINIC, kind="repeat", times=None)
+
+    result = sweeper.run("nightly")
+
+    assert result.exit_code == 1, result.output
+    assert repeat.hits <= 2  # the batch's first page and the page it repeats, no more
+    [mail] = sweeper.fake.sent_mail
+    assert "sweep incomplete: 1 mailbox not read" in mail["message"]["subject"]
+    status, error = stored(sweeper.db).statuses[CLINIC]
+    assert status == "failed" and error is not None and "repeats a page already read" in error
+
+
 def test_a_gzip_bomb_fails_its_mailbox_once_without_being_inflated(matrix: Matrix) -> None:
     """Issue 24, item 14: 200 MiB inflated from about 200 KiB, with graph.max_answer_mb = 1:
     read up to 1 MiB and refused, not asked for again, the others read; memory stays low."""
