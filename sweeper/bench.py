@@ -32,6 +32,7 @@ from sweeper import store
 from sweeper.commands.settings import load_settings
 from sweeper.commands.sweep import Window, sweep_tenant
 from sweeper.graph.gateway import MESSAGE_FIELDS, GraphGateway, User, _parse_page
+from sweeper.graph.paging import Paging
 from sweeper.graph.signin import gateway_for
 from sweeper.rules.classify import Policy, classify
 from sweeper.rules.pages import classify_page
@@ -179,12 +180,15 @@ async def _messages_as_models(
         top=page_size,
     )
     page = await builder.get(request_configuration=RequestConfiguration(query_parameters=query))
+    first = f"{gateway.graph_url}/users/{user.id}/mailFolders/sentitems/messages"
+    paging = Paging(first, gateway.graph_url)  # bounded as every listing
     messages: list[dict[str, Any]] = []
     while page is not None:
         messages += [_model_to_dict(m) for m in page.value or []]
-        if not page.odata_next_link:
+        link = paging.follow(page.odata_next_link)
+        if link is None:
             break
-        page = await builder.with_url(page.odata_next_link).get()
+        page = await builder.with_url(link).get()
     return messages
 
 

@@ -10,13 +10,16 @@ end of the test run ("fault matrix", from conftest.py).
 from __future__ import annotations
 
 import random
+import resource
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -244,6 +247,10 @@ STAYING = {
         dict(status=429, retry_after=300),
         "still throttled: Graph asked to wait 300 s",
     ),
+    # issue 24, item 7: the same page for ever held the nightly lock; now the mailbox fails
+    "next link repeats the page": (dict(kind="repeat"), "repeats a page already read"),
+    # issue 24, item 15: a byte every 0.3 s never tripped a 1 s timeout of each read
+    "answer trickles in": (dict(kind="trickle", pace=0.3), "whole answer did not arrive within"),
 }
 
 
@@ -289,6 +296,132 @@ def test_a_mailbox_without_exchange_online_is_skipped_not_failed(matrix: Matrix)
     assert after.statuses[CLINIC][0] == "skipped"
 
 
+def _reads_of(matrix: Matrix, mailbox: str) -> int:
+    return sum(1 for e in matrix.sweeper.fake.log if e.mailbox == mailbox and "/messages" in e.path)
+
+
+def test_a_next_link_without_end_stops_at_max_pages_and_fails_only_that_mailbox(
+    matrix: Matrix,
+) -> None:
+    """Issue 24, item 7: a next link always to a page further on (empty ones) is followed
+    graph.max_pages times at most; the mailbox fails with the reason, the others are read."""
+    clean = matrix.clean("--since", matrix.since)
+    config = matrix.sweeper.config
+    write_config(config, config.read_text().replace("[graph]\n", "[graph]\nmax_pages = 20\n"))
+    matrix.sweeper.fake.add_fault(mailbox=CLINIC, kind="endless", times=None)
+    before = _reads_of(matrix, CLINIC)
+
+    result = matrix.faulty("--since", matrix.since)
+
+    assert result.exit_code == 1, result.output
+    assert "after 20 pages (graph.max_pages)" in failed(result, CLINIC)
+    assert _reads_of(matrix, CLINIC) - before == 20
+    after = stored(matrix.faulty_db)
+    status, error = after.statuses[CLINIC]
+    assert status == "failed" and error is not None and "graph.max_pages" in error
+    assert after.findings == clean.without(CLINIC)
+    assert {s for m, (s, _) in after.statuses.items() if m != CLINIC} <= {"swept", "skipped"}
+
+
+def test_a_night_whose_next_link_repeats_ends_and_sends_the_digest(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    """Issue 24, item 7, as found: the nightly job held its lock for ever on a next link
+    that repeats the page, and no digest went. Now the mailbox fails, the digest goes."""
+    sweeper.with_digest(tmp_path / "reports")
+    repeat = sweeper.fake.add_fault(mailbox=CLINIC, kind="repeat", times=None)
+
+    result = sweeper.run("nightly")
+
+    assert result.exit_code == 1, result.output
+    assert repeat.hits <= 2  # the batch's first page and the page it repeats, no more
+    [mail] = sweeper.fake.sent_mail
+    assert "sweep incomplete: 1 mailbox not read" in mail["message"]["subject"]
+    status, error = stored(sweeper.db).statuses[CLINIC]
+    assert status == "failed" and error is not None and "repeats a page already read" in error
+
+
+def test_a_gzip_bomb_fails_its_mailbox_once_without_being_inflated(matrix: Matrix) -> None:
+    """Issue 24, item 14: 200 MiB inflated from about 200 KiB, with graph.max_answer_mb = 1:
+    read up to 1 MiB and refused, not asked for again, the others read; memory stays low."""
+    clean = matrix.clean("--since", matrix.since)
+    config = matrix.sweeper.config
+    write_config(config, config.read_text().replace("[graph]\n", "[graph]\nmax_answer_mb = 1\n"))
+    bomb = matrix.sweeper.fake.add_fault(mailbox=CLINIC, kind="bomb", times=None)
+    before = _reads_of(matrix, CLINIC)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+    result = matrix.faulty("--since", matrix.since)
+
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert result.exit_code == 1, result.output
+    assert "larger than 1 MiB once decompressed" in failed(result, CLINIC)
+    # Asked once in the night's JSON batch (which it spoils: each mailbox is then read on
+    # its own) and once on its own; never again.
+    assert bomb.hits == 2 and _reads_of(matrix, CLINIC) - before == 2
+    assert grown_mib < 100  # the whole bomb inflated would be 200 MiB, each retry as much
+    after = stored(matrix.faulty_db)
+    assert after.statuses[CLINIC][0] == "failed"
+    assert after.findings == clean.without(CLINIC)
+
+
+def test_a_next_link_to_another_port_of_graphs_host_is_never_sent_the_token(
+    matrix: Matrix,
+) -> None:
+    """Issue 24, item 16: a next link to 127.0.0.1 on another port than the local Graph's
+    is not followed: a listener there records no request (so no Authorization header), and
+    the mailbox fails saying why."""
+    clean = matrix.clean("--since", matrix.since)
+    with Listener() as listener:
+        link = (
+            f"http://127.0.0.1:{listener.port}/v1.0/users/{CLINIC}/mailFolders/sentitems/messages"
+        )
+        matrix.sweeper.fake.add_fault(mailbox=CLINIC, kind="relink", link=link, times=None)
+
+        result = matrix.faulty("--since", matrix.since)
+
+    assert listener.authorizations == [] and listener.requests == 0
+    assert result.exit_code == 1, result.output
+    line = failed(result, CLINIC)
+    assert f"another origin (http://127.0.0.1:{listener.port}" in line
+    assert "not followed with sweeper's token" in line
+    assert stored(matrix.faulty_db).findings == clean.without(CLINIC)
+
+
+class Listener:
+    """A plain HTTP listener on loopback that records every request's Authorization header."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.authorizations: list[str] = []
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+                listener.requests += 1
+                if "Authorization" in self.headers:
+                    listener.authorizations.append(self.headers["Authorization"])
+                body = b'{"value": []}'
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._server.server_address[1]
+
+    def __enter__(self) -> Listener:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 # -- the batched path of an incremental night ---------------------------------------------
 
 BATCHED = {
@@ -296,6 +429,9 @@ BATCHED = {
     "batch connection reset": dict(mailbox=VICTIM, kind="reset"),
     "batch truncated": dict(mailbox=VICTIM, kind="truncate"),
     "batch timeout": dict(path="$batch", kind="stall", stall=4),
+    # issue 24, items 14 and 15, on the SDK's path: too large once inflated, or too slow
+    "batch gzip bomb": dict(path="$batch", kind="bomb", size=80 * 1024 * 1024),
+    "batch trickles in": dict(path="$batch", kind="trickle", pace=0.3),
 }
 
 

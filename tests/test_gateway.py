@@ -8,6 +8,7 @@ is in ``test_faults.py`` and ``test_sweep_end_to_end.py``.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from azure.core.credentials import AccessToken
 
 from sweeper.errors import GraphError, MailboxFailed, MailboxNotEnabled
 from sweeper.graph.gateway import FirstPage, GraphGateway, User
+from sweeper.graph.network import Outbound
 
 GRAPH = "https://graph.test/v1.0"
 USER = User(id="u-1", upn="victim.care@northwick.example", display_name="", mail=None)
@@ -293,3 +295,136 @@ def test_a_next_link_to_another_host_is_refused_and_never_sent_the_token() -> No
     with pytest.raises(MailboxFailed, match="collector.attacker.example"):
         asyncio.run(run())
     assert [u.host for u in asked] == ["graph.test"]
+
+
+# -- issue 24: every paging loop bounded, every answer bounded ------------------------------
+
+
+def _listing(handler: Handler, what: str, **options: Any) -> tuple[Any, list[httpx.URL]]:
+    """Run ``users`` or ``verified_domains`` against ``handler``: the outcome (a result or
+    the error raised) and every URL asked."""
+    asked: list[httpx.URL] = []
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        return handler(request)
+
+    async def run() -> Any:
+        transport = httpx.MockTransport(recording)
+        gateway = GraphGateway(
+            GRAPH, "https://graph.test/.default", _Credential(), transport=transport, **options
+        )
+        async with gateway:
+            if what == "users":
+                return await gateway.users(include_disabled=True)
+            return await gateway.verified_domains()
+
+    try:
+        return asyncio.run(run()), asked
+    except GraphError as exc:
+        return exc, asked
+
+
+USERS_PAGE = {"value": [{"id": "u-1", "userPrincipalName": "a@northwick.example"}]}
+DOMAINS_PAGE = {"value": [{"id": "northwick.example", "isVerified": True}]}
+
+
+@pytest.mark.parametrize(("what", "page"), [("users", USERS_PAGE), ("domains", DOMAINS_PAGE)])
+def test_a_tenant_listing_whose_next_link_repeats_ends_saying_why(
+    what: str, page: dict[str, Any]
+) -> None:
+    def graph(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**page, "@odata.nextLink": str(request.url)})
+
+    outcome, asked = _listing(graph, what)
+
+    assert isinstance(outcome, GraphError)
+    assert "repeats a page already read" in str(outcome)
+    assert len(asked) == 1
+
+
+def test_a_listing_of_ever_new_links_stops_at_max_pages() -> None:
+    def graph(request: httpx.Request) -> httpx.Response:
+        token = int(request.url.params.get("$skiptoken", "0")) + 1
+        link = f"{GRAPH}/users?$skiptoken={token}"
+        return httpx.Response(200, json={**USERS_PAGE, "@odata.nextLink": link})
+
+    outcome, asked = _listing(graph, "users", max_pages=50)
+
+    assert isinstance(outcome, GraphError)
+    assert "after 50 pages (graph.max_pages)" in str(outcome)
+    assert len(asked) == 50
+
+
+@pytest.mark.parametrize(
+    ("link", "followed"),
+    [
+        ("https://graph.test:8443/v1.0/users?$skiptoken=2", False),  # another port
+        ("http://graph.test/v1.0/users?$skiptoken=2", False),  # another scheme
+        ("https://graph.test.example/v1.0/users?$skiptoken=2", False),  # another host
+        ("https://GRAPH.test:443/v1.0/users?$skiptoken=2", True),  # the same, written out
+    ],
+)
+def test_a_users_next_link_is_followed_only_on_graphs_own_scheme_host_and_port(
+    link: str, followed: bool
+) -> None:
+    """Issue 24, item 16, on the SDK's path (whose sign-in provider compares hosts only)."""
+
+    def graph(request: httpx.Request) -> httpx.Response:
+        if "$skiptoken" in str(request.url):
+            return httpx.Response(200, json=USERS_PAGE)
+        return httpx.Response(200, json={**USERS_PAGE, "@odata.nextLink": link})
+
+    outcome, asked = _listing(graph, "users")
+
+    if followed:
+        assert len(outcome) == 2 and len(asked) == 2
+    else:
+        assert isinstance(outcome, GraphError)
+        assert "on another origin" in str(outcome) and "not followed" in str(outcome)
+        assert [(u.scheme, u.host, u.port) for u in asked] == [("https", "graph.test", None)]
+
+
+def test_a_mailbox_next_link_to_another_port_is_refused_and_never_sent_the_token() -> None:
+    asked: list[httpx.URL] = []
+
+    def graph(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        link = "https://graph.test:4443/v1.0/users/u-1/messages?$skip=1"
+        return httpx.Response(200, json={"value": [MESSAGE], "@odata.nextLink": link})
+
+    async def run() -> list[Any]:
+        async with _gateway(graph) as gateway:
+            return [page async for page in gateway.sent_pages(USER, SINCE, UNTIL, 10)]
+
+    with pytest.raises(MailboxFailed, match=r"another origin \(https://graph.test:4443"):
+        asyncio.run(run())
+    assert [u.port for u in asked] == [None]
+
+
+def test_a_listing_that_inflates_past_the_bound_fails_at_once_without_asking_again() -> None:
+    """Issue 24, item 14, on the SDK's path: 16 MiB from about 16 KiB, bound 1 MiB."""
+    bomb = gzip.compress(b" " * (16 * 1024 * 1024), compresslevel=9)
+
+    def graph(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=bomb, headers={"Content-Encoding": "gzip"})
+
+    outcome, asked = _listing(graph, "users", outbound=Outbound(max_answer_bytes=1024 * 1024))
+
+    assert isinstance(outcome, GraphError)
+    assert "larger than 1 MiB once decompressed" in str(outcome)
+    assert len(asked) == 1  # too large once is too large again: not retried
+
+
+def test_a_page_within_the_bound_is_decoded_once() -> None:
+    page = orjson.dumps(USERS_PAGE)
+
+    def graph(request: httpx.Request) -> httpx.Response:
+        assert request.headers["Accept-Encoding"] == "gzip, deflate"
+        return httpx.Response(
+            200, content=gzip.compress(page), headers={"Content-Encoding": "gzip"}
+        )
+
+    outcome, _ = _listing(graph, "users")
+
+    assert [u.id for u in outcome] == ["u-1"]

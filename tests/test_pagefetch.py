@@ -18,6 +18,7 @@ import httpx
 import pytest
 from receivers import closed_port
 
+from sweeper.graph.network import AnswerTooLarge, Outbound
 from sweeper.graph.pagefetch import AiohttpPages
 
 Answer = Callable[[BaseHTTPRequestHandler], None]
@@ -55,15 +56,16 @@ def serve() -> Iterator[Callable[[Answer], str]]:
         server.server_close()
 
 
-def _get(url: str, *, timeout: float = 5.0, counter: _Counted | None = None) -> httpx.Response:
+def _get(
+    url: str,
+    *,
+    timeout: float = 5.0,
+    counter: _Counted | None = None,
+    max_answer_bytes: int = 64 * 1024 * 1024,
+) -> httpx.Response:
     async def run() -> httpx.Response:
-        pages = AiohttpPages(
-            counter or _Counted(),
-            ca_bundle=None,
-            max_connections=4,
-            timeout=timeout,
-            connect_timeout=timeout,
-        )
+        outbound = Outbound(timeout=timeout, max_answer_bytes=max_answer_bytes)
+        pages = AiohttpPages(counter or _Counted(), outbound, max_connections=4)
         try:
             return await pages.get(httpx.URL(url), {"Authorization": "Bearer t"})
         finally:
@@ -139,16 +141,53 @@ def test_a_body_cut_short_is_a_transport_error(serve: Callable[[Answer], str]) -
         _get(serve(cut) + "/v1.0/users")
 
 
-def test_the_environments_proxy_is_taken_except_for_hosts_it_exempts(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
-    monkeypatch.setenv("NO_PROXY", "graph.internal.example")
-    pages = AiohttpPages(
-        _Counted(), ca_bundle=None, max_connections=1, timeout=1, connect_timeout=1
-    )
+def test_the_environments_proxy_is_taken_except_for_hosts_it_exempts() -> None:
+    env = {"HTTPS_PROXY": "http://proxy.corp.example:3128", "NO_PROXY": "graph.internal.example"}
+    pages = AiohttpPages(_Counted(), Outbound.of(env, timeout=1), max_connections=1)
 
     assert pages._proxy_for(httpx.URL("https://graph.microsoft.com/v1.0/users")) == (
         "http://proxy.corp.example:3128"
     )
     assert pages._proxy_for(httpx.URL("https://graph.internal.example/v1.0/users")) is None
+    assert pages._proxy_for(httpx.URL("https://sub.graph.internal.example/v1.0/users")) is None
+
+
+def test_a_page_that_trickles_in_is_cut_off_at_the_timeout_for_the_whole_answer(
+    serve: Callable[[Answer], str],
+) -> None:
+    def trickle(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100")
+        handler.end_headers()
+        try:
+            for _ in range(100):  # a byte every 0.2 s: each read is quick, the answer is not
+                handler.wfile.write(b" ")
+                handler.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass  # the client gave up, as it should
+
+    started = time.monotonic()
+    with pytest.raises(httpx.TimeoutException, match="whole answer"):
+        _get(serve(trickle) + "/v1.0/users", timeout=1.0)
+
+    assert time.monotonic() - started < 5  # 20 s if each read had its own timeout
+
+
+def test_a_gzip_bomb_is_refused_once_its_inflated_size_passes_the_bound(
+    serve: Callable[[Answer], str],
+) -> None:
+    packed = gzip.compress(b" " * (32 * 1024 * 1024), compresslevel=9)  # 32 MiB from ~32 KiB
+
+    def bomb(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(packed)))
+        handler.end_headers()
+        handler.wfile.write(packed)
+
+    with pytest.raises(AnswerTooLarge, match="larger than 1 MiB once decompressed"):
+        _get(serve(bomb) + "/v1.0/users", max_answer_bytes=1024 * 1024)
+
+    # The same answer within a larger bound is read whole.
+    assert len(_get(serve(bomb) + "/v1.0/users").content) == 32 * 1024 * 1024

@@ -26,7 +26,7 @@ from sweeper.commands.deliver import email_message, graph_payload, send_smtp
 from sweeper.commands.settings import Settings
 from sweeper.errors import SweeperError
 from sweeper.graph.gateway import GraphGateway, sign_in_error
-from sweeper.graph.signin import make_credential
+from sweeper.graph.signin import gateway_for, make_credential
 from sweeper.present.escape import terminal
 from sweeper.rules.accounts import unmatched
 
@@ -149,10 +149,7 @@ async def run_checks(
         return checks + _local_checks(settings)
     checks.append(Check("sign-in", True, f"token for {settings.graph_scope}"))
     checks += permission_checks(token_roles(token), settings.digest.transport == "graph")
-    ca = str(settings.ca_bundle) if settings.ca_bundle else None
-    async with GraphGateway(
-        settings.graph_url, settings.graph_scope, credential, ca_bundle=ca
-    ) as gateway:
+    async with gateway_for(settings.sign_in, env, credential) as gateway:
         checks += await _graph_checks(gateway, settings)
         checks += _local_checks(settings)
         if send_test:

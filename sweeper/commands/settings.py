@@ -49,6 +49,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "tenant_id": str,
         "client_id": str,
         "timeout_seconds": (int, float),
+        "max_pages": int,
+        "max_answer_mb": int,
     },
     "organisation": {"own_domains": list, "timezone": str},
     "detection": {"min_visible_external": int},
@@ -239,7 +241,9 @@ class Settings:
     auth: str = "client_secret"
     tenant_id: str | None = None
     client_id: str | None = None
-    timeout: float = 60.0  # seconds Graph may take to answer one request
+    timeout: float = 60.0  # seconds Graph may take to answer one request, body and all
+    max_pages: int = 10_000  # pages read of one mailbox or listing, at most
+    max_answer_mb: int = 64  # one answer from Graph, decompressed, at most
     own_domains: tuple[str, ...] = ()
     timezone: str = "UTC"  # IANA zone in which reports show moments; stored moments are UTC
     min_visible_external: int = DETECTION_THRESHOLD
@@ -284,6 +288,8 @@ class Settings:
             custom=self.cloud == "custom",
             ca_bundle=self.ca_bundle,
             timeout=self.timeout,
+            max_pages=self.max_pages,
+            max_answer_mb=self.max_answer_mb,
         )
 
     @property
@@ -344,6 +350,12 @@ def load_settings(
         client_id=client_id,
         timeout=_between(
             "graph.timeout_seconds", graph.get("timeout_seconds", DEFAULTS.timeout), 1, 600
+        ),
+        max_pages=_int_between(
+            "graph.max_pages", graph.get("max_pages", DEFAULTS.max_pages), 1, 10_000_000
+        ),
+        max_answer_mb=_int_between(
+            "graph.max_answer_mb", graph.get("max_answer_mb", DEFAULTS.max_answer_mb), 1, 4096
         ),
         own_domains=_domains(
             "organisation.own_domains", raw.get("organisation", {}).get("own_domains", [])

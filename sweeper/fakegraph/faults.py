@@ -12,17 +12,37 @@ A :class:`Fault` matches requests by mailbox and path and goes off ``times`` tim
 ``reset``   the connection is closed half-way through a 200 answer
 ``stall``   the answer comes ``stall`` seconds late (a client with a shorter timeout gives up)
 ``expire``  every token issued so far expires now; the request gets the 401 Graph gives
+``repeat``  a 200 page whose ``@odata.nextLink`` is the request's own URL: the same page again
+``endless`` a 200 page that always has a next link, to a page further on, however far
+``relink``  a 200 page whose ``@odata.nextLink`` is ``link`` (another port, another host)
+``bomb``    a 200 gzip answer of a few hundred KiB that inflates to ``size`` bytes (a JSON
+            page padded with spaces)
+``trickle`` a 200 answer whose body comes a byte at a time, ``pace`` seconds apart
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sweeper.fakegraph.tenant import FakeUser
 
-KINDS = ("status", "truncate", "junk", "odd", "reset", "stall", "expire")
+KINDS = (
+    "status",
+    "truncate",
+    "junk",
+    "odd",
+    "reset",
+    "stall",
+    "expire",
+    "repeat",
+    "endless",
+    "relink",
+    "bomb",
+    "trickle",
+)
 
 CROWD_SIZE = 10_000
 CROWD_PEOPLE = 5_000  # each person appears twice: once as written, once in capitals
@@ -50,6 +70,9 @@ class Fault:
     path: str | None = None
     kind: str = "status"
     stall: float = 30.0
+    link: str | None = None  # relink: the next link served
+    size: int = 200 * 1024 * 1024  # bomb: bytes once inflated
+    pace: float = 0.5  # trickle: seconds between two bytes
     after: int = 0
     each_mailbox: bool = False
     hits: int = 0
@@ -59,6 +82,8 @@ class Fault:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r} (known: {', '.join(KINDS)})")
+        if self.kind == "bomb":
+            gzip_bomb(self.size)  # made now: making it while a client waits would be a stall
 
     def matches(self, path: str, user: FakeUser | None) -> bool:
         if self.times is not None and self._hits(user) >= self.times:
@@ -84,6 +109,25 @@ class Fault:
         if not self.each_mailbox:
             return self.hits
         return self.hits_by_mailbox.get(user.id, 0) if user is not None else 0
+
+
+_BOMBS: dict[int, bytes] = {}
+
+
+def gzip_bomb(size: int) -> bytes:
+    """A gzip stream of a JSON page (``{"value": []}``) padded with spaces to ``size`` bytes
+    once inflated: about a thousandth of that compressed. Made once per size."""
+    if size not in _BOMBS:
+        pack = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        parts = [pack.compress(b'{"value": [')]
+        spaces = b" " * (1024 * 1024)
+        left = max(0, size - 13)
+        while left > 0:
+            parts.append(pack.compress(spaces[: min(left, len(spaces))]))
+            left -= len(spaces)
+        parts += [pack.compress(b"]}"), pack.flush()]
+        _BOMBS[size] = b"".join(parts)
+    return _BOMBS[size]
 
 
 def odd_recipients(message: dict[str, Any]) -> list[Any]:

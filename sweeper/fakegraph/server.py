@@ -25,7 +25,8 @@ serves a :class:`~sweeper.fakegraph.tenant.Tenant` and behaves as Graph is docum
 * at most four requests at once per mailbox (a fifth gets 429 ``ApplicationThrottled``);
 * injected faults (:class:`~sweeper.fakegraph.faults.Fault`): any status with
   ``Retry-After``, a truncated body, junk or odd entries, a reset connection, a stalled
-  answer, tokens expiring early.
+  answer, tokens expiring early, next links that repeat, never end or lead elsewhere, a
+  gzip bomb, an answer that trickles in.
 
 Use it as a context manager; it runs in a thread with its own event loop.
 """
@@ -56,7 +57,7 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from sweeper.fakegraph import monitor, signin
-from sweeper.fakegraph.faults import Fault, make_odd
+from sweeper.fakegraph.faults import Fault, gzip_bomb, make_odd
 from sweeper.fakegraph.odata import ODataError, bad_request, parse_filter, project, select_fields
 from sweeper.fakegraph.tenant import FakeUser, Tenant
 
@@ -790,7 +791,26 @@ class FakeGraph:
             if in_batch:  # the connection is the batch's: all of its answer is cut off
                 raise _Reset()
             return await _cut_off(request, body)
+        elif fault.kind in ("repeat", "endless", "relink"):
+            page = orjson.loads(body)
+            page["@odata.nextLink"] = self._wrong_link(fault, request, page)
+            response.body = orjson.dumps(page)
+        elif fault.kind in ("bomb", "trickle"):
+            if in_batch:  # the answer is the batch's: all of it is spoilt
+                raise _Spoilt(fault)
+            return await _spoilt(fault, request, body)
         return response
+
+    def _wrong_link(self, fault: Fault, request: web.Request, page: dict[str, Any]) -> str:
+        """The next link a ``repeat``, ``endless`` or ``relink`` fault serves."""
+        if fault.kind == "relink":
+            return fault.link or ""
+        if fault.kind == "endless":
+            if "@odata.nextLink" in page:
+                return str(page["@odata.nextLink"])
+            skip = int(request.query.get("$skip", "0")) + int(request.query.get("$top", "10"))
+            return self._next(request, {"$skip": str(skip)})
+        return f"http://{request.host}{request.path_qs}"
 
     async def _users(self, request: web.Request, _: re.Match[str]) -> web.Response:
         self._require(request, "User.Read.All", "Authorization_RequestDenied")
@@ -913,6 +933,8 @@ class FakeGraph:
             return web.Response(body=whole[: len(whole) // 2], content_type="application/json")
         except _Reset:
             return await _cut_off(request, whole)
+        except _Spoilt as spoilt:
+            return await _spoilt(spoilt.fault, request, whole)
         return _json({"responses": list(responses)})
 
     async def _send_mail(self, request: web.Request, match: re.Match[str]) -> web.Response:
@@ -963,6 +985,37 @@ class FakeGraph:
 
 class _Reset(Exception):
     """A batch item's connection fault: the whole batch answer is cut off."""
+
+
+class _Spoilt(Exception):
+    """A batch item's ``bomb`` or ``trickle`` fault: the whole batch answer is spoilt."""
+
+    def __init__(self, fault: Fault) -> None:
+        self.fault = fault
+
+
+async def _spoilt(fault: Fault, request: web.Request, body: bytes) -> web.StreamResponse:
+    """A ``bomb`` (a gzip answer inflating to ``fault.size``) or ``body`` trickling in."""
+    if fault.kind == "bomb":
+        return web.Response(
+            body=gzip_bomb(fault.size),
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+    return await _trickle(request, body, fault.pace)
+
+
+async def _trickle(request: web.Request, body: bytes, pace: float) -> web.StreamResponse:
+    """A 200 of ``body``, one byte every ``pace`` seconds, until done or the client leaves."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.content_length = len(body)
+    await response.prepare(request)
+    try:
+        for at in range(len(body)):
+            await response.write(body[at : at + 1])
+            await asyncio.sleep(pace)
+    except (ConnectionError, RuntimeError):
+        pass  # the client gave up waiting, as it should
+    return response
 
 
 async def _cut_off(request: web.Request, body: bytes) -> web.StreamResponse:

@@ -9,4 +9,8 @@
 - :mod:`.signin`: the azure-identity credential for a :class:`~.signin.SignIn`, and the
   gateway signed in with it.
 - :mod:`.ingestion`: records to Azure Monitor's Logs Ingestion API (Microsoft Sentinel).
+- :mod:`.network`: the one outbound HTTP configuration (proxy, CA bundle, timeouts) every
+  client takes, and answers read whole under one deadline and a decompressed-size bound.
+- :mod:`.paging`: the bounds of every paging loop (a repeated link, another origin, a page
+  cap).
 """

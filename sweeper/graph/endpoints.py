@@ -43,7 +43,9 @@ class SignIn:
     client_id: str | None = None
     custom: bool = False  # a custom cloud: Microsoft's instance discovery does not know it
     ca_bundle: Path | None = None
-    timeout: float = 60.0
+    timeout: float = 60.0  # seconds for one whole answer (graph.timeout_seconds)
+    max_pages: int = 10_000  # pages of one mailbox or listing (graph.max_pages)
+    max_answer_mb: int = 64  # one answer, decompressed (graph.max_answer_mb)
 
     @property
     def scope(self) -> str:

@@ -27,7 +27,6 @@ import contextlib
 import contextvars
 import logging
 import re
-import ssl
 import time
 import uuid
 from collections import Counter
@@ -58,7 +57,9 @@ from msgraph_core import GraphClientFactory
 
 from sweeper import __version__
 from sweeper.errors import AuthError, GraphError, MailboxFailed, MailboxNotEnabled
+from sweeper.graph.network import AnswerTooLarge, BoundedTransport, Outbound
 from sweeper.graph.pagefetch import AiohttpPages, HttpxPages, PageFetcher
+from sweeper.graph.paging import MAX_PAGES, Paging
 from sweeper.when import iso
 
 MESSAGE_FIELDS = (
@@ -236,15 +237,18 @@ class GraphGateway:
         credential: AsyncTokenCredential,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        ca_bundle: str | None = None,
+        outbound: Outbound | None = None,
         max_connections: int = 32,
-        timeout: float = 60.0,
+        max_pages: int = MAX_PAGES,
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
         self._credential = RenewableCredential(credential)
+        self._outbound = outbound = outbound or Outbound()
+        self._max_pages = max_pages
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
-        self._transport = CountingTransport(transport or _transport(ca_bundle, limits))
-        timeouts = httpx.Timeout(timeout, connect=min(timeout, 30.0))
+        inner = transport or outbound.httpx_transport(self.graph_url, http2=True, limits=limits)
+        self._transport = CountingTransport(BoundedTransport(inner, outbound))
+        timeouts = httpx.Timeout(outbound.timeout, connect=outbound.connect_timeout)
         client = httpx.AsyncClient(
             transport=self._transport, timeout=timeouts, base_url=self.graph_url
         )
@@ -257,18 +261,11 @@ class GraphGateway:
         )
         self._http = client
         self._scope = scope
-        self._origin = (urlsplit(self.graph_url).scheme, host)
         # Mailbox pages are read past the SDK's request pipeline: see sweeper.graph.pagefetch.
         self._page_fetcher: PageFetcher = (
             HttpxPages(self._transport, timeouts)
             if transport is not None
-            else AiohttpPages(
-                self._transport,
-                ca_bundle=ca_bundle,
-                max_connections=max_connections,
-                timeout=timeout,
-                connect_timeout=min(timeout, 30.0),
-            )
+            else AiohttpPages(self._transport, outbound, max_connections=max_connections)
         )
         self._slots: asyncio.Semaphore | None = None
         self._adapter = GraphRequestAdapter(auth, client=client)
@@ -439,7 +436,7 @@ class GraphGateway:
         if skip:
             relative += f"&$skip={skip}"
         try:
-            async for page in self._message_pages(f"{self.graph_url}/{relative}"):
+            async for page in self._message_pages(f"{self.graph_url}/{relative}", 1 if skip else 0):
                 yield page
         except (MailboxNotEnabled, MailboxFailed):
             raise
@@ -537,18 +534,28 @@ class GraphGateway:
     # -- plumbing ----------------------------------------------------------------------
 
     async def _pages(self, url: str, *, tenant_wide: bool) -> AsyncIterator[list[Any]]:
+        """A tenant-wide listing (users, domains), page by page, within :class:`Paging`'s
+        bounds: a link that repeats, leaves Graph's origin or goes on past ``max_pages``
+        ends the run (AuthError and GraphError as any tenant-wide read)."""
+        paging = self._paging(url, GraphError)
         next_url: str | None = url
         while next_url:
             body = await self._get_json(next_url, tenant_wide=tenant_wide, page=True)
             yield body["value"]
-            next_url = body.get("@odata.nextLink")
+            next_url = paging.follow(body.get("@odata.nextLink"))
 
-    async def _message_pages(self, url: str) -> AsyncIterator[list[msgspec.Raw]]:
+    async def _message_pages(self, url: str, read: int = 0) -> AsyncIterator[list[msgspec.Raw]]:
+        """A mailbox's pages after the ``read`` a batch brought, within :class:`Paging`'s
+        bounds: past them, MailboxFailed."""
+        paging = self._paging(url, MailboxFailed, read)
         next_url: str | None = url
         while next_url:
             page = await self._send(self._page_get(next_url), tenant_wide=False, parse=_parse_page)
             yield page.value
-            next_url = page.next_link
+            next_url = paging.follow(page.next_link)
+
+    def _paging(self, url: str, failure: type[GraphError], read: int = 0) -> Paging:
+        return Paging(url, self.graph_url, max_pages=self._max_pages, failure=failure, read=read)
 
     async def _post_batch(self, url: str, body: dict[str, Any]) -> _Batch:
         """POST a JSON batch of reads: as safe to send again as the reads themselves."""
@@ -581,16 +588,12 @@ class GraphGateway:
         do nothing sweeper needs: throttling is waited out in ``_send``, off the reading
         slot, and Graph answers them without redirects). See :mod:`.pagefetch`.
 
-        A next-page link to any other host than Graph's is refused, never sent the token.
+        The link was checked by :class:`Paging` (Graph's own scheme, host and port) before
+        it gets here; only a token for that origin is ever sent.
         """
         target = httpx.URL(url if "://" in url else f"{self.graph_url}/{url}")
 
         async def attempt() -> httpx.Response:
-            if (target.scheme, target.host) != self._origin:
-                raise MailboxFailed(
-                    f"Graph's next page is on another host ({target.host}): "
-                    "not followed with sweeper's token"
-                )
             # As the SDK's provider asks (CAE on): one token serves both kinds of request.
             token = await self._credential.get_token(self._scope, enable_cae=True)
             headers = {
@@ -629,8 +632,13 @@ class GraphGateway:
                 response: httpx.Response = await send_once()
             except AzureError as exc:
                 raise sign_in_error(exc) from None
+            except AnswerTooLarge as exc:  # the same answer again would be as large
+                raise GraphError(f"{exc} (graph.max_answer_mb)", code="AnswerTooLarge") from None
             except httpx.TimeoutException as exc:
-                problem = GraphError(f"Graph did not answer in time ({type(exc).__name__})")
+                said = _first_line(str(exc)) or type(exc).__name__
+                if "whole answer" in said:
+                    said += ", graph.timeout_seconds"
+                problem = GraphError(f"Graph did not answer in time ({said})")
             except httpx.HTTPError as exc:
                 problem = GraphError(
                     f"connection to Graph failed ({type(exc).__name__}: {_first_line(str(exc))})"
@@ -741,13 +749,6 @@ def _parse(content: bytes, *, page: bool) -> tuple[dict[str, Any] | None, str]:
 def _refused_token(response: httpx.Response) -> bool:
     code, _ = _odata_error(_json_or_none(response.content), _reason(response))
     return code == "InvalidAuthenticationToken"
-
-
-def _transport(ca_bundle: str | None, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    if ca_bundle is None:
-        return httpx.AsyncHTTPTransport(http2=True, limits=limits)
-    context = ssl.create_default_context(cafile=ca_bundle)
-    return httpx.AsyncHTTPTransport(http2=True, limits=limits, verify=context)
 
 
 def _sent_url(

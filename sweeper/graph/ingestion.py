@@ -2,7 +2,8 @@
 
 The one module that imports ``azure-monitor-ingestion``. Its async ``LogsIngestionClient``
 signs in with the credential sweeper signs in to Graph with (a managed identity in Azure
-Functions), for the Azure Monitor scope of the configured cloud, and gzips each call.
+Functions), for the Azure Monitor scope of the configured cloud, and gzips each call; its
+proxy, CA bundle and timeouts are those of every client (:mod:`sweeper.graph.network`).
 
 sweeper cuts the records into calls itself (:func:`calls`): the client splits a list at
 1 MiB counting each record's JSON but not the ``", "`` between records, so a call of many
@@ -43,6 +44,7 @@ from azure.monitor.ingestion import LogsUploadError
 from azure.monitor.ingestion.aio import LogsIngestionClient
 
 from sweeper.errors import AuthError, GraphError, IngestionError
+from sweeper.graph.network import Outbound
 
 CALL_BUDGET = 1_000_000  # bytes of JSON in one call: under the service's 1 MB, either way
 LONGEST_WAIT = 180.0  # a longer Retry-After is not waited for: the next export sends it
@@ -61,6 +63,8 @@ class Target:
     scope: str  # Azure Monitor's .default scope in the configured cloud
     ca_bundle: Path | None = None
     timeout: float = 60.0
+    # Proxy, trust and timeouts; None: the environment's, with ca_bundle and timeout above.
+    outbound: Outbound | None = None
 
 
 async def upload(
@@ -151,14 +155,16 @@ class _Retry(AsyncRetryPolicy[Any, Any]):
 
 
 def _client(target: Target, credential: AsyncTokenCredential) -> LogsIngestionClient:
+    outbound = target.outbound or Outbound.of(
+        os.environ, ca_bundle=target.ca_bundle, timeout=target.timeout
+    )
     options: dict[str, Any] = {
         "credential_scopes": [target.scope],
         "retry_policy": _Retry(retry_total=RETRIES, retry_backoff_max=30),
-        "connection_timeout": min(target.timeout, 30.0),
-        "read_timeout": target.timeout,
+        "connection_timeout": outbound.connect_timeout,
+        "read_timeout": outbound.timeout,
+        **outbound.azure_options(target.endpoint),
     }
-    if target.ca_bundle is not None:
-        options["connection_verify"] = str(target.ca_bundle)
     return LogsIngestionClient(target.endpoint, credential, **options)
 
 

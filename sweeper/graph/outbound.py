@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,6 +31,7 @@ import httpx
 
 from sweeper import __version__
 from sweeper.errors import AlertDeliveryError
+from sweeper.graph.network import BoundedTransport, Outbound
 from sweeper.graph.webhooks import Signer
 
 log = logging.getLogger(__name__)
@@ -50,18 +52,25 @@ async def post_json(
     sleep: Sleep = asyncio.sleep,
     sign: Signer | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    outbound: Outbound | None = None,
 ) -> int:
     """POST ``body`` (JSON) to ``url``; the 2xx status it was answered with.
 
     ``sign``, when given, is called before each attempt with the attempt's Unix time and
     returns headers to add: Standard Webhooks signs every attempt with its own timestamp,
-    under the same ``webhook-id`` (see :func:`signed_by`). Raises AlertDeliveryError.
+    under the same ``webhook-id`` (see :func:`signed_by`). ``outbound`` is the proxy and
+    trust to go through: by default the environment's, as for every other client
+    (:mod:`sweeper.graph.network`). Raises AlertDeliveryError.
     """
     if attempts < 1:
         raise ValueError("attempts must be 1 or more")
     where = origin(url)
     own = transport is None
-    transport = transport or httpx.AsyncHTTPTransport()
+    if transport is None:  # each answer read whole within the timeout and the size bound
+        outbound = outbound or Outbound.of(
+            os.environ, ca_bundle=_ca_bundle(os.environ), timeout=timeout
+        )
+        transport = BoundedTransport(outbound.httpx_transport(url), outbound, "the answer")
     try:
         for attempt in range(1, attempts + 1):
             sent = {**_HEADERS, **headers, **(sign(int(time.time())) if sign else {})}
@@ -143,6 +152,11 @@ async def _attempt(
     except httpx.TransportError as exc:
         return _Outcome(None, f"could not be reached ({_what(exc)})", retry=True)
     return _answered(response.status_code, response.headers.get("retry-after"))
+
+
+def _ca_bundle(env: Mapping[str, str]) -> str | None:
+    """The CA file to trust instead of the system's, as the settings read it."""
+    return env.get("SSL_CERT_FILE") or env.get("REQUESTS_CA_BUNDLE") or None
 
 
 def _answered(status: int, retry_after_header: str | None) -> _Outcome:

@@ -6,10 +6,10 @@ adapter, its eight middleware layers and httpx's pure-Python HTTP/1.1 and TLS re
 more CPU than decoding and judging the page's messages (BENCHMARKS.md has the figures).
 :class:`AiohttpPages` reads them with aiohttp's client instead (its parser is compiled; it
 is already installed as azure-identity's async transport): the same token from the same
-credential, the same TLS trust as httpx, the proxy settings of the environment, and no
-redirects. Throttling, retries and error mapping stay in the gateway, which sees each answer
-as an :class:`httpx.Response` and each failure as an :class:`httpx.HTTPError`, whichever
-fetcher read it.
+credential, the same proxy, TLS trust, deadline and size bound as every other client
+(:mod:`sweeper.graph.network`), and no redirects. Throttling, retries and error mapping
+stay in the gateway, which sees each answer as an :class:`httpx.Response` and each failure
+as an :class:`httpx.HTTPError`, whichever fetcher read it.
 
 :class:`HttpxPages` reads through an httpx transport instead: the one given to the gateway
 (tests answer with :class:`httpx.MockTransport`).
@@ -17,8 +17,7 @@ fetcher read it.
 
 from __future__ import annotations
 
-import ssl
-import urllib.request
+import asyncio
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -26,7 +25,13 @@ import aiohttp
 import httpx
 from yarl import URL
 
-_DECODED = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+from sweeper.graph.network import (
+    ACCEPT_ENCODING,
+    BoundedBody,
+    Outbound,
+    decoded_headers,
+    too_long,
+)
 
 
 class PageFetcher(Protocol):
@@ -53,22 +58,19 @@ class Counter(Protocol):
 
 
 class AiohttpPages:
-    """Pages read with aiohttp's client; each answer counted as the SDK's requests are."""
+    """Pages read with aiohttp's client; each answer counted as the SDK's requests are.
 
-    def __init__(
-        self,
-        counter: Counter,
-        *,
-        ca_bundle: str | None,
-        max_connections: int,
-        timeout: float,
-        connect_timeout: float,
-    ) -> None:
+    Proxy, trust and limits are the :class:`~sweeper.graph.network.Outbound` of every
+    client; each answer is read whole within its deadline and decoded within its bound by
+    :class:`~sweeper.graph.network.BoundedBody` (aiohttp's own decompression is off).
+    """
+
+    def __init__(self, counter: Counter, outbound: Outbound, *, max_connections: int) -> None:
         self._counter = counter
-        self._ca_bundle = ca_bundle
+        self._outbound = outbound
         self._limit = max_connections
         self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=timeout
+            total=None, sock_connect=outbound.connect_timeout, sock_read=outbound.timeout
         )
         self._session: aiohttp.ClientSession | None = None
         self._proxies: dict[str, str | None] = {}
@@ -76,40 +78,22 @@ class AiohttpPages:
     def _open(self) -> aiohttp.ClientSession:
         """The session, made in the running event loop at the first page."""
         if self._session is None:
-            trust: ssl.SSLContext = (
-                ssl.create_default_context(cafile=self._ca_bundle)
-                if self._ca_bundle
-                else httpx.create_ssl_context()  # as the SDK's client: SSL_CERT_FILE, certifi
-            )
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit, ssl=trust),
+                connector=aiohttp.TCPConnector(limit=self._limit, ssl=self._outbound.ssl_context()),
                 timeout=self._timeout,
+                auto_decompress=False,
             )
         return self._session
 
     async def get(self, url: httpx.URL, headers: Mapping[str, str]) -> httpx.Response:
-        request = httpx.Request("GET", url, headers=dict(headers))
-        session = self._open()
+        sent = {**headers, "Accept-Encoding": ACCEPT_ENCODING}
+        request = httpx.Request("GET", url, headers=sent)
+        deadline = self._outbound.timeout
         try:
-            # encoded=True: the URL goes out exactly as Graph's next link wrote it.
-            async with session.get(
-                URL(str(url), encoded=True),
-                headers=headers,
-                allow_redirects=False,
-                proxy=self._proxy_for(url),
-            ) as answer:
-                content = await answer.read()
-                response = httpx.Response(
-                    answer.status,
-                    # The body is decoded already: its encoding and length are aiohttp's.
-                    headers=[
-                        (k, v) for k, v in answer.headers.items() if k.lower() not in _DECODED
-                    ],
-                    content=content,
-                    request=request,
-                )
+            async with asyncio.timeout(deadline):
+                response = await self._read(url, sent, request)
         except TimeoutError as exc:
-            raise httpx.ReadTimeout(f"no answer in time ({type(exc).__name__})") from exc
+            raise too_long(deadline, request) from exc
         except aiohttp.ClientConnectorError as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
         except aiohttp.ClientError as exc:
@@ -119,16 +103,34 @@ class AiohttpPages:
         self._counter.count(request, response.status_code)
         return response
 
-    def _proxy_for(self, url: httpx.URL) -> str | None:
-        """The proxy the environment names for this host (HTTPS_PROXY, NO_PROXY), as httpx
-        honours them; looked up once per host, not on every request as aiohttp's
-        ``trust_env`` would (that costs more than the request)."""
-        key = f"{url.scheme}://{url.host}"
-        if key not in self._proxies:
-            proxy = urllib.request.getproxies().get(url.scheme)
-            self._proxies[key] = (
-                None if proxy is None or urllib.request.proxy_bypass(url.host) else proxy
+    async def _read(
+        self, url: httpx.URL, headers: Mapping[str, str], request: httpx.Request
+    ) -> httpx.Response:
+        # encoded=True: the URL goes out exactly as Graph's next link wrote it.
+        async with self._open().get(
+            URL(str(url), encoded=True),
+            headers=headers,
+            allow_redirects=False,
+            proxy=self._proxy_for(url),
+        ) as answer:
+            body = BoundedBody(
+                answer.headers.get("Content-Encoding"), self._outbound.max_answer_bytes
             )
+            async for chunk in answer.content.iter_any():
+                body.feed(chunk)
+            return httpx.Response(
+                answer.status,
+                # The body is decoded here: its encoding and length are no more.
+                headers=decoded_headers(answer.headers),
+                content=body.content(),
+                request=request,
+            )
+
+    def _proxy_for(self, url: httpx.URL) -> str | None:
+        """The proxy of the outbound configuration for this host, looked up once per host."""
+        key = f"{url.scheme}://{url.netloc.decode('ascii')}"
+        if key not in self._proxies:
+            self._proxies[key] = self._outbound.proxy_for(str(url))
         return self._proxies[key]
 
     async def aclose(self) -> None:

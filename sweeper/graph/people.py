@@ -57,16 +57,7 @@ class PeopleSignIn:
                 credential = self._env["AZURE_CLIENT_SECRET"]
             else:
                 credential = _certificate(self._env)
-            options: dict[str, Any] = {}
-            if sign_in.ca_bundle is not None:
-                # requests lets REQUESTS_CA_BUNDLE override a session's own CA bundle unless
-                # the session ignores the environment (proxies included).
-                import requests
-
-                http = requests.Session()
-                http.trust_env = False
-                http.verify = str(sign_in.ca_bundle)
-                options["http_client"] = http
+            options: dict[str, Any] = {"http_client": self._http(), "timeout": sign_in.timeout}
             self._app = msal.ConfidentialClientApplication(
                 sign_in.client_id or "",
                 client_credential=credential,
@@ -77,6 +68,23 @@ class PeopleSignIn:
                 **options,
             )
         return self._app
+
+    def _http(self) -> Any:
+        """MSAL's HTTP session: the proxy and CA bundle of every client (requests would let
+        REQUESTS_CA_BUNDLE override a session's own CA bundle unless the session ignores
+        the environment, so it does, and is given the proxy explicitly)."""
+        import requests
+
+        from sweeper.graph.network import Outbound
+
+        sign_in = self._sign_in
+        outbound = Outbound.of(self._env, ca_bundle=sign_in.ca_bundle, timeout=sign_in.timeout)
+        http = requests.Session()
+        http.trust_env = False
+        http.proxies.update(outbound.requests_proxies(sign_in.authority_host))
+        if outbound.ca_bundle is not None:
+            http.verify = outbound.ca_bundle
+        return http
 
     def start(self, login_hint: str | None = None) -> dict[str, Any]:
         """A new flow: ``flow["auth_uri"]`` is where the browser goes to sign in."""

@@ -22,6 +22,7 @@ from azure.identity.aio import (
 from sweeper.errors import ConfigError
 from sweeper.graph.endpoints import SignIn
 from sweeper.graph.gateway import GraphGateway
+from sweeper.graph.network import Outbound
 
 
 def make_credential(sign_in: SignIn, env: Mapping[str, str]) -> AsyncTokenCredential:
@@ -43,12 +44,12 @@ def _credential(sign_in: SignIn, env: Mapping[str, str]) -> AsyncTokenCredential
     # A custom authority (a sovereign deployment, or the local Graph) is not known to
     # Microsoft's public instance discovery, so MSAL must not ask it.
     custom = sign_in.custom
+    outbound = outbound_for(sign_in, env)
     common: dict[str, Any] = {
         "authority": sign_in.authority_host,
         "disable_instance_discovery": custom,
+        **outbound.azure_options(sign_in.authority_host),
     }
-    if sign_in.ca_bundle is not None:
-        common["connection_verify"] = str(sign_in.ca_bundle)
     if sign_in.method == "client_secret":
         return ClientSecretCredential(
             sign_in.tenant_id or "",
@@ -65,8 +66,10 @@ def _credential(sign_in: SignIn, env: Mapping[str, str]) -> AsyncTokenCredential
             **common,
         )
     if sign_in.method == "managed_identity":
-        extra = {k: v for k, v in common.items() if k == "connection_verify"}
-        return ManagedIdentityCredential(client_id=sign_in.client_id, **extra)
+        endpoint = env.get("IDENTITY_ENDPOINT") or env.get("MSI_ENDPOINT") or _IMDS
+        return ManagedIdentityCredential(
+            client_id=sign_in.client_id, **outbound.azure_options(endpoint)
+        )
     return DefaultAzureCredential(
         managed_identity_client_id=sign_in.client_id,
         exclude_interactive_browser_credential=True,
@@ -74,13 +77,29 @@ def _credential(sign_in: SignIn, env: Mapping[str, str]) -> AsyncTokenCredential
     )
 
 
-def gateway_for(sign_in: SignIn, env: Mapping[str, str]) -> GraphGateway:
-    """The Graph gateway for these settings, signed in the configured way. Use ``async with``."""
-    ca_bundle = str(sign_in.ca_bundle) if sign_in.ca_bundle else None
+_IMDS = "http://169.254.169.254/metadata/identity/oauth2/token"  # a VM's managed identity
+
+
+def outbound_for(sign_in: SignIn, env: Mapping[str, str]) -> Outbound:
+    """The one outbound HTTP configuration: the environment's proxy settings, the CA bundle,
+    the timeout and the answer size bound of these settings."""
+    return Outbound.of(
+        env,
+        ca_bundle=sign_in.ca_bundle,
+        timeout=sign_in.timeout,
+        max_answer_bytes=sign_in.max_answer_mb * 1024 * 1024,
+    )
+
+
+def gateway_for(
+    sign_in: SignIn, env: Mapping[str, str], credential: AsyncTokenCredential | None = None
+) -> GraphGateway:
+    """The Graph gateway for these settings, signed in the configured way (or with
+    ``credential``, which it then closes). Use ``async with``."""
     return GraphGateway(
         sign_in.graph_url,
         sign_in.scope,
-        make_credential(sign_in, env),
-        ca_bundle=ca_bundle,
-        timeout=sign_in.timeout,
+        credential or make_credential(sign_in, env),
+        outbound=outbound_for(sign_in, env),
+        max_pages=sign_in.max_pages,
     )
