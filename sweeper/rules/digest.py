@@ -185,11 +185,14 @@ class Plan:
         )
 
 
-def message_id(digest_id: int, installation: str, sender: str) -> str:
+def message_id(digest_id: int, installation: str, sender: str, nonce: str) -> str:
     """The digest's Internet Message-ID: the same every time this digest is sent, unique
-    across databases (``installation`` is a random token each database makes once)."""
+    across databases (``installation`` is a random token each database makes once) and
+    across the copies of one database (``nonce`` is a random token each digest row gets
+    before it is sent: a database restored from a backup gives an id out again, never a
+    nonce)."""
     domain = sender.rpartition("@")[2] or "sweeper.invalid"
-    return f"<sweeper-digest.{digest_id}.{installation}@{domain.lower()}>"
+    return f"<sweeper-digest.{digest_id}.{installation}.{nonce}@{domain.lower()}>"
 
 
 def clock_for(
