@@ -10,6 +10,8 @@ import os
 import re
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +25,7 @@ from azure.monitor.ingestion.aio import LogsIngestionClient
 from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, write_config
 from hypothesis import given
 from hypothesis import strategies as st
+from test_digest_once import finish, held_at
 
 from sweeper import store
 from sweeper.commands import siem as export
@@ -427,6 +430,37 @@ def test_two_exports_at_once_do_not_both_send(siem: Sweeper) -> None:
     assert received(siem.fake) == []
     export.ledger.finish_export(db, mine, sent=0, pending=0, error=None)
     assert send(siem)[0] == 0
+
+
+def test_an_export_under_way_in_another_process_stops_a_second_one(
+    siem: Sweeper, tmp_path: Path
+) -> None:
+    release = tmp_path / "go"
+    first = held_at("siem-claimed", siem, release, "siem", "send")  # has claimed the export
+
+    code, line = send(siem)
+    assert code == 3
+    assert f"another process (pid {first.pid} on {store.this_host()})" in line
+    assert received(siem.fake) == []
+    code, output = finish(first, release)
+
+    assert code == 0, output
+    ids = Counter(r["EventId"] for r in received(siem.fake))
+    assert len(ids) == 1 + DAY_FINDINGS + DAY_INCIDENTS and max(ids.values()) == 1
+
+
+def test_two_exports_started_together_send_each_record_once(siem: Sweeper) -> None:
+    command = [sys.executable, "-m", "sweeper", "siem", "send"]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **siem.env()}
+    children = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outputs = [child.communicate(timeout=120)[0] for child in children]
+
+    ids = Counter(r["EventId"] for r in received(siem.fake))
+    assert len(ids) == 1 + DAY_FINDINGS + DAY_INCIDENTS, outputs
+    assert max(ids.values()) == 1, outputs
+    assert sorted(child.returncode for child in children)[0] == 0, outputs
 
 
 def test_an_export_a_killed_process_left_is_marked_interrupted(siem: Sweeper) -> None:
