@@ -30,6 +30,7 @@ from test_digest_once import finish, held_at
 
 from sweeper import store
 from sweeper.commands import siem as export
+from sweeper.commands.digest import run_digest
 from sweeper.commands.settings import load_settings
 from sweeper.errors import IngestionError
 from sweeper.fakegraph import FakeGraph
@@ -710,6 +711,9 @@ def test_a_record_too_large_even_cut_short_is_set_aside_and_the_digest_says_so(
     siem.with_digest(tmp_path)
     health = health_of(written_digest(siem))
     assert f"Sentinel record Finding {first}: set aside, not sent: " in health
+    settings = load_settings(siem.config, siem.env())
+    text = run_digest(store.open_db(siem.db), settings, siem.env(), dry_run=True).text or ""
+    assert f"\n  Sentinel record: Finding {first}: set aside, not sent: " in text
 
 
 def test_a_field_is_cut_at_a_word_s_end_and_in_linear_time() -> None:
