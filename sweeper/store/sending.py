@@ -5,10 +5,10 @@ out with, its :class:`~sweeper.rules.digest.Plan` (what it is about to report) a
 process sending it (pid, the process's start, host: as runs record theirs). The Message-ID
 carries the row's ``nonce``, random and written before delivery: a copy found later is this
 row's only if it carries it (ids are given out again when a database is restored from a
-backup; nonces are not). After delivery
-the row becomes ``sent`` and the plan its ``digest_items``, in one transaction; or
-``failed``. A row still ``sending`` whose process is gone was interrupted somewhere between
-the two: :mod:`sweeper.commands.digest` finds out which side of the delivery.
+backup; nonces are not). After delivery the row becomes ``sent`` and the plan its
+``digest_items``, in one transaction; or ``failed``. A row still ``sending`` whose process
+is gone was interrupted somewhere between the two: :mod:`sweeper.commands.digest` finds out
+which side of the delivery.
 
 Only one digest is on its way at a time: :func:`start` claims the delivery in one write
 transaction (``BEGIN IMMEDIATE``), refusing while another row is ``sending`` or when a
