@@ -26,7 +26,7 @@ from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, write_config
 from hypothesis import given
 from hypothesis import strategies as st
 from test_digest import incident_of, swept_with_subject, written_digest
-from test_digest_once import finish, held_at
+from test_digest_once import back_up, finish, held_at, restore
 
 from sweeper import store
 from sweeper.commands import siem as export
@@ -129,10 +129,11 @@ def test_a_run_record_says_how_the_run_went(siem: Sweeper) -> None:
 
     (run,) = received(siem.fake, "Run")
     row = siem.rows("select * from runs")[0]
+    assert re.fullmatch(r"Run:1:[0-9a-f]{16}", run["EventId"])
     assert run == {
         "TimeGenerated": row["finished_at"],
         "Kind": "Run",
-        "EventId": "Run:1",
+        "EventId": run["EventId"],
         "RunId": 1,
         "LogRunId": row["log_run_id"],
         "RunStatus": "ok",
@@ -191,8 +192,26 @@ def test_a_second_run_sends_its_run_and_mailbox_failures_only(siem: Sweeper) -> 
     (failure,) = received(siem.fake, "MailboxFailure")
     assert (run["RunId"], run["RunStatus"], run["Failed"]) == (2, "partial", 1)
     assert failure["RunId"] == 2 and failure["Mailbox"] == CLINIC
-    assert failure["EventId"] == f"MailboxFailure:2:{CLINIC}"
+    assert re.fullmatch(rf"MailboxFailure:2:{re.escape(CLINIC)}:[0-9a-f]{{16}}", failure["EventId"])
     assert failure["Error"] and failure["TimeGenerated"] == run["FinishedAt"]
+
+
+def test_records_of_a_restored_database_are_not_taken_for_repeats_of_those_before(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    with_siem(sweeper)
+    backup = tmp_path / "backup.db"
+    assert sweeper.run("sweep").exit_code == 0  # sends run 1 and what it found
+    back_up(sweeper.db, backup)
+    assert sweeper.run("sweep").exit_code == 0  # run 2, sent
+    restore(backup, sweeper.db)
+
+    assert sweeper.run("sweep").exit_code == 0  # run 2 again: another run, the same id
+
+    runs = received(sweeper.fake, "Run")
+    assert [r["RunId"] for r in runs] == [1, 2, 2]
+    assert runs[1]["LogRunId"] != runs[2]["LogRunId"]  # each run its own
+    assert len({r["EventId"] for r in runs}) == 3  # none dropped as a repeat by EventId
 
 
 def test_a_run_still_going_waits_until_it_has_finished(siem: Sweeper) -> None:

@@ -7,6 +7,9 @@ A record is marked sent (:mod:`sweeper.store.siem`) as soon as the call that car
 accepted, before the next call goes: a record is sent once, and an incident once per version.
 A process killed after Azure Monitor accepted a call and before the mark was written sends
 that call's records again (the same ``EventId``): at least once in that moment, never lost.
+An ``EventId`` ends in a digest of what its record says (:func:`~sweeper.present.siem.identity`),
+so that a record of a database restored from a backup, which gives its ids out again, is
+never taken for a repeat of the one sent before the restore.
 
 A failing SIEM never fails the run: :func:`export_after_run` returns a
 :class:`SiemOutcome` whose line says what went wrong, and what was not sent stays pending
@@ -37,6 +40,7 @@ from sweeper.present.siem import (
     failure_record,
     finding_record,
     fingerprint,
+    identity,
     incident_record,
     run_record,
     with_version,
@@ -159,12 +163,12 @@ def _pending(db: Database, settings: Settings, now: str) -> list[_Pending]:
         if version != row["sent_fingerprint"]:
             items.append(_Pending(("Incident", item, version), with_version(record, version)))
     for item, record in map(run_record, ledger.pending_runs(db)):
-        items.append(_Pending(("Run", item, ""), record))
+        items.append(_Pending(("Run", item, ""), with_version(record, identity(record))))
     for item, record in map(failure_record, ledger.pending_failures(db)):
-        items.append(_Pending(("MailboxFailure", item, ""), record))
+        items.append(_Pending(("MailboxFailure", item, ""), with_version(record, identity(record))))
     for row in ledger.pending_findings(db):
         item, record = finding_record(row, internal, full_addresses=full)
-        items.append(_Pending(("Finding", item, ""), record))
+        items.append(_Pending(("Finding", item, ""), with_version(record, identity(record))))
     return items
 
 

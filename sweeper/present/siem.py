@@ -179,8 +179,18 @@ def fingerprint(record: Record) -> str:
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
+def identity(record: Record) -> str:
+    """What a run, mailbox failure or finding record says, its moments included, as a short
+    digest: the record sent again has the same one, and another record that got the same
+    id (in a database restored from a backup, or another installation's) another one, so
+    that a receiver dropping repeated ``EventId`` values drops only true repeats."""
+    content = {k: v for k, v in record.items() if k != "EventId"}
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
 def with_version(record: Record, version: str) -> Record:
-    """The record with its version in ``EventId`` (an incident is sent once per version)."""
+    """The record with its version in ``EventId``: an incident's :func:`fingerprint` (it is
+    sent once per version), another record's :func:`identity`."""
     return {**record, "EventId": f"{record['EventId']}:{version}"}
 
 
