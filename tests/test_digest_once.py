@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
@@ -31,7 +32,9 @@ from sweeper.rules.digest import Plan, message_id
 from sweeper.store import sending
 from sweeper.when import iso
 
-MESSAGE_ID = re.compile(r"^<sweeper-digest\.(\d+)\.([0-9a-f]{16})@northwick\.example>$")
+MESSAGE_ID = re.compile(
+    r"^<sweeper-digest\.(\d+)\.([0-9a-f]{16})\.([0-9a-f]{16})@northwick\.example>$"
+)
 
 
 def killed_at(point: str, sweeper: Sweeper, **env: str) -> subprocess.CompletedProcess[str]:
@@ -326,10 +329,11 @@ def test_the_message_id_is_the_digest_id_and_the_database_s_own_token(
     assert tokens[0] != tokens[1]
     assert all(re.fullmatch(r"[0-9a-f]{16}", t) for t in tokens)
     assert sending.installation(store.open_db(tmp_path / "a.db")) == tokens[0]  # kept
-    ids = [message_id(7, token, "Sweeper@Northwick.example") for token in tokens]
-    assert ids[0] == f"<sweeper-digest.7.{tokens[0]}@northwick.example>"
+    nonce = "0123456789abcdef"
+    ids = [message_id(7, token, "Sweeper@Northwick.example", nonce) for token in tokens]
+    assert ids[0] == f"<sweeper-digest.7.{tokens[0]}.{nonce}@northwick.example>"
     assert ids[0] != ids[1]
-    assert message_id(7, tokens[0], "sweeper@northwick.example") == ids[0]  # deterministic
+    assert message_id(7, tokens[0], "sweeper@northwick.example", nonce) == ids[0]
     assert all(MESSAGE_ID.match(i) for i in ids)
 
 
@@ -339,11 +343,14 @@ def test_each_digest_sent_has_its_own_message_id(swept: Sweeper) -> None:
 
     sent = [m["message"]["internetMessageId"] for m in swept.fake.sent_mail]
     token = sending.installation(store.open_db(swept.db))
+    rows = digests(swept)
+    nonces = [r["nonce"] for r in rows]
     assert sent == [
-        f"<sweeper-digest.1.{token}@northwick.example>",
-        f"<sweeper-digest.2.{token}@northwick.example>",
+        f"<sweeper-digest.1.{token}.{nonces[0]}@northwick.example>",
+        f"<sweeper-digest.2.{token}.{nonces[1]}@northwick.example>",
     ]
-    assert [r["internet_message_id"] for r in digests(swept)] == sent
+    assert nonces[0] != nonces[1]
+    assert [r["internet_message_id"] for r in rows] == sent
 
 
 def test_a_database_from_before_gets_its_token_when_opened(sweeper: Sweeper) -> None:
@@ -390,3 +397,168 @@ def test_save_to_sent_items_is_true_unless_turned_off(sweeper: Sweeper) -> None:
         sweeper.config, sweeper.config.read_text() + GRAPH_DIGEST + "save_to_sent_items = false\n"
     )
     assert load_settings(sweeper.config, sweeper.env()).digest.save_to_sent_items is False
+
+
+# -- a database restored from a backup (issue 24, item 8) -------------------------------------
+
+
+def back_up(db: Path, to: Path) -> None:
+    """A consistent copy of the database, as ``sqlite3 .backup`` makes one."""
+    source, target = sqlite3.connect(db), sqlite3.connect(to)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+def restore(backup: Path, db: Path) -> None:
+    """The database as the backup holds it, as an operator restores one (``.restore``)."""
+    back_up(backup, db)
+
+
+def test_a_digest_interrupted_after_a_restore_is_not_taken_for_the_one_sent_before_it(
+    swept: Sweeper, tmp_path: Path
+) -> None:
+    backup = tmp_path / "backup.db"
+    back_up(swept.db, backup)
+    assert swept.run("digest", "--send").exit_code == 0
+    [before] = swept.fake.sent_mail
+    restore(backup, swept.db)
+    assert digests(swept) == []  # the backup was taken before digest 1
+    assert swept.run("sweep").exit_code == 0
+
+    killed = killed_at("digest-sending", swept)
+    assert killed.returncode == -signal.SIGKILL
+    [row] = digests(swept)
+    assert row["id"] == 1 and row["status"] == "sending"  # the same id as the one sent
+    assert row["internet_message_id"] != before["message"]["internetMessageId"]
+    assert str(row["internet_message_id"]).endswith(f".{row['nonce']}@northwick.example>")
+    age(swept, 1, SENT_ITEMS_LAG + timedelta(minutes=1))
+
+    again = swept.run("digest", "--send")
+
+    assert again.exit_code == 0, again.output
+    assert "Digest 1 was interrupted before Graph accepted it" in again.output
+    assert "recorded as sent" not in again.output
+    assert f"{DAY_INCIDENTS} new incidents need review" in again.output
+    [lookup] = sent_items_lookups(swept)
+    assert lookup["$filter"] == f"internetMessageId eq '{row['internet_message_id']}'"
+    assert len(swept.fake.sent_mail) == 2  # the one before the restore, and this one
+    first, second = digests(swept)
+    assert first["status"] == "failed" and items(swept, 1) == []
+    assert second["status"] == "sent" and items(swept, 2) == planned(first)
+    assert swept.fake.sent_mail[1]["message"]["internetMessageId"] == second["internet_message_id"]
+
+
+def test_after_a_restore_an_smtp_digest_does_not_repeat_the_message_id_sent_before_it(
+    sweeper: Sweeper, relay: Relay, tmp_path: Path
+) -> None:
+    with_digest(sweeper, smtp_digest(relay, tmp_path))
+    assert sweeper.run("sweep").exit_code == 0
+    smtp_env = sweeper.env(SWEEPER_SMTP_PASSWORD="relay-test-password", SSL_CERT_FILE=str(relay.ca))
+    backup = tmp_path / "backup.db"
+    back_up(sweeper.db, backup)
+    assert sweeper.run("digest", "--send", env=smtp_env).exit_code == 0
+    restore(backup, sweeper.db)
+
+    assert sweeper.run("digest", "--send", env=smtp_env).exit_code == 0
+
+    first, second = relay.received
+    assert MESSAGE_ID.match(first["Message-ID"]) and MESSAGE_ID.match(second["Message-ID"])
+    assert first["Message-ID"].split(".")[:3] == second["Message-ID"].split(".")[:3]  # id 1
+    assert first["Message-ID"] != second["Message-ID"]  # not dropped as a repeat of the first
+
+
+def test_a_row_left_sending_without_a_nonce_is_sent_again_not_matched_in_sent_items(
+    swept: Sweeper,
+) -> None:
+    assert killed_at("digest-accepted", swept).returncode == -signal.SIGKILL
+    conn = sqlite3.connect(swept.db)
+    with conn:  # as a release before nonces left it
+        conn.execute("update digests set nonce = null where id = 1")
+    conn.close()
+
+    again = swept.run("digest", "--send")
+
+    assert again.exit_code == 0, again.output
+    assert "sent again with the same Message-ID, marked as a possible repeat" in again.output
+    assert sent_items_lookups(swept) == []
+    assert len(swept.fake.sent_mail) == 2
+    assert digests(swept)[0]["status"] == "sent"
+
+
+# -- two at once (issue 24, item 9) -----------------------------------------------------------
+
+
+def held_at(point: str, sweeper: Sweeper, release: Path, *args: str) -> subprocess.Popen[str]:
+    """``sweeper ARGS`` in a child process, held at ``point`` until ``release`` exists;
+    returned once it stands there."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sweeper", *args],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            **sweeper.env(SWEEPER_PAUSE_AT=point, SWEEPER_PAUSE_FILE=str(release)),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    waiting = release.with_name(release.name + ".waiting")
+    for _ in range(1200):
+        if waiting.exists() or child.poll() is not None:
+            break
+        time.sleep(0.1)
+    assert waiting.exists(), child.communicate()[0]
+    return child
+
+
+def finish(child: subprocess.Popen[str], release: Path) -> tuple[int, str]:
+    release.touch()
+    output, _ = child.communicate(timeout=120)
+    return child.returncode, output
+
+
+def test_a_digest_built_while_another_is_sent_is_not_sent_again(
+    swept: Sweeper, tmp_path: Path
+) -> None:
+    release = tmp_path / "go"
+    first = held_at("digest-built", swept, release, "digest", "--send")  # has read the items
+
+    second = swept.run("digest", "--send")
+    assert second.exit_code == 0, second.output
+    code, output = finish(first, release)
+
+    assert code == 3, output
+    assert "digest 1 was sent by another process while this one was being prepared" in output
+    assert "this one sent nothing" in output
+    assert len(swept.fake.sent_mail) == 1
+    assert [r["status"] for r in digests(swept)] == ["sent"]
+
+
+def test_a_digest_on_its_way_stops_a_second_one(swept: Sweeper, tmp_path: Path) -> None:
+    release = tmp_path / "go"
+    first = held_at("digest-sending", swept, release, "digest", "--send")  # claimed it
+
+    second = swept.run("digest", "--send")
+    assert second.exit_code == 3
+    assert f"Digest 1 is being sent right now (pid {first.pid} on" in second.output
+    assert swept.fake.sent_mail == []
+    code, output = finish(first, release)
+
+    assert code == 0, output
+    assert len(swept.fake.sent_mail) == 1
+    assert [r["status"] for r in digests(swept)] == ["sent"]
+
+
+def test_two_digest_sends_started_together_deliver_one_digest(swept: Sweeper) -> None:
+    command = [sys.executable, "-m", "sweeper", "digest", "--send"]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **swept.env()}
+    children = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outputs = [child.communicate(timeout=120)[0] for child in children]
+
+    assert sendmail_posts(swept) == [202], outputs
+    assert [r["status"] for r in digests(swept)] == ["sent"]
+    assert sorted(child.returncode for child in children)[0] == 0, outputs

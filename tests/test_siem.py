@@ -10,6 +10,8 @@ import os
 import re
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,16 +25,19 @@ from azure.monitor.ingestion.aio import LogsIngestionClient
 from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, write_config
 from hypothesis import given
 from hypothesis import strategies as st
+from test_digest import incident_of, swept_with_subject, written_digest
+from test_digest_once import back_up, finish, held_at, restore
 
 from sweeper import store
 from sweeper.commands import siem as export
+from sweeper.commands.digest import run_digest
 from sweeper.commands.settings import load_settings
 from sweeper.errors import IngestionError
 from sweeper.fakegraph import FakeGraph
 from sweeper.fakegraph.monitor import MAX_BODY, SCHEMA_FILE
 from sweeper.graph.ingestion import Target, calls, upload
 from sweeper.graph.signin import make_credential
-from sweeper.present.siem import finding_record
+from sweeper.present.siem import FIELD_LIMIT, cut_short, finding_record
 
 STREAM = "Custom-SweeperEvents"
 ROOT = Path(__file__).parent.parent
@@ -124,10 +129,11 @@ def test_a_run_record_says_how_the_run_went(siem: Sweeper) -> None:
 
     (run,) = received(siem.fake, "Run")
     row = siem.rows("select * from runs")[0]
+    assert re.fullmatch(r"Run:1:[0-9a-f]{16}", run["EventId"])
     assert run == {
         "TimeGenerated": row["finished_at"],
         "Kind": "Run",
-        "EventId": "Run:1",
+        "EventId": run["EventId"],
         "RunId": 1,
         "LogRunId": row["log_run_id"],
         "RunStatus": "ok",
@@ -186,8 +192,26 @@ def test_a_second_run_sends_its_run_and_mailbox_failures_only(siem: Sweeper) -> 
     (failure,) = received(siem.fake, "MailboxFailure")
     assert (run["RunId"], run["RunStatus"], run["Failed"]) == (2, "partial", 1)
     assert failure["RunId"] == 2 and failure["Mailbox"] == CLINIC
-    assert failure["EventId"] == f"MailboxFailure:2:{CLINIC}"
+    assert re.fullmatch(rf"MailboxFailure:2:{re.escape(CLINIC)}:[0-9a-f]{{16}}", failure["EventId"])
     assert failure["Error"] and failure["TimeGenerated"] == run["FinishedAt"]
+
+
+def test_records_of_a_restored_database_are_not_taken_for_repeats_of_those_before(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    with_siem(sweeper)
+    backup = tmp_path / "backup.db"
+    assert sweeper.run("sweep").exit_code == 0  # sends run 1 and what it found
+    back_up(sweeper.db, backup)
+    assert sweeper.run("sweep").exit_code == 0  # run 2, sent
+    restore(backup, sweeper.db)
+
+    assert sweeper.run("sweep").exit_code == 0  # run 2 again: another run, the same id
+
+    runs = received(sweeper.fake, "Run")
+    assert [r["RunId"] for r in runs] == [1, 2, 2]
+    assert runs[1]["LogRunId"] != runs[2]["LogRunId"]  # each run its own
+    assert len({r["EventId"] for r in runs}) == 3  # none dropped as a repeat by EventId
 
 
 def test_a_run_still_going_waits_until_it_has_finished(siem: Sweeper) -> None:
@@ -429,6 +453,37 @@ def test_two_exports_at_once_do_not_both_send(siem: Sweeper) -> None:
     assert send(siem)[0] == 0
 
 
+def test_an_export_under_way_in_another_process_stops_a_second_one(
+    siem: Sweeper, tmp_path: Path
+) -> None:
+    release = tmp_path / "go"
+    first = held_at("siem-claimed", siem, release, "siem", "send")  # has claimed the export
+
+    code, line = send(siem)
+    assert code == 3
+    assert f"another process (pid {first.pid} on {store.this_host()})" in line
+    assert received(siem.fake) == []
+    code, output = finish(first, release)
+
+    assert code == 0, output
+    ids = Counter(r["EventId"] for r in received(siem.fake))
+    assert len(ids) == 1 + DAY_FINDINGS + DAY_INCIDENTS and max(ids.values()) == 1
+
+
+def test_two_exports_started_together_send_each_record_once(siem: Sweeper) -> None:
+    command = [sys.executable, "-m", "sweeper", "siem", "send"]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **siem.env()}
+    children = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outputs = [child.communicate(timeout=120)[0] for child in children]
+
+    ids = Counter(r["EventId"] for r in received(siem.fake))
+    assert len(ids) == 1 + DAY_FINDINGS + DAY_INCIDENTS, outputs
+    assert max(ids.values()) == 1, outputs
+    assert sorted(child.returncode for child in children)[0] == 0, outputs
+
+
 def test_an_export_a_killed_process_left_is_marked_interrupted(siem: Sweeper) -> None:
     conn = sqlite3.connect(siem.db)
     with conn:
@@ -583,6 +638,117 @@ def test_calls_cover_every_record_in_order_and_each_fits(sizes: list[int]) -> No
 def test_a_record_too_large_for_any_call_is_refused_before_sending() -> None:
     with pytest.raises(IngestionError, match="larger than one upload may carry"):
         calls([{"Kind": "Finding", "Error": "x" * 2_000_000}])
+
+
+# -- a record over the limit (issue 24, item 17) ---------------------------------------------
+
+HUGE_SUBJECT = "Quarterly figures for every clinic, " * 31_000  # 1.1 MB
+
+
+def test_a_record_made_huge_by_its_subject_is_cut_short_and_holds_nothing_back(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    assert len(HUGE_SUBJECT) > 1_100_000
+    swept_with_subject(sweeper, "huge", HUGE_SUBJECT, tmp_path)
+    with_siem(sweeper)
+    huge = incident_of(sweeper, "huge")
+
+    code, line = send(sweeper)
+
+    assert code == 0, line
+    assert "Records: 2 sent with a text field cut short to fit" in line
+    assert all(u.status == 204 and u.body_bytes <= MAX_BODY for u in sweeper.fake.uploads)
+    assert {r["FindingId"] for r in received(sweeper.fake, "Finding")} == {
+        f["id"] for f in sweeper.findings()
+    }
+    cut = [r for r in received(sweeper.fake) if r.get("Truncated")]
+    assert {(r["Kind"], r["IncidentId"]) for r in cut} == {("Finding", huge), ("Incident", huge)}
+    for record in cut:
+        assert record["Truncated"] == ["Subject"]
+        assert 8000 < len(record["Subject"]) <= 8192
+        assert record["Subject"].endswith("…")
+        assert HUGE_SUBJECT.startswith(record["Subject"][:-1] + " ")  # cut at a word's end
+    [finding] = [r for r in cut if r["Kind"] == "Finding"]
+    notes = sweeper.rows("select kind, item, note from siem_sent where note is not null")
+    assert sorted(tuple(n) for n in notes) == [
+        ("Finding", str(finding["FindingId"]), "sent with Subject cut short to 8,192 characters"),
+        ("Incident", str(huge), "sent with Subject cut short to 8,192 characters"),
+    ]
+
+    later = sweeper.run("sweep")  # sends its own records by itself
+
+    assert later.exit_code == 0, later.output
+    assert "Sentinel: sent 1 run" in later.output
+    assert [r["RunId"] for r in received(sweeper.fake, "Run")] == [1, 2]
+    health = health_of(written_digest(sweeper))
+    assert (
+        f"Sentinel record Finding {finding['FindingId']}: sent with Subject cut short to "
+        "8,192 characters" in health
+    )
+    assert f"Sentinel record Incident {huge}: sent with Subject cut short to 8,192" in health
+
+
+def health_of(html: str) -> str:
+    """The digest's health section, as its reader sees the words."""
+    section = html.split("Sweep health")[1].split("Incidents by day")[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", section).split())
+
+
+def test_a_record_too_large_even_cut_short_is_set_aside_and_the_digest_says_so(
+    siem: Sweeper, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    real = export.finding_record
+    first = min(f["id"] for f in siem.findings())
+
+    def with_many_domains(
+        row: dict[str, Any], internal: list[str], *, full_addresses: bool
+    ) -> tuple[str, dict[str, Any]]:
+        item, record = real(row, internal, full_addresses=full_addresses)
+        if row["id"] == first:  # each short, and together over any upload
+            record = {**record, "Domains": [f"d{n}.{'x' * 150}.example" for n in range(8000)]}
+        return item, record
+
+    monkeypatch.setattr(export, "finding_record", with_many_domains)
+
+    code, line = send(siem)
+
+    assert code == 0, line
+    assert line.endswith(
+        "Records: 1 set aside, too large to send even so (the digest's health lists them)."
+    )
+    assert {r["FindingId"] for r in received(siem.fake, "Finding")} == {
+        f["id"] for f in siem.findings()
+    } - {first}
+    [note] = siem.rows("select note from siem_sent where kind = 'Finding' and item = ?", [first])
+    assert re.fullmatch(
+        r"set aside, not sent: [\d,]+ bytes even with its text fields cut short, over the "
+        r"1,000,000 one upload may carry",
+        note[0],
+    )
+    assert send(siem) == (0, "Sentinel: nothing new to send.")  # not tried again
+
+    siem.with_digest(tmp_path)
+    health = health_of(written_digest(siem))
+    assert f"Sentinel record Finding {first}: set aside, not sent: " in health
+    settings = load_settings(siem.config, siem.env())
+    text = run_digest(store.open_db(siem.db), settings, siem.env(), dry_run=True).text or ""
+    assert f"\n  Sentinel record: Finding {first}: set aside, not sent: " in text
+
+
+def test_a_field_is_cut_at_a_word_s_end_and_in_linear_time() -> None:
+    address = "someone.outside@gmail.com"
+    text = "x " * 4090 + address + " and more"  # the limit falls inside the address
+
+    short = cut_short(text)
+
+    assert short == ("x " * 4090).rstrip() + "…"
+    assert "@" not in short and len(short) <= FIELD_LIMIT
+    assert cut_short("short") == "short"
+    assert cut_short("y" * 2_000_000) == "…"  # one word longer than the field: nothing of it
+    started = time.process_time()
+    for text in ("y" * 20_000_000, "y " * 10_000_000, "a@b." * 5_000_000):
+        assert len(cut_short(text)) <= FIELD_LIMIT
+    assert time.process_time() - started < 5  # linear in the limit: milliseconds
 
 
 # -- what the local endpoint checks ---------------------------------------------------------

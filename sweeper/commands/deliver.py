@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,10 @@ from sweeper.errors import DeliveryError
 from sweeper.faultpoints import reached
 from sweeper.graph.signin import gateway_for
 from sweeper.rules.digest import Digest
+
+# Header lines as long as RFC 5322 allows: a Message-ID (its id, token and nonce, and the
+# sender's domain) stays on one line, as relays and receivers compare it.
+UNFOLDED = email.policy.default.clone(max_line_length=998)
 
 
 def deliver(
@@ -67,7 +72,7 @@ def email_message(
 
     ``message_id``: the digest's own (the same each time that digest is sent); else a new one.
     """
-    message = EmailMessage()
+    message = EmailMessage(policy=UNFOLDED)
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = ", ".join(recipients)

@@ -11,15 +11,23 @@ A process killed between the two (after Graph's 202, before the record) leaves t
 ``sending``. The next ``--send`` settles it first (:func:`settle_interrupted`), once the
 process is known to be gone:
 
-- Graph, with a copy kept in Sent Items: the copy is looked for by its Message-ID. Found:
-  the digest was sent; it is recorded so and not sent again. Absent: it was not accepted;
-  it is marked failed and its items go in the digest sent now. Absent but interrupted less
-  than :data:`SENT_ITEMS_LAG` ago, or Graph not answering: nothing is sent (exit 3), since
-  Graph may still be delivering it.
+- Graph, with a copy kept in Sent Items: the copy is looked for by its Message-ID, which
+  carries the row's own random nonce (written before delivery): a copy of another digest
+  that had the same id (in the database before it was restored from a backup) does not
+  match. Found: the digest was sent; it is recorded so and not sent again. Absent: it was
+  not accepted; it is marked failed and its items go in the digest sent now. Absent but
+  interrupted less than :data:`SENT_ITEMS_LAG` ago, or Graph not answering: nothing is sent
+  (exit 3), since Graph may still be delivering it.
 - SMTP, or Graph without a copy in Sent Items (or with one, but the transport is no longer
-  Graph): nothing can be looked at. The same digest (the same incidents and runs) is sent
-  again with the same Message-ID and says it may be a repeat: at least once, never lost,
-  and shown once by mail systems that drop a Message-ID they already have.
+  Graph, or the row was written before rows had a nonce): nothing can be looked at. The
+  same digest (the same incidents and runs) is sent again with the same Message-ID and says
+  it may be a repeat: at least once, never lost, and shown once by mail systems that drop a
+  Message-ID they already have (the nonce keeps a digest of a restored database from being
+  dropped as a repeat of one sent before the restore).
+
+Two ``digest --send`` at once send one digest: the delivery is claimed in one write
+transaction (:func:`sweeper.store.sending.start`), which refuses while another is on its way
+or once one was sent after this one read what to report.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from sweeper import store
 from sweeper.commands.deliver import deliver
 from sweeper.commands.settings import Settings
 from sweeper.errors import AlreadyRunning, DeliveryError, GraphError, SweeperError, exit_code_for
+from sweeper.faultpoints import reached
 from sweeper.files import own_files, write_private
 from sweeper.graph.signin import gateway_for
 from sweeper.present.render import render_html, render_text
@@ -111,7 +120,9 @@ def _digest(
     out: Path | None,
     now: datetime,
 ) -> Outcome:
+    basis = sending.latest(db)  # read first: a digest sent from here on refuses ours
     digest = queries.build(db, now, since=since, resend=resend)
+    reached("digest-built")
     if send and not resend and digest.nothing_new:
         if queries.sent_today(db, now):
             return Outcome(
@@ -139,6 +150,7 @@ def _digest(
             sender=config.sender or "",
             save_to_sent_items=config.transport == "graph" and config.save_to_sent_items,
             html_path=str(path),
+            basis=basis,
         )
     except AlreadyRunning as exc:
         return Outcome("failed", str(exc), digest, path)
@@ -214,8 +226,9 @@ def settle_interrupted(
             settled.stop = True
             break
         log.info("digest %d was left sending: %s", row.id, reason)
-        # A copy to look for, and Graph signed in to look (the transport may have changed).
-        if row.save_to_sent_items and settings.digest.transport == "graph":
+        # A copy to look for, that can be told for this row's (its nonce), and Graph signed
+        # in to look (the transport may have changed).
+        if row.save_to_sent_items and row.nonce and settings.digest.transport == "graph":
             _look_in_sent_items(db, settings, env, row, now, settled)
         else:
             _send_again(db, settings, env, row, now, settled)

@@ -7,6 +7,9 @@ A record is marked sent (:mod:`sweeper.store.siem`) as soon as the call that car
 accepted, before the next call goes: a record is sent once, and an incident once per version.
 A process killed after Azure Monitor accepted a call and before the mark was written sends
 that call's records again (the same ``EventId``): at least once in that moment, never lost.
+An ``EventId`` ends in a digest of what its record says (:func:`~sweeper.present.siem.identity`),
+so that a record of a database restored from a backup, which gives its ids out again, is
+never taken for a repeat of the one sent before the restore.
 
 A failing SIEM never fails the run: :func:`export_after_run` returns a
 :class:`SiemOutcome` whose line says what went wrong, and what was not sent stays pending
@@ -27,14 +30,17 @@ from sqlite_utils import Database
 from sweeper import store
 from sweeper.commands.settings import Settings
 from sweeper.errors import EXIT_OK, describe_failure
-from sweeper.graph.ingestion import Target, upload
+from sweeper.faultpoints import reached
+from sweeper.graph.ingestion import CALL_BUDGET, Target, fits, record_bytes, upload
 from sweeper.graph.signin import make_credential
 from sweeper.present.siem import (
+    FIELD_LIMIT,
     KINDS,
     Record,
     failure_record,
     finding_record,
     fingerprint,
+    identity,
     incident_record,
     run_record,
     with_version,
@@ -55,6 +61,8 @@ class SiemOutcome:
     pending: int = 0  # records not sent, for the next export
     error: str | None = None
     exit_code: int = EXIT_OK
+    truncated: int = 0  # records sent with a text field cut short
+    set_aside: int = 0  # records too large to send even so: recorded, not sent
 
     @property
     def line(self) -> str:
@@ -65,9 +73,23 @@ class SiemOutcome:
         if self.error is not None:
             waiting = "1 record waits" if self.pending == 1 else f"{self.pending} records wait"
             return (
-                f"Sentinel: {self.error}; sent {sent or 'nothing'}, {waiting} for the next export."
+                f"Sentinel: {self.error}; sent {sent or 'nothing'}, {waiting} for the next "
+                f"export.{self._fitted}"
             )
-        return f"Sentinel: sent {sent}." if sent else "Sentinel: nothing new to send."
+        if sent:
+            return f"Sentinel: sent {sent}.{self._fitted}"
+        return f"Sentinel: nothing new to send.{self._fitted}"
+
+    @property
+    def _fitted(self) -> str:
+        parts = []
+        if self.truncated:
+            parts.append(f"{self.truncated} sent with a text field cut short to fit")
+        if self.set_aside:
+            parts.append(f"{self.set_aside} set aside, too large to send even so")
+        if not parts:
+            return ""
+        return f" Records: {'; '.join(parts)} (the digest's health lists them)."
 
 
 @dataclass(frozen=True)
@@ -93,15 +115,18 @@ async def export(db: Database, settings: Settings, env: Mapping[str, str]) -> Si
     """The export itself, for a caller inside an event loop; raises AlreadyRunning while
     another export is under way, and nothing else of sweeper's (see :class:`SiemOutcome`)."""
     export_id = ledger.start_export(db)
+    reached("siem-claimed")
     outcome = SiemOutcome(error="interrupted")
     pending: list[_Pending] = []
     try:
-        pending = _pending(db, settings, iso(datetime.now(UTC)))
+        pending = _fitting(db, _pending(db, settings, iso(datetime.now(UTC))), outcome)
         outcome.pending = len(pending)
+        notes = {p.key: note for p in pending if (note := _cut_note(p.record))}
 
         def accepted(positions: list[int]) -> None:
             keys = [pending[i].key for i in positions]
-            ledger.mark_sent(db, keys)
+            ledger.mark_sent(db, keys, notes)
+            outcome.truncated += sum(1 for key in keys if key in notes)
             outcome.sent.update(kind for kind, _, _ in keys)
             outcome.pending -= len(keys)
 
@@ -138,13 +163,42 @@ def _pending(db: Database, settings: Settings, now: str) -> list[_Pending]:
         if version != row["sent_fingerprint"]:
             items.append(_Pending(("Incident", item, version), with_version(record, version)))
     for item, record in map(run_record, ledger.pending_runs(db)):
-        items.append(_Pending(("Run", item, ""), record))
+        items.append(_Pending(("Run", item, ""), with_version(record, identity(record))))
     for item, record in map(failure_record, ledger.pending_failures(db)):
-        items.append(_Pending(("MailboxFailure", item, ""), record))
+        items.append(_Pending(("MailboxFailure", item, ""), with_version(record, identity(record))))
     for row in ledger.pending_findings(db):
         item, record = finding_record(row, internal, full_addresses=full)
-        items.append(_Pending(("Finding", item, ""), record))
+        items.append(_Pending(("Finding", item, ""), with_version(record, identity(record))))
     return items
+
+
+def _fitting(db: Database, pending: list[_Pending], outcome: SiemOutcome) -> list[_Pending]:
+    """The records that can be sent; each that cannot, even with its text fields cut short
+    (:func:`~sweeper.present.siem.bounded`), is set aside: recorded with why, not sent, so
+    that it never holds back the records after it."""
+    sendable = []
+    for item in pending:
+        if fits(item.record):
+            sendable.append(item)
+            continue
+        size = record_bytes(item.record)
+        kind, key, _ = item.key
+        ledger.set_aside(
+            db,
+            item.key,
+            f"{size:,} bytes even with its text fields cut short, over the {CALL_BUDGET:,} "
+            "one upload may carry",
+        )
+        log.warning("the Sentinel record %s %s (%d bytes) was set aside", kind, key, size)
+        outcome.set_aside += 1
+    return sendable
+
+
+def _cut_note(record: Record) -> str | None:
+    fields = record.get("Truncated")
+    if not fields:
+        return None
+    return f"sent with {', '.join(fields)} cut short to {FIELD_LIMIT:,} characters"
 
 
 def target_for(settings: Settings) -> Target:

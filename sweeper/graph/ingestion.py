@@ -91,7 +91,7 @@ def calls(records: Sequence[dict[str, Any]], budget: int = CALL_BUDGET) -> list[
     slices: list[tuple[int, int]] = []
     start, size = 0, 2
     for position, record in enumerate(records):
-        length = len(json.dumps(record).encode("utf-8"))
+        length = record_bytes(record)
         if length + 2 > budget:
             raise IngestionError(
                 f"a {record.get('Kind', 'record')} record of {length} bytes is larger than one "
@@ -105,6 +105,17 @@ def calls(records: Sequence[dict[str, Any]], budget: int = CALL_BUDGET) -> list[
     if start < len(records):
         slices.append((start, len(records)))
     return slices
+
+
+def record_bytes(record: Mapping[str, Any]) -> int:
+    """The size of one record in a call's body, as the client writes it."""
+    return len(json.dumps(record).encode("utf-8"))
+
+
+def fits(record: Mapping[str, Any], budget: int = CALL_BUDGET) -> bool:
+    """Whether the record can go at all: alone in a call, within ``budget``. A record that
+    cannot is set aside by the caller, never sent (it would be refused for ever)."""
+    return record_bytes(record) + 2 <= budget
 
 
 async def _sign_in(target: Target, credential: AsyncTokenCredential) -> None:

@@ -10,6 +10,11 @@ carries only its own kind's columns; Log Analytics leaves the others empty.
 Outside addresses are masked (``j***@gmail.com``) in ``Addresses`` and in subjects unless
 ``full_addresses``; the organisation's own mailboxes stay readable. Moments are sweeper's
 UTC strings, which Log Analytics reads as ``datetime``.
+
+Every text field is at most :data:`FIELD_LIMIT` characters (:func:`bounded`): a longer one
+(a subject written by a stranger can be a megabyte) is cut short at a word's end, ends in
+``…``, and is named in the record's ``Truncated`` list, so that one record never outgrows
+an upload. A subject is cut before it is masked, so that masking reads a bounded text.
 """
 
 from __future__ import annotations
@@ -27,12 +32,17 @@ from sweeper.rules.clock import AwarenessClock
 Record = dict[str, Any]
 KINDS = ("Run", "MailboxFailure", "Finding", "Incident")
 MAX_ADDRESSES = 1000  # per finding: a record stays far below the 1 MB of one upload
+FIELD_LIMIT = 8192  # characters of one text field: a string column holds 32 KB at most
+ELLIPSIS = "…"
+# Where a cut text may end: never inside a word, where it could end half an address
+# (``john.smith@exam``) that masking would no longer recognise.
+_BOUNDARIES = frozenset(" \t\r\n,;:<>()[]\"'")
 
 
 def run_record(row: dict[str, Any]) -> tuple[str, Record]:
     """A settled run's summary, keyed by its id."""
     item = str(row["id"])
-    return item, {
+    record = {
         "TimeGenerated": row["finished_at"] or row["started_at"],
         "Kind": "Run",
         "EventId": f"Run:{item}",
@@ -57,12 +67,13 @@ def run_record(row: dict[str, Any]) -> tuple[str, Record]:
         "IncidentsTouched": row["incidents_touched"],
         "Error": row["error"],
     }
+    return item, bounded(record)
 
 
 def failure_record(row: dict[str, Any]) -> tuple[str, Record]:
     """One mailbox that could not be read in a run, keyed ``run_id:mailbox``."""
     item = f"{row['run_id']}:{row['mailbox']}"
-    return item, {
+    record = {
         "TimeGenerated": row["run_finished_at"] or row["run_started_at"],
         "Kind": "MailboxFailure",
         "EventId": f"MailboxFailure:{item}",
@@ -72,6 +83,7 @@ def failure_record(row: dict[str, Any]) -> tuple[str, Record]:
         "WindowSince": row["window_since"],
         "Error": row["error"],
     }
+    return item, bounded(record)
 
 
 def finding_record(
@@ -82,7 +94,7 @@ def finding_record(
     item = str(row["id"])
     addresses = list(row["addresses"])
     shown = addresses[:MAX_ADDRESSES]
-    return item, {
+    record = {
         "TimeGenerated": row["found_at"],
         "Kind": "Finding",
         "EventId": f"Finding:{item}",
@@ -110,6 +122,7 @@ def finding_record(
         "AddressesOmitted": len(addresses) - len(shown),
         "AddressesMasked": not full_addresses,
     }
+    return item, bounded(record, _cut_before(row["subject"]))
 
 
 def incident_record(
@@ -121,7 +134,7 @@ def incident_record(
     item = str(row["id"])
     detected = row["detected_at"] or row["created_at"]
     clock = AwarenessClock(detected, row["confirmed_at"])
-    return item, {
+    record = {
         "TimeGenerated": now,
         "Kind": "Incident",
         "EventId": f"Incident:{item}",  # the version is added by with_version()
@@ -153,6 +166,7 @@ def incident_record(
         "PurgedAt": row["purged_at"],
         "AddressesMasked": not full_addresses,
     }
+    return item, bounded(record, _cut_before(row["subject"]))
 
 
 UNVERSIONED = ("TimeGenerated", "EventId", "UpdatedAt")  # not what a version says
@@ -165,12 +179,56 @@ def fingerprint(record: Record) -> str:
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
+def identity(record: Record) -> str:
+    """What a run, mailbox failure or finding record says, its moments included, as a short
+    digest: the record sent again has the same one, and another record that got the same
+    id (in a database restored from a backup, or another installation's) another one, so
+    that a receiver dropping repeated ``EventId`` values drops only true repeats."""
+    content = {k: v for k, v in record.items() if k != "EventId"}
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
 def with_version(record: Record, version: str) -> Record:
-    """The record with its version in ``EventId`` (an incident is sent once per version)."""
+    """The record with its version in ``EventId``: an incident's :func:`fingerprint` (it is
+    sent once per version), another record's :func:`identity`."""
     return {**record, "EventId": f"{record['EventId']}:{version}"}
 
 
+def bounded(record: Record, cut_already: Iterable[str] = ()) -> Record:
+    """The record with every text field at most :data:`FIELD_LIMIT` characters, and the
+    fields cut short (those cut before, ``cut_already``, too) named in ``Truncated``."""
+    cut = list(cut_already)
+    fitted = dict(record)
+    for name, value in record.items():
+        if isinstance(value, str) and len(value) > FIELD_LIMIT:
+            fitted[name] = cut_short(value)
+            cut.append(name)
+    if cut:
+        fitted["Truncated"] = sorted(set(cut))
+    return fitted
+
+
+def cut_short(text: str, limit: int = FIELD_LIMIT) -> str:
+    """``text`` if it has at most ``limit`` characters; else its start up to the last word
+    boundary that fits, and ``…``. Linear in ``limit``, whatever the length of ``text``."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - len(ELLIPSIS)]
+    if text[len(head)] not in _BOUNDARIES:  # the cut falls inside a word: drop that word
+        end = len(head)
+        while end > 0 and head[end - 1] not in _BOUNDARIES:
+            end -= 1
+        head = head[:end]
+    return head.rstrip() + ELLIPSIS
+
+
+def _cut_before(subject: str | None) -> tuple[str, ...]:
+    """``("Subject",)`` when :func:`_subject` cut the subject short."""
+    return ("Subject",) if subject is not None and len(subject) > FIELD_LIMIT else ()
+
+
 def _subject(subject: str | None, internal: Iterable[str], full_addresses: bool) -> str | None:
-    if subject is None or full_addresses:
-        return subject
-    return mask_addresses(subject, internal)
+    if subject is None:
+        return None
+    short = cut_short(subject)  # before masking: what is masked is bounded
+    return short if full_addresses else mask_addresses(short, internal)

@@ -64,6 +64,7 @@ class Health:
     swept_shared: int = 0  # of the swept: disabled accounts' mailboxes (shared, leavers')
     excluded: int = 0  # passed over by sweep.exclude
     failed_alerts: tuple[str, ...] = ()  # alerts a channel did not take, one line each
+    siem_records: tuple[str, ...] = ()  # Sentinel records cut short or set aside, one line each
 
     @property
     def coverage(self) -> float | None:
@@ -185,11 +186,14 @@ class Plan:
         )
 
 
-def message_id(digest_id: int, installation: str, sender: str) -> str:
+def message_id(digest_id: int, installation: str, sender: str, nonce: str) -> str:
     """The digest's Internet Message-ID: the same every time this digest is sent, unique
-    across databases (``installation`` is a random token each database makes once)."""
+    across databases (``installation`` is a random token each database makes once) and
+    across the copies of one database (``nonce`` is a random token each digest row gets
+    before it is sent: a database restored from a backup gives an id out again, never a
+    nonce)."""
     domain = sender.rpartition("@")[2] or "sweeper.invalid"
-    return f"<sweeper-digest.{digest_id}.{installation}@{domain.lower()}>"
+    return f"<sweeper-digest.{digest_id}.{installation}.{nonce}@{domain.lower()}>"
 
 
 def clock_for(

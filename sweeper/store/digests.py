@@ -30,6 +30,7 @@ from sweeper.rules.triage import NOT_REPORTED
 from sweeper.store.alerts import failed_since
 from sweeper.store.db import transaction
 from sweeper.store.incidents import sample_addresses, top_domains
+from sweeper.store.siem import notes_since as siem_notes_since
 from sweeper.store.triage import reported_at
 from sweeper.when import iso
 
@@ -265,6 +266,9 @@ def _health(db: Database, since: str | None, problem_runs: list[dict[str, Any]])
         ),
         swept_shared=(last["swept_disabled"] or 0) if last else 0,
         excluded=(last["excluded"] or 0) if last else 0,
+        siem_records=tuple(
+            f"{n['kind']} {n['item']}: {n['note']}" for n in siem_notes_since(db, since)
+        ),
     )
 
 

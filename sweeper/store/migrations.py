@@ -392,6 +392,18 @@ def _console_audit(db: Database) -> None:
         )
 
 
+def _attempt_nonces(db: Database) -> None:
+    # Each digest sent carries a random nonce of its own, written with its `sending` row
+    # before delivery and part of its Message-ID: a copy found in Sent Items is taken for
+    # this digest's only when it carries this nonce, never a copy of a digest that had the
+    # same id in a database since restored from a backup (sweeper.store.sending).
+    db.table("digests").add_column("nonce", str)
+    # A Sentinel record changed to fit an upload (a field cut short), or set aside because
+    # it could not be made to fit, says so here, for the digest's health section; a record
+    # set aside is not sent again (sweeper.commands.siem).
+    db.table("siem_sent").add_column("note", str)
+
+
 def _console_sessions(db: Database) -> None:
     # The console's sessions, kept on the server so that signing out ends one for good: the
     # cookie holds only a random id, whose SHA-256 is the key here (the id itself is never
@@ -430,6 +442,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0015_alerts", _alerts),
     ("0016_siem", _siem),
     ("0017_console_audit", _console_audit),
+    ("0019_attempt_nonces", _attempt_nonces),
     ("0020_console_sessions", _console_sessions),
 ]
 

@@ -2,18 +2,24 @@
 
 Before a digest is delivered its row is committed as ``sending``, with the Message-ID it goes
 out with, its :class:`~sweeper.rules.digest.Plan` (what it is about to report) and the
-process sending it (pid, the process's start, host: as runs record theirs). After delivery
-the row becomes ``sent`` and the plan its ``digest_items``, in one transaction; or
-``failed``. A row still ``sending`` whose process is gone was interrupted somewhere between
-the two: :mod:`sweeper.commands.digest` finds out which side of the delivery.
+process sending it (pid, the process's start, host: as runs record theirs). The Message-ID
+carries the row's ``nonce``, random and written before delivery: a copy found later is this
+row's only if it carries it (ids are given out again when a database is restored from a
+backup; nonces are not). After delivery the row becomes ``sent`` and the plan its
+``digest_items``, in one transaction; or ``failed``. A row still ``sending`` whose process
+is gone was interrupted somewhere between the two: :mod:`sweeper.commands.digest` finds out
+which side of the delivery.
 
-Only one digest is on its way at a time: :func:`start` refuses while another row is
-``sending``, and the caller settles interrupted rows first.
+Only one digest is on its way at a time: :func:`start` claims the delivery in one write
+transaction (``BEGIN IMMEDIATE``), refusing while another row is ``sending`` or when a
+digest was sent after the caller read what to report (its ``basis``: two processes that
+built the same digest at once send it once). The caller settles interrupted rows first.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +48,7 @@ class Sending:
     transport: str
     sender: str
     internet_message_id: str
+    nonce: str | None  # this row's own random token, in its Message-ID (None: written before)
     save_to_sent_items: bool  # Graph kept a copy in the sender's Sent Items
     plan: Plan
     html_path: str | None
@@ -69,15 +76,19 @@ def start(
     sender: str,
     save_to_sent_items: bool,
     html_path: str | None,
+    basis: int,
 ) -> Sending:
     """Write the digest ``sending``, with its Message-ID and plan; committed on return.
 
-    Raises AlreadyRunning while another digest is on its way (the caller settled the
-    interrupted ones before).
+    ``basis``: the last digest id (:func:`latest`) read before ``digest`` was built. Raises
+    AlreadyRunning while another digest is on its way (the caller settled the interrupted
+    ones before), or when one was sent or started since ``basis``: what ``digest`` reports
+    may be reported already.
     """
     plan = Plan.of(digest)
     with store.transaction(db):
         _refuse_if_sending(db)
+        _refuse_if_sent_since(db, basis)
         table = db.table("digests")
         table.insert(
             {
@@ -95,8 +106,9 @@ def start(
             }
         )
         digest_id = int(table.last_pk or 0)
-        mid = message_id(digest_id, installation(db), sender)
-        table.update(digest_id, {"internet_message_id": mid})
+        nonce = secrets.token_hex(8)
+        mid = message_id(digest_id, installation(db), sender, nonce)
+        table.update(digest_id, {"internet_message_id": mid, "nonce": nonce})
     return get(db, digest_id)
 
 
@@ -190,6 +202,27 @@ def _refuse_if_sending(db: Database) -> None:
         )
 
 
+def latest(db: Database) -> int:
+    """The last digest id so far (0 if none): the ``basis`` of a digest built now."""
+    rows = list(db.query("select coalesce(max(id), 0) as id from digests"))
+    return int(rows[0]["id"])
+
+
+def _refuse_if_sent_since(db: Database, basis: int) -> None:
+    rows = list(
+        db.query(
+            "select id from digests where id > ? and status in ('sending', 'sent') "
+            "order by id limit 1",
+            [basis],
+        )
+    )
+    if rows:
+        raise AlreadyRunning(
+            f"digest {rows[0]['id']} was sent by another process while this one was being "
+            "prepared; this one sent nothing"
+        )
+
+
 def _process(row: Sending) -> tuple[int | None, str | None, str | None]:
     return row.pid, row.pid_started, row.host
 
@@ -208,6 +241,7 @@ def _sending(row: dict[str, Any]) -> Sending:
         transport=row["transport"] or "",
         sender=row["sender"] or "",
         internet_message_id=row["internet_message_id"] or "",
+        nonce=row.get("nonce"),
         save_to_sent_items=bool(row["save_to_sent_items"]),
         plan=Plan.from_json(row["plan"] or "{}"),
         html_path=row["html_path"],

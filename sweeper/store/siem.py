@@ -6,6 +6,10 @@ mailbox that failed in a run (``MailboxFailure``, by ``run_id:mailbox``), a find
 last sent: a changed incident is sent again). Only settled runs are sent, and only their
 findings: a run still going has not placed its findings in incidents yet.
 
+A row's ``note`` says when the record was changed to fit an upload (a field cut short) or
+set aside, not sent, because it could not be made to fit: the digest's health section shows
+these (:func:`notes_since`), and a record set aside is not tried again.
+
 ``siem_exports`` holds each export, written before it sends anything with the process doing
 it: one export at a time per database (:func:`start_export` refuses while another's process
 is alive), so that two never send the same records.
@@ -14,7 +18,7 @@ is alive), so that two never send the same records.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +32,7 @@ from sweeper.store.recovery import interruption
 from sweeper.when import utc_now
 
 INTERRUPTED = "interrupted: the process ended before the export finished"
+SET_ASIDE = "set aside, not sent"
 Key = tuple[str, str, str]  # kind, item, fingerprint ("" but for incidents)
 
 
@@ -89,12 +94,42 @@ def incidents(db: Database) -> list[dict[str, Any]]:
     return rows
 
 
-def mark_sent(db: Database, keys: Iterable[Key]) -> None:
-    """Record these records as accepted by Azure Monitor, in one transaction."""
+def mark_sent(db: Database, keys: Iterable[Key], notes: Mapping[Key, str] | None = None) -> None:
+    """Record these records as accepted by Azure Monitor, in one transaction; ``notes``:
+    what was changed in some of them to fit (fields cut short), for the digest."""
     now = utc_now()
-    rows = [{"kind": k, "item": i, "fingerprint": f, "sent_at": now} for k, i, f in keys]
+    notes = notes or {}
+    rows = [
+        {"kind": k, "item": i, "fingerprint": f, "sent_at": now, "note": notes.get((k, i, f))}
+        for k, i, f in keys
+    ]
     with store.transaction(db):
         db.table("siem_sent").upsert_all(rows, pk=("kind", "item"))
+
+
+def set_aside(db: Database, key: Key, note: str) -> None:
+    """Record a record that cannot be sent (too large for any upload even cut short) as
+    dealt with, with why: it no longer holds back the others, and the digest says so. An
+    incident's later version is sent (or set aside) again."""
+    kind, item, version = key
+    with store.transaction(db):
+        db.table("siem_sent").upsert(
+            {"kind": kind, "item": item, "fingerprint": version, "sent_at": utc_now(),
+             "note": f"{SET_ASIDE}: {note}"},
+            pk=("kind", "item"),
+        )  # fmt: skip
+
+
+def notes_since(db: Database, since: str | None) -> list[dict[str, Any]]:
+    """The records cut short or set aside since ``since`` (all if None), oldest first:
+    ``kind``, ``item``, ``note``, ``sent_at``."""
+    return list(
+        db.query(
+            "select kind, item, note, sent_at from siem_sent where note is not null "
+            "and sent_at >= ? order by sent_at, kind, item",
+            [since or ""],
+        )
+    )
 
 
 def start_export(db: Database, now: datetime | None = None) -> int:
