@@ -64,6 +64,7 @@ class Health:
     swept_shared: int = 0  # of the swept: disabled accounts' mailboxes (shared, leavers')
     excluded: int = 0  # passed over by sweep.exclude
     failed_alerts: tuple[str, ...] = ()  # alerts a channel did not take, one line each
+    pending_alerts: tuple[str, ...] = ()  # alerts the next run tries again, one line each
 
     @property
     def coverage(self) -> float | None:

@@ -392,6 +392,24 @@ def _console_audit(db: Database) -> None:
         )
 
 
+def _delivery_claims(db: Database) -> None:
+    # An alert's delivery is claimed before it is tried: the row is written `claimed`, with
+    # the process trying it, in one transaction, so that two sweeps at once never both try
+    # it (a claim whose process is gone is taken over). Each row also keeps the random part
+    # of its webhook-id, made once when the alert is first claimed: the same on every retry
+    # of that alert, never the same for another alert, another database or a restored one.
+    alerts = db.table("alerts")
+    for column, kind in (
+        ("delivery_id", str),
+        ("pid", int),
+        ("pid_started", str),
+        ("host", str),
+        ("claimed_at", str),
+    ):
+        alerts.add_column(column, kind)
+    db.execute("update alerts set delivery_id = lower(hex(randomblob(8)))")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -410,6 +428,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0015_alerts", _alerts),
     ("0016_siem", _siem),
     ("0017_console_audit", _console_audit),
+    ("0018_delivery_claims", _delivery_claims),
 ]
 
 
