@@ -34,7 +34,7 @@ from sweeper.present.escape import json_bytes, mask_addresses
 from sweeper.present.render import render_alert_mail
 from sweeper.present.teams import teams_payload
 from sweeper.present.webhook import webhook_body, webhook_payload
-from sweeper.rules.alerts import Alert, Alerted, Due, due, trial_alert, webhook_message_id
+from sweeper.rules.alerts import Alert, Alerted, Due, trial_alert, webhook_message_id
 from sweeper.rules.clock import AwarenessClock
 from sweeper.store import alerts as recorded
 from sweeper.store.incidents import sample_addresses, top_domains
@@ -96,27 +96,26 @@ async def send_alerts(
     """Every alert due now and every one still to try, on every configured channel."""
     config = settings.alerts
     delivery = _Delivery(db, settings, env, run_id)
-    before = recorded.alerted(db)
-    wanted = due(
-        recorded.incidents_now(db),
-        before,
+    claimed = recorded.claim_due(
+        db,
+        config.channels,
         min_severity=config.min_severity,
         grew_by=config.grew_by,
+        run_id=run_id,
     )
-    work: list[tuple[Due, str]] = [(d, c) for d in wanted for c in config.channels]
-    for row in recorded.to_retry(db):
-        if row["channel"] in config.channels:
-            retry = Due(row["incident_id"], row["kind"], row["key"])
-            work.append((retry, row["channel"]))
-    if not work:
-        return delivery.outcome
     internal = delivery.internal
     alerts = {
-        (item.incident_id, item.key): build_alert(db, item, before.get(item.incident_id), internal)
-        for item, _ in work
+        (c.due.incident_id, c.due.key): build_alert(db, c.due, c.before, internal) for c in claimed
     }
     await delivery.each_channel(
-        {c: [alerts[(i.incident_id, i.key)] for i, ch in work if ch == c] for c in config.channels}
+        {
+            channel: [
+                (c.claim, alerts[(c.due.incident_id, c.due.key)])
+                for c in claimed
+                if c.channel == channel
+            ]
+            for channel in config.channels
+        }
     )
     return delivery.outcome
 
@@ -126,7 +125,26 @@ async def send_test(db: Database, settings: Settings, env: Mapping[str, str]) ->
     with a new webhook-id."""
     delivery = _Delivery(db, settings, env, None)
     alert = trial_alert(utc_now())
-    await delivery.each_channel({channel: [alert] for channel in settings.alerts.channels})
+    work: dict[str, list[tuple[recorded.Claim, Alert]]] = {}
+    for channel in settings.alerts.channels:
+        held = recorded.claim(
+            db,
+            incident_id=0,
+            key="test",
+            kind="test",
+            channel=channel,
+            severity=alert.severity,
+            unique_exposed=0,
+            run_id=None,
+            fresh=True,
+        )
+        if held is None:
+            delivery.outcome.failed.append(
+                f"{_SETTING[channel]}: another process is sending a test alert to it now"
+            )
+        else:
+            work[channel] = [(held, alert)]
+    await delivery.each_channel(work)
     return delivery.outcome
 
 
@@ -143,28 +161,15 @@ class _Delivery:
         self.senders = _Senders(settings, env, self.internal).configured()
         self.deadline = time.monotonic() + self.budget
 
-    async def each_channel(self, alerts: Mapping[str, list[Alert]]) -> None:
-        """Every channel at once, each its own alerts in turn, until the deadline."""
-        await asyncio.gather(*(self._channel(c, todo) for c, todo in alerts.items() if todo))
+    async def each_channel(self, work: Mapping[str, list[tuple[recorded.Claim, Alert]]]) -> None:
+        """Every channel at once, each its own claimed alerts in turn, until the deadline."""
+        await asyncio.gather(*(self._channel(c, todo) for c, todo in work.items() if todo))
 
-    async def _channel(self, channel: str, alerts: list[Alert]) -> None:
-        for alert in alerts:
-            await self._one(channel, alert)
+    async def _channel(self, channel: str, work: list[tuple[recorded.Claim, Alert]]) -> None:
+        for held, alert in work:
+            await self._one(channel, held, alert)
 
-    async def _one(self, channel: str, alert: Alert) -> None:
-        held = recorded.claim(
-            self.db,
-            incident_id=alert.incident_id,
-            key=alert.key,
-            kind=alert.kind,
-            channel=channel,
-            severity=alert.severity,
-            unique_exposed=alert.unique_exposed,
-            run_id=self.run_id,
-            fresh=alert.kind == "test",
-        )
-        if held is None:  # sent already, or another process is sending it now
-            return
+    async def _one(self, channel: str, held: recorded.Claim, alert: Alert) -> None:
         installation = recorded.installation_token(self.db)
         message_id = webhook_message_id(
             installation, alert.incident_id, alert.key, held.delivery_id

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlite_utils import Database
 
-from sweeper.rules.alerts import Alerted, IncidentNow
+from sweeper.rules.alerts import Alerted, Due, IncidentNow, due
 from sweeper.rules.triage import NOT_REPORTED
 from sweeper.store.db import process_alive, process_started, this_host, transaction
 from sweeper.when import utc_now
@@ -88,6 +89,55 @@ class Claim:
     delivery_id: str
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this process claimed: what is due, on which channel, and what had been
+    alerted of the incident before (for "rose" and "grew")."""
+
+    claim: Claim
+    due: Due
+    channel: str
+    before: Alerted | None
+
+
+def claim_due(
+    db: Database,
+    channels: Sequence[str],
+    *,
+    min_severity: str,
+    grew_by: float,
+    run_id: int | None,
+) -> list[Claimed]:
+    """Claim every alert due now and every one still to try, on these channels, in one
+    transaction: what is due is judged on what is stored at that moment, claims of other
+    runs included, so that two runs at once never claim the same alert, nor one the other
+    claimed under another key (``new:high`` beside ``new:critical``)."""
+    claimed: list[Claimed] = []
+    with transaction(db):
+        before = alerted(db)
+        now = {i.id: i for i in incidents_now(db)}
+        wanted = due(now.values(), before, min_severity=min_severity, grew_by=grew_by)
+        work = [(d, c) for d in wanted for c in channels]
+        for row in to_retry(db):
+            if row["channel"] in channels:
+                work.append((Due(row["incident_id"], row["kind"], row["key"]), row["channel"]))
+        for item, channel in work:
+            figures = now.get(item.incident_id)
+            held = claim(
+                db,
+                incident_id=item.incident_id,
+                key=item.key,
+                kind=item.kind,
+                channel=channel,
+                severity=figures.severity if figures else "",
+                unique_exposed=figures.unique_exposed if figures else 0,
+                run_id=run_id,
+            )
+            if held is not None:
+                claimed.append(Claimed(held, item, channel, before.get(item.incident_id)))
+    return claimed
+
+
 def claim(
     db: Database,
     *,
@@ -110,7 +160,7 @@ def claim(
     """
     now = utc_now()
     held = {**_this_process(), "claimed_at": now, "run_id": run_id}
-    figures = {"severity": severity, "unique_exposed": unique_exposed}
+    figures = {"severity": severity, "unique_exposed": unique_exposed} if severity else {}
     with transaction(db):
         row = db.execute(
             "select id, status, tries, delivery_id, pid, pid_started, host, claimed_at "
