@@ -42,7 +42,7 @@ MailboxStatus = Literal["swept", "skipped", "failed"]
 # sending: written before delivery, so that a process killed mid-send leaves a trace (see
 # sweeper.commands.digest); it becomes sent or failed, and is never a command's outcome.
 DigestStatus = Literal["sending", "sent", "failed", "written"]  # written: built, not sent
-AlertStatus = Literal["sent", "failed"]  # per incident, alert key and channel
+AlertStatus = Literal["claimed", "sent", "failed", "pending"]  # per incident, alert key, channel
 
 
 def exit_code_for(*statuses: str) -> int:

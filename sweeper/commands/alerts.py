@@ -26,7 +26,7 @@ from sweeper import store
 from sweeper.addresses import mask_address
 from sweeper.commands.deliver import email_message, graph_payload, send_smtp
 from sweeper.commands.settings import Settings
-from sweeper.errors import AlertDeliveryError, SweeperError
+from sweeper.errors import AlertDeliveryError, AlertStatus, SweeperError
 from sweeper.graph.outbound import post_json
 from sweeper.graph.signin import gateway_for
 from sweeper.graph.webhooks import signed_by, webhook_secret
@@ -159,6 +159,7 @@ class _Delivery:
         self.budget = settings.alerts.budget_seconds
         self.outcome = AlertsOutcome(budget=self.budget)
         self.senders = _Senders(settings, env, self.internal).configured()
+        self.installation = recorded.installation_token(db)  # in every webhook-id
         self.deadline = time.monotonic() + self.budget
 
     async def each_channel(self, work: Mapping[str, list[tuple[recorded.Claim, Alert]]]) -> None:
@@ -170,9 +171,8 @@ class _Delivery:
             await self._one(channel, held, alert)
 
     async def _one(self, channel: str, held: recorded.Claim, alert: Alert) -> None:
-        installation = recorded.installation_token(self.db)
         message_id = webhook_message_id(
-            installation, alert.incident_id, alert.key, held.delivery_id
+            self.installation, alert.incident_id, alert.key, held.delivery_id
         )
         attempt = Attempt(alert, message_id, self.deadline)
         if attempt.left <= 0:
@@ -188,7 +188,7 @@ class _Delivery:
         held: recorded.Claim,
         alert: Alert,
         channel: str,
-        outcome: str,
+        outcome: AlertStatus,
         error: str | None,
         tried: bool,
     ) -> None:
@@ -204,7 +204,7 @@ class _Delivery:
             )
 
 
-async def _try(send: Send, attempt: Attempt, channel: str) -> tuple[str, str | None]:
+async def _try(send: Send, attempt: Attempt, channel: str) -> tuple[AlertStatus, str | None]:
     """Deliver within the attempt's time: ``sent``, ``failed`` or ``pending`` (out of
     time), with the one-line reason naming the setting."""
     setting = _SETTING[channel]
@@ -274,7 +274,6 @@ class _Senders:
         if config.webhook_url:
             senders["webhook"] = self._webhook
         if config.mail:
-            self.settings.digest.check_sendable(self.env)
             senders["mail"] = self._mail
         return senders
 
@@ -293,6 +292,7 @@ class _Senders:
 
     async def _mail(self, attempt: Attempt) -> None:
         config = self.settings.digest
+        config.check_sendable(self.env)  # a ConfigError fails this channel's alert, named
         alert = attempt.alert
         html, text = render_alert_mail(alert, self.internal, self.settings.timezone)
         sender = config.sender or ""

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from sweeper.errors import AlertStatus
 from sweeper.rules.alerts import Alerted, Due, IncidentNow, due
 from sweeper.rules.triage import NOT_REPORTED
 from sweeper.store.db import process_alive, process_started, this_host, transaction
@@ -198,7 +199,9 @@ def claim(
         return Claim(row_id, delivery_id)
 
 
-def settle(db: Database, held: Claim, outcome: str, error: str | None, *, tried: bool) -> str:
+def settle(
+    db: Database, held: Claim, outcome: AlertStatus, error: str | None, *, tried: bool
+) -> AlertStatus:
     """Write how a claimed delivery went; the status written.
 
     ``outcome``: ``sent``; ``failed`` (the channel refused it or had no answer: tried again
@@ -210,7 +213,7 @@ def settle(db: Database, held: Claim, outcome: str, error: str | None, *, tried:
     with transaction(db):
         (tries,) = db.execute("select tries from alerts where id = ?", [held.row_id]).fetchone()
         tries += 1 if tried or outcome != "pending" else 0
-        status = "failed" if outcome == "pending" and tries >= TRIES else outcome
+        status: AlertStatus = "failed" if outcome == "pending" and tries >= TRIES else outcome
         row: dict[str, Any] = {"status": status, "error": error, "tries": tries}
         if tried or outcome != "pending":
             row["tried_at"] = now
