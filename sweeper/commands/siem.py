@@ -35,11 +35,12 @@ from sweeper.present.siem import (
     failure_record,
     finding_record,
     fingerprint,
+    identified,
     incident_record,
     run_record,
-    with_version,
 )
 from sweeper.store import siem as ledger
+from sweeper.store.sending import installation as installation_token
 from sweeper.when import iso
 
 log = logging.getLogger(__name__)
@@ -131,19 +132,20 @@ def _pending(db: Database, settings: Settings, now: str) -> list[_Pending]:
     findings, each oldest first."""
     internal = [*store.verified_domains(db), *settings.own_domains]
     full = settings.siem.full_addresses
+    token = installation_token(db)
     items: list[_Pending] = []
     for row in ledger.incidents(db):
         item, record = incident_record(row, internal, full_addresses=full, now=now)
         version = fingerprint(record)
         if version != row["sent_fingerprint"]:
-            items.append(_Pending(("Incident", item, version), with_version(record, version)))
+            items.append(_Pending(("Incident", item, version), identified(record, token)))
     for item, record in map(run_record, ledger.pending_runs(db)):
-        items.append(_Pending(("Run", item, ""), record))
+        items.append(_Pending(("Run", item, ""), identified(record, token)))
     for item, record in map(failure_record, ledger.pending_failures(db)):
-        items.append(_Pending(("MailboxFailure", item, ""), record))
+        items.append(_Pending(("MailboxFailure", item, ""), identified(record, token)))
     for row in ledger.pending_findings(db):
         item, record = finding_record(row, internal, full_addresses=full)
-        items.append(_Pending(("Finding", item, ""), record))
+        items.append(_Pending(("Finding", item, ""), identified(record, token)))
     return items
 
 
