@@ -265,8 +265,9 @@ def list_alerts(db: Database, limit: int = 200) -> list[dict[str, Any]]:
 
 
 def pending_alerts(db: Database) -> list[dict[str, Any]]:
-    """Alerts the next run tries again, for the digest's health: pending (the run's time
-    for delivery ran out), failed with tries left, or claimed by a run that ended."""
+    """Alerts left for the next run, for the digest's health: pending (a run's time for
+    delivery ran out first), or claimed by a process that ended before settling them.
+    (Failed ones are :func:`failed_since`'s.)"""
     return [
         r
         for r in db.query(
