@@ -200,6 +200,22 @@ def test_the_nightly_digest_is_not_held_by_a_webhook_that_never_answers(
     assert re.search(r"Alert pending</td><td[^>]*>incident \d+ new:\w+ by webhook", body)
 
 
+def test_alerts_test_to_a_webhook_that_never_answers_says_so_within_the_budget(
+    sweeper: Sweeper, receiver: Receiver, teams: Receiver
+) -> None:
+    receiver.held.add("/hook")
+    on_receivers(sweeper, teams, receiver, "budget_seconds = 2\n")
+
+    started = time.monotonic()
+    result = run_with_secret(sweeper, "alerts", "test")
+
+    assert time.monotonic() - started < WITHIN
+    assert result.exit_code == 3
+    assert "✓ teams: sent" in result.output
+    assert "✗ webhook: alerts.webhook_url: no answer before this run's time" in result.output
+    assert "/hook" not in result.output  # never the URL's path
+
+
 # -- item 9: a delivery is claimed before it is tried ---------------------------------------
 
 

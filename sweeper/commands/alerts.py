@@ -176,9 +176,8 @@ class _Delivery:
         )
         attempt = Attempt(alert, message_id, self.deadline)
         if attempt.left <= 0:
-            self._settle(
-                held, alert, channel, "pending", "not tried before the time ran out", False
-            )
+            why = f"{_SETTING[channel]}: not tried before the time ran out"
+            self._settle(held, alert, channel, "pending", why, False)
             return
         outcome, error = await _try(self.senders[channel], attempt, channel)
         self._settle(held, alert, channel, outcome, error, True)
@@ -193,15 +192,16 @@ class _Delivery:
         tried: bool,
     ) -> None:
         status = recorded.settle(self.db, held, outcome, error, tried=tried)
-        what = "test" if alert.kind == "test" else f"incident {alert.incident_id} ({alert.key})"
+        # error names the setting (alerts.webhook_url: ...); a test alert is about no incident
+        line = (
+            (error or "")
+            if alert.kind == "test"
+            else f"incident {alert.incident_id} ({alert.key}): {error}"
+        )
         if status == "sent":
             self.outcome.sent += 1
-        elif status == "pending":
-            self.outcome.pending.append(f"{what} by {channel}: {error}")
         else:
-            self.outcome.failed.append(
-                (error or "") if alert.kind == "test" else f"{what}: {error}"
-            )
+            (self.outcome.pending if status == "pending" else self.outcome.failed).append(line)
 
 
 async def _try(send: Send, attempt: Attempt, channel: str) -> tuple[AlertStatus, str | None]:
