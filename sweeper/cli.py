@@ -690,9 +690,13 @@ def alerts_test(ctx: click.Context) -> None:
     db = _open(settings)
     outcome = asyncio.run(send_test(db, settings, os.environ))
     for channel in settings.alerts.channels:
-        failed = [line for line in outcome.failed if line.startswith(f"alerts.{channel}")]
+        failed = [
+            line
+            for line in (*outcome.failed, *outcome.pending)
+            if line.startswith(f"alerts.{channel}")
+        ]
         say(f"{'✗' if failed else '✓'} {channel}" + (f": {failed[0]}" if failed else ": sent"))
-    sys.exit(EXIT_FAILED if outcome.failed else EXIT_OK)
+    sys.exit(EXIT_FAILED if outcome.failed or outcome.pending else EXIT_OK)
 
 
 INCIDENT_ID = click.IntRange(min=1, max=SQLITE_MAX_ID)

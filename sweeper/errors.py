@@ -42,7 +42,7 @@ MailboxStatus = Literal["swept", "skipped", "failed"]
 # sending: written before delivery, so that a process killed mid-send leaves a trace (see
 # sweeper.commands.digest); it becomes sent or failed, and is never a command's outcome.
 DigestStatus = Literal["sending", "sent", "failed", "written"]  # written: built, not sent
-AlertStatus = Literal["sent", "failed"]  # per incident, alert key and channel
+AlertStatus = Literal["claimed", "sent", "failed", "pending"]  # per incident, alert key, channel
 
 
 def exit_code_for(*statuses: str) -> int:
@@ -126,8 +126,11 @@ class AlertDeliveryError(SweeperError):
     gave no answer after the retries. The message names the webhook by scheme and host only:
     a URL's path and query can hold its secret."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, out_of_time: bool = False
+    ) -> None:
         self.status = status  # the last HTTP status answered, if any
+        self.out_of_time = out_of_time  # the run's time for delivery ran out first
         super().__init__(message)
 
 

@@ -24,8 +24,10 @@ class Receiver:
     """A webhook receiver on 127.0.0.1 (aiohttp, in a thread of its own).
 
     Each path answers as ``script`` says, in turn (the last answer again after that; 200
-    when not scripted). With a ``secret`` it verifies every request's Standard Webhooks
-    signature with the reference library and answers 401 to one that fails. It records
+    when not scripted), after ``delay`` seconds; a path in ``held`` gives no answer at all
+    (its requests are recorded with status 0) until :meth:`release`. With a ``secret`` it
+    verifies every request's Standard Webhooks signature with the reference library and
+    answers 401 to one that fails. It records
     every request; a *delivery* is one it accepted (2xx).
     """
 
@@ -33,6 +35,8 @@ class Receiver:
     script: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     port: int = 0
+    held: set[str] = field(default_factory=set)  # paths that give no answer until release()
+    delay: float = 0.0  # seconds before each answer: a slow receiver
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -41,9 +45,19 @@ class Receiver:
     def deliveries(self) -> list[Request]:
         return [r for r in self.requests if 200 <= r.status <= 299]
 
+    def release(self) -> None:
+        """Held paths answer from now on (the requests held so far get a 503)."""
+        self.held.clear()
+        self._loop.call_soon_threadsafe(self._released.set)
+
     async def _answer(self, request: web.Request) -> web.Response:
         body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
+        if request.path in self.held:
+            self.requests.append(Request(request.path, headers, body, 0))
+            await self._released.wait()
+            return web.Response(status=503)
+        await asyncio.sleep(self.delay)
         answers = self.script.get(request.path, [(200, {})])
         seen = sum(1 for r in self.requests if r.path == request.path)
         status, extra = answers[min(seen, len(answers) - 1)]
@@ -63,6 +77,7 @@ class Receiver:
         return self
 
     async def _serve(self) -> None:
+        self._released = asyncio.Event()
         app = web.Application()
         app.router.add_post("/{tail:.*}", self._answer)
         self._runner = web.AppRunner(app, access_log=None)  # an access log would show paths
@@ -71,6 +86,7 @@ class Receiver:
         self.port = self._runner.addresses[0][1]
 
     def __exit__(self, *exc: object) -> None:
+        self.release()
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

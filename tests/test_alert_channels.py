@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -537,6 +538,37 @@ def test_no_answer_in_time_is_tried_again_then_fails_with_the_attempts() -> None
     )
     assert raised.value.status is None
     assert len(calls) == 3 and slept == [0.5, 1.0]
+
+
+def test_a_retry_after_past_the_runs_deadline_is_not_slept_out() -> None:
+    transport, calls = answering(httpx.Response(429, headers={"retry-after": "60"}))
+    slept = Slept()
+
+    with pytest.raises(AlertDeliveryError) as raised:
+        deliver(transport, slept, deadline=time.monotonic() + 30)
+
+    assert raised.value.out_of_time and raised.value.status == 429
+    assert "answered 429; left for the next run" in str(raised.value)
+    assert len(calls) == 1 and slept == []
+
+
+def test_an_attempt_cut_short_by_the_runs_deadline_leaves_the_alert_for_the_next_run() -> None:
+    transport, calls = answering(httpx.ReadTimeout("slow"))
+    slept = Slept()
+
+    with pytest.raises(AlertDeliveryError) as raised:
+        deliver(transport, slept, deadline=time.monotonic() + 2)  # less than the 10 s timeout
+
+    assert raised.value.out_of_time and raised.value.status is None
+    assert len(calls) == 1 and slept == []
+
+
+def test_waits_within_the_runs_deadline_are_waited_out() -> None:
+    transport, calls = answering(httpx.Response(503), httpx.Response(503), httpx.Response(202))
+    slept = Slept()
+
+    assert deliver(transport, slept, deadline=time.monotonic() + 300) == 202
+    assert slept == [0.5, 1.0] and len(calls) == 3
 
 
 # -- delivery over real HTTP ----------------------------------------------------------------

@@ -135,6 +135,7 @@ def test_alerts_test_tries_each_channel_and_says_how_it_went(by_mail: Sweeper) -
         ('teams_url = "ftp://teams.example/x"', "alerts.teams_url"),
         ('min_severity = "urgent"', "alerts.min_severity"),
         ('sweep_every = "30s"', "alerts.sweep_every"),
+        ("budget_seconds = 0", "alerts.budget_seconds"),
         ('webhook_url = "https://hooks.example/in"', "SWEEPER_WEBHOOK_SECRET"),
     ],
 )

@@ -329,8 +329,12 @@ def test_two_real_sweeps_at_once_store_what_one_clean_sweep_stores(
     clean = sweeper.env(SWEEPER_DB=str(tmp_path / "clean.db"))
     assert sweeper.run("sweep", env=clean).exit_code == 0
     sweeper.fake.latency = 1.0  # each sweep lasts seconds: the two overlap even on a busy machine
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **sweeper.env()}
-    command = [str(Path(sys.executable).with_name("sweeper")), "sweep"]
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": os.pathsep.join(sys.path),  # this sweeper, as the tests import it
+        **sweeper.env(),
+    }
+    command = [sys.executable, "-m", "sweeper", "sweep"]
     sweeps = [
         subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -125,3 +125,19 @@ def test_jobs_nightly_runs_as_a_process(nightly: Sweeper) -> None:
     assert result.returncode == 0, result.stderr
     assert f"{DAY_FINDINGS} new findings" in result.stdout
     assert len(nightly.fake.sent_mail) == 1
+
+
+def test_the_digest_goes_before_the_sentinel_export_which_cannot_hold_it(nightly: Sweeper) -> None:
+    from test_siem import with_siem
+
+    with_siem(nightly)
+    nightly.fake.add_fault(path="/dataCollectionRules/", status=429, times=None, retry_after=1)
+
+    result = nightly.run("nightly")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    digest = next(i for i, line in enumerate(lines) if f"Sent by graph to {DPO}" in line)
+    sentinel = next(i for i, line in enumerate(lines) if line.startswith("Sentinel:"))
+    assert digest < sentinel and len(nightly.fake.sent_mail) == 1
+    assert "429" in lines[sentinel] or "wait" in lines[sentinel]  # throttled, after the digest

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,36 @@ def siem(sweeper: Sweeper) -> Sweeper:
 # -- exactly once -------------------------------------------------------------------------
 
 
+def test_no_event_id_repeats_across_databases_or_a_restored_copy(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    """Two installations sending to one workspace, and a database restored from a backup
+    that numbers its runs again: `take_any(*) by EventId` must drop none of their records."""
+    with_siem(sweeper)
+    empty = tmp_path / "empty.db"
+    assert sweeper.run("sweep", "--since", "2026-01-01", "--until", "2026-01-02").exit_code == 0
+    with closing(sqlite3.connect(sweeper.db)) as src, closing(sqlite3.connect(empty)) as dst:
+        src.backup(dst)  # a backup holding one run and no finding
+    assert sweeper.run("sweep").exit_code == 0
+    with closing(sqlite3.connect(empty)) as src, closing(sqlite3.connect(sweeper.db)) as dst:
+        src.backup(dst)  # restored: the run and findings sent since are forgotten
+    assert sweeper.run("sweep").exit_code == 0
+    other = sweeper.env(SWEEPER_DB=str(tmp_path / "other.db"))
+    assert sweeper.run("sweep", env=other).exit_code == 0
+
+    records = received(sweeper.fake)
+    runs = [r for r in records if r["Kind"] == "Run"]
+    assert [r["RunId"] for r in runs] == [1, 2, 2, 1]  # numbers repeat; their EventIds do not
+    assert len({r["EventId"] for r in runs}) == 4
+    said: dict[str, set[str]] = {}
+    for r in records:  # an EventId met twice is the same record sent again, never another
+        content = {k: v for k, v in r.items() if k not in ("TimeGenerated", "UpdatedAt")}
+        said.setdefault(r["EventId"], set()).add(
+            orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode()
+        )
+    assert len(records) > DAY_FINDINGS * 3 and all(len(c) == 1 for c in said.values())
+
+
 def test_a_sweep_arrives_once_and_a_second_export_sends_nothing(siem: Sweeper) -> None:
     code, line = send(siem)
 
@@ -129,7 +160,8 @@ def test_a_run_record_says_how_the_run_went(siem: Sweeper) -> None:
 
     (run,) = received(siem.fake, "Run")
     row = siem.rows("select * from runs")[0]
-    assert re.fullmatch(r"Run:1:[0-9a-f]{16}", run["EventId"])
+    token = siem.rows("select value from meta where key = 'installation'")[0]["value"]
+    assert re.fullmatch(rf"Run:{token}:1:[0-9a-f]{{16}}", run["EventId"])
     assert run == {
         "TimeGenerated": row["finished_at"],
         "Kind": "Run",
@@ -192,7 +224,8 @@ def test_a_second_run_sends_its_run_and_mailbox_failures_only(siem: Sweeper) -> 
     (failure,) = received(siem.fake, "MailboxFailure")
     assert (run["RunId"], run["RunStatus"], run["Failed"]) == (2, "partial", 1)
     assert failure["RunId"] == 2 and failure["Mailbox"] == CLINIC
-    assert re.fullmatch(rf"MailboxFailure:2:{re.escape(CLINIC)}:[0-9a-f]{{16}}", failure["EventId"])
+    assert failure["EventId"].startswith("MailboxFailure:")
+    assert failure["EventId"].split(":")[2:4] == ["2", CLINIC]
     assert failure["Error"] and failure["TimeGenerated"] == run["FinishedAt"]
 
 

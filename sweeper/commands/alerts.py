@@ -1,17 +1,22 @@
 """Alerts at once, after any sweep: which incidents, on which channels, each exactly once.
 
 Glue: the rules (:mod:`sweeper.rules.alerts`) say which incidents need an alert and under
-which key; the store says what was already sent; each configured channel (Teams, a signed
-webhook, a short mail) delivers it; the outcome is recorded after delivery was tried. A
-failing channel costs only its own alert: it is recorded failed, tried again by the next
-sweeps (see :data:`sweeper.store.alerts.TRIES`) and shown in the digest's health; the
-sweep's findings were stored before any of this ran.
+which key; the store says what was already sent. Each delivery is claimed in the store
+before it is tried (:func:`sweeper.store.alerts.claim`), so two sweeps at once never both
+try it; then the configured channel (Teams, a signed webhook, a short mail) delivers it, and
+the outcome is settled. Channels are delivered at once, each its alerts in turn, and all of
+them within one time budget per run (``alerts.budget_seconds``): an alert not delivered by
+then is left *pending* for the next run, so a slow or throttling channel never holds the
+sweep or the digest after it. A failing channel costs only its own alert: it is recorded
+failed, tried again by the next sweeps (see :data:`sweeper.store.alerts.TRIES`) and shown in
+the digest's health; the sweep's findings were stored before any of this ran.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -21,7 +26,7 @@ from sweeper import store
 from sweeper.addresses import mask_address
 from sweeper.commands.deliver import email_message, graph_payload, send_smtp
 from sweeper.commands.settings import Settings
-from sweeper.errors import SweeperError
+from sweeper.errors import AlertDeliveryError, AlertStatus, SweeperError
 from sweeper.graph.outbound import post_json
 from sweeper.graph.signin import gateway_for
 from sweeper.graph.webhooks import signed_by, webhook_secret
@@ -29,7 +34,7 @@ from sweeper.present.escape import json_bytes, mask_addresses
 from sweeper.present.render import render_alert_mail
 from sweeper.present.teams import teams_payload
 from sweeper.present.webhook import webhook_body, webhook_payload
-from sweeper.rules.alerts import Alert, Alerted, Due, due, trial_alert
+from sweeper.rules.alerts import Alert, Alerted, Due, trial_alert, webhook_message_id
 from sweeper.rules.clock import AwarenessClock
 from sweeper.store import alerts as recorded
 from sweeper.store.incidents import sample_addresses, top_domains
@@ -37,22 +42,42 @@ from sweeper.when import utc_now
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[Alert], Awaitable[None]]  # raises SweeperError when not delivered
+
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery as a channel sends it: the alert, its webhook-id, the run's deadline."""
+
+    alert: Alert
+    message_id: str
+    deadline: float  # time.monotonic(): nothing is sent or waited for past it
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+Send = Callable[[Attempt], Awaitable[None]]  # raises SweeperError when not delivered
 
 
 @dataclass
 class AlertsOutcome:
     sent: int = 0
     failed: list[str] = field(default_factory=list)  # one line each, naming the channel
+    pending: list[str] = field(default_factory=list)  # left for the next run: out of time
+    budget: float = 0.0
 
     def summary(self) -> str | None:
         """A line for the run's output, or None when nothing was due."""
-        if not self.sent and not self.failed:
+        if not self.sent and not self.failed and not self.pending:
             return None
         line = f"Alerts: {self.sent} sent"
         if self.failed:
             line += f", {len(self.failed)} failed (tried again by the next sweep):\n  "
             line += "\n  ".join(self.failed)
+        if self.pending:
+            line += f"{';' if self.failed else ','} {len(self.pending)} pending "
+            line += f"(this run's {self.budget:g} s for delivery ran out; the next sweep "
+            line += "sends them):\n  " + "\n  ".join(self.pending)
         return line + "."
 
 
@@ -68,57 +93,41 @@ def alerts_after_sweep(
 async def send_alerts(
     db: Database, settings: Settings, env: Mapping[str, str], *, run_id: int | None = None
 ) -> AlertsOutcome:
-    """Every alert due now and every failed one still to try, on every configured channel."""
-    outcome = AlertsOutcome()
+    """Every alert due now and every one still to try, on every configured channel."""
     config = settings.alerts
-    before = recorded.alerted(db)
-    wanted = due(
-        recorded.incidents_now(db),
-        before,
+    delivery = _Delivery(db, settings, env, run_id)
+    claimed = recorded.claim_due(
+        db,
+        config.channels,
         min_severity=config.min_severity,
         grew_by=config.grew_by,
+        run_id=run_id,
     )
-    work: list[tuple[Due, str]] = [(d, c) for d in wanted for c in config.channels]
-    for row in recorded.to_retry(db):
-        if row["channel"] in config.channels:
-            retry = Due(row["incident_id"], row["kind"], row["key"])
-            work.append((retry, row["channel"]))
-    if not work:
-        return outcome
-    internal = (*store.verified_domains(db), *settings.own_domains)
-    channels = _Senders(settings, env, internal).configured()
-    for item, channel in work:
-        if recorded.already_sent(db, item.incident_id, item.key, channel):
-            continue
-        alert = build_alert(db, item, before.get(item.incident_id), internal)
-        error = await _try(channels[channel], alert, channel)
-        recorded.record(
-            db,
-            incident_id=alert.incident_id,
-            key=alert.key,
-            kind=alert.kind,
-            channel=channel,
-            severity=alert.severity,
-            unique_exposed=alert.unique_exposed,
-            error=error,
-            run_id=run_id,
-        )
-        if error is None:
-            outcome.sent += 1
-        else:
-            outcome.failed.append(f"incident {alert.incident_id} ({alert.key}): {error}")
-    return outcome
+    internal = delivery.internal
+    alerts = {
+        (c.due.incident_id, c.due.key): build_alert(db, c.due, c.before, internal) for c in claimed
+    }
+    await delivery.each_channel(
+        {
+            channel: [
+                (c.claim, alerts[(c.due.incident_id, c.due.key)])
+                for c in claimed
+                if c.channel == channel
+            ]
+            for channel in config.channels
+        }
+    )
+    return delivery.outcome
 
 
 async def send_test(db: Database, settings: Settings, env: Mapping[str, str]) -> AlertsOutcome:
-    """A test alert to each configured channel; recorded like any alert (incident 0)."""
-    outcome = AlertsOutcome()
-    internal = (*store.verified_domains(db), *settings.own_domains)
+    """A test alert to each configured channel; recorded like any alert (incident 0), each
+    with a new webhook-id."""
+    delivery = _Delivery(db, settings, env, None)
     alert = trial_alert(utc_now())
-    channels = _Senders(settings, env, internal).configured()
-    for channel, send in channels.items():
-        error = await _try(send, alert, channel)
-        recorded.record(
+    work: dict[str, list[tuple[recorded.Claim, Alert]]] = {}
+    for channel in settings.alerts.channels:
+        held = recorded.claim(
             db,
             incident_id=0,
             key="test",
@@ -126,26 +135,92 @@ async def send_test(db: Database, settings: Settings, env: Mapping[str, str]) ->
             channel=channel,
             severity=alert.severity,
             unique_exposed=0,
-            error=error,
             run_id=None,
+            fresh=True,
         )
-        if error is None:
-            outcome.sent += 1
+        if held is None:
+            delivery.outcome.failed.append(
+                f"{_SETTING[channel]}: another process is sending a test alert to it now"
+            )
         else:
-            outcome.failed.append(error)
-    return outcome
+            work[channel] = [(held, alert)]
+    await delivery.each_channel(work)
+    return delivery.outcome
 
 
-async def _try(send: Send, alert: Alert, channel: str) -> str | None:
-    """Deliver; the one-line reason it failed, naming the setting, or None."""
+class _Delivery:
+    """One run's deliveries: claimed, sent within the run's time budget, settled."""
+
+    def __init__(
+        self, db: Database, settings: Settings, env: Mapping[str, str], run_id: int | None
+    ) -> None:
+        self.db, self.settings, self.run_id = db, settings, run_id
+        self.internal = (*store.verified_domains(db), *settings.own_domains)
+        self.budget = settings.alerts.budget_seconds
+        self.outcome = AlertsOutcome(budget=self.budget)
+        self.senders = _Senders(settings, env, self.internal).configured()
+        self.installation = recorded.installation_token(db)  # in every webhook-id
+        self.deadline = time.monotonic() + self.budget
+
+    async def each_channel(self, work: Mapping[str, list[tuple[recorded.Claim, Alert]]]) -> None:
+        """Every channel at once, each its own claimed alerts in turn, until the deadline."""
+        await asyncio.gather(*(self._channel(c, todo) for c, todo in work.items() if todo))
+
+    async def _channel(self, channel: str, work: list[tuple[recorded.Claim, Alert]]) -> None:
+        for held, alert in work:
+            await self._one(channel, held, alert)
+
+    async def _one(self, channel: str, held: recorded.Claim, alert: Alert) -> None:
+        message_id = webhook_message_id(
+            self.installation, alert.incident_id, alert.key, held.delivery_id
+        )
+        attempt = Attempt(alert, message_id, self.deadline)
+        if attempt.left <= 0:
+            why = f"{_SETTING[channel]}: not tried before the time ran out"
+            self._settle(held, alert, channel, "pending", why, False)
+            return
+        outcome, error = await _try(self.senders[channel], attempt, channel)
+        self._settle(held, alert, channel, outcome, error, True)
+
+    def _settle(
+        self,
+        held: recorded.Claim,
+        alert: Alert,
+        channel: str,
+        outcome: AlertStatus,
+        error: str | None,
+        tried: bool,
+    ) -> None:
+        status = recorded.settle(self.db, held, outcome, error, tried=tried)
+        # error names the setting (alerts.webhook_url: ...); a test alert is about no incident
+        line = (
+            (error or "")
+            if alert.kind == "test"
+            else f"incident {alert.incident_id} ({alert.key}): {error}"
+        )
+        if status == "sent":
+            self.outcome.sent += 1
+        else:
+            (self.outcome.pending if status == "pending" else self.outcome.failed).append(line)
+
+
+async def _try(send: Send, attempt: Attempt, channel: str) -> tuple[AlertStatus, str | None]:
+    """Deliver within the attempt's time: ``sent``, ``failed`` or ``pending`` (out of
+    time), with the one-line reason naming the setting."""
+    setting = _SETTING[channel]
     try:
-        await send(alert)
+        async with asyncio.timeout(attempt.left):
+            await send(attempt)
+    except TimeoutError:
+        return "pending", f"{setting}: no answer before this run's time for delivery ran out"
+    except AlertDeliveryError as exc:
+        return ("pending" if exc.out_of_time else "failed"), f"{setting}: {exc}"
     except SweeperError as exc:
-        return f"{_SETTING[channel]}: {exc}"
+        return "failed", f"{setting}: {exc}"
     except Exception as exc:  # a bug in one channel must cost its alert, visibly, not the run
         log.exception("unexpected error sending an alert to %s", channel)
-        return f"{_SETTING[channel]}: internal error: {type(exc).__name__}"
-    return None
+        return "failed", f"{setting}: internal error: {type(exc).__name__}"
+    return "sent", None
 
 
 _SETTING = {"teams": "alerts.teams_url", "webhook": "alerts.webhook_url", "mail": "alerts.mail"}
@@ -199,31 +274,32 @@ class _Senders:
         if config.webhook_url:
             senders["webhook"] = self._webhook
         if config.mail:
-            self.settings.digest.check_sendable(self.env)
             senders["mail"] = self._mail
         return senders
 
-    async def _teams(self, alert: Alert) -> None:
+    async def _teams(self, attempt: Attempt) -> None:
         config = self.settings.alerts
-        payload = teams_payload(alert, self.settings.timezone, internal=self.internal)
-        await post_json(config.teams_url or "", json_bytes(payload), {})
+        payload = teams_payload(attempt.alert, self.settings.timezone, internal=self.internal)
+        await post_json(config.teams_url or "", json_bytes(payload), {}, deadline=attempt.deadline)
 
-    async def _webhook(self, alert: Alert) -> None:
+    async def _webhook(self, attempt: Attempt) -> None:
         config = self.settings.alerts
-        body = webhook_body(webhook_payload(alert, internal=self.internal))
-        # The same id on every try of this alert, in this sweep or a later one: receivers
-        # drop a webhook-id they have seen (the specification's idempotency key).
-        msg_id = f"msg_sweeper_{alert.incident_id}_{alert.key.replace(':', '-')}"
-        sign = signed_by(webhook_secret(self.env), msg_id, body)
-        await post_json(config.webhook_url or "", body, {}, sign=sign)
+        body = webhook_body(webhook_payload(attempt.alert, internal=self.internal))
+        # The same id on every try of this alert, in this run or a later one, and no other
+        # alert's (see webhook_message_id): receivers drop a webhook-id they have seen.
+        sign = signed_by(webhook_secret(self.env), attempt.message_id, body)
+        await post_json(config.webhook_url or "", body, {}, sign=sign, deadline=attempt.deadline)
 
-    async def _mail(self, alert: Alert) -> None:
+    async def _mail(self, attempt: Attempt) -> None:
         config = self.settings.digest
+        config.check_sendable(self.env)  # a ConfigError fails this channel's alert, named
+        alert = attempt.alert
         html, text = render_alert_mail(alert, self.internal, self.settings.timezone)
         sender = config.sender or ""
         if config.transport == "smtp":
             message = email_message(alert.headline, html, text, sender, config.recipients)
-            await asyncio.to_thread(send_smtp, config, self.env, message, self.settings.ca_bundle)
+            ca_bundle, timeout = self.settings.ca_bundle, max(1.0, attempt.left)
+            await asyncio.to_thread(send_smtp, config, self.env, message, ca_bundle, timeout)
             return
         payload = graph_payload(alert.headline, html, config.recipients, config.save_to_sent_items)
         async with gateway_for(self.settings.sign_in, self.env) as gateway:

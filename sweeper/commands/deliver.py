@@ -89,11 +89,14 @@ def send_smtp(
     env: Mapping[str, str],
     message: EmailMessage,
     ca_bundle: Path | None = None,
+    timeout: float = 60,
 ) -> None:
-    """Deliver through an SMTP relay: STARTTLS (required unless turned off), then login."""
+    """Deliver through an SMTP relay: STARTTLS (required unless turned off), then login.
+    ``timeout`` bounds each exchange with the relay (an alert passes what is left of its
+    run's time for delivery)."""
     host = settings.smtp_host or ""
     try:
-        with smtplib.SMTP(host, settings.smtp_port, timeout=60) as smtp:
+        with smtplib.SMTP(host, settings.smtp_port, timeout=timeout) as smtp:
             smtp.ehlo()
             if settings.smtp_starttls:
                 context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)

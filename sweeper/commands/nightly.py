@@ -1,5 +1,9 @@
 """The nightly job: sweep the default window, send the digest, purge what is past retention.
 
+In order: the sweep, its alerts (within ``alerts.budget_seconds``, so a slow channel never
+holds what follows), the digest, the Sentinel export (after the digest, which it never
+delays), then the purge.
+
 One nightly run at a time (a ``sweep`` or ``lookup`` started by hand may run beside it).
 
 Exit codes: 0 all good; 1 partial (some mailboxes failed; the digest was still sent and
@@ -90,6 +94,7 @@ def frequent_sweep(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
     try:
         lines: list[str] = []
         report = _sweep_and_alert(db, settings, env, datetime.now(UTC), lines)
+        _to_sentinel(db, settings, env, lines)
         return NightlyResult(exit_code_for(report.status), lines)
     finally:
         db.conn.close()
@@ -98,8 +103,8 @@ def frequent_sweep(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
 def _sweep_and_alert(
     db: Database, settings: Settings, env: Mapping[str, str], until: datetime, lines: list[str]
 ) -> SweepReport:
-    """Put right what a killed run left, sweep incrementally up to ``until``, then alert and
-    send the run to Microsoft Sentinel; what each step says is added to ``lines``."""
+    """Put right what a killed run left, sweep incrementally up to ``until``, then alert
+    (within ``alerts.budget_seconds``); what each step says is added to ``lines``."""
     recovered = recover(
         db, settings.incident_window, settings.severity, holding_lock=True, now=until
     )
@@ -111,16 +116,23 @@ def _sweep_and_alert(
     alerted = alerts_after_sweep(db, settings, env, report.run_id).summary()
     if alerted:
         lines.append(alerted)
-    siem = export_after_run(db, settings, env)  # never raises; never changes the exit code
+    return report
+
+
+def _to_sentinel(
+    db: Database, settings: Settings, env: Mapping[str, str], lines: list[str]
+) -> None:
+    """Send the run to Microsoft Sentinel; never raises, never changes the exit code."""
+    siem = export_after_run(db, settings, env)
     if siem.enabled:
         lines.append(siem.line)
-    return report
 
 
 def run_nightly(
     settings: Settings, env: Mapping[str, str], *, now: datetime | None = None
 ) -> NightlyResult:
-    """Sweep, then digest. The caller holds the lock (see :func:`single_run`)."""
+    """Sweep, alert, digest, then Sentinel. The caller holds the lock (see
+    :func:`single_run`)."""
     db = store.open_db(settings.database)
     try:
         return _sweep_then_digest(db, settings, env, now)
@@ -137,6 +149,7 @@ def _sweep_then_digest(
     send = bool(settings.digest.recipients)
     digest = run_digest(db, settings, env, send=send, now=now)
     lines.append(digest.message if send else f"{digest.message}\n(no digest.recipients: not sent)")
+    _to_sentinel(db, settings, env, lines)  # after the digest: a slow Sentinel never holds it
     purged = purge(db, settings.retention, until)
     if purged.incidents:
         lines.append(purged.summary())

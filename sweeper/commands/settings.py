@@ -98,6 +98,7 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "teams_url": str,
         "webhook_url": str,
         "mail": bool,
+        "budget_seconds": (int, float),
     },
     "retention": {"addresses_days": int},
     "siem": {"endpoint": str, "rule_id": str, "stream": str, "full_addresses": bool},
@@ -166,6 +167,9 @@ class AlertSettings:
     teams_url: str | None = None  # a Teams Workflows webhook ("When a Teams webhook ...")
     webhook_url: str | None = None  # a receiver of Standard Webhooks
     mail: bool = False  # a short mail to the digest's recipients, the digest's way
+    # The time one run gives all its alert deliveries (channels at once); what is not
+    # delivered by then is left pending for the next run, so no channel holds a sweep.
+    budget_seconds: float = 30.0
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -840,6 +844,9 @@ def _alerts(raw: dict[str, Any], env: Mapping[str, str] | None) -> AlertSettings
         teams_url=_hook_url("alerts.teams_url", raw.get("teams_url")),
         webhook_url=webhook,
         mail=raw.get("mail", default.mail),
+        budget_seconds=_between(
+            "alerts.budget_seconds", raw.get("budget_seconds", default.budget_seconds), 1, 600
+        ),
     )
 
 

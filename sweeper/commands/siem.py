@@ -7,9 +7,10 @@ A record is marked sent (:mod:`sweeper.store.siem`) as soon as the call that car
 accepted, before the next call goes: a record is sent once, and an incident once per version.
 A process killed after Azure Monitor accepted a call and before the mark was written sends
 that call's records again (the same ``EventId``): at least once in that moment, never lost.
-An ``EventId`` ends in a digest of what its record says (:func:`~sweeper.present.siem.identity`),
-so that a record of a database restored from a backup, which gives its ids out again, is
-never taken for a repeat of the one sent before the restore.
+An ``EventId`` carries the database's installation token and ends in a digest of what its
+record says (:func:`~sweeper.present.siem.identified`), so that a record of a database
+restored from a backup, which gives its ids out again, or of a second installation, is never
+taken for a repeat of another.
 
 A failing SIEM never fails the run: :func:`export_after_run` returns a
 :class:`SiemOutcome` whose line says what went wrong, and what was not sent stays pending
@@ -40,12 +41,12 @@ from sweeper.present.siem import (
     failure_record,
     finding_record,
     fingerprint,
-    identity,
+    identified,
     incident_record,
     run_record,
-    with_version,
 )
 from sweeper.store import siem as ledger
+from sweeper.store.sending import installation as installation_token
 from sweeper.when import iso
 
 log = logging.getLogger(__name__)
@@ -156,19 +157,20 @@ def _pending(db: Database, settings: Settings, now: str) -> list[_Pending]:
     findings, each oldest first."""
     internal = [*store.verified_domains(db), *settings.own_domains]
     full = settings.siem.full_addresses
+    token = installation_token(db)
     items: list[_Pending] = []
     for row in ledger.incidents(db):
         item, record = incident_record(row, internal, full_addresses=full, now=now)
         version = fingerprint(record)
         if version != row["sent_fingerprint"]:
-            items.append(_Pending(("Incident", item, version), with_version(record, version)))
+            items.append(_Pending(("Incident", item, version), identified(record, token)))
     for item, record in map(run_record, ledger.pending_runs(db)):
-        items.append(_Pending(("Run", item, ""), with_version(record, identity(record))))
+        items.append(_Pending(("Run", item, ""), identified(record, token)))
     for item, record in map(failure_record, ledger.pending_failures(db)):
-        items.append(_Pending(("MailboxFailure", item, ""), with_version(record, identity(record))))
+        items.append(_Pending(("MailboxFailure", item, ""), identified(record, token)))
     for row in ledger.pending_findings(db):
         item, record = finding_record(row, internal, full_addresses=full)
-        items.append(_Pending(("Finding", item, ""), with_version(record, identity(record))))
+        items.append(_Pending(("Finding", item, ""), identified(record, token)))
     return items
 
 

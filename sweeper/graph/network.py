@@ -230,6 +230,9 @@ def decoded_headers(headers: Any) -> list[tuple[str, str]]:
     return [(k, v) for k, v in headers.items() if k.lower() not in _DECODED]
 
 
+TOTAL_TIMEOUT = "sweeper.total_timeout"  # a request's extension: seconds for its whole answer
+
+
 class BoundedTransport(httpx.AsyncBaseTransport):
     """Every answer read whole here, under one deadline and within the size bound.
 
@@ -246,7 +249,9 @@ class BoundedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         request.headers["Accept-Encoding"] = ACCEPT_ENCODING
-        timeout = self._outbound.timeout
+        # A request may ask for less time than the client's (an alert near its run's budget).
+        asked = request.extensions.get(TOTAL_TIMEOUT)
+        timeout = self._outbound.timeout if asked is None else min(asked, self._outbound.timeout)
         try:
             async with asyncio.timeout(timeout):
                 return await self._read(request)

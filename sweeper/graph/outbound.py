@@ -3,7 +3,9 @@
 :func:`post_json` posts a body and retries what may pass: a 429 or a 5xx answer, or no
 answer at all (a refused connection, a timeout), after 0.5 s, 1 s, 2 s..., or after the
 ``Retry-After`` the receiver asked for. A ``Retry-After`` longer than :data:`LONGEST_WAIT`
-is not slept out: the alert fails at once, to be recorded as failed. Any other answer (a
+is not slept out: the alert fails at once, to be recorded as failed. With a ``deadline``
+(the run's time for delivery), no attempt outlasts it and no wait passes it: the error then
+says ``out_of_time``, and the alert is left for the next run. Any other answer (a
 redirect, which is not followed, or a 4xx) fails at once. Failing raises
 :class:`~sweeper.errors.AlertDeliveryError`.
 
@@ -31,7 +33,7 @@ import httpx
 
 from sweeper import __version__
 from sweeper.errors import AlertDeliveryError
-from sweeper.graph.network import BoundedTransport, Outbound
+from sweeper.graph.network import TOTAL_TIMEOUT, BoundedTransport, Outbound
 from sweeper.graph.webhooks import Signer
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ async def post_json(
     sign: Signer | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     outbound: Outbound | None = None,
+    deadline: float | None = None,
 ) -> int:
     """POST ``body`` (JSON) to ``url``; the 2xx status it was answered with.
 
@@ -60,7 +63,8 @@ async def post_json(
     returns headers to add: Standard Webhooks signs every attempt with its own timestamp,
     under the same ``webhook-id`` (see :func:`signed_by`). ``outbound`` is the proxy and
     trust to go through: by default the environment's, as for every other client
-    (:mod:`sweeper.graph.network`). Raises AlertDeliveryError.
+    (:mod:`sweeper.graph.network`). ``deadline``, a :func:`time.monotonic` moment, bounds
+    every attempt and wait. Raises AlertDeliveryError.
     """
     if attempts < 1:
         raise ValueError("attempts must be 1 or more")
@@ -74,19 +78,27 @@ async def post_json(
     try:
         for attempt in range(1, attempts + 1):
             sent = {**_HEADERS, **headers, **(sign(int(time.time())) if sign else {})}
-            outcome = await _attempt(transport, url, body, sent, timeout)
+            cut = _left(deadline) < timeout  # this attempt ends at the deadline
+            outcome = await _attempt(transport, url, body, sent, min(timeout, _left(deadline)))
             if outcome.delivered:
                 return outcome.status or 0
             if not outcome.retry:
                 raise AlertDeliveryError(
                     f"the webhook at {where} {outcome.problem}", status=outcome.status
                 )
+            wait = FIRST_WAIT * 2 ** (attempt - 1) if outcome.wait is None else outcome.wait
+            if (cut and outcome.timed_out) or (attempt < attempts and wait >= _left(deadline)):
+                raise AlertDeliveryError(
+                    f"the webhook at {where} {outcome.problem}; left for the next run, as "
+                    "this run's time for delivery ran out",
+                    status=outcome.status,
+                    out_of_time=True,
+                )
             if attempt == attempts:
                 raise AlertDeliveryError(
                     f"the webhook at {where} {outcome.problem}, after {attempts} attempts",
                     status=outcome.status,
                 )
-            wait = FIRST_WAIT * 2 ** (attempt - 1) if outcome.wait is None else outcome.wait
             log.warning(
                 "the webhook at %s %s; trying again in %.1f s (attempt %d of %d)",
                 where,
@@ -100,6 +112,11 @@ async def post_json(
         if own:
             await transport.aclose()
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _left(deadline: float | None) -> float:
+    """Seconds left before ``deadline`` (at least a millisecond); unbounded without one."""
+    return float("inf") if deadline is None else max(0.001, deadline - time.monotonic())
 
 
 _HEADERS = {
@@ -116,6 +133,7 @@ class _Outcome:
     problem: str = ""  # what went wrong, in words: "answered 503"
     retry: bool = False  # worth another attempt
     wait: float | None = None  # the Retry-After asked for, if any
+    timed_out: bool = False  # no answer within the attempt's time
 
     @property
     def delivered(self) -> bool:
@@ -135,7 +153,7 @@ async def _attempt(
             url,
             content=body,
             headers=headers,
-            extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+            extensions={"timeout": httpx.Timeout(timeout).as_dict(), TOTAL_TIMEOUT: timeout},
         )
     except (httpx.InvalidURL, ValueError):
         return _Outcome(None, "has a URL that is not valid")
@@ -148,7 +166,7 @@ async def _attempt(
     except httpx.UnsupportedProtocol:
         return _Outcome(None, "has a URL that is not http or https")
     except httpx.TimeoutException:
-        return _Outcome(None, f"gave no answer within {timeout:g} s", retry=True)
+        return _Outcome(None, f"gave no answer within {timeout:.3g} s", retry=True, timed_out=True)
     except httpx.TransportError as exc:
         return _Outcome(None, f"could not be reached ({_what(exc)})", retry=True)
     return _answered(response.status_code, response.headers.get("retry-after"))

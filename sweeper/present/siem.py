@@ -137,7 +137,7 @@ def incident_record(
     record = {
         "TimeGenerated": now,
         "Kind": "Incident",
-        "EventId": f"Incident:{item}",  # the version is added by with_version()
+        "EventId": f"Incident:{item}",  # made whole by identified()
         "IncidentId": row["id"],
         "Status": row["status"],
         "Severity": row["severity"],
@@ -179,19 +179,14 @@ def fingerprint(record: Record) -> str:
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
-def identity(record: Record) -> str:
-    """What a run, mailbox failure or finding record says, its moments included, as a short
-    digest: the record sent again has the same one, and another record that got the same
-    id (in a database restored from a backup, or another installation's) another one, so
-    that a receiver dropping repeated ``EventId`` values drops only true repeats."""
-    content = {k: v for k, v in record.items() if k != "EventId"}
-    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
-
-
-def with_version(record: Record, version: str) -> Record:
-    """The record with its version in ``EventId``: an incident's :func:`fingerprint` (it is
-    sent once per version), another record's :func:`identity`."""
-    return {**record, "EventId": f"{record['EventId']}:{version}"}
+def identified(record: Record, installation: str) -> Record:
+    """The record with an ``EventId`` that only this record can have: ``Kind``, the
+    database's random installation token, the item, and a digest of what the record says
+    (an incident's version). A record sent again has the same one, so ``take_any(*) by
+    EventId`` drops the repeat; a second installation writing to the same workspace, or a
+    restored database numbering its runs and findings again, never has another record's."""
+    kind, _, item = record["EventId"].partition(":")
+    return {**record, "EventId": f"{kind}:{installation}:{item}:{fingerprint(record)}"}
 
 
 def bounded(record: Record, cut_already: Iterable[str] = ()) -> Record:

@@ -152,3 +152,15 @@ def trial_alert(now: str) -> Alert:
         top_domains=(),
         samples=(),
     )
+
+
+def webhook_message_id(installation: str, incident_id: int, key: str, delivery_id: str) -> str:
+    """The ``webhook-id`` of one delivery: receivers drop an id they have seen.
+
+    ``installation`` is the database's random token and ``delivery_id`` the random part
+    made when this alert was first claimed (kept for its retries): so an id repeats only
+    for a retry of the same alert, never across databases, a restored copy of one, or two
+    test alerts. The incident and key are there for a person reading a receiver's log.
+    """
+    what = "test" if incident_id == 0 else f"{incident_id}_{key.replace(':', '-')}"
+    return f"msg_sweeper_{installation}_{what}_{delivery_id}"

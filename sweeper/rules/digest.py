@@ -65,6 +65,7 @@ class Health:
     excluded: int = 0  # passed over by sweep.exclude
     failed_alerts: tuple[str, ...] = ()  # alerts a channel did not take, one line each
     siem_records: tuple[str, ...] = ()  # Sentinel records cut short or set aside, one line each
+    pending_alerts: tuple[str, ...] = ()  # alerts the next run tries again, one line each
 
     @property
     def coverage(self) -> float | None:

@@ -27,7 +27,7 @@ from sweeper.rules.digest import (
 )
 from sweeper.rules.severity import LEVELS
 from sweeper.rules.triage import NOT_REPORTED
-from sweeper.store.alerts import failed_since
+from sweeper.store.alerts import failed_since, pending_alerts
 from sweeper.store.db import transaction
 from sweeper.store.incidents import sample_addresses, top_domains
 from sweeper.store.siem import notes_since as siem_notes_since
@@ -263,6 +263,11 @@ def _health(db: Database, since: str | None, problem_runs: list[dict[str, Any]])
             f"incident {a['incident_id'] or '(test)'} {a['key']} by {a['channel']} "
             f"({a['tries']} tries): {a['error']}"
             for a in failed_since(db, since)
+        ),
+        pending_alerts=tuple(
+            f"incident {a['incident_id']} {a['key']} by {a['channel']} "
+            f"({a['tries']} tries): {a['error'] or 'claimed by a run that ended'}"
+            for a in pending_alerts(db)
         ),
         swept_shared=(last["swept_disabled"] or 0) if last else 0,
         excluded=(last["excluded"] or 0) if last else 0,

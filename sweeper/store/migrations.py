@@ -392,6 +392,24 @@ def _console_audit(db: Database) -> None:
         )
 
 
+def _delivery_claims(db: Database) -> None:
+    # An alert's delivery is claimed before it is tried: the row is written `claimed`, with
+    # the process trying it, in one transaction, so that two sweeps at once never both try
+    # it (a claim whose process is gone is taken over). Each row also keeps the random part
+    # of its webhook-id, made once when the alert is first claimed: the same on every retry
+    # of that alert, never the same for another alert, another database or a restored one.
+    alerts = db.table("alerts")
+    for column, kind in (
+        ("delivery_id", str),
+        ("pid", int),
+        ("pid_started", str),
+        ("host", str),
+        ("claimed_at", str),
+    ):
+        alerts.add_column(column, kind)
+    db.execute("update alerts set delivery_id = lower(hex(randomblob(8)))")
+
+
 def _attempt_nonces(db: Database) -> None:
     # Each digest sent carries a random nonce of its own, written with its `sending` row
     # before delivery and part of its Message-ID: a copy found in Sent Items is taken for
@@ -442,6 +460,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0015_alerts", _alerts),
     ("0016_siem", _siem),
     ("0017_console_audit", _console_audit),
+    ("0018_delivery_claims", _delivery_claims),
     ("0019_attempt_nonces", _attempt_nonces),
     ("0020_console_sessions", _console_sessions),
 ]
