@@ -815,7 +815,14 @@ class FakeGraph:
     async def _domains(self, request: web.Request, _: re.Match[str]) -> web.Response:
         self._require(request, "Domain.Read.All", "Authorization_RequestDenied")
         value = [
-            {**d, "authenticationType": "Managed", "supportedServices": ["Email"]}
+            {
+                "authenticationType": "Managed",
+                "isAdminManaged": True,
+                "isInitial": False,
+                "isRoot": True,
+                "supportedServices": ["Email"],
+                **d,
+            }
             for d in self.tenant.domains
         ]
         return _json({"@odata.context": f"{self._base(request)}/$metadata#domains", "value": value})
