@@ -65,6 +65,8 @@ def test_the_surviving_incident_shows_all_four_accesses_and_the_merged_decision(
         merge(sweeper)
 
         page = browser.get(f"/incidents/{first}").text
+        away = browser.get(f"/incidents/{second}").text
+    assert f'merged into <a href="/incidents/{first}">incident {first}</a>' in away
     trail = page.split("Who looked")[1]
     assert trail.count("Margaret Osei (margaret.osei@northwick.example)") == 4
     assert trail.count(f"(incident {second}, {MERGED})") == 2
@@ -79,6 +81,8 @@ def test_the_surviving_incident_shows_all_four_accesses_and_the_merged_decision(
     [part] = sweeper.rows("select confirmed_at, merged_into from incidents where id = ?", [second])
     assert (survivor["status"], survivor["confirmed_at"]) == ("confirmed", part["confirmed_at"])
     assert part["merged_into"] == first
+    merged_sheet = sweeper.run("incident", "report", str(second)).stdout
+    assert f"Merged into incident {first}: its worksheet covers" in merged_sheet
     shown = sweeper.run("incident", "show", str(first)).output
     assert f"merged incidents {second} (confirmed); status confirmed" in shown
 
@@ -163,3 +167,27 @@ def test_after_a_merge_nothing_is_left_behind_on_the_merged_away_incident(
     assert [item.id for item in digest.new] == []
     [grown] = [item for item in digest.grown if item.id in (first, second)]
     assert (grown.id, grown.reported_before) == (first, reported)
+
+
+def test_a_database_with_chained_merges_names_each_survivor_directly(tmp_path: Path) -> None:
+    """Merges made before each merge flattened the earlier ones: 3 into 2, then 2 into 1."""
+    path = tmp_path / "sweeper.db"
+    db = store.open_db(path)
+    for _ in range(4):
+        db.table("incidents").insert({"subject": "Support group dates", "active": 1})
+    db.execute("update incidents set merged_into = 2 where id = 3")
+    db.execute("update incidents set merged_into = 1 where id = 2")
+    db.execute("delete from migrations where name = '0021_merge_follows'")
+    db.execute("drop index idx_incidents_merged_into")
+    db.conn.commit()
+    db.close()
+
+    db = store.open_db(path)
+
+    merged = db.execute("select id, merged_into from incidents order by id").fetchall()
+    assert [tuple(row) for row in merged] == [(1, None), (2, 1), (3, 1), (4, None)]
+    assert merges.family(db, 1) == [1, 2, 3]
+    plan = db.execute(
+        "explain query plan select id from incidents where merged_into = ?", [1]
+    ).fetchall()
+    assert "idx_incidents_merged_into" in " ".join(str(step[-1]) for step in plan)

@@ -245,7 +245,7 @@ def closed_lists(db: Database, sender: str | None, incident_id: int) -> list[Ear
         "exists (select 1 from incident_history h where h.incident_id = i.id "
         "and h.to_status = 'false_positive') as dismissed "
         "from incidents i where i.sender = ? and i.id != ? and i.status = 'closed' "
-        "and i.purged_at is null",
+        "and i.purged_at is null and i.merged_into is null",  # a merged one: its survivor
         [sender, incident_id],
     ):
         if not (row["breach"] or row["dismissed"]):

@@ -11,7 +11,8 @@ An incident is referred to from several tables. When incidents are merged, the s
   incident, kept under the id it was made for: the triage history and the console audit
   (both append-only: the database refuses to change them), the alerts sent, and what each
   digest reported. Every read of them for an incident reads its whole :func:`family`: the
-  incident and every incident merged into it.
+  incident and every incident merged into it (``merged_into`` is indexed, migration
+  ``0021_merge_follows``).
 
 ``tests/test_merges.py`` walks every table with an incident reference and fails for one
 that is in neither list, so a new table cannot be forgotten.
