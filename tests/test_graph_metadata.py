@@ -26,7 +26,13 @@ from conftest import Sweeper
 
 from sweeper.fakegraph import FakeGraph
 from sweeper.fakegraph.bulk import BulkTenant
-from sweeper.fakegraph.server import MESSAGE_PROPERTIES, USER_PROPERTIES, Logged
+from sweeper.fakegraph.server import (
+    MESSAGE_FILTERS,
+    MESSAGE_PROPERTIES,
+    USER_FILTERS,
+    USER_PROPERTIES,
+    Logged,
+)
 from sweeper.graph.gateway import MESSAGE_FIELDS, USER_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,7 +258,7 @@ def worked(sweeper: Sweeper) -> Sweeper:
     for command in (
         ("sweep", "--since", "7d"),
         ("doctor", "--send-test"),
-        ("lookup", "--subject", "Support group dates", "--since", "7d"),
+        ("lookup", "--internet-message-id", sweeper.fake.tenant.planted[0].internet_message_id),
         ("digest", "--send"),
     ):
         result = sweeper.run(*command)
@@ -338,9 +344,40 @@ def test_every_property_sweeper_asks_for_is_declared_on_its_type(worked: Sweeper
     # The code's own lists, whether or not this run used every one of them.
     assert set(MESSAGE_FIELDS) - set(declared("message")) == set()
     assert set(USER_FIELDS.split(",")) - set(declared("user")) == set()
-    # What the local Graph accepts in $select is what Graph declares.
+    # What the local Graph accepts in $select and $filter is what Graph declares.
     assert set(MESSAGE_PROPERTIES) - set(declared("message")) == set()
     assert set(USER_PROPERTIES) - set(declared("user")) == set()
+    for kind, filters in (("message", MESSAGE_FILTERS), ("user", USER_FILTERS)):
+        types = {name: declared(kind)[name]["type"] for name in filters}
+        assert types == {name: LITERALS[literal][0] for name, literal in filters.items()}
+
+
+# The local Graph's kinds of $filter literal: the Edm type each is, and its form in a filter.
+LITERALS = {
+    "datetime": ("Edm.DateTimeOffset", ISO_8601),
+    "bool": ("Edm.Boolean", re.compile(r"^(true|false)$")),
+    "string": ("Edm.String", re.compile(r"^'(?:[^']|'')*'$")),
+}
+
+
+def test_every_filter_compares_a_property_with_a_literal_of_its_type(worked: Sweeper) -> None:
+    forms = {edm: form for edm, form in LITERALS.values()}
+    compared = []
+    for request in worked.fake.log:
+        found, text = route(request.path), request.query.get("$filter")
+        if found is None or text is None:
+            continue
+        for name, literal in re.findall(
+            r"(\w+)\s+(?:eq|ne|gt|ge|lt|le)\s+('(?:[^']|'')*'|\S+)", text
+        ):
+            edm = declared(found[0])[name]["type"]
+            compared.append((found[0], name, edm, bool(forms[edm].match(literal))))
+    assert {(kind, name, edm) for kind, name, edm, _ in compared} == {
+        ("message", "sentDateTime", "Edm.DateTimeOffset"),
+        ("message", "internetMessageId", "Edm.String"),
+        ("user", "accountEnabled", "Edm.Boolean"),
+    }
+    assert all(ok for *_, ok in compared), [c for c in compared if not c[-1]]
 
 
 def test_the_mail_sweeper_sends_is_a_declared_message(worked: Sweeper) -> None:
