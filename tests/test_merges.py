@@ -16,7 +16,7 @@ from test_console import Console, serving
 from sweeper import store
 from sweeper.fakegraph.tenant import CONSOLE_DPO
 from sweeper.store import merges
-from sweeper.store.alerts import alerted
+from sweeper.store.alerts import alerted, to_retry
 from sweeper.store.alerts import record as record_alert
 from sweeper.store.audit import accesses, record_access
 from sweeper.store.digests import build
@@ -121,6 +121,10 @@ def attach_everything(sweeper: Sweeper, tmp_path: Path, incidents: tuple[int, ..
             db, incident_id=incident, key="new:high", kind="new", channel="teams",
             severity="high", unique_exposed=40, error=None, run_id=None,
         )  # fmt: skip
+        record_alert(
+            db, incident_id=incident, key="grew:41", kind="grew", channel="teams",
+            severity="high", unique_exposed=41, error="503 from the channel", run_id=None,
+        )  # fmt: skip
 
 
 def test_after_a_merge_nothing_is_left_behind_on_the_merged_away_incident(
@@ -154,6 +158,8 @@ def test_after_a_merge_nothing_is_left_behind_on_the_merged_away_incident(
     assert {h["incident_id"] for h in history(db, first)} == {first, second}
     state = alerted(db)
     assert first in state and second not in state
+    # A failed alert of the merged-away incident is not tried again: its survivor's is.
+    assert {row["incident_id"] for row in to_retry(db)} == {first}
     exports = db.execute("select distinct incident_id from exports").fetchall()
     assert [e[0] for e in exports] == [first]
     # The digest reported both parts: to the next one the survivor has grown from the
