@@ -22,11 +22,11 @@ demo: $(STAMP)
 test: lint types pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check sweeper jobs tests
-	$(BIN)/ruff format --check sweeper jobs tests
+	$(BIN)/ruff check sweeper jobs tests tools
+	$(BIN)/ruff format --check sweeper jobs tests tools
 
 types: $(STAMP)
-	$(BIN)/mypy sweeper
+	$(BIN)/mypy sweeper tools
 
 # Azurite (the Azure Storage emulator) for the blob-state tests, from the npm registry.
 # Without npm those tests are skipped and say so.

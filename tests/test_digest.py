@@ -342,7 +342,7 @@ def test_graph_delivery_sends_once_and_saves_to_sent_items_as_configured(swept: 
     assert mailbox.sent[0]["internetMessageId"] == row["internet_message_id"]
     assert message["subject"] == f"sweeper: {DAY_INCIDENTS} new incidents need review, 3 critical"
     assert message["toRecipients"] == [{"emailAddress": {"address": DPO}}]
-    assert message["body"]["contentType"] == "HTML"
+    assert message["body"]["contentType"] == "html"
     assert "Victim satisfaction survey" in message["body"]["content"]
     posts = [e for e in swept.fake.log if e.path.lower().endswith("/sendmail")]
     assert [e.status for e in posts] == [202]

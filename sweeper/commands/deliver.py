@@ -131,7 +131,7 @@ def graph_payload(
     """
     message: dict[str, Any] = {
         "subject": subject,
-        "body": {"contentType": "HTML", "content": html},
+        "body": {"contentType": "html", "content": html},  # bodyType member, as declared
         "toRecipients": [{"emailAddress": {"address": r}} for r in recipients],
         "importance": "normal",
     }

@@ -66,10 +66,12 @@ def select_fields(text: str | None, known: Iterable[str], entity: str) -> list[s
 
 
 def project(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
-    """Graph always returns ``id`` (and an etag where the entity has one) with ``$select``."""
+    """Graph always returns ``id`` (and an etag where the entity has one) with ``$select``,
+    and the ``@odata.type`` of an entity of a derived type (an eventMessage among messages)."""
     if fields is None:
         return item
-    out: dict[str, Any] = {k: item[k] for k in ("@odata.etag", "id") if k in item}
+    kept = ("@odata.type", "@odata.etag", "id")
+    out: dict[str, Any] = {k: item[k] for k in kept if k in item}
     for name in fields:
         if name in item:
             out[name] = item[name]

@@ -72,6 +72,11 @@ MESSAGE_PROPERTIES = (
 USER_PROPERTIES = (
     "id", "userPrincipalName", "mail", "displayName", "accountEnabled", "department", "jobTitle",
 )  # fmt: skip
+# The properties $filter takes here, with the kind of literal each compares with.
+MESSAGE_FILTERS = {
+    "sentDateTime": "datetime", "receivedDateTime": "datetime", "internetMessageId": "string",
+}  # fmt: skip
+USER_FILTERS = {"accountEnabled": "bool"}
 MAILBOX_CONCURRENCY = 4
 EXPIRED = "Lifetime validation failed, the token is expired."
 # Graph's challenge on a 401: no claims in it, so the client has to get a new token itself.
@@ -816,7 +821,7 @@ class FakeGraph:
         self._require(request, "User.Read.All", "Authorization_RequestDenied")
         query = request.query
         fields = select_fields(query.get("$select"), USER_PROPERTIES, "user")
-        predicate = parse_filter(query.get("$filter"), {"accountEnabled": "bool"})
+        predicate = parse_filter(query.get("$filter"), USER_FILTERS)
         top = _int_option(query, "$top", default=100, low=1, high=999)
         users = [u.as_graph() for u in self.tenant.users]
         if predicate:
@@ -835,7 +840,14 @@ class FakeGraph:
     async def _domains(self, request: web.Request, _: re.Match[str]) -> web.Response:
         self._require(request, "Domain.Read.All", "Authorization_RequestDenied")
         value = [
-            {**d, "authenticationType": "Managed", "supportedServices": ["Email"]}
+            {
+                "authenticationType": "Managed",
+                "isAdminManaged": True,
+                "isInitial": False,
+                "isRoot": True,
+                "supportedServices": ["Email"],
+                **d,
+            }
             for d in self.tenant.domains
         ]
         return _json({"@odata.context": f"{self._base(request)}/$metadata#domains", "value": value})
@@ -863,14 +875,7 @@ class FakeGraph:
             raise ODataError(404, "ErrorItemNotFound", "The specified object was not found.")
         query = request.query
         fields = select_fields(query.get("$select"), MESSAGE_PROPERTIES, "message")
-        predicate = parse_filter(
-            query.get("$filter"),
-            {
-                "sentDateTime": "datetime",
-                "receivedDateTime": "datetime",
-                "internetMessageId": "string",
-            },
-        )
+        predicate = parse_filter(query.get("$filter"), MESSAGE_FILTERS)
         top = _int_option(query, "$top", default=10, low=1, high=1000)
         skip = _int_option(query, "$skip", default=0, low=0, high=10**9)
         sent = self.tenant.messages_of(user)

@@ -280,6 +280,7 @@ def generate_tenant(
     _plant_near_misses(b, with_mail)
     for user in tenant.users:
         user.sent.sort(key=lambda m: m["sentDateTime"], reverse=True)
+    _meetings(with_mail)
     # Last, so that every id, address and message drawn before stays as it was.
     tenant.users += _console_users(b)
     return tenant
@@ -503,10 +504,50 @@ def _odd_recipients(b: _Builder, sender: FakeUser) -> dict[str, Any]:
         *people[5:],
         recipient("JÜRGEN.WEISS@xn--bcher-kva.example", "Jürgen W"),  # another person, punycode
         recipient("jürgen.weiß@xn--bcher-kva.example", "same as the first Jürgen"),
-        {"noEmailAddress": True},
+        {"emailAddress": None},  # Graph declares it nullable
         recipient("  Padded.Person@Gmail.COM  ", "Padded"),
     ]
     return b.message(sender, b.now - timedelta(hours=2), "Re: Tenants' meeting", to, cc)
+
+
+def _meetings(people: list[FakeUser]) -> None:
+    """Meeting invitations and answers in the Sent Items, as Outlook keeps them there: of
+    Graph's type eventMessage (derived from message), named by ``@odata.type``. Made of one
+    internal message of two people in three, drawing nothing from the random stream."""
+    for n, user in enumerate(people):
+        found = next((m for m in user.sent if m["subject"] in ("Rota", "Minutes")), None)
+        if found is None or n % 3 == 2:
+            continue
+        start = datetime.fromisoformat(found["sentDateTime"]) + timedelta(days=1)
+        found.update(
+            isAllDay=False,
+            isDelegated=False,
+            isOutOfDate=False,
+            type="singleInstance",
+            startDateTime={"dateTime": f"{start:%Y-%m-%dT%H:%M:%S}.0000000", "timeZone": "UTC"},
+            endDateTime={
+                "dateTime": f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M:%S}.0000000",
+                "timeZone": "UTC",
+            },
+            location={"displayName": "Meeting room 2", "locationType": "default"},
+            recurrence=None,
+        )
+        if n % 3 == 0:
+            found.update(
+                {"@odata.type": "#microsoft.graph.eventMessageRequest"},
+                meetingMessageType="meetingRequest",
+                meetingRequestType="newMeetingRequest",
+                responseRequested=True,
+                allowNewTimeProposals=True,
+            )
+        else:
+            found.update(
+                {"@odata.type": "#microsoft.graph.eventMessageResponse"},
+                subject=f"Accepted: {found['subject']}",
+                meetingMessageType="meetingAccepted",
+                responseType="accepted",
+                proposedNewTime=None,
+            )
 
 
 def _plant_near_misses(b: _Builder, people: list[FakeUser]) -> None:

@@ -95,6 +95,8 @@ def describe(view: IncidentView, own_domains: Iterable[str] = (), zone: str = "U
     steps = view.history
     for h in steps:
         note = f": {h['note']}" if h["note"] else ""
+        if h.get("incident_id", row["id"]) != row["id"]:
+            note += f" (incident {h['incident_id']}, since merged into this one)"
         lines.append(
             shown(f"    {when(h['at'])}  {h['by']}  {h['from_status']} → {h['to_status']}{note}")
         )

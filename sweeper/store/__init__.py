@@ -4,6 +4,7 @@
   findings and the addresses they exposed; its names are this package's (``store.open_db``).
 - :mod:`.migrations`: the schema, one migration at a time.
 - :mod:`.incidents`: placing findings in incidents and keeping their figures.
+- :mod:`.merges`: what follows an incident when it is merged into another.
 - :mod:`.triage`: triage steps and their append-only history.
 - :mod:`.digests`: what a digest reports, and what a sent one did report.
 - :mod:`.sending`: a digest on its way, recorded before delivery and settled after.

@@ -58,8 +58,11 @@ def alerted(db: Database) -> dict[int, Alerted]:
     from sweeper.rules.severity import LEVELS
 
     state: dict[int, Alerted] = {}
+    # An incident's alerts include those of the incidents merged into it (sweeper.store.merges).
     for r in db.query(
-        "select incident_id, severity, unique_exposed from alerts where incident_id > 0 order by id"
+        "select coalesce(i.merged_into, a.incident_id) as incident_id, a.severity, "
+        "a.unique_exposed from alerts a left join incidents i on i.id = a.incident_id "
+        "where a.incident_id > 0 order by a.id"
     ):
         before = state.get(r["incident_id"])
         highest = r["severity"]
@@ -75,8 +78,12 @@ def to_retry(db: Database) -> list[dict[str, Any]]:
     is gone)."""
     return list(
         db.query(
-            "select * from alerts where status in ('failed', 'pending', 'claimed') "
-            "and tries < ? and incident_id > 0 order by id",
+            "select * from alerts a where status in ('failed', 'pending', 'claimed') "
+            "and tries < ? and incident_id > 0 "
+            # a merged-away incident is alerted as the incident it was merged into
+            "and a.incident_id not in (select id from incidents where merged_into is not null) "
+            "and not exists (select 1 from alerts b where b.incident_id = a.incident_id "
+            "and b.key = a.key and b.channel = a.channel and b.status = 'sent') order by a.id",
             [TRIES],
         )
     )

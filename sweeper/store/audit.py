@@ -54,10 +54,12 @@ def record_access(
 
 
 def accesses(db: Database, incident_id: int) -> list[Access]:
-    """The incident's trail, oldest first."""
+    """The incident's trail, oldest first, with the trails of the incidents merged into it
+    (each access keeps the id it was recorded on)."""
     rows = db.execute(
         "select at, who, name, source, action, incident_id, detail from console_audit "
-        "where incident_id = ? order by id",
-        [incident_id],
+        "where incident_id = ? or incident_id in (select id from incidents where merged_into = ?) "
+        "order by id",
+        [incident_id, incident_id],
     ).fetchall()
     return [Access(*row) for row in rows]

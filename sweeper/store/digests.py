@@ -130,7 +130,8 @@ def _severity_order(rows: Iterable[tuple[dict[str, Any], Reported]]) -> list[tup
 def _pending_incidents(db: Database) -> list[tuple[dict[str, Any], Reported]]:
     rows = db.query(
         "select i.*, (select max(d.unique_exposed) from digest_items d "
-        "where d.kind = 'incident' and d.item_id = i.id) as reported "
+        "where d.kind = 'incident' and d.item_id in "
+        "(select m.id from incidents m where m.id = i.id or m.merged_into = i.id)) as reported "
         "from incidents i where i.active = 1 and i.suppressed = 0 "
         "and i.status not in (select value from json_each(?))",
         [orjson.dumps(NOT_REPORTED).decode()],

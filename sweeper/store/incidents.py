@@ -24,6 +24,7 @@ from sweeper.rules.incidents import (
 )
 from sweeper.rules.severity import LEVELS, SeverityRule
 from sweeper.store.db import save_findings, transaction
+from sweeper.store.merges import carried_decision, move_attachments
 from sweeper.store.triage import record
 from sweeper.when import utc_now
 
@@ -244,7 +245,7 @@ def closed_lists(db: Database, sender: str | None, incident_id: int) -> list[Ear
         "exists (select 1 from incident_history h where h.incident_id = i.id "
         "and h.to_status = 'false_positive') as dismissed "
         "from incidents i where i.sender = ? and i.id != ? and i.status = 'closed' "
-        "and i.purged_at is null",
+        "and i.purged_at is null and i.merged_into is null",  # a merged one: its survivor
         [sender, incident_id],
     ):
         if not (row["breach"] or row["dismissed"]):
@@ -391,7 +392,8 @@ def save_lookup_findings(db: Database, run_id: int, findings: list[Finding]) -> 
 
 
 def merge_into_one(db: Database, finding_ids: list[int], rule: SeverityRule, why: str) -> int:
-    """Put the findings in one incident, the oldest of theirs; the others are merged into it.
+    """Put the findings in one incident, the oldest of theirs; the others are merged into it,
+    with everything attached to them (:mod:`sweeper.store.merges`).
 
     The incidents read are the ones merged, whoever else writes: one write transaction.
     """
@@ -411,27 +413,37 @@ def merge_into_one(db: Database, finding_ids: list[int], rule: SeverityRule, why
             "update findings set incident_id = ? where id in (select value from json_each(?))",
             [target, listed],
         )
+        move_attachments(db, target, others)
         for other in others:
             refresh_incident(db, other, rule)
-            db.table("incidents").update(other, {"merged_into": target})
         refresh_incident(db, target, rule)
-        # The merged incident was detected when the first of its parts was.
-        db.execute(
-            "update incidents set detected_at = (select min(detected_at) from incidents "
-            "where id = ? or merged_into = ?) where id = ?",
-            [target, target, target],
-        )
-        status = db.table("incidents").get(target)["status"]
-        record(
-            db,
-            target,
-            by="sweeper lookup",
-            from_status=status,
-            to_status=status,
-            note=f"{why}: {len(finding_ids)} message(s) in this incident"
-            + (f"; merged incidents {', '.join(map(str, others))}" if others else ""),
-        )
+        _carry_decisions(db, target, others, why)
     return target
+
+
+def _carry_decisions(db: Database, target: int, others: list[int], why: str) -> None:
+    """The merged incident was detected when the first of its parts was, confirmed when the
+    first was, and is at least as far along as a breach as any part; the history says so."""
+    db.execute(
+        "update incidents set detected_at = (select min(detected_at) from incidents "
+        "where id = ? or merged_into = ?) where id = ?",
+        [target, target, target],
+    )
+    was = db.table("incidents").get(target)["status"]
+    status, confirmed = carried_decision(db, target)
+    db.table("incidents").update(target, {"status": status, "confirmed_at": confirmed})
+    parts = [f"{o} ({db.table('incidents').get(o)['status']})" for o in others]
+    count = db.execute("select count(*) from findings where incident_id = ?", [target])
+    record(
+        db,
+        target,
+        by="sweeper lookup",
+        from_status=was,
+        to_status=status,
+        note=f"{why}: {count.fetchone()[0]} message(s) in this incident"
+        + (f"; merged incidents {', '.join(parts)}" if parts else "")
+        + (f"; status {status}, as a merged incident had" if status != was else ""),
+    )
 
 
 def severities(db: Database) -> dict[int, str]:

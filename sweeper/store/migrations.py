@@ -442,6 +442,22 @@ def _console_sessions(db: Database) -> None:
     db.table("console_sessions").create_index(["expires_at"])
 
 
+def _merge_follows(db: Database) -> None:
+    # Everything attached to an incident is read with the incidents merged into it
+    # (sweeper.store.merges): found by merged_into, indexed. A merged-away incident names
+    # its survivor directly: a chain left by earlier merges (b into a, then a into c) is
+    # flattened, as each merge now does.
+    db.table("incidents").create_index(["merged_into"])
+    for _ in range(64):  # a survivor is always older than what it took in: no cycle
+        flattened = db.execute(
+            "update incidents set merged_into = (select p.merged_into from incidents p "
+            "where p.id = incidents.merged_into) "
+            "where merged_into in (select id from incidents where merged_into is not null)"
+        )
+        if not flattened.rowcount:
+            break
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -463,6 +479,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0018_delivery_claims", _delivery_claims),
     ("0019_attempt_nonces", _attempt_nonces),
     ("0020_console_sessions", _console_sessions),
+    ("0021_merge_follows", _merge_follows),
 ]
 
 

@@ -61,11 +61,14 @@ def incident(db: Database, incident_id: int) -> dict[str, Any]:
 
 
 def history(db: Database, incident_id: int) -> list[dict[str, Any]]:
+    """The incident's steps, oldest first, with those of the incidents merged into it
+    (each step keeps the id it was taken on, ``incident_id``)."""
     return list(
         db.query(
-            "select at, by, from_status, to_status, note from incident_history "
-            "where incident_id = ? order by id",
-            [incident_id],
+            "select at, by, from_status, to_status, note, incident_id from incident_history "
+            "where incident_id = ? or incident_id in "
+            "(select id from incidents where merged_into = ?) order by id",
+            [incident_id, incident_id],
         )
     )
 
@@ -73,8 +76,8 @@ def history(db: Database, incident_id: int) -> list[dict[str, Any]]:
 def reported_at(db: Database, incident_id: int) -> str | None:
     """When the incident was first reported to the authority, if it was."""
     row = db.execute(
-        "select min(at) from incident_history where incident_id = ? "
-        "and to_status = 'reported_to_authority'",
-        [incident_id],
+        "select min(at) from incident_history where (incident_id = ? or incident_id in "
+        "(select id from incidents where merged_into = ?)) and to_status = 'reported_to_authority'",
+        [incident_id, incident_id],
     ).fetchone()
     return row[0] if row else None
