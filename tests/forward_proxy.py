@@ -43,12 +43,19 @@ class ForwardProxy:
     def __exit__(self, *exc: object) -> None:
         async def stop() -> None:
             self._server.close()
+            # Connections still open (a client's kept-alive tunnel) end here, inside the
+            # loop, rather than as coroutines collected after it is closed.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             await self._server.wait_closed()
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     async def _start(self) -> None:
         self._server = await asyncio.start_server(self._client, "127.0.0.1", 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from conftest import Sweeper
@@ -16,8 +17,7 @@ from test_console import Console, serving
 from sweeper import store
 from sweeper.fakegraph.tenant import CONSOLE_DPO
 from sweeper.store import merges
-from sweeper.store.alerts import alerted, to_retry
-from sweeper.store.alerts import record as record_alert
+from sweeper.store.alerts import alerted, claim, settle, to_retry
 from sweeper.store.audit import accesses, record_access
 from sweeper.store.digests import build
 from sweeper.store.triage import history
@@ -99,6 +99,13 @@ def incident_references(db: store.Database) -> set[tuple[str, str]]:
             ):
                 found.add((table, name))
     return found
+
+
+def record_alert(db: store.Database, *, error: str | None, **alert: Any) -> None:
+    """One alert delivered (``error`` None) or failed, claimed and settled as a run does."""
+    held = claim(db, **alert)
+    assert held is not None
+    settle(db, held, "failed" if error else "sent", error, tried=True)
 
 
 def attach_everything(sweeper: Sweeper, tmp_path: Path, incidents: tuple[int, ...]) -> None:
