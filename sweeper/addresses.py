@@ -76,9 +76,10 @@ _HAS_DOMAIN = r"(?=[\w-]++\.[\w-])"
 
 
 class AddressScanner:
-    """Every address in a text, found in one pass however the text is made.
+    r"""Every address in a text, found in one pass however the text is made.
 
-    Finds what ``(?:"(?:[^"\\\r\n]|\\.)*"|[LOCAL]+)@([\w-]+(?:\.[\w-]+)+)`` finds with
+    Finds what ``(?:"(?:[^"\
+]|\.)*"|[LOCAL]+)@([\w-]+(?:\.[\w-]+)+)`` finds with
     ``finditer`` (a quoted or plain local part, ``@``, a domain of two labels or more): the
     same matches at the same places, in linear time. That pattern, run by a backtracking
     engine, starts again at every character of a long run of local-part characters and so
