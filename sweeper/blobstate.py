@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -37,7 +36,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError
 
 from sweeper.errors import AlreadyRunning, ConfigError, StateError
-from sweeper.files import SQLITE_SIDE_FILES
+from sweeper.files import SQLITE_SIDE_FILES, new_private_file
 from sweeper.store.integrity import checkpoint, problem_with
 
 LEASE_SECONDS = 60
@@ -155,8 +154,7 @@ def _fetch(blob: Any, lease: Any, local: Path, name: str) -> None:
             "version of the blob, or delete it to start a new database",
         )
     local.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, name_of_copy = tempfile.mkstemp(dir=local.parent, prefix=f".{local.name}.", suffix=".part")
-    copy = Path(name_of_copy)
+    fd, copy = new_private_file(local, ".part")
     try:
         digest = hashlib.sha256()
         try:

@@ -125,3 +125,24 @@ def test_jobs_nightly_runs_as_a_process(nightly: Sweeper) -> None:
     assert result.returncode == 0, result.stderr
     assert f"{DAY_FINDINGS} new findings" in result.stdout
     assert len(nightly.fake.sent_mail) == 1
+
+
+def test_a_symbolic_link_at_the_lock_path_is_refused_and_its_target_kept(
+    nightly: Sweeper, tmp_path: Path
+) -> None:
+    """Issue 24, item 18: the lock was opened through a link and its target truncated."""
+    target = tmp_path / "precious.txt"
+    target.write_text("the operator's notes\n")
+    lock = lock_of(nightly)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.symlink_to(target)
+
+    result = nightly.run("nightly")
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"sweeper: {lock} is a symbolic link: refusing to write through it"
+    ]
+    assert target.read_text() == "the operator's notes\n"
+    assert lock.is_symlink()
+    assert nightly.fake.log == []  # nothing was swept
