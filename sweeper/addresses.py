@@ -42,11 +42,16 @@ def within(domain: str, domains: frozenset[str] | set[str]) -> bool:
     return False
 
 
+MAX_DOMAIN = 253  # characters of a domain name, at most (RFC 1035)
+
+
 def normalise_domain(domain: str) -> str:
     """Lower case, no surrounding dots or spaces; non-ASCII names in their ``xn--`` form."""
     clean = domain.strip().strip(".").lower()
-    if not clean.isascii():
-        # Not a valid IDN: keep the Unicode form, still compared case-insensitively.
+    if not clean.isascii() and len(clean) <= MAX_DOMAIN:
+        # Not a valid IDN: keep the Unicode form, still compared case-insensitively. Nor is
+        # a name longer than DNS allows: the codec takes time quadratic in a label's length
+        # and seconds for a megabyte of labels, so a stranger's such name is not encoded.
         with contextlib.suppress(UnicodeError):
             clean = clean.encode("idna").decode("ascii")
     return clean

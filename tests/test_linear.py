@@ -37,7 +37,7 @@ from sweeper.logs import _TOKENS, Guard, _token
 from sweeper.present import escape
 from sweeper.present.linkable import linkable_spans
 from sweeper.rules.allow import AllowRule
-from sweeper.rules.classify import parse_address
+from sweeper.rules.classify import Policy, judge, parse_address, read_message
 from sweeper.rules.incidents import _PREFIXES, normalise_subject
 from sweeper.rules.severity import SeverityRule, reveals_name
 
@@ -68,6 +68,8 @@ ADVERSARIAL = {
     "schemes": megabyte("a:"),
     "scheme-like runs": megabyte("1:1 "),
     "www": megabyte("www."),
+    "accented labels": megabyte("é."),
+    "one accented label": megabyte("aé"),
     "mixed": megabyte('a.b@c "d\\" www.e :f eyJg re: '),
 }
 
@@ -75,7 +77,25 @@ INTERNAL = ["northwick.example"]
 RULE = SeverityRule(sensitive_terms=("mental health", "tribunal"))
 ALLOW = AllowRule("allow[0]", "a newsletter", subject=re.compile(r".*news.*letter", re.I))
 
+def classify_message(text: str) -> Any:
+    """A Graph message whose subject, names and one address are ``text``, judged."""
+
+    def recipient(address: str) -> dict[str, Any]:
+        return {"emailAddress": {"address": address, "name": text}}
+
+    message = {
+        "id": "AAMk1",
+        "subject": text,
+        "from": recipient("sender@northwick.example"),
+        "toRecipients": [recipient(f"reader{i}@gmail.com") for i in range(12)],
+        "ccRecipients": [recipient(text), recipient(text + "@gmail.com")],
+    }
+    facts = read_message("sender@northwick.example", message, department=text)
+    return judge(facts, Policy.build(INTERNAL, severity=RULE, allow=[ALLOW]))
+
+
 FUNCTIONS: dict[str, Callable[[str], Any]] = {
+    "classify a message": classify_message,
     "mask_addresses": lambda text: escape.mask_addresses(text, INTERNAL),
     "log guard": Guard(["a-client-secret-value", "tiny"]).clean,
     "markdown": escape.markdown,
