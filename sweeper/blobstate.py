@@ -189,15 +189,23 @@ def _store(blob: Any, lease: Any, local: Path, name: str) -> None:
     problem = problem_with(local) if local.stat().st_size else "it is empty"
     if problem is not None:
         raise _unstored(name, problem)
-    data = local.read_bytes()
-    metadata = {SHA256: hashlib.sha256(data).hexdigest()}
+    metadata = {SHA256: _sha256_of(local)}
     try:
-        blob.upload_blob(data, overwrite=True, lease=lease, metadata=metadata)
+        with local.open("rb") as data:
+            blob.upload_blob(data, overwrite=True, lease=lease, metadata=metadata)
     except AzureError as exc:
         raise StateError(
             f"the database could not be stored back in the blob {name} ({_reason(exc)}); "
             "the blob keeps the copy from before this run"
         ) from None
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class _Hashing:
