@@ -77,6 +77,7 @@ INTERNAL = ["northwick.example"]
 RULE = SeverityRule(sensitive_terms=("mental health", "tribunal"))
 ALLOW = AllowRule("allow[0]", "a newsletter", subject=re.compile(r".*news.*letter", re.I))
 
+
 def classify_message(text: str) -> Any:
     """A Graph message whose subject, names and one address are ``text``, judged."""
 
