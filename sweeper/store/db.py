@@ -127,7 +127,10 @@ def _create_private(path: Path) -> None:
         os.close(fd)
     real = path.resolve()  # SQLite keeps its files beside the database itself
     for suffix in SQLITE_SIDE_FILES:  # they hold the same personal data as the database
-        _tighten(real.with_name(real.name + suffix), follow=False)
+        side = real.with_name(real.name + suffix)
+        if side.is_symlink():  # SQLite would open it, and write its log over the target
+            raise StorageError(f"{side} is a symbolic link: refusing to write through it")
+        _tighten(side, follow=False)
 
 
 def _tighten(path: Path, *, follow: bool) -> None:
