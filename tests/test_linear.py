@@ -33,6 +33,7 @@ from sweeper.addresses import (
     normalise_domain,
     within,
 )
+from sweeper.graph.ingestion import without_ssl_objects
 from sweeper.logs import _TOKENS, Guard, _token
 from sweeper.present import escape
 from sweeper.present.linkable import linkable_spans
@@ -65,6 +66,7 @@ ADVERSARIAL = {
     "repeated words": megabyte("mental health records "),
     "jwt starts": megabyte("eyJ"),
     "bearer": megabyte("bearer "),
+    "open ssl reprs": megabyte(" ssl:<"),
     "schemes": megabyte("a:"),
     "scheme-like runs": megabyte("1:1 "),
     "www": megabyte("www."),
@@ -112,6 +114,7 @@ FUNCTIONS: dict[str, Callable[[str], Any]] = {
     "name revealed by an address": lambda text: reveals_name(text + "@gmail.com", text),
     "within": lambda text: within(normalise_domain(text), frozenset(INTERNAL)),
     "mask_address": mask_address,
+    "a transport's error text": without_ssl_objects,
 }
 
 
@@ -194,11 +197,17 @@ def test_linkable_spans_are_what_the_linkable_pattern_found(text: str) -> None:
     assert list(linkable_spans(text)) == [m.span() for m in _LINKABLE_BEFORE.finditer(text)]
 
 
+SSL_TEXT = pieces("ssl:<", ">", " ", "\t", "\u2003", "x", "ssl", ":", "<")
+
+
 @settings(max_examples=2000, deadline=None)
-@given(TOKEN_TEXT, PREFIX_TEXT)
-def test_tokens_and_reply_prefixes_are_cut_as_before(tokens: str, prefixes: str) -> None:
+@given(TOKEN_TEXT, PREFIX_TEXT, SSL_TEXT)
+def test_tokens_prefixes_and_ssl_reprs_are_cut_as_before(
+    tokens: str, prefixes: str, error: str
+) -> None:
     assert _TOKENS.sub(_token, tokens) == _TOKENS_BEFORE.sub("[token]", tokens)
     assert _PREFIXES.sub("", prefixes) == _PREFIXES_BEFORE.sub("", prefixes)
+    assert without_ssl_objects(error) == re.sub(r"\s*ssl:<[^>]*>", "", error)
 
 
 # -- through the command line --------------------------------------------------------------
