@@ -31,6 +31,7 @@ import orjson
 from sweeper import store
 from sweeper.commands.settings import load_settings
 from sweeper.commands.sweep import Window, sweep_tenant
+from sweeper.files import write_private
 from sweeper.graph.gateway import MESSAGE_FIELDS, GraphGateway, User, _parse_page
 from sweeper.graph.paging import Paging
 from sweeper.graph.signin import gateway_for
@@ -353,7 +354,7 @@ def _orchestrate(args: argparse.Namespace) -> None:
     classifier = _child("classifier", mailboxes=200, messages=args.messages)
     report = _report(args, runs, nights, sdk, pages, classifier)
     print(report)
-    Path(args.out).write_text(report, encoding="utf-8")
+    write_private(Path(args.out), report)
 
 
 def _throttled_night(

@@ -7,14 +7,19 @@ sweeper itself depends on (the database with its ``-wal``/``-shm``, the configur
 named by the caller as ``protected``. The content goes to a temporary file beside the target
 first and replaces it only when complete, so a full disk leaves the old file, not half a new
 one.
+
+Every file sweeper creates or opens to write is opened by :func:`open_private` (the nightly
+lock, the database when it creates it, the temporary file of every report, export and
+downloaded database): ``O_NOFOLLOW``, so that a symbolic link put in its place is refused
+with one line instead of having its target truncated or written, and owner-only (0600).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,20 +65,57 @@ def write_private(path: Path, content: str, *, protected: Protected | None = Non
     data = content.encode("utf-8")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise _write_error(path, exc) from None
+    fd, temporary = new_private_file(path, ".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise _write_error(path, exc) from None
     return path
+
+
+OWNER_ONLY = 0o600
+
+
+def open_private(path: Path, flags: int) -> int:
+    """Open ``path`` (``flags`` as for :func:`os.open`) never through a symbolic link.
+
+    A file created is readable by its owner only. A symbolic link, or anything that is not
+    a regular file (a FIFO, a device), raises StorageError with one line, and nothing is
+    read or written through it; other failures raise StorageError (DiskFull when full).
+    """
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, OWNER_ONLY)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StorageError(f"{path} is a symbolic link: refusing to write through it") from None
+        if exc.errno == errno.EEXIST:
+            raise
+        raise _write_error(path, exc) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise StorageError(f"{path} is {_kind(mode)}, not a regular file: refusing to write to it")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def new_private_file(beside: Path, suffix: str) -> tuple[int, Path]:
+    """A new owner-only file in ``beside``'s folder, named after it: its descriptor and path."""
+    while True:
+        candidate = beside.with_name(f".{beside.name}.{secrets.token_hex(6)}{suffix}")
+        try:
+            fd = open_private(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            continue
+        os.fchmod(fd, OWNER_ONLY)  # whatever the umask
+        return fd, candidate
 
 
 def _write_error(path: Path, exc: OSError) -> StorageError:

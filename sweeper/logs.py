@@ -18,23 +18,34 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import IO
 
-from sweeper.addresses import mask_address, normalise_domain, within
+from sweeper.addresses import (
+    LOCAL_CHARS_WITH_BACKTICK,
+    AddressScanner,
+    mask_address,
+    normalise_domain,
+    within,
+)
 
 FORMATS = ("human", "json")
 HUMAN = "%(asctime)s %(levelname)s [%(run_id)s] %(name)s: %(message)s"
 LIBRARIES = ("azure", "httpx", "httpcore", "aiohttp", "msal", "kiota_http", "hpack", "h2")
 
 _run_id: ContextVar[str] = ContextVar("sweeper_run_id", default="-")
-_ADDRESS = re.compile(
-    r"(?:\"(?:[^\"\\\r\n]|\\.)*\"|[\w.!#$%&'*+/=?^`{|}~-]+)"  # a quoted or plain local part
-    r"@([\w-]+(?:\.[\w-]+)+)",
-    re.UNICODE,
-)
+# A quoted or plain local part (a backtick included), then the domain; in linear time.
+_ADDRESSES = AddressScanner(LOCAL_CHARS_WITH_BACKTICK)
 SHORT_SECRET = 6  # a secret shorter than this is cut out only where it stands alone
+# An Authorization header's value, or a JWT (access tokens, client assertions). A JWT is
+# looked for once per run of word characters, from its first "eyJ" (a later one in the same
+# run ends where it ends, so fails or succeeds alike): searching from every "eyJ" of a long
+# run read the run again each time, in quadratic time. What stands before it is kept.
 _TOKENS = re.compile(
-    r"(?i:bearer)\s+[\w.~+/=-]+"  # an Authorization header's value
-    r"|eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*"  # a JWT (access tokens, client assertions)
+    r"(?i:bearer)\s++[\w.~+/=-]++"
+    r"|(?<![\w-])(?P<before>(?>[\w-]*?(?=eyJ)))eyJ[\w-]{4,}+\.[\w-]{4,}+\.[\w-]*+"
 )
+
+
+def _token(match: re.Match[str]) -> str:
+    return (match["before"] or "") + "[token]"
 
 
 def new_run_id() -> str:
@@ -66,13 +77,13 @@ class Guard(logging.Filter):
             text = text.replace(value, "[secret]")
         if self._short is not None:
             text = self._short.sub("[secret]", text)
-        text = _TOKENS.sub("[token]", text)
-        return _ADDRESS.sub(self._mask, text)
+        text = _TOKENS.sub(_token, text)
+        return _ADDRESSES.sub(text, self._mask)
 
-    def _mask(self, match: re.Match[str]) -> str:
-        if within(normalise_domain(match.group(1)), self.internal):
-            return match.group(0)
-        return mask_address(match.group(0))
+    def _mask(self, address: str, domain: str) -> str:
+        if within(normalise_domain(domain), self.internal):
+            return address
+        return mask_address(address)
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.run_id = _run_id.get()

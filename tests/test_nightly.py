@@ -141,3 +141,43 @@ def test_the_digest_goes_before_the_sentinel_export_which_cannot_hold_it(nightly
     sentinel = next(i for i, line in enumerate(lines) if line.startswith("Sentinel:"))
     assert digest < sentinel and len(nightly.fake.sent_mail) == 1
     assert "429" in lines[sentinel] or "wait" in lines[sentinel]  # throttled, after the digest
+
+
+def test_a_symbolic_link_at_the_lock_path_is_refused_and_its_target_kept(
+    nightly: Sweeper, tmp_path: Path
+) -> None:
+    """Issue 24, item 18: the lock was opened through a link and its target truncated."""
+    target = tmp_path / "precious.txt"
+    target.write_text("the operator's notes\n")
+    lock = lock_of(nightly)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.symlink_to(target)
+
+    result = nightly.run("nightly")
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"sweeper: {lock} is a symbolic link: refusing to write through it"
+    ]
+    assert target.read_text() == "the operator's notes\n"
+    assert lock.is_symlink()
+    assert nightly.fake.log == []  # nothing was swept
+
+
+def test_a_symbolic_link_beside_the_database_is_refused_and_its_target_kept(
+    nightly: Sweeper, tmp_path: Path
+) -> None:
+    """SQLite would open a link at the write-ahead log's place and write over its target."""
+    target = tmp_path / "precious.txt"
+    target.write_text("the operator's notes\n")
+    wal = nightly.db.with_name(nightly.db.name + "-wal")
+    wal.parent.mkdir(parents=True, exist_ok=True)
+    wal.symlink_to(target)
+
+    result = nightly.run("sweep")
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"sweeper: {wal} is a symbolic link: refusing to write through it"
+    ]
+    assert target.read_text() == "the operator's notes\n"

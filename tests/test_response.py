@@ -340,3 +340,24 @@ def test_incident_show_masks_outside_addresses_and_escapes_for_the_terminal(
     assert "Sender:   o***@evil.example" in shown
     assert "victim.care@northwick.example" in shown  # the mailbox of each message
     assert "<show@northwick.example>" in shown  # the message id, whole, for `sweeper lookup`
+
+
+def test_the_default_export_path_is_not_written_through_a_symbolic_link(
+    sweeper: Sweeper, tmp_path: Path
+) -> None:
+    """Issue 24, item 18: every file sweeper writes is opened without following a link."""
+    sweeper.with_digest(tmp_path / "reports")
+    assert sweeper.run("sweep").exit_code == 0
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    (tmp_path / "reports").mkdir()
+    link = tmp_path / "reports" / "incident-1-people.csv"
+    link.symlink_to(target)
+
+    result = sweeper.run("incident", "export", "1")
+
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"sweeper: {link} is a symbolic link: refusing to write through it"
+    ]
+    assert target.read_text() == "keep me"

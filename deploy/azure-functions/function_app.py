@@ -11,7 +11,8 @@ import os
 
 import azure.functions as func
 
-from sweeper.errors import AlreadyRunning
+from sweeper.commands.nightly import NightlyResult
+from sweeper.errors import AlreadyRunning, SweeperError, describe_failure
 from sweeper.hosting import run_in_function
 
 app = func.FunctionApp()
@@ -21,7 +22,7 @@ app = func.FunctionApp()
     schedule="0 30 5 * * *", arg_name="timer", run_on_startup=False, use_monitor=True
 )
 def nightly(timer: func.TimerRequest) -> None:
-    result = run_in_function(timer.past_due, os.environ)
+    result = _run(timer.past_due, "nightly run")
     for line in result.lines:
         logging.info(line)
     if result.exit_code == 3:
@@ -39,7 +40,7 @@ def nightly(timer: func.TimerRequest) -> None:
 )
 def frequent(timer: func.TimerRequest) -> None:
     try:
-        result = run_in_function(timer.past_due, os.environ, frequent=True)
+        result = _run(timer.past_due, "frequent sweep", frequent=True)
     except AlreadyRunning as exc:
         logging.info("sweeper frequent sweep skipped: %s", exc)
         return
@@ -47,3 +48,15 @@ def frequent(timer: func.TimerRequest) -> None:
         logging.info(line)
     if result.exit_code == 3:
         raise RuntimeError("sweeper frequent sweep failed; see the log lines above")
+
+
+def _run(past_due: bool, what: str, *, frequent: bool = False) -> NightlyResult:
+    """One run; a run that could not start (its state unread, say) fails with one line."""
+    try:
+        return run_in_function(past_due, os.environ, frequent=frequent)
+    except AlreadyRunning:
+        raise
+    except SweeperError as exc:
+        line, code = describe_failure(exc)
+        logging.error("sweeper %s failed (exit %d): %s", what, code, line)
+        raise RuntimeError(f"sweeper {what} failed: {line}") from None

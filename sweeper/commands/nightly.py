@@ -37,6 +37,7 @@ from sweeper.commands.settings import Settings
 from sweeper.commands.siem import export_after_run
 from sweeper.commands.sweep import SweepReport, Window, run_summary, sweep_tenant
 from sweeper.errors import AlreadyRunning, exit_code_for
+from sweeper.files import open_private
 from sweeper.store.recovery import recover
 from sweeper.store.retention import purge
 from sweeper.when import iso
@@ -52,7 +53,7 @@ class NightlyResult:
 def single_run(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive lock for the whole run, or raise AlreadyRunning at once."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private(lock_path, os.O_RDWR | os.O_CREAT)  # never through a symbolic link
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

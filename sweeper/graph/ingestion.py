@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import ssl
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
@@ -244,7 +243,26 @@ def _reason(exc: ServiceRequestError) -> str:
         return str(os_error.strerror)  # "Name or service not known"
     if isinstance(os_error, OSError) and os_error.errno and os_error.errno > 0:
         return os.strerror(os_error.errno)  # "Connection refused"
-    return _line(re.sub(r"\s*ssl:<[^>]*>", "", str(inner or exc)))
+    return _line(without_ssl_objects(str(inner or exc)))
+
+
+def without_ssl_objects(text: str) -> str:
+    """``text`` without the transport's ``ssl:<...>`` object reprs (and the space before).
+
+    What ``re.sub(r"\\s*ssl:<[^>]*>", "", text)`` gives, in one pass: that pattern searched
+    again from every character of a long run of white space, or of ``ssl:<`` without ``>``.
+    """
+    parts: list[str] = []
+    last = 0
+    while (at := text.find("ssl:<", last)) != -1:
+        close = text.find(">", at)
+        if close == -1:
+            break  # no later one closes either
+        before = text[last:at]
+        parts.append(before.rstrip())
+        last = close + 1
+    parts.append(text[last:])
+    return "".join(parts)
 
 
 def _line(value: object) -> str:

@@ -36,7 +36,14 @@ from typing import Any, Final
 
 import orjson
 
-from sweeper.addresses import mask_address, normalise_domain, within
+from sweeper.addresses import (
+    LOCAL_CHARS,
+    AddressScanner,
+    mask_address,
+    normalise_domain,
+    within,
+)
+from sweeper.present.linkable import linkable_spans
 
 # C0 (tab, line feed and carriage return included), DEL, C1 (NEL U+0085 included), and the
 # Unicode line and paragraph separators: whatever a reader could take for a line break or a
@@ -128,17 +135,10 @@ def csv_cell(value: Any) -> str:
 
 # -- Markdown -------------------------------------------------------------------------------
 
-# What a renderer could turn into a link: a URL with a scheme, a www. name, an address, a
-# bare domain name (some renderers link those too). Code spans are never linked, so these
-# are written as code spans; none of them holds a backtick, a pipe or a space.
-_TOKEN_CHARS = r"[^\s`|<>\"'\[\]()]"
-_LINKABLE = re.compile(
-    rf"(?:[A-Za-z][A-Za-z0-9+.-]*://{_TOKEN_CHARS}*"  # scheme://...
-    rf"|[A-Za-z][A-Za-z0-9+.-]*:{_TOKEN_CHARS}+"  # mailto:..., javascript:...
-    rf"|(?i:www)\.{_TOKEN_CHARS}*"
-    rf"|{_TOKEN_CHARS}*@{_TOKEN_CHARS}+"  # anything around an @: addresses, mentions
-    rf"|(?:[\w-]+\.)+[^\W\d_][\w-]+(?:/{_TOKEN_CHARS}*)?)"  # a domain name, maybe a path
-)
+# What a renderer could turn into a link (a URL with a scheme, a www. name, an address, a bare
+# domain name: some renderers link those too) is found by :func:`linkable_spans`, in linear
+# time. Code spans are never linked, so these are written as code spans; none of them holds
+# a backtick, a pipe or a space.
 # Markup anywhere in a line: escapes, code, emphasis, strikethrough, links and images, HTML
 # and autolinks, entities, headings (a value may follow a list marker), tables, maths.
 _INLINE = re.compile(r"([\\`*_~\[\]<>&#|$])")
@@ -170,10 +170,10 @@ def markdown(text: str) -> str:
     text = mark_bidi(one_line(text)).lstrip(" ")  # four spaces would open a code block
     parts: list[str] = []
     last = 0
-    for match in _LINKABLE.finditer(text):
-        parts.append(_escape_markup(text[last : match.start()]))
-        parts.append(f"`{match.group(0)}`")
-        last = match.end()
+    for start, end in linkable_spans(text):
+        parts.append(_escape_markup(text[last:start]))
+        parts.append(f"`{text[start:end]}`")
+        last = end
     parts.append(_escape_markup(text[last:]))
     if parts[0] == "":  # the value starts with a code span: nothing to escape at its start
         return "".join(parts)
@@ -230,14 +230,11 @@ def _leading_card(match: re.Match[str]) -> str:
 
 # -- masking --------------------------------------------------------------------------------
 
-# A quoted or a plain local part, then the domain. A backtick, though allowed in a local
-# part, is left out: it opens a Markdown code span, and a masked address written inside one
-# must still match as itself (so that masking twice changes nothing).
-_ADDRESS = re.compile(
-    r"(?:\"(?:[^\"\\\r\n]|\\.)*\"|[\w.!#$%&'*+/=?^{|}~-]+)"
-    r"@([\w-]+(?:\.[\w-]+)+)",
-    re.UNICODE,
-)
+# A quoted or a plain local part, then the domain (:class:`AddressScanner`, in linear time).
+# A backtick, though allowed in a local part, is left out: it opens a Markdown code span,
+# and a masked address written inside one must still match as itself (so that masking twice
+# changes nothing).
+_ADDRESSES = AddressScanner(LOCAL_CHARS)
 
 
 def internal_domains(domains: Iterable[str]) -> frozenset[str]:
@@ -254,9 +251,9 @@ def mask_addresses(text: str, internal: Iterable[str]) -> str:
     """
     domains = internal_domains(internal)
 
-    def mask(match: re.Match[str]) -> str:
-        if domains and within(normalise_domain(match.group(1)), domains):
-            return match.group(0)
-        return mask_address(match.group(0))
+    def mask(address: str, domain: str) -> str:
+        if domains and within(normalise_domain(domain), domains):
+            return address
+        return mask_address(address)
 
-    return _ADDRESS.sub(mask, text)
+    return _ADDRESSES.sub(text, mask)

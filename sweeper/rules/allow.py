@@ -5,7 +5,10 @@ A rule matches when every condition it states holds:
 - ``sender``: the From address (exact, any letter case);
 - ``domains``: every external domain of the message is in this set (a working group of
   known partner firms);
-- ``subject``: a regular expression found anywhere in the subject, ignoring case.
+- ``subject``: a regular expression found anywhere in the subject's first
+  :data:`SUBJECT_SEARCHED` characters, ignoring case. The pattern is the operator's, the
+  subject a stranger's: a pattern that backtracks (``.*a.*b``) takes time that grows with
+  the square of the text or worse, so the text it is run over is bounded.
 
 Each rule has a ``reason`` (required: the audit trail must say why) and may have an
 ``expires`` date, after which it no longer applies. A matched finding is still stored,
@@ -18,6 +21,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+
+SUBJECT_SEARCHED = 1000  # characters of a subject an allowlist pattern is searched in
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,9 @@ class AllowRule:
             return False
         if self.domains is not None and not set(domains) <= self.domains:
             return False
-        return self.subject is None or self.subject.search(subject) is not None
+        if self.subject is None:
+            return True
+        return self.subject.search(subject[:SUBJECT_SEARCHED]) is not None
 
 
 def first_match(

@@ -29,9 +29,11 @@ from sweeper.rules.severity import LEVELS, SeverityRule, exposure_of, grade, rev
 
 _PREFIXES = re.compile(
     # Replies and forwards in several languages, and Outlook's recall message ("Recall:"),
-    # which goes to the same people and so exposes the same list a second time.
-    r"^(?:\s*(?:re|fw|fwd|aw|wg|sv|vs|vb|tr|rv|ref|antw|odp|res|recall)\s*(?:\[\d+\]|\(\d+\))?"
-    r"\s*[:：]\s*)+",
+    # which goes to the same people and so exposes the same list a second time. White space
+    # is taken whole (possessive: no word, bracket or colon starts with it), so that a long
+    # run of it is not tried split in every way, in quadratic time.
+    r"^(?:\s*+(?:re|fw|fwd|aw|wg|sv|vs|vb|tr|rv|ref|antw|odp|res|recall)\s*+"
+    r"(?:\[\d++\]|\(\d++\))?\s*+[:：]\s*+)+",
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")

@@ -12,6 +12,7 @@
 - :mod:`.retention`: removing addresses (and export files) past retention.
 - :mod:`.recovery`: what a killed process left behind, put right.
 - :mod:`.siem`: what Microsoft Sentinel has had, record by record, and the exports.
+- :mod:`.integrity`: whether a copied database file is whole, sound and sweeper's.
 """
 
 from sweeper.store.db import (

@@ -31,7 +31,7 @@ import orjson
 from sqlite_utils import Database
 
 from sweeper.errors import DatabaseBusy, DiskFull, MailboxStatus, RunStatus, StorageError
-from sweeper.files import SQLITE_SIDE_FILES
+from sweeper.files import SQLITE_SIDE_FILES, open_private
 from sweeper.logs import current_run_id
 from sweeper.rules.classify import Facts, Finding, Recipient
 from sweeper.rules.incidents import normalise_subject
@@ -120,14 +120,17 @@ def _create_private(path: Path) -> None:
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY)
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     except FileExistsError:  # an existing database, or another process created it just now
         _tighten(path, follow=True)  # through a symbolic link, as SQLite opens it
     else:
         os.close(fd)
     real = path.resolve()  # SQLite keeps its files beside the database itself
     for suffix in SQLITE_SIDE_FILES:  # they hold the same personal data as the database
-        _tighten(real.with_name(real.name + suffix), follow=False)
+        side = real.with_name(real.name + suffix)
+        if side.is_symlink():  # SQLite would open it, and write its log over the target
+            raise StorageError(f"{side} is a symbolic link: refusing to write through it")
+        _tighten(side, follow=False)
 
 
 def _tighten(path: Path, *, follow: bool) -> None:
