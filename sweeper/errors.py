@@ -18,6 +18,7 @@
     └── GraphError               Microsoft Graph answered with an error or not at all
         ├── AuthError            sign-in failed: no token, so nothing can be swept
         ├── SignInRefused        the console's sign-in of a person failed, or gave no role
+        ├── SignInUnavailable    Entra ID could not be reached for a person's sign-in
         ├── MailboxNotEnabled    the user has no Exchange Online mailbox (skipped, counted)
         ├── MailboxFailed        one mailbox could not be read; the run goes on without it
         └── IngestionError       Azure Monitor refused records for Sentinel, or did not answer
@@ -157,6 +158,17 @@ class AuthError(GraphError):
 
 class SignInRefused(GraphError):
     """Entra ID refused a person's sign-in to the console, or the account has no role."""
+
+
+class SignInUnavailable(GraphError):
+    """Entra ID could not be reached to start or finish a person's sign-in to the console."""
+
+    def __init__(self, cause: BaseException) -> None:
+        first = (str(cause).splitlines() or [""])[0][:200]
+        super().__init__(
+            f"Entra ID could not be reached to sign in ({type(cause).__name__}: {first}); "
+            "try again later"
+        )
 
 
 class MailboxNotEnabled(GraphError):

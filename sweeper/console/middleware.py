@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sweeper.errors import DatabaseBusy, StorageError, SweeperError
+from sweeper.errors import DatabaseBusy, SignInUnavailable, StorageError, SweeperError
 
 log = logging.getLogger("sweeper.console")
 
@@ -72,8 +72,10 @@ def explain(exc: BaseException) -> tuple[int, str, str]:
     if isinstance(exc, sqlite3.DatabaseError):  # damaged or replaced under a request
         first = (str(exc).splitlines() or [""])[0]
         return 503, "Database unavailable", f"the database cannot be read ({first})"
-    if isinstance(exc, SweeperError):  # a console's own error may say its status and title
-        return getattr(exc, "status", 500), getattr(exc, "title", "Failed"), str(exc)
+    if isinstance(exc, SignInUnavailable):
+        return 503, "Sign-in unavailable", str(exc)
+    if isinstance(exc, SweeperError):
+        return 500, "Failed", str(exc)
     return 500, "Internal error", f"the console failed ({type(exc).__name__}); it was logged"
 
 

@@ -51,7 +51,13 @@ from sweeper.console.middleware import (
     log,
     networks,
 )
-from sweeper.errors import ConfigError, PurgedError, SignInRefused, SweeperError, TriageError
+from sweeper.errors import (
+    ConfigError,
+    PurgedError,
+    SignInRefused,
+    SignInUnavailable,
+    TriageError,
+)
 from sweeper.graph.people import PeopleSignIn, Person, person_of
 from sweeper.present.render import render
 from sweeper.present.response import export_people, render_worksheet
@@ -431,20 +437,6 @@ class _Site:
 
     def health(self, call: Call) -> Response:
         return self._page(call, "health", health=health(call.db))
-
-
-class SignInUnavailable(SweeperError):
-    """Entra ID could not be reached to start a sign-in (a page of one line, logged)."""
-
-    status = 503
-    title = "Sign-in unavailable"
-
-    def __init__(self, cause: BaseException) -> None:
-        first = (str(cause).splitlines() or [""])[0][:200]
-        super().__init__(
-            f"Entra ID could not be reached to sign in ({type(cause).__name__}: {first}); "
-            "try again later"
-        )
 
 
 def _csrf_ok(request: Request, form: FormData) -> bool:
