@@ -83,12 +83,13 @@ def write_private(path: Path, content: str, *, protected: Protected | None = Non
 OWNER_ONLY = 0o600
 
 
-def open_private(path: Path, flags: int) -> int:
+def open_private(path: Path, flags: int, *, doing: str = "write") -> int:
     """Open ``path`` (``flags`` as for :func:`os.open`) never through a symbolic link.
 
     A file created is readable by its owner only. A symbolic link, or anything that is not
     a regular file (a FIFO, a device), raises StorageError with one line, and nothing is
-    read or written through it; other failures raise StorageError (DiskFull when full).
+    read or written through it; other failures raise StorageError (DiskFull when full),
+    saying "cannot ``doing`` ``path``".
     """
     try:
         fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, OWNER_ONLY)
@@ -97,7 +98,7 @@ def open_private(path: Path, flags: int) -> int:
             raise StorageError(f"{path} is a symbolic link: refusing to write through it") from None
         if exc.errno == errno.EEXIST:
             raise
-        raise _write_error(path, exc) from None
+        raise _write_error(path, exc, doing) from None
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
@@ -118,10 +119,10 @@ def new_private_file(beside: Path, suffix: str) -> tuple[int, Path]:
         return fd, candidate
 
 
-def _write_error(path: Path, exc: OSError) -> StorageError:
+def _write_error(path: Path, exc: OSError, doing: str = "write") -> StorageError:
     if exc.errno == errno.ENOSPC:
-        return DiskFull(f"no space left to write {path}; nothing was written")
-    return StorageError(f"cannot write {path}: {exc.strerror or exc}")
+        return DiskFull(f"no space left to {doing} {path}; nothing was written")
+    return StorageError(f"cannot {doing} {path}: {exc.strerror or exc}")
 
 
 def _same(path: Path, other: Path) -> bool:

@@ -120,7 +120,7 @@ def _create_private(path: Path) -> None:
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
     try:
-        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, doing="create database")
     except FileExistsError:  # an existing database, or another process created it just now
         _tighten(path, follow=True)  # through a symbolic link, as SQLite opens it
     else:
