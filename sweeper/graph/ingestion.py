@@ -95,16 +95,18 @@ async def upload(
     if target.left() == 0:
         raise _out_of_time(target, "nothing could be sent to")
     timer = asyncio.timeout(target.left())
+    waiting = "no token in time (the sign-in endpoint did not answer) for"
     try:
         async with timer:
             await _sign_in(target, credential)
+            waiting = "no answer in time from"
             async with _client(target, credential) as client:
                 for start, end in slices:
                     await _call(client, target, records, start, end, accepted)
     except TimeoutError:
         if not timer.expired():
             raise
-        raise _out_of_time(target, "no answer in time from") from None
+        raise _out_of_time(target, waiting) from None
 
 
 def _out_of_time(target: Target, what: str) -> IngestionError:
