@@ -301,15 +301,17 @@ def sweep(
 
 
 def _after_sweep(settings: Settings, db: Database, run_id: int | None) -> None:
-    """Alerts for what the sweep found, at once, then the run to Microsoft Sentinel; a
-    failing channel or SIEM is a line, not an exit code."""
+    """Alerts for what the sweep found, at once, then the run to Microsoft Sentinel, both
+    within the run's ``alerts.budget_seconds``; a failing channel or SIEM is a line, not an
+    exit code."""
     from sweeper.commands.alerts import alerts_after_sweep
     from sweeper.commands.siem import export_after_run
 
-    line = alerts_after_sweep(db, settings, os.environ, run_id).summary()
+    alerted = alerts_after_sweep(db, settings, os.environ, run_id)
+    line = alerted.summary()
     if line:
         say(line)
-    siem = export_after_run(db, settings, os.environ)
+    siem = export_after_run(db, settings, os.environ, budget=alerted.left)
     if siem.enabled:
         say(siem.line)
 

@@ -182,6 +182,17 @@ class MailboxFailed(GraphError):
 class IngestionError(GraphError):
     """The Logs Ingestion API refused an upload or did not answer: records stay pending."""
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        out_of_time: bool = False,
+    ) -> None:
+        self.out_of_time = out_of_time  # the run's time for delivery ran out first
+        super().__init__(message, status=status, code=code)
+
 
 def describe_failure(exc: BaseException) -> tuple[str, int]:
     """One line for the user and the exit code, for any exception a command let out."""

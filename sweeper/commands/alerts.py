@@ -7,9 +7,11 @@ try it; then the configured channel (Teams, a signed webhook, a short mail) deli
 the outcome is settled. Channels are delivered at once, each its alerts in turn, and all of
 them within one time budget per run (``alerts.budget_seconds``): an alert not delivered by
 then is left *pending* for the next run, so a slow or throttling channel never holds the
-sweep or the digest after it. A failing channel costs only its own alert: it is recorded
-failed, tried again by the next sweeps (see :data:`sweeper.store.alerts.TRIES`) and shown in
-the digest's health; the sweep's findings were stored before any of this ran.
+sweep or the digest after it. The Sentinel export after the run gets what the alerts left of
+that budget (:attr:`AlertsOutcome.left`; :func:`sweeper.commands.siem.export_after_run`).
+A failing channel costs only its own alert: it is recorded failed, tried again by the next
+sweeps (see :data:`sweeper.store.alerts.TRIES`) and shown in the digest's health; the
+sweep's findings were stored before any of this ran.
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ class AlertsOutcome:
     failed: list[str] = field(default_factory=list)  # one line each, naming the channel
     pending: list[str] = field(default_factory=list)  # left for the next run: out of time
     budget: float = 0.0
+    spent: float = 0.0  # seconds the alerts took of the budget
+
+    @property
+    def left(self) -> float:
+        """What the alerts left of the run's time for delivery, for the Sentinel export."""
+        return max(0.0, self.budget - self.spent)
 
     def summary(self) -> str | None:
         """A line for the run's output, or None when nothing was due."""
@@ -84,10 +92,14 @@ class AlertsOutcome:
 def alerts_after_sweep(
     db: Database, settings: Settings, env: Mapping[str, str], run_id: int | None
 ) -> AlertsOutcome:
-    """Send what the sweep made due; never raises for a channel's failure."""
+    """Send what the sweep made due; never raises for a channel's failure. The outcome
+    says what the alerts left of ``alerts.budget_seconds`` (all of it with no channel)."""
     if not settings.alerts.channels:
-        return AlertsOutcome()
-    return asyncio.run(send_alerts(db, settings, env, run_id=run_id))
+        return AlertsOutcome(budget=settings.alerts.budget_seconds)
+    started = time.monotonic()
+    outcome = asyncio.run(send_alerts(db, settings, env, run_id=run_id))
+    outcome.spent = time.monotonic() - started
+    return outcome
 
 
 async def send_alerts(

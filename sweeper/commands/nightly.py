@@ -2,7 +2,8 @@
 
 In order: the sweep, its alerts (within ``alerts.budget_seconds``, so a slow channel never
 holds what follows), the digest, the Sentinel export (after the digest, which it never
-delays), then the purge.
+delays, within what the alerts left of that budget: the digest's own time is not counted),
+then the purge.
 
 One nightly run at a time (a ``sweep`` or ``lookup`` started by hand may run beside it).
 
@@ -94,8 +95,8 @@ def frequent_sweep(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
     db = store.open_db(settings.database)
     try:
         lines: list[str] = []
-        report = _sweep_and_alert(db, settings, env, datetime.now(UTC), lines)
-        _to_sentinel(db, settings, env, lines)
+        report, left = _sweep_and_alert(db, settings, env, datetime.now(UTC), lines)
+        _to_sentinel(db, settings, env, lines, left)
         return NightlyResult(exit_code_for(report.status), lines)
     finally:
         db.conn.close()
@@ -103,9 +104,10 @@ def frequent_sweep(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
 
 def _sweep_and_alert(
     db: Database, settings: Settings, env: Mapping[str, str], until: datetime, lines: list[str]
-) -> SweepReport:
+) -> tuple[SweepReport, float]:
     """Put right what a killed run left, sweep incrementally up to ``until``, then alert
-    (within ``alerts.budget_seconds``); what each step says is added to ``lines``."""
+    (within ``alerts.budget_seconds``); what each step says is added to ``lines``. Returns
+    the report and the seconds the alerts left of the budget, for the Sentinel export."""
     recovered = recover(
         db, settings.incident_window, settings.severity, holding_lock=True, now=until
     )
@@ -114,17 +116,19 @@ def _sweep_and_alert(
     window = Window(until - settings.window - settings.overlap, until)
     report = asyncio.run(sweep_tenant(settings, env, db, window, incremental=True))
     lines.append(run_summary(report))
-    alerted = alerts_after_sweep(db, settings, env, report.run_id).summary()
-    if alerted:
-        lines.append(alerted)
-    return report
+    alerted = alerts_after_sweep(db, settings, env, report.run_id)
+    said = alerted.summary()
+    if said:
+        lines.append(said)
+    return report, alerted.left
 
 
 def _to_sentinel(
-    db: Database, settings: Settings, env: Mapping[str, str], lines: list[str]
+    db: Database, settings: Settings, env: Mapping[str, str], lines: list[str], budget: float
 ) -> None:
-    """Send the run to Microsoft Sentinel; never raises, never changes the exit code."""
-    siem = export_after_run(db, settings, env)
+    """Send the run to Microsoft Sentinel within ``budget`` seconds (what the alerts left);
+    never raises, never changes the exit code."""
+    siem = export_after_run(db, settings, env, budget=budget)
     if siem.enabled:
         lines.append(siem.line)
 
@@ -146,11 +150,11 @@ def _sweep_then_digest(
 ) -> NightlyResult:
     lines: list[str] = []
     until = now or datetime.now(UTC)
-    report = _sweep_and_alert(db, settings, env, until, lines)
+    report, left = _sweep_and_alert(db, settings, env, until, lines)
     send = bool(settings.digest.recipients)
     digest = run_digest(db, settings, env, send=send, now=now)
     lines.append(digest.message if send else f"{digest.message}\n(no digest.recipients: not sent)")
-    _to_sentinel(db, settings, env, lines)  # after the digest: a slow Sentinel never holds it
+    _to_sentinel(db, settings, env, lines, left)  # after the digest: a slow Sentinel never holds it
     purged = purge(db, settings.retention, until)
     if purged.incidents:
         lines.append(purged.summary())

@@ -15,12 +15,20 @@ taken for a repeat of another.
 A failing SIEM never fails the run: :func:`export_after_run` returns a
 :class:`SiemOutcome` whose line says what went wrong, and what was not sent stays pending
 for the next export. Each export is recorded (``siem_exports``), and one runs at a time.
+
+The export after a run is outbound delivery like the run's alerts, and shares their time
+budget (``alerts.budget_seconds``): it gets what the alerts left of it (all of it when no
+alert channel is set), and the upload, its sign-in, retries and ``Retry-After`` waits
+included, ends by then; what was not accepted waits for the next export, and the line says
+the budget ran out. ``sweeper siem send``, run by hand, has no run budget: each read is
+bounded by ``graph.timeout_seconds``, with at most three retries and no wait over 180 s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,7 +38,7 @@ from sqlite_utils import Database
 
 from sweeper import store
 from sweeper.commands.settings import Settings
-from sweeper.errors import EXIT_OK, describe_failure
+from sweeper.errors import EXIT_OK, IngestionError, describe_failure
 from sweeper.faultpoints import reached
 from sweeper.graph.ingestion import CALL_BUDGET, Target, fits, record_bytes, upload
 from sweeper.graph.signin import make_credential
@@ -64,6 +72,7 @@ class SiemOutcome:
     exit_code: int = EXIT_OK
     truncated: int = 0  # records sent with a text field cut short
     set_aside: int = 0  # records too large to send even so: recorded, not sent
+    out_of_time: bool = False  # the run's time for delivery ran out first
 
     @property
     def line(self) -> str:
@@ -99,22 +108,30 @@ class _Pending:
     record: Record
 
 
-def export_after_run(db: Database, settings: Settings, env: Mapping[str, str]) -> SiemOutcome:
+def export_after_run(
+    db: Database, settings: Settings, env: Mapping[str, str], *, budget: float | None = None
+) -> SiemOutcome:
     """Send everything Sentinel has not had yet; never raises, and does nothing unless
-    ``[siem]`` is configured. Call it after a run has finished (and its digest gone)."""
+    ``[siem]`` is configured. Call it after a run has finished (and its digest gone), with
+    ``budget``: the seconds the run's alerts left of ``alerts.budget_seconds``; None (by
+    hand) for no run budget."""
     if not settings.siem.enabled:
         return SiemOutcome(enabled=False)
     try:
-        return asyncio.run(export(db, settings, env))
+        return asyncio.run(export(db, settings, env, budget=budget))
     except Exception as exc:  # noqa: BLE001 - the run's findings are stored whatever this does
         line, code = describe_failure(exc)
         log.debug("the Sentinel export failed", exc_info=exc)
         return SiemOutcome(error=line, exit_code=code)
 
 
-async def export(db: Database, settings: Settings, env: Mapping[str, str]) -> SiemOutcome:
+async def export(
+    db: Database, settings: Settings, env: Mapping[str, str], *, budget: float | None = None
+) -> SiemOutcome:
     """The export itself, for a caller inside an event loop; raises AlreadyRunning while
-    another export is under way, and nothing else of sweeper's (see :class:`SiemOutcome`)."""
+    another export is under way, and nothing else of sweeper's (see :class:`SiemOutcome`).
+    With ``budget``, every upload ends within that many seconds from now."""
+    deadline = None if budget is None else time.monotonic() + max(0.0, budget)
     export_id = ledger.start_export(db)
     reached("siem-claimed")
     outcome = SiemOutcome(error="interrupted")
@@ -135,9 +152,21 @@ async def export(db: Database, settings: Settings, env: Mapping[str, str]) -> Si
             credential = make_credential(settings.sign_in, env)
             async with credential:
                 await upload(
-                    target_for(settings), credential, [p.record for p in pending], accepted
+                    target_for(settings, deadline),
+                    credential,
+                    [p.record for p in pending],
+                    accepted,
                 )
         outcome.error = None
+    except IngestionError as exc:
+        outcome.error, outcome.exit_code = describe_failure(exc)
+        if exc.out_of_time:
+            outcome.out_of_time = True
+            outcome.error = (
+                f"this run's {settings.alerts.budget_seconds:g} s for delivery "
+                f"(alerts.budget_seconds) ran out: {exc}"
+            )
+        log.debug("the Sentinel export stopped", exc_info=exc)
     except Exception as exc:  # noqa: BLE001 - one line and its exit code, recorded below
         outcome.error, outcome.exit_code = describe_failure(exc)
         log.debug("the Sentinel export stopped", exc_info=exc)
@@ -203,8 +232,9 @@ def _cut_note(record: Record) -> str | None:
     return f"sent with {', '.join(fields)} cut short to {FIELD_LIMIT:,} characters"
 
 
-def target_for(settings: Settings) -> Target:
-    """Where ``[siem]`` sends: endpoint, rule, stream, scope, and the CA and timeout to use."""
+def target_for(settings: Settings, deadline: float | None = None) -> Target:
+    """Where ``[siem]`` sends: endpoint, rule, stream, scope, the CA and timeout to use, and
+    the ``time.monotonic()`` by which an upload ends (None: no run budget)."""
     siem = settings.siem
     return Target(
         endpoint=siem.endpoint or "",
@@ -213,6 +243,7 @@ def target_for(settings: Settings) -> Target:
         scope=siem.scope,
         ca_bundle=settings.ca_bundle,
         timeout=settings.timeout,
+        deadline=deadline,
     )
 
 

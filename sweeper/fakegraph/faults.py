@@ -11,6 +11,8 @@ A :class:`Fault` matches requests by mailbox and path and goes off ``times`` tim
             and international domains (:func:`crowd_message`)
 ``reset``   the connection is closed half-way through a 200 answer
 ``stall``   the answer comes ``stall`` seconds late (a client with a shorter timeout gives up)
+``hold``    no answer at all until :meth:`~sweeper.fakegraph.FakeGraph.release_held` (or the
+            server stops), then a 503: a request held is never served (nothing ingested)
 ``expire``  every token issued so far expires now; the request gets the 401 Graph gives
 ``repeat``  a 200 page whose ``@odata.nextLink`` is the request's own URL: the same page again
 ``endless`` a 200 page that always has a next link, to a page further on, however far
@@ -36,6 +38,7 @@ KINDS = (
     "odd",
     "reset",
     "stall",
+    "hold",
     "expire",
     "repeat",
     "endless",

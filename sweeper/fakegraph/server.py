@@ -137,6 +137,7 @@ class FakeGraph:
         self._tokens: dict[str, _Token] = {}
         self._codes: dict[str, signin.Grant] = {}
         self._in_flight: Counter[str] = Counter()
+        self._released = asyncio.Event()  # set: requests held by a "hold" fault answer 503
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runners: list[web.AppRunner] = []
@@ -245,6 +246,7 @@ class FakeGraph:
         self.ingestion_port = self._runners[2].addresses[0][1]
 
     async def _shutdown(self) -> None:
+        self._released.set()
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
@@ -255,6 +257,11 @@ class FakeGraph:
         fault = Fault(**kwargs)
         self.faults.append(fault)
         return fault
+
+    def release_held(self) -> None:
+        """Requests held by a ``hold`` fault answer now (503); later ones are not held."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._released.set)
 
     def requests_for(self, mailbox: str) -> list[Logged]:
         return [entry for entry in self.log if entry.mailbox == mailbox.lower()]
@@ -666,6 +673,9 @@ class FakeGraph:
             fault.hit(None)
             if fault.kind == "stall":
                 await asyncio.sleep(fault.stall)
+            elif fault.kind == "hold":
+                await self._released.wait()
+                raise monitor.Refusal(503, "ServiceUnavailable", "The request was held.")
             elif fault.kind == "reset" and request.transport is not None:
                 request.transport.close()  # no answer at all: the client cannot know
                 raise monitor.Refusal(502, "ConnectionReset", "The connection was reset.")
@@ -780,6 +790,9 @@ class FakeGraph:
             )
         if fault.kind == "stall":
             await asyncio.sleep(fault.stall)
+        if fault.kind == "hold":
+            await self._released.wait()
+            raise ODataError(503, "ServiceUnavailable", "The request was held.", {})
         response = await handler(request, match)
         if not isinstance(response, web.Response):
             return response  # already streamed: nothing more can go wrong with it

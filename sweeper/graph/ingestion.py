@@ -15,17 +15,22 @@ counts the failed part as sent. The first call that fails stops the upload: the 
 is down, or refuses sweeper, and the rest waits for the next export.
 
 Retries are azure-core's, for POST: 500, 503 and 504, and any answer with ``Retry-After``
-(429), at most three times; an answer asking to wait longer than :data:`LONGEST_WAIT` is
-not waited for. A call with no answer (a timeout, a reset) may have been ingested: it is
-not counted as sent and goes again with the next export (at least once, never lost).
+(429), at most three times; an answer asking to wait longer than :data:`LONGEST_WAIT`, or
+past the target's ``deadline`` (a run's time for delivery), is not waited for. With a
+deadline, the whole upload (sign-in, calls, retries and their waits) ends by it: what is
+not accepted by then waits for the next export. A call with no answer (a timeout, a reset,
+the deadline) may have been ingested: it is not counted as sent and goes again with the
+next export (at least once, never lost).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import ssl
+import time
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +69,13 @@ class Target:
     timeout: float = 60.0
     # Proxy, trust and timeouts; None: the environment's, with ca_bundle and timeout above.
     outbound: Outbound | None = None
+    # time.monotonic() by which the upload ends, waits and retries included (a run's time
+    # for delivery); None: only the bounds above (a timeout per read, RETRIES, LONGEST_WAIT)
+    deadline: float | None = None
+
+    def left(self) -> float | None:
+        """Seconds until the deadline (0 when past), or None without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
 
 async def upload(
@@ -75,13 +87,29 @@ async def upload(
     """Send ``records`` in order, call by call; after each call, ``accepted(positions)``.
 
     Raises :class:`~sweeper.errors.IngestionError` (or ``AuthError`` when no token could be
-    had) at the first call that failed; records from that call on were not accepted.
+    had) at the first call that failed; records from that call on were not accepted. One
+    with ``out_of_time`` when the target's deadline came first.
     """
     slices = calls(records)
-    await _sign_in(target, credential)
-    async with _client(target, credential) as client:
-        for start, end in slices:
-            await _call(client, target, records, start, end, accepted)
+    if target.left() == 0:
+        raise _out_of_time(target, "nothing could be sent to")
+    timer = asyncio.timeout(target.left())
+    waiting = "no token in time (the sign-in endpoint did not answer) for"
+    try:
+        async with timer:
+            await _sign_in(target, credential)
+            waiting = "no answer in time from"
+            async with _client(target, credential) as client:
+                for start, end in slices:
+                    await _call(client, target, records, start, end, accepted)
+    except TimeoutError:
+        if not timer.expired():
+            raise
+        raise _out_of_time(target, waiting) from None
+
+
+def _out_of_time(target: Target, what: str) -> IngestionError:
+    return IngestionError(f"{what} {target.endpoint} (siem.endpoint)", out_of_time=True)
 
 
 def calls(records: Sequence[dict[str, Any]], budget: int = CALL_BUDGET) -> list[tuple[int, int]]:
@@ -155,13 +183,23 @@ async def _call(
 
 
 class _Retry(AsyncRetryPolicy[Any, Any]):
-    """azure-core's retries, but never a wait longer than :data:`LONGEST_WAIT`."""
+    """azure-core's retries, but never a wait longer than :data:`LONGEST_WAIT` or past the
+    target's deadline (azure-core sleeps out a ``Retry-After`` itself, whatever its size)."""
+
+    def __init__(self, target: Target, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
 
     def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
         wait = self.get_retry_after(response)
-        if wait is not None and wait > LONGEST_WAIT:
+        if wait is not None and wait > _longest_wait(self.target):
             return False
         return bool(super().is_retry(settings, response))
+
+
+def _longest_wait(target: Target) -> float:
+    left = target.left()
+    return LONGEST_WAIT if left is None else min(LONGEST_WAIT, left)
 
 
 def _client(target: Target, credential: AsyncTokenCredential) -> LogsIngestionClient:
@@ -170,7 +208,7 @@ def _client(target: Target, credential: AsyncTokenCredential) -> LogsIngestionCl
     )
     options: dict[str, Any] = {
         "credential_scopes": [target.scope],
-        "retry_policy": _Retry(retry_total=RETRIES, retry_backoff_max=30),
+        "retry_policy": _Retry(target, retry_total=RETRIES, retry_backoff_max=30),
         "connection_timeout": outbound.connect_timeout,
         "read_timeout": outbound.timeout,
         **outbound.azure_options(target.endpoint),
@@ -223,13 +261,26 @@ def _refused(exc: HttpResponseError, target: Target) -> IngestionError:
         ),
         413: "an upload was larger than Azure Monitor takes",
     }.get(status)
+    late = False
     if hint is None and status in (429, 503):
         after = headers.get("Retry-After")
         hint = "Azure Monitor is busy" + (f" and asked to wait {after} s" if after else "")
+        late = _past_deadline(after, target)
+        if late:
+            hint += ", past the time for delivery"
     line = f"{hint or 'Azure Monitor refused the upload'} ({what})"
     if said:
         line += f": {_line(said)}"
-    return IngestionError(line, status=status, code=code or None)
+    return IngestionError(line, status=status, code=code or None, out_of_time=late)
+
+
+def _past_deadline(retry_after: str | None, target: Target) -> bool:
+    """Whether a ``Retry-After`` in seconds asked for a wait past the target's deadline."""
+    left = target.left()
+    try:
+        return left is not None and retry_after is not None and float(retry_after) > left
+    except ValueError:
+        return False
 
 
 def _reason(exc: ServiceRequestError) -> str:
