@@ -37,6 +37,7 @@ from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsE
 
 from sweeper.errors import AlreadyRunning, ConfigError, StateError
 from sweeper.files import SQLITE_SIDE_FILES, new_private_file
+from sweeper.graph.network import Outbound
 from sweeper.store.integrity import checkpoint, problem_with
 
 LEASE_SECONDS = 60
@@ -52,6 +53,9 @@ class BlobLocation:
     blob: str
     connection_string: str | None = None
     account_url: str | None = None
+    # The proxy and trust of every other client's (HTTP(S)_PROXY, NO_PROXY, the CA bundle),
+    # not azure-core's own reading of the environment.
+    outbound: Outbound | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BlobLocation:
@@ -67,16 +71,25 @@ class BlobLocation:
             blob=env.get("SWEEPER_STATE_BLOB") or "sweeper.db",
             connection_string=connection,
             account_url=account_url,
+            outbound=Outbound.of(
+                env, ca_bundle=env.get("SSL_CERT_FILE") or env.get("REQUESTS_CA_BUNDLE")
+            ),
         )
 
     def client(self) -> Any:
         from azure.storage.blob import BlobServiceClient
 
+        outbound = self.outbound or Outbound.of(os.environ)
         if self.connection_string:
-            return BlobServiceClient.from_connection_string(self.connection_string)
+            url = BlobServiceClient.from_connection_string(self.connection_string).url
+            return BlobServiceClient.from_connection_string(
+                self.connection_string, **outbound.azure_options(url)
+            )
         from azure.identity import DefaultAzureCredential
 
-        return BlobServiceClient(self.account_url or "", credential=DefaultAzureCredential())
+        url = self.account_url or ""
+        options = outbound.azure_options(url)
+        return BlobServiceClient(url, credential=DefaultAzureCredential(**options), **options)
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from conftest import DAY_FINDINGS, Sweeper, write_config
 from cutproxy import CuttingProxy
+from forward_proxy import ForwardProxy
 
 from sweeper.blobstate import BlobLocation, leased_database
 from sweeper.errors import EXIT_FAILED, AlreadyRunning, StateError
@@ -329,3 +330,23 @@ def test_a_database_damaged_during_the_run_is_not_stored_back(azurite: str, tmp_
     ):
         local.write_bytes(b"")  # whatever emptied it, it is not uploaded
     assert stored(azurite) == before
+
+
+def test_the_blob_state_goes_through_the_proxy_every_other_client_uses(
+    azurite: str, tmp_path: Path
+) -> None:
+    """Issue 24, item 19: the Blob client takes HTTP(S)_PROXY and NO_PROXY as every other
+    client does (one outbound configuration), not azure-core's own reading of them."""
+    env = {"SWEEPER_STATE_CONNECTION": azurite, "NO_PROXY": ""}
+    with ForwardProxy() as proxy:
+        through = BlobLocation.from_env({**env, "HTTP_PROXY": proxy.url})
+        with leased_database(through, tmp_path / "one" / "s.db") as local:
+            write(local, "through the proxy")
+        seen = [t for t in proxy.targets("PUT") if f"127.0.0.1:{port_of(azurite)}" in t]
+        assert seen  # the lease and the upload, in absolute form: through the proxy
+
+        exempt = BlobLocation.from_env({**env, "HTTP_PROXY": proxy.url, "NO_PROXY": "127.0.0.1"})
+        before = len(proxy.seen)
+        with leased_database(exempt, tmp_path / "two" / "s.db") as local:
+            assert rows(local, "select text from notes") == [("through the proxy",)]
+        assert len(proxy.seen) == before  # NO_PROXY names the host: straight to it
