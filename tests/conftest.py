@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from click.testing import CliRunner, Result
@@ -189,3 +191,17 @@ concurrency = 4
 """,
     )
     return Sweeper(fake, config, tmp_path / "data" / "sweeper.db")
+
+
+def request_token(fake: FakeGraph) -> httpx.Response:
+    """The local Graph's answer to a client-credentials sign-in with the tenant's own app."""
+    return httpx.post(
+        f"{fake.authority}/{fake.tenant.tenant_id}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "scope": "http://127.0.0.1/.default",
+        },
+        verify=ssl.create_default_context(cafile=str(fake.ca_path)),
+    )

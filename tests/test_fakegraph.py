@@ -6,26 +6,13 @@ These talk to it with plain httpx, as any client would.
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import Any
 
 import httpx
 import pytest
+from conftest import request_token
 
 from sweeper.fakegraph import FakeGraph, generate_tenant
-
-
-def request_token(fake: FakeGraph) -> httpx.Response:
-    return httpx.post(
-        f"{fake.authority}/{fake.tenant.tenant_id}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": fake.client_id,
-            "client_secret": fake.client_secret,
-            "scope": "http://127.0.0.1/.default",
-        },
-        verify=ssl.create_default_context(cafile=str(fake.ca_path)),
-    )
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from conftest import Sweeper
+from conftest import Sweeper, request_token
 
 from sweeper.fakegraph import FakeGraph
 from sweeper.fakegraph.bulk import BulkTenant
@@ -174,16 +173,7 @@ def object_problems(value: Any, kind: str, where: str, *, whole: bool) -> list[s
 
 
 def token(fake: FakeGraph) -> str:
-    answer = httpx.post(
-        f"{fake.authority}/{fake.tenant.tenant_id}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": fake.client_id,
-            "client_secret": fake.client_secret,
-            "scope": "http://127.0.0.1/.default",
-        },
-        verify=ssl.create_default_context(cafile=str(fake.ca_path)),
-    )
+    answer = request_token(fake)
     assert answer.status_code == 200, answer.text
     return str(answer.json()["access_token"])
 
