@@ -205,6 +205,23 @@ def test_a_changed_incident_is_sent_again_and_only_it(siem: Sweeper) -> None:
     assert len(received(siem.fake, "Incident")) == DAY_INCIDENTS + 1
 
 
+def test_an_incident_back_to_what_it_said_before_is_a_new_event_not_a_repeat(
+    siem: Sweeper,
+) -> None:
+    """Issue 24, item 3: each version sent is its own delivery, whatever it says; a version
+    saying what an earlier one said must not be dropped as its repeat by ``EventId``."""
+    send(siem)
+    incident = str(siem.incidents()[0]["id"])
+    for step in ("acknowledged", "notified", "reported_to_authority", "notified"):
+        result = siem.run("incident", "set", incident, step, "--by", "DPO", "--note", step)
+        assert result.exit_code == 0, result.output
+        assert send(siem) == (0, "Sentinel: sent 1 incident (new or changed).")
+
+    versions = [r for r in received(siem.fake, "Incident") if str(r["IncidentId"]) == incident]
+    assert [v["Status"] for v in versions][-2:] == ["reported_to_authority", "notified"]
+    assert len({v["EventId"] for v in versions}) == len(versions) == 5
+
+
 def test_reclassify_changing_nothing_sends_nothing_again(siem: Sweeper) -> None:
     send(siem)
     assert siem.run("reclassify").exit_code == 0  # every incident recomputed, none changed

@@ -143,7 +143,8 @@ async def export(
 
         def accepted(positions: list[int]) -> None:
             keys = [pending[i].key for i in positions]
-            ledger.mark_sent(db, keys, notes)
+            ids = {pending[i].key: pending[i].record["EventId"] for i in positions}
+            ledger.mark_sent(db, keys, notes, ids)
             outcome.truncated += sum(1 for key in keys if key in notes)
             outcome.sent.update(kind for kind, _, _ in keys)
             outcome.pending -= len(keys)
@@ -192,7 +193,8 @@ def _pending(db: Database, settings: Settings, now: str) -> list[_Pending]:
         item, record = incident_record(row, internal, full_addresses=full, now=now)
         version = fingerprint(record)
         if version != row["sent_fingerprint"]:
-            items.append(_Pending(("Incident", item, version), identified(record, token)))
+            record = identified(record, token, after=row["sent_event_id"] or "")
+            items.append(_Pending(("Incident", item, version), record))
     for item, record in map(run_record, ledger.pending_runs(db)):
         items.append(_Pending(("Run", item, ""), identified(record, token)))
     for item, record in map(failure_record, ledger.pending_failures(db)):
@@ -219,6 +221,7 @@ def _fitting(db: Database, pending: list[_Pending], outcome: SiemOutcome) -> lis
             item.key,
             f"{size:,} bytes even with its text fields cut short, over the {CALL_BUDGET:,} "
             "one upload may carry",
+            item.record["EventId"],
         )
         log.warning("the Sentinel record %s %s (%d bytes) was set aside", kind, key, size)
         outcome.set_aside += 1

@@ -179,14 +179,20 @@ def fingerprint(record: Record) -> str:
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
-def identified(record: Record, installation: str) -> Record:
+def identified(record: Record, installation: str, after: str | None = None) -> Record:
     """The record with an ``EventId`` that only this record can have: ``Kind``, the
     database's random installation token, the item, and a digest of what the record says
-    (an incident's version). A record sent again has the same one, so ``take_any(*) by
-    EventId`` drops the repeat; a second installation writing to the same workspace, or a
-    restored database numbering its runs and findings again, never has another record's."""
+    (an incident's version) and, for an incident, of the ``EventId`` the version before it
+    went under (``after``): a chain, so no two versions share one. A record sent again has
+    the same one, so ``take_any(*) by EventId`` drops the repeat; a second installation
+    writing to the same workspace, a restored database numbering its runs and findings
+    again, or an incident back to what an earlier version said (acknowledged, notified,
+    acknowledged again), never has another record's."""
     kind, _, item = record["EventId"].partition(":")
-    return {**record, "EventId": f"{kind}:{installation}:{item}:{fingerprint(record)}"}
+    version = fingerprint(record)
+    if after is not None:
+        version = hashlib.sha256(f"{version}|{after}".encode()).hexdigest()[:16]
+    return {**record, "EventId": f"{kind}:{installation}:{item}:{version}"}
 
 
 def bounded(record: Record, cut_already: Iterable[str] = ()) -> Record:

@@ -458,6 +458,13 @@ def _merge_follows(db: Database) -> None:
             break
 
 
+def _siem_event_ids(db: Database) -> None:
+    # The EventId each item was last sent (or set aside) under: an incident's next version
+    # chains its own id to it, so that a version saying what an earlier one said (a status
+    # back to an earlier one) is a new event for Sentinel, never a repeat of that one.
+    db.table("siem_sent").add_column("event_id", str)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_incidents", _incidents),
@@ -480,6 +487,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0019_attempt_nonces", _attempt_nonces),
     ("0020_console_sessions", _console_sessions),
     ("0021_merge_follows", _merge_follows),
+    ("0022_siem_event_ids", _siem_event_ids),
 ]
 
 

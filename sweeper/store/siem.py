@@ -79,11 +79,13 @@ def pending_findings(db: Database) -> list[dict[str, Any]]:
 
 
 def incidents(db: Database) -> list[dict[str, Any]]:
-    """Every incident with its top domains, its mailboxes and the fingerprint of the version
-    last sent (``sent_fingerprint``, None if never): the caller sends those that changed."""
+    """Every incident with its top domains, its mailboxes, and the fingerprint and EventId of
+    the version last sent (``sent_fingerprint``, ``sent_event_id``; None if never): the
+    caller sends those that changed."""
     rows = list(
         db.query(
-            "select i.*, s.fingerprint as sent_fingerprint from incidents i "
+            "select i.*, s.fingerprint as sent_fingerprint, s.event_id as sent_event_id "
+            "from incidents i "
             "left join siem_sent s on s.kind = 'Incident' and s.item = cast(i.id as text) "
             "order by i.id"
         )
@@ -94,20 +96,27 @@ def incidents(db: Database) -> list[dict[str, Any]]:
     return rows
 
 
-def mark_sent(db: Database, keys: Iterable[Key], notes: Mapping[Key, str] | None = None) -> None:
+def mark_sent(
+    db: Database,
+    keys: Iterable[Key],
+    notes: Mapping[Key, str] | None = None,
+    event_ids: Mapping[Key, str] | None = None,
+) -> None:
     """Record these records as accepted by Azure Monitor, in one transaction; ``notes``:
-    what was changed in some of them to fit (fields cut short), for the digest."""
+    what was changed in some of them to fit (fields cut short), for the digest;
+    ``event_ids``: the ``EventId`` each went under."""
     now = utc_now()
-    notes = notes or {}
+    notes, event_ids = notes or {}, event_ids or {}
     rows = [
-        {"kind": k, "item": i, "fingerprint": f, "sent_at": now, "note": notes.get((k, i, f))}
+        {"kind": k, "item": i, "fingerprint": f, "sent_at": now, "note": notes.get((k, i, f)),
+         "event_id": event_ids.get((k, i, f))}
         for k, i, f in keys
-    ]
+    ]  # fmt: skip
     with store.transaction(db):
         db.table("siem_sent").upsert_all(rows, pk=("kind", "item"))
 
 
-def set_aside(db: Database, key: Key, note: str) -> None:
+def set_aside(db: Database, key: Key, note: str, event_id: str | None = None) -> None:
     """Record a record that cannot be sent (too large for any upload even cut short) as
     dealt with, with why: it no longer holds back the others, and the digest says so. An
     incident's later version is sent (or set aside) again."""
@@ -115,7 +124,7 @@ def set_aside(db: Database, key: Key, note: str) -> None:
     with store.transaction(db):
         db.table("siem_sent").upsert(
             {"kind": kind, "item": item, "fingerprint": version, "sent_at": utc_now(),
-             "note": f"{SET_ASIDE}: {note}"},
+             "note": f"{SET_ASIDE}: {note}", "event_id": event_id},
             pk=("kind", "item"),
         )  # fmt: skip
 
