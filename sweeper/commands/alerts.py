@@ -308,11 +308,18 @@ class _Senders:
         alert = attempt.alert
         html, text = render_alert_mail(alert, self.internal, self.settings.timezone)
         sender = config.sender or ""
+        # The same Message-ID on every try of this alert, and no other alert's (as its
+        # webhook-id): a relay or mailbox that took a try whose answer was lost drops the next.
+        message_id = f"<{attempt.message_id}@{sender.rpartition('@')[2] or 'sweeper.invalid'}>"
         if config.transport == "smtp":
-            message = email_message(alert.headline, html, text, sender, config.recipients)
+            message = email_message(
+                alert.headline, html, text, sender, config.recipients, message_id
+            )
             ca_bundle, timeout = self.settings.ca_bundle, max(1.0, attempt.left)
             await asyncio.to_thread(send_smtp, config, self.env, message, ca_bundle, timeout)
             return
-        payload = graph_payload(alert.headline, html, config.recipients, config.save_to_sent_items)
+        payload = graph_payload(
+            alert.headline, html, config.recipients, config.save_to_sent_items, message_id
+        )
         async with gateway_for(self.settings.sign_in, self.env) as gateway:
             await gateway.send_mail(sender, payload)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.policy
 import smtplib
+import socket
 import ssl
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -92,11 +95,15 @@ def send_smtp(
     timeout: float = 60,
 ) -> None:
     """Deliver through an SMTP relay: STARTTLS (required unless turned off), then login.
-    ``timeout`` bounds each exchange with the relay (an alert passes what is left of its
+    ``timeout`` bounds the whole exchange with the relay, not each line of it: a relay that
+    answers a line at a time, for ever, is cut off then (an alert passes what is left of its
     run's time for delivery)."""
     host = settings.smtp_host or ""
+    smtp = smtplib.SMTP(timeout=timeout)
+    watchdog = _Watchdog(smtp, timeout)
     try:
-        with smtplib.SMTP(host, settings.smtp_port, timeout=timeout) as smtp:
+        with smtp:
+            smtp.connect(host, settings.smtp_port)
             smtp.ehlo()
             if settings.smtp_starttls:
                 context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
@@ -113,9 +120,37 @@ def send_smtp(
     except smtplib.SMTPAuthenticationError as exc:
         raise DeliveryError(f"the relay refused the login: {exc.smtp_code}") from None
     except (smtplib.SMTPException, OSError) as exc:
+        if watchdog.fired:
+            raise DeliveryError(
+                f"SMTP delivery to {host}:{settings.smtp_port} failed: the relay did not "
+                f"finish within {timeout:.3g} s"
+            ) from None
         raise DeliveryError(f"SMTP delivery to {host}:{settings.smtp_port} failed: {exc}") from None
+    finally:
+        watchdog.cancel()
     if refused:
         raise DeliveryError(f"the relay refused {len(refused)} recipient(s)")
+
+
+class _Watchdog:
+    """Closes an SMTP connection ``seconds`` from now, ending whatever read it is in."""
+
+    def __init__(self, smtp: smtplib.SMTP, seconds: float) -> None:
+        self.fired = False
+        self._smtp = smtp
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _cut(self) -> None:
+        self.fired = True
+        sock = self._smtp.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def graph_payload(
