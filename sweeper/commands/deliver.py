@@ -99,11 +99,9 @@ def send_smtp(
     answers a line at a time, for ever, is cut off then (an alert passes what is left of its
     run's time for delivery)."""
     host = settings.smtp_host or ""
-    smtp = smtplib.SMTP(timeout=timeout)
-    watchdog = _Watchdog(smtp, timeout)
+    watchdog = _Watchdog(timeout)
     try:
-        with smtp:
-            smtp.connect(host, settings.smtp_port)
+        with _Watched(host, settings.smtp_port, timeout, watchdog) as smtp:
             smtp.ehlo()
             if settings.smtp_starttls:
                 context = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
@@ -133,24 +131,35 @@ def send_smtp(
 
 
 class _Watchdog:
-    """Closes an SMTP connection ``seconds`` from now, ending whatever read it is in."""
+    """Closes a watched SMTP connection ``seconds`` from now, ending whatever read it is in."""
 
-    def __init__(self, smtp: smtplib.SMTP, seconds: float) -> None:
+    def __init__(self, seconds: float) -> None:
         self.fired = False
-        self._smtp = smtp
+        self._smtp: smtplib.SMTP | None = None
         self._timer = threading.Timer(seconds, self._cut)
         self._timer.daemon = True
         self._timer.start()
 
+    def watch(self, smtp: smtplib.SMTP) -> None:
+        self._smtp = smtp
+
     def _cut(self) -> None:
         self.fired = True
-        sock = self._smtp.sock
+        sock = self._smtp.sock if self._smtp is not None else None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
     def cancel(self) -> None:
         self._timer.cancel()
+
+
+class _Watched(smtplib.SMTP):
+    """An SMTP connection under a watchdog from before it connects (the greeting too)."""
+
+    def __init__(self, host: str, port: int, timeout: float, watchdog: _Watchdog) -> None:
+        watchdog.watch(self)
+        super().__init__(host, port, timeout=timeout)
 
 
 def graph_payload(
