@@ -26,7 +26,6 @@ from sweeper.errors import (
     EXIT_PARTIAL,
     AlreadyRunning,
     ConfigError,
-    StorageError,
     SweeperError,
     describe_failure,
 )
@@ -218,9 +217,10 @@ def _open(settings: Settings) -> Database:
 
 def _existing_db(ctx: click.Context, settings: Settings | None = None) -> Database:
     """The configured database, which must exist already: reading never creates one."""
+    from sweeper.store import require_existing
+
     settings = settings or _settings(ctx, need_graph=False)
-    if not settings.database.exists():
-        raise StorageError(f"no database at {settings.database}: run `sweeper sweep` first")
+    require_existing(settings.database)
     return _open(settings)
 
 

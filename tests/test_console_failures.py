@@ -6,6 +6,7 @@ disappears is refused, never made anew; one huge incident does not stall other u
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -140,6 +141,26 @@ def test_a_database_that_disappears_while_serving_is_refused_not_made_anew(
         assert "No incidents match" not in answer.text
     assert not db.exists()
     assert _logged(caplog, f"no database at {db}")
+
+
+def test_a_database_emptied_while_serving_is_refused_not_made_anew(
+    console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Item 13's class: an empty file in the database's place (a failed copy, a full disk)
+    is no database; the console does not build a new tenant's schema in it."""
+    browser = _signed_in(console)
+    db = console.sweeper.db
+    for side in SQLITE_SIDE_FILES:
+        Path(f"{db}{side}").unlink(missing_ok=True)
+    emptied = db.with_name("emptied")
+    emptied.write_bytes(b"")
+    os.replace(emptied, db)
+
+    for path in ("/incidents", "/health"):
+        answer = browser.get(path)
+        _is_failure_page(answer, 503, f"{db} is empty, not a sweeper database")
+    assert db.stat().st_size == 0
+    assert _logged(caplog, f"{db} is empty")
 
 
 def test_one_huge_incident_does_not_hold_other_requests(sweeper: Sweeper, tmp_path: Path) -> None:

@@ -121,6 +121,32 @@ def test_findings_without_a_database_says_what_to_do(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+def test_an_empty_file_in_the_databases_place_is_refused_not_made_a_database(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "emptied.db"
+    path.write_bytes(b"")
+    result = CliRunner().invoke(main, ["incidents"], env={"SWEEPER_DB": str(path)})
+    assert result.exit_code == 2
+    assert result.output == (
+        f"sweeper: {path} is empty, not a sweeper database: restore it from a backup, or "
+        "delete it to start afresh\n"
+    )
+    assert path.stat().st_size == 0
+
+
+def test_a_database_path_that_is_a_link_to_nothing_is_refused(tmp_path: Path) -> None:
+    """Issue 24, item 18's class: SQLite would create the link's target (with the umask's
+    mode, not the owner-only one) wherever it points."""
+    target = tmp_path / "elsewhere" / "sweeper.db"
+    target.parent.mkdir()
+    link = tmp_path / "sweeper.db"
+    link.symlink_to(target)
+    with pytest.raises(StorageError, match="a symbolic link to nothing"):
+        store.open_db(link)
+    assert not target.exists()
+
+
 def test_a_mailbox_cut_short_inside_its_transaction_leaves_nothing_of_it(tmp_path: Path) -> None:
     db = store.open_db(tmp_path / "sweeper.db")
     run_id = store.start_run(db, "2026-11-21T00:00:00Z", "2026-11-22T00:00:00Z", None)

@@ -12,9 +12,8 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from sweeper.errors import StorageError
 from sweeper.rules.severity import LEVELS
-from sweeper.store.db import open_db, transaction
+from sweeper.store.db import open_db, require_existing, transaction
 from sweeper.store.digests import last_sent
 from sweeper.store.incidents import list_incidents
 
@@ -22,8 +21,7 @@ from sweeper.store.incidents import list_incidents
 def open_existing(path: Path) -> Database:
     """The console's database, which must exist: the console never creates one (a file that
     disappeared while it serves is refused, as at start, not replaced by an empty one)."""
-    if not path.is_file():
-        raise StorageError(f"no database at {path}: run `sweeper sweep` first, or restore it")
+    require_existing(path)
     return open_db(path)
 
 

@@ -61,6 +61,21 @@ def open_db(path: Path) -> Database:
             time.sleep(0.1)
 
 
+def require_existing(path: Path, hint: str = "run `sweeper sweep` first") -> None:
+    """Raise StorageError unless ``path`` holds a database already: a command that only reads
+    (and the console) never creates one, not in the place of a missing file nor over an
+    empty one (a file truncated by a failed copy or a full disk is not a new tenant)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise StorageError(f"no database at {path}: {hint}, or restore it") from None
+    if size == 0:
+        raise StorageError(
+            f"{path} is empty, not a sweeper database: restore it from a backup, or delete it "
+            "to start afresh"
+        )
+
+
 def _open_db(path: Path) -> Database:
     """Open (creating if needed, owner-only) and migrate the database at ``path``.
 
@@ -122,6 +137,10 @@ def _create_private(path: Path) -> None:
     try:
         fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, doing="create database")
     except FileExistsError:  # an existing database, or another process created it just now
+        if path.is_symlink() and not path.exists():  # SQLite would create its target
+            raise StorageError(
+                f"{path} is a symbolic link to nothing: refusing to create a database through it"
+            ) from None
         _tighten(path, follow=True)  # through a symbolic link, as SQLite opens it
     else:
         os.close(fd)
