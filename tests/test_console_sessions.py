@@ -117,6 +117,28 @@ def test_under_easy_auth_sign_out_ends_app_services_session_too(sweeper: Sweeper
         assert forged.status_code == 403
 
 
+def test_under_easy_auth_a_principal_header_counts_only_through_a_trusted_proxy(
+    sweeper: Sweeper,
+) -> None:
+    """Item 11's class: App Service's X-MS-CLIENT-PRINCIPAL, like X-Forwarded-For, is
+    believed only from the configured proxies once they are named: a client reaching the
+    console past them cannot sign itself in as the DPO by writing the header."""
+    sweeper.run("sweep")
+    settings = sweeper.config.read_text()
+    forged = {"X-MS-CLIENT-PRINCIPAL": _principal("evil@example.org", "Sweeper.DPO")}
+    elsewhere = 'easy_auth = true\ntrusted_proxies = ["10.9.9.9"]\n'
+    with serving(sweeper, elsewhere) as console:
+        browser = console.browser()
+        for path in ("/incidents", "/incidents/1/export"):
+            answer = browser.get(path, headers=forged, follow_redirects=False)
+            assert answer.status_code in (302, 303, 401, 403), (path, answer.status_code)
+            assert "@" not in answer.text  # no address, masked or not
+    sweeper.config.write_text(settings)
+    through = 'easy_auth = true\ntrusted_proxies = ["127.0.0.1"]\n'
+    with serving(sweeper, through) as console:
+        assert console.browser().get("/incidents", headers=forged).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("peer", "header", "audited"),
     [
@@ -128,6 +150,8 @@ def test_under_easy_auth_sign_out_ends_app_services_session_too(sweeper: Sweeper
         ("10.1.0.4", "10.1.0.9", "10.1.0.9"),  # only proxies: the farthest of them
         ("10.1.0.4", "forged, 10.1.0.9", "10.1.0.9"),
         ("10.1.0.4", "", "10.1.0.4"),
+        ("10.1.0.4", "203.0.113.9:52011", "203.0.113.9"),  # App Service writes the port
+        ("10.1.0.4", "[2001:db8::5]:52011", "2001:db8::5"),
     ],
 )
 def test_the_audited_address_is_the_nearest_one_no_trusted_proxy_added(

@@ -127,22 +127,45 @@ def networks(values: Iterable[str]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(v.strip(), strict=False) for v in values)
 
 
+VIA_PROXY = "sweeper.via_proxy"  # a scope key: the socket's peer is a configured proxy
+
+
+def _address_of(hop: str) -> str | None:
+    """The address of one ``X-Forwarded-For`` hop: ``1.2.3.4``, ``1.2.3.4:5678`` (as App
+    Service writes it), ``2001:db8::1`` or ``[2001:db8::1]:5678``; None if it is none."""
+    candidates = [hop]
+    if hop.startswith("[") and "]" in hop:
+        candidates = [hop[1 : hop.index("]")]]
+    elif hop.count(":") == 1:
+        candidates.append(hop.partition(":")[0])
+    for candidate in candidates:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
+
+
 class ForwardedFor:
     """The client's address: the socket's peer, or, when that peer is one of the configured
     proxies (``console.trusted_proxies``), the nearest address in ``X-Forwarded-For`` that
     is not one of them. With no proxies configured the header is never read, whoever
-    sends it (loopback included)."""
+    sends it (loopback included). Whether the request came through a configured proxy is
+    left in the scope (:data:`VIA_PROXY`), for the other headers only a proxy may set."""
 
     def __init__(self, app: ASGIApp, *, trusted: tuple[Network, ...]) -> None:
         self.app = app
         self.trusted = trusted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.trusted and scope.get("client"):
-            peer = scope["client"][0]
-            if self._is_proxy(peer):
-                client = self._client(scope, peer)
-                scope = {**scope, "client": (client, 0)}
+        if scope["type"] == "http":
+            via = False
+            if self.trusted and scope.get("client"):
+                peer = scope["client"][0]
+                via = self._is_proxy(peer)
+                if via:
+                    scope = {**scope, "client": (self._client(scope, peer), 0)}
+            scope = {**scope, VIA_PROXY: via}
         await self.app(scope, receive, send)
 
     def _is_proxy(self, host: str) -> bool:
@@ -158,10 +181,9 @@ class ForwardedFor:
         ]
         hops = [h.strip() for h in ",".join(values).split(",") if h.strip()]
         client = peer
-        for hop in reversed(hops):  # the nearest hop first: added by the trusted proxy
-            try:
-                ipaddress.ip_address(hop)
-            except ValueError:
+        for written in reversed(hops):  # the nearest hop first: added by the trusted proxy
+            hop = _address_of(written)
+            if hop is None:
                 return client  # not an address: nothing further along can be believed
             client = hop
             if not self._is_proxy(hop):

@@ -45,6 +45,7 @@ from starlette.staticfiles import StaticFiles
 from sweeper.commands.settings import Settings
 from sweeper.console.middleware import (
     CSP,
+    VIA_PROXY,
     Failures,
     ForwardedFor,
     SecurityHeaders,
@@ -234,6 +235,11 @@ class _Site:
         """Who this request is from: App Service's header behind Easy Auth, else the
         session the cookie names, if it is neither revoked nor over."""
         if self.settings.console.easy_auth:
+            # App Service's front end sets this header; with console.trusted_proxies set, only
+            # a request through one of those may carry it (any other client could write it).
+            trusted = self.settings.console.trusted_proxies
+            if trusted and not request.scope.get(VIA_PROXY, False):
+                return None
             principal = request.headers.get("x-ms-client-principal")
             return _easy_auth_person(principal) if principal else None
         token = request.session.get("sid")
