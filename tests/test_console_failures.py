@@ -126,6 +126,31 @@ def test_an_unreachable_sign_in_authority_is_a_page_and_a_log_record(
     assert _logged(caplog, "Entra ID could not be reached to sign in")
 
 
+def test_starlettes_own_refusals_are_pages_with_a_log_record(
+    console: Console, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Item 12's class: a page that does not exist, a method not allowed, a form that cannot
+    be parsed are answered like every other failure: a page of one line, the headers, and
+    a record in the console's log."""
+    browser = _signed_in(console)
+    page = browser.get("/incidents/1")
+    broken_form = {"Content-Type": "multipart/form-data"}  # no boundary: unparseable
+    cases = [
+        (browser.get("/no-such-page"), 404, "Not Found"),
+        (browser.get("/signout"), 405, "Method Not Allowed"),
+        (browser.post("/incidents/1/triage", content=b"x", headers=broken_form), 400, "boundary"),
+    ]
+    for answer, status, line in cases:
+        _is_failure_page(answer, status, line)
+    assert console.csrf(page)  # the session was untouched by all of it
+    refusals = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "sweeper.console" and "answered" in r.getMessage()
+    ]
+    assert [m.split(" answered ")[1][:3] for m in refusals] == ["404", "405", "400"]
+
+
 def test_a_database_that_disappears_while_serving_is_refused_not_made_anew(
     console: Console, caplog: pytest.LogCaptureFixture
 ) -> None:

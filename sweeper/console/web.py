@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +36,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -169,7 +171,28 @@ def create_app(
             https_only=console.secure,
         ),
     ]
-    return Starlette(routes=routes, middleware=middleware)
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: _refusal_page(site)},
+    )
+
+
+def _refusal_page(site: _Site) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """Starlette's own refusals (no such page, a method not allowed, a form it cannot
+    parse) as the console's page of one line, with a log record, like every failure."""
+
+    async def page(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        title = HTTPStatus(status).phrase
+        detail = exc.detail if isinstance(exc, HTTPException) else ""
+        line = detail if detail and detail != title else f"{title}: {request.url.path[:200]}"
+        log.warning("console: %s %s answered %d: %s", request.method, request.url.path[:200],
+                    status, line)  # fmt: skip
+        headers = exc.headers if isinstance(exc, HTTPException) else None
+        return HTMLResponse(site.failure_page(status, title, line), status, headers=headers)
+
+    return page
 
 
 def safe_next(target: str | None) -> str:
