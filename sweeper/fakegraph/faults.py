@@ -6,8 +6,8 @@ A :class:`Fault` matches requests by mailbox and path and goes off ``times`` tim
 ``status``  an error answer: ``status`` with a Graph error body and ``Retry-After``
 ``truncate`` a 200 whose JSON body is cut in half
 ``junk``    a 200 page whose ``value`` also holds entries that are not objects
-``odd``     a 200 page whose messages carry odd recipients that expose no one more
-            (:func:`odd_recipients`), plus one message of 10,000 recipients with mixed case
+``odd``     a 200 page whose messages carry odd recipients that expose no one more, some
+            of them malformed beyond Graph's metadata (:func:`odd_recipients`), plus one message of 10,000 recipients with mixed case
             and international domains (:func:`crowd_message`)
 ``reset``   the connection is closed half-way through a 200 answer
 ``stall``   the answer comes ``stall`` seconds late (a client with a shorter timeout gives up)
@@ -134,11 +134,15 @@ def gzip_bomb(size: int) -> bytes:
 
 
 def odd_recipients(message: dict[str, Any]) -> list[Any]:
-    """Recipient entries Graph can send that name no one outside.
+    """Recipient entries that name no one outside, for a sweep to count and store the
+    message exactly as it would without them.
 
-    No ``emailAddress``, a null or non-string address, an X500 distinguished name, a name
-    without an address, and the message's first recipient again in capitals: a sweep must
-    count and store the message exactly as it would without them.
+    The shapes Graph's metadata allows and Graph sends: no ``emailAddress``, a null one, a
+    name without an address, a null address, an X500 distinguished name, and the message's
+    first recipient again in capitals. Beyond them, malformed entries that the metadata does
+    not allow (a number or a list for an address, a string or null for a recipient): a
+    malformed answer, which sweeper must survive and count, not trust. The metadata tests
+    (tests/test_graph_metadata.py) check the local Graph's answers without this fault.
     """
     entries: list[Any] = [
         {},
