@@ -7,8 +7,9 @@ A :class:`Fault` matches requests by mailbox and path and goes off ``times`` tim
 ``truncate`` a 200 whose JSON body is cut in half
 ``junk``    a 200 page whose ``value`` also holds entries that are not objects
 ``odd``     a 200 page whose messages carry odd recipients that expose no one more, some
-            of them malformed beyond Graph's metadata (:func:`odd_recipients`), plus one message of 10,000 recipients with mixed case
-            and international domains (:func:`crowd_message`)
+            of them malformed beyond Graph's metadata (:func:`odd_recipients`), plus one
+            message of 10,000 recipients with mixed case and international domains
+            (:func:`crowd_message`)
 ``reset``   the connection is closed half-way through a 200 answer
 ``stall``   the answer comes ``stall`` seconds late (a client with a shorter timeout gives up)
 ``hold``    no answer at all until :meth:`~sweeper.fakegraph.FakeGraph.release_held` (or the
