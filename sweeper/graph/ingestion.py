@@ -211,7 +211,7 @@ def _client(target: Target, credential: AsyncTokenCredential) -> LogsIngestionCl
         "retry_policy": _Retry(target, retry_total=RETRIES, retry_backoff_max=30),
         "connection_timeout": outbound.connect_timeout,
         "read_timeout": outbound.timeout,
-        **outbound.azure_options(target.endpoint),
+        **outbound.azure_async_options(target.endpoint, "Azure Monitor's answer"),
     }
     return LogsIngestionClient(target.endpoint, credential, **options)
 

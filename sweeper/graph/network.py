@@ -149,6 +149,18 @@ class Outbound:
             options["connection_verify"] = self.ca_bundle
         return options
 
+    def azure_async_options(self, url: str, what: str) -> dict[str, Any]:
+        """:meth:`azure_options` for an async azure-core client (azure-identity's sign-in,
+        Logs Ingestion), with a transport reading each answer whole within ``timeout`` and
+        the size bound: azure-core's own bounds each read only, and inflates whatever comes.
+        """
+        from sweeper.graph.azuretransport import BoundedAioHttpTransport
+
+        options = self.azure_options(url)
+        verify = {"connection_verify": self.ca_bundle} if self.ca_bundle else {}
+        options["transport"] = BoundedAioHttpTransport(self, what, **verify)
+        return options
+
     def requests_proxies(self, url: str) -> dict[str, str]:
         """requests' ``proxies`` for a session talking to ``url``'s host."""
         proxy = self.proxy_for(url)

@@ -50,12 +50,16 @@ def _credential(sign_in: SignIn, env: Mapping[str, str]) -> AsyncTokenCredential
         "disable_instance_discovery": custom,
         **outbound.azure_options(sign_in.authority_host),
     }
+    # One credential, one transport: each answer from Entra ID read whole within the
+    # timeout and the size bound (DefaultAzureCredential's several credentials keep
+    # azure-core's own, which they would otherwise share).
+    bounded = outbound.azure_async_options(sign_in.authority_host, "Entra ID's answer")
     if sign_in.method == "client_secret":
         return ClientSecretCredential(
             sign_in.tenant_id or "",
             sign_in.client_id or "",
             env["AZURE_CLIENT_SECRET"],
-            **common,
+            **{**common, **bounded},
         )
     if sign_in.method == "certificate":
         return CertificateCredential(
@@ -63,12 +67,13 @@ def _credential(sign_in: SignIn, env: Mapping[str, str]) -> AsyncTokenCredential
             sign_in.client_id or "",
             certificate_path=env["AZURE_CLIENT_CERTIFICATE_PATH"],
             password=env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD") or None,
-            **common,
+            **{**common, **bounded},
         )
     if sign_in.method == "managed_identity":
         endpoint = env.get("IDENTITY_ENDPOINT") or env.get("MSI_ENDPOINT") or _IMDS
         return ManagedIdentityCredential(
-            client_id=sign_in.client_id, **outbound.azure_options(endpoint)
+            client_id=sign_in.client_id,
+            **outbound.azure_async_options(endpoint, "the managed identity endpoint's answer"),
         )
     return DefaultAzureCredential(
         managed_identity_client_id=sign_in.client_id,
