@@ -34,8 +34,9 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $@
 
+# Three processes on two cores: most tests wait on local servers and subprocesses.
 pytest: $(STAMP) $(if $(NPM),node_modules/.installed)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3
 
 # Not part of `make test`: a few minutes on a 2-core machine; writes BENCHMARKS.md.
 bench: $(STAMP)
