@@ -21,6 +21,7 @@ from sweeper.errors import SweeperError
 from sweeper.fakegraph import FakeGraph
 from sweeper.graph.endpoints import SignIn
 from sweeper.graph.ingestion import Target, upload
+from sweeper.graph.people import PeopleSignIn
 from sweeper.graph.signin import make_credential
 
 WITHIN = 20.0  # far above the 2 s allowed; far below a trickled answer (about 8 s a token)
@@ -84,3 +85,24 @@ def test_a_logs_ingestion_answer_is_bounded_and_not_asked_for_again(
 
     assert "larger than 64 MiB once decompressed" in str(failed.value)  # the default bound
     assert len(hostile.hits) == 1  # too large is not asked for again
+
+
+@pytest.mark.parametrize("mode", ["bomb", "trickle"])
+def test_the_consoles_sign_in_of_people_is_bounded_in_size_and_time(
+    mode: str, tmp_path: Path
+) -> None:
+    """MSAL speaks through requests: the console's worker thread is held no longer than the
+    timeout, and a bomb is not inflated past the bound."""
+    with Hostile(mode, tmp_path) as hostile:
+        sign_in = signing_in_at(hostile.url, hostile.ca_path)
+        people = PeopleSignIn(sign_in, {"AZURE_CLIENT_SECRET": "secret"}, "https://c/cb")
+        started = time.monotonic()
+        with pytest.raises(Exception) as failed:
+            people.start()
+        took = time.monotonic() - started
+
+    assert took < WITHIN
+    said = f"{failed.value} {failed.value.__cause__ or ''}"
+    assert len(said) < 2_000
+    bomb = "larger than 1 MiB once decompressed"
+    assert (bomb if mode == "bomb" else "did not come whole within 2 s") in said, said

@@ -73,13 +73,17 @@ class PeopleSignIn:
         """MSAL's HTTP session: the proxy and CA bundle of every client (requests would let
         REQUESTS_CA_BUNDLE override a session's own CA bundle unless the session ignores
         the environment, so it does, and is given the proxy explicitly)."""
-        import requests
-
+        from sweeper.graph.boundedrequests import BoundedSession
         from sweeper.graph.network import Outbound
 
         sign_in = self._sign_in
-        outbound = Outbound.of(self._env, ca_bundle=sign_in.ca_bundle, timeout=sign_in.timeout)
-        http = requests.Session()
+        outbound = Outbound.of(
+            self._env,
+            ca_bundle=sign_in.ca_bundle,
+            timeout=sign_in.timeout,
+            max_answer_bytes=sign_in.max_answer_mb * 1024 * 1024,
+        )
+        http = BoundedSession(outbound, "Entra ID's answer")  # whole, in time, bounded
         http.trust_env = False
         http.proxies.update(outbound.requests_proxies(sign_in.authority_host))
         if outbound.ca_bundle is not None:
