@@ -197,6 +197,7 @@ def test_someone_without_a_role_is_not_let_in(console: Console) -> None:
         .sign(b"eyJ1cG4iOiAiZHBvQG5vcnRod2ljay5leGFtcGxlIn0=")
         .decode(),
     ],
+    ids=["not signed", "signed with another key"],  # the same in every test process
 )
 def test_a_forged_cookie_is_no_session(console: Console, cookie: str) -> None:
     browser = console.browser()
