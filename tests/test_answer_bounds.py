@@ -71,6 +71,7 @@ def test_a_logs_ingestion_answer_is_bounded_and_not_asked_for_again(
         target = Target(
             endpoint=hostile.url, rule_id="dcr-1", stream="Custom-SweeperEvents_CL",
             scope="https://monitor.azure.com/.default", ca_bundle=hostile.ca_path, timeout=5,
+            max_answer_mb=1,
         )  # fmt: skip
 
         async def send() -> None:
@@ -83,7 +84,7 @@ def test_a_logs_ingestion_answer_is_bounded_and_not_asked_for_again(
         with pytest.raises(SweeperError) as failed:
             asyncio.run(send())
 
-    assert "larger than 64 MiB once decompressed" in str(failed.value)  # the default bound
+    assert "larger than 1 MiB once decompressed" in str(failed.value)  # graph.max_answer_mb
     assert len(hostile.hits) == 1  # too large is not asked for again
 
 

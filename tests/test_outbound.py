@@ -123,6 +123,9 @@ def test_the_consoles_people_sign_in_goes_through_the_proxy(
         ("https://login.microsoftonline.com:8443/x", False),  # NO_PROXY names it on this port
         ("https://login.microsoftonline.com/x", True),  # ... and only on that port
         ("http://127.0.0.1:8080/hook", True),  # not named: loopback too goes through it
+        ("https://10.20.30.40/v1.0", False),  # an address in a NO_PROXY network
+        ("https://[fd00::5]/x", False),  # and in an IPv6 one
+        ("https://10.0.0.0.example/x", True),  # a host name is in no network
     ],
 )
 def test_no_proxy_exempts_the_hosts_and_ports_it_names_for_every_client(
@@ -132,7 +135,7 @@ def test_no_proxy_exempts_the_hosts_and_ports_it_names_for_every_client(
         "HTTPS_PROXY": "http://proxy.corp.example:3128",
         "HTTP_PROXY": "http://proxy.corp.example:3128",
         "NO_PROXY": ".graph.internal.example, graph.internal.example,"
-        "login.microsoftonline.com:8443",
+        "login.microsoftonline.com:8443, 10.20.0.0/16, fd00::/8, not-a-network/99",
     }
     outbound = Outbound.of(env)
 

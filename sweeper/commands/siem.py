@@ -246,6 +246,7 @@ def target_for(settings: Settings, deadline: float | None = None) -> Target:
         scope=siem.scope,
         ca_bundle=settings.ca_bundle,
         timeout=settings.timeout,
+        max_answer_mb=settings.max_answer_mb,
         deadline=deadline,
     )
 

@@ -67,6 +67,7 @@ class Target:
     scope: str  # Azure Monitor's .default scope in the configured cloud
     ca_bundle: Path | None = None
     timeout: float = 60.0
+    max_answer_mb: int = 64  # one answer, decompressed, at most (graph.max_answer_mb)
     # Proxy, trust and timeouts; None: the environment's, with ca_bundle and timeout above.
     outbound: Outbound | None = None
     # time.monotonic() by which the upload ends, waits and retries included (a run's time
@@ -204,7 +205,10 @@ def _longest_wait(target: Target) -> float:
 
 def _client(target: Target, credential: AsyncTokenCredential) -> LogsIngestionClient:
     outbound = target.outbound or Outbound.of(
-        os.environ, ca_bundle=target.ca_bundle, timeout=target.timeout
+        os.environ,
+        ca_bundle=target.ca_bundle,
+        timeout=target.timeout,
+        max_answer_bytes=target.max_answer_mb * 1024 * 1024,
     )
     options: dict[str, Any] = {
         "credential_scopes": [target.scope],

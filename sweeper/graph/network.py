@@ -18,6 +18,7 @@ for again.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import ssl
 import zlib
 from collections.abc import Mapping
@@ -71,10 +72,15 @@ def _proxy_settings(env: Mapping[str, str]) -> tuple[dict[str, str], str]:
 
 def bypassed(host: str, port: int, no_proxy: str) -> bool:
     """Whether ``NO_PROXY`` exempts ``host``: ``*``, the host itself or a domain above it
-    (``example.org`` or ``.example.org``), each optionally with ``:port``."""
+    (``example.org`` or ``.example.org``), each optionally with ``:port``, or a network an
+    address host is in (``10.0.0.0/8``, as curl and Python's own proxy bypass read it)."""
     for entry in (e.strip().lower() for e in no_proxy.split(",")):
         if entry == "*":
             return True
+        if "/" in entry:
+            if _in_network(host, entry):
+                return True
+            continue
         name, _, wanted = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
         if wanted and wanted != str(port):
             continue
@@ -82,6 +88,13 @@ def bypassed(host: str, port: int, no_proxy: str) -> bool:
         if name and (host == name or host.endswith("." + name)):
             return True
     return False
+
+
+def _in_network(host: str, entry: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")) in ipaddress.ip_network(entry, strict=False)
+    except ValueError:  # a host name, or an entry that is no network: no match
+        return False
 
 
 @dataclass(frozen=True)
