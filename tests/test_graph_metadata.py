@@ -444,8 +444,8 @@ TINY_CSDL = """\ufeff<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open
 
 @pytest.mark.skipif(
     "SWEEPER_GRAPH_METADATA" not in os.environ,
-    reason="set SWEEPER_GRAPH_METADATA to a git copy of microsoftgraph/msgraph-metadata "
-    "to check the fixture against it",
+    reason="needs a copy of Microsoft's microsoftgraph/msgraph-metadata, which the tests may "
+    "not download: set SWEEPER_GRAPH_METADATA to its git directory to check the fixture",
 )
 def test_the_fixture_is_what_the_script_writes_from_its_source(tmp_path: Path) -> None:
     out = tmp_path / "subset.json"

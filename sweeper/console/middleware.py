@@ -11,8 +11,12 @@ import ipaddress
 import logging
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from http import HTTPStatus
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sweeper.errors import DatabaseBusy, SignInUnavailable, StorageError, SweeperError
@@ -120,6 +124,23 @@ class Failures:
                 }
             )
             await send({"type": "http.response.body", "body": body})
+
+
+def refusals(page: FailurePage) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """Starlette's own refusals (no such page, a method not allowed, a form it cannot
+    parse) as the console's page of one line, with a log record, like every failure."""
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        title = HTTPStatus(status).phrase
+        detail = exc.detail if isinstance(exc, HTTPException) else ""
+        path = request.url.path[:200]
+        line = detail if detail and detail != title else f"{title}: {path}"
+        log.warning("console: %s %s answered %d: %s", request.method, path, status, line)
+        headers = exc.headers if isinstance(exc, HTTPException) else None
+        return HTMLResponse(page(status, title, line), status, headers=headers)
+
+    return refused
 
 
 def networks(values: Iterable[str]) -> tuple[Network, ...]:

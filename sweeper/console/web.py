@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -53,6 +52,7 @@ from sweeper.console.middleware import (
     SecurityHeaders,
     log,
     networks,
+    refusals,
 )
 from sweeper.errors import (
     ConfigError,
@@ -174,25 +174,8 @@ def create_app(
     return Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={HTTPException: _refusal_page(site)},
+        exception_handlers={HTTPException: refusals(site.failure_page)},
     )
-
-
-def _refusal_page(site: _Site) -> Callable[[Request, Exception], Awaitable[Response]]:
-    """Starlette's own refusals (no such page, a method not allowed, a form it cannot
-    parse) as the console's page of one line, with a log record, like every failure."""
-
-    async def page(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        title = HTTPStatus(status).phrase
-        detail = exc.detail if isinstance(exc, HTTPException) else ""
-        line = detail if detail and detail != title else f"{title}: {request.url.path[:200]}"
-        log.warning("console: %s %s answered %d: %s", request.method, request.url.path[:200],
-                    status, line)  # fmt: skip
-        headers = exc.headers if isinstance(exc, HTTPException) else None
-        return HTMLResponse(site.failure_page(status, title, line), status, headers=headers)
-
-    return page
 
 
 def safe_next(target: str | None) -> str:
