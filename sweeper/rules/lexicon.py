@@ -1,0 +1,359 @@
+"""What a visible list reveals about the people on it, read from its subject, in many languages.
+
+A mailing's subject often says what its recipients have in common: a vaccination reminder
+to parents, a support group for survivors, a hardship loan. The lexicon is data in the
+package, one reviewed file per language (``sweeper/rules/terms/<code>.txt``), each line a
+category and a term::
+
+    # comment
+    health      vaccination
+    victims     victim*
+    health      mental health
+    crime       =haft
+
+A term is one or more words, matched without regard to accents or letter case (both sides
+are folded to ASCII by ``anyascii``) and by stem (Snowball's stemmer for the term's
+language, through ``snowballstemmer``), so plurals and inflections match:
+``vaccinazione`` finds ``vaccinazioni``, ``survivor`` finds ``Survivors``. A word ending in
+``*`` matches every word that begins with it (``victim*``: victimisation). In languages that
+build compound words freely (German, Dutch), a word of four letters or more also matches at
+the start of a longer word, and one of five or more anywhere inside one (``impfung`` in
+``Masernimpfungen``, ``opfer`` in ``Gewaltopfer``); a word written ``=haft`` is matched as
+a whole word only (``Haftung`` is liability, not custody).
+
+``organisation.languages`` chooses which languages' files apply (default: all), and
+``severity.terms_dir`` may add an organisation's own files, named ``<code>.txt`` alike.
+Text is searched in linear time (one Aho-Corasick pass over the folded words, then a stem
+per word and language), whatever a stranger writes in a subject.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+CATEGORIES: dict[str, str] = {
+    "health": "health and treatment",
+    "sexuality": "sexual life or orientation",
+    "religion": "religion or belief",
+    "origin": "ethnicity or immigration status",
+    "crime": "criminal matters",
+    "victims": "victims and witnesses",
+    "abuse": "abuse and survivors",
+    "care": "children and families in care",
+    "hardship": "debt, benefits and hardship",
+    "bereavement": "bereavement",
+    "employment": "employment grievances and discipline",
+    "politics": "political opinion or union membership",
+}
+"""Each category a term may carry, and how a reason names it."""
+
+STEMMERS: dict[str, str] = {
+    "en": "english",
+    "fr": "french",
+    "de": "german",
+    "es": "spanish",
+    "it": "italian",
+    "nl": "dutch",
+    "pt": "portuguese",
+    "pl": "polish",
+    "ca": "catalan",
+    "cs": "czech",
+    "da": "danish",
+    "fi": "finnish",
+    "el": "greek",
+    "hu": "hungarian",
+    "ga": "irish",
+    "lt": "lithuanian",
+    "no": "norwegian",
+    "ro": "romanian",
+    "ru": "russian",
+    "sr": "serbian",
+    "sv": "swedish",
+    "tr": "turkish",
+}
+"""Language codes a term file may have, and the Snowball stemmer of each."""
+COMPOUNDING = frozenset({"de", "nl", "da", "sv", "no", "fi", "hu"})
+"""Languages that write compound words as one (Masernimpfung, slachtofferhulp)."""
+BUILT_IN = ("en", "fr", "de", "es", "it", "nl", "pt", "pl")
+"""The languages the package has a reviewed file for."""
+
+HEAD_MIN = 4  # a compounding term this long matches at the start of a longer word
+INSIDE_MIN = 5  # and this long anywhere inside one
+WORD_SHOWN = 40  # characters of a matched word a reason shows
+_LINE = re.compile(r"^(\S+)\s+(.+?)\s*$")
+_WORD = re.compile(r"=?[^\W\d_]{2,}\*?")
+_TOKENS = re.compile(r"[^\W_]+")
+_FOLDED = re.compile(r"[a-z0-9]+")
+
+
+class LexiconError(ValueError):
+    """A term file that cannot be used, in one line naming the file."""
+
+
+@dataclass(frozen=True)
+class Term:
+    """One line of a term file."""
+
+    text: str  # as written
+    category: str
+    language: str
+    words: tuple[str, ...]  # folded, without the markers
+    stems: tuple[str, ...]  # the stem of each word, in the term's language
+    prefix: tuple[bool, ...]  # each word's trailing "*"
+    whole: bool  # a leading "=": never part of a compound
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A term a text names: the word as written there, and what it reveals."""
+
+    word: str
+    term: Term
+
+    def describe(self) -> str:
+        category = CATEGORIES.get(self.term.category, self.term.category)
+        return f"{self.word!r} ({category}, {self.term.language})"
+
+
+def fold(text: str) -> str:
+    """Lower-case ASCII: ``"Überlebende"`` → ``"uberlebende"``, ``"Łódź"`` → ``"lodz"``."""
+    from anyascii import anyascii
+
+    return anyascii(text).lower()
+
+
+@cache
+def _stemmer(language: str) -> Any:
+    import snowballstemmer
+
+    return snowballstemmer.stemmer(STEMMERS[language])
+
+
+def stem(word: str, language: str) -> str:
+    """The Snowball stem of a folded word in ``language``."""
+    return str(_stemmer(language).stemWord(word))
+
+
+def parse_terms(text: str, language: str, source: str) -> list[Term]:
+    """The terms of one file's text. ``source`` names the file in errors."""
+    if language not in STEMMERS:
+        raise LexiconError(f"{source}: {language!r} is not a language sweeper can stem")
+    terms: list[Term] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = _LINE.match(line)
+        if match is None:
+            raise LexiconError(f"{source}:{number}: expected a category and a term")
+        category, written = match.groups()
+        if category not in CATEGORIES:
+            known = ", ".join(CATEGORIES)
+            raise LexiconError(f"{source}:{number}: unknown category {category!r} ({known})")
+        terms.append(_term(written, category, language, f"{source}:{number}"))
+    if not terms:
+        raise LexiconError(f"{source}: no terms in the file")
+    return terms
+
+
+def _term(written: str, category: str, language: str, where: str) -> Term:
+    parts = written.split()
+    if not all(_WORD.fullmatch(p) for p in parts) or any("=" in p for p in parts[1:]):
+        raise LexiconError(
+            f"{where}: {written!r} is not a word (letters only, two or more; "
+            "'=' may open the first word, '*' may end any)"
+        )
+    whole = parts[0].startswith("=")
+    words = tuple(fold(p.strip("=*")) for p in parts)
+    if not all(_FOLDED.fullmatch(w) for w in words):
+        raise LexiconError(f"{where}: {written!r} has no letters sweeper can compare")
+    return Term(
+        text=written,
+        category=category,
+        language=language,
+        words=words,
+        stems=tuple(stem(w, language) for w in words),
+        prefix=tuple(p.endswith("*") for p in parts),
+        whole=whole,
+    )
+
+
+@dataclass
+class Lexicon:
+    """Terms of several languages, indexed for one linear pass over a text."""
+
+    terms: tuple[Term, ...]
+    _by_stem: dict[tuple[str, str], list[Term]] = field(default_factory=dict, repr=False)
+    _automaton: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        import ahocorasick
+
+        automaton = ahocorasick.Automaton()
+        patterns: dict[str, list[tuple[str, Term]]] = {}
+        for term in self.terms:
+            first, is_prefix = term.words[0], term.prefix[0]
+            if is_prefix:
+                patterns.setdefault(" " + first, []).append(("start", term))
+            else:
+                self._by_stem.setdefault((term.language, term.stems[0]), []).append(term)
+            if term.language in COMPOUNDING and not term.whole and len(term.words) == 1:
+                if len(first) >= INSIDE_MIN:
+                    patterns.setdefault(first, []).append(("inside", term))
+                elif len(first) >= HEAD_MIN and not is_prefix:
+                    patterns.setdefault(" " + first, []).append(("start", term))
+        for key, value in patterns.items():
+            automaton.add_word(key, value)
+        if patterns:
+            automaton.make_automaton()
+            self._automaton = automaton
+
+    @property
+    def languages(self) -> frozenset[str]:
+        return frozenset(t.language for t in self.terms)
+
+    def hits(self, text: str) -> list[Hit]:
+        """The terms ``text`` names, each once, in the order their words appear."""
+        words = _words(text)
+        if not words:
+            return []
+        folded = [f for f, _ in words]
+        found: list[tuple[int, Term]] = []
+        stems_of = _Stems(folded)
+        for index in range(len(folded)):  # whole words first: they say the language best
+            for language in sorted(self.languages):
+                for term in self._by_stem.get((language, stems_of(index, language)), ()):
+                    if _rest_matches(term, folded, index, stems_of):
+                        found.append((index, term))
+        found.extend(self._inside(folded))
+        hits: dict[tuple[int, str], Hit] = {}  # one hit per word and category
+        for index, term in found:
+            written = " ".join(dict.fromkeys(w for _, w in words[index : index + len(term.words)]))
+            hits.setdefault((index, term.category), Hit(written[:WORD_SHOWN], term))
+        return [hits[key] for key in sorted(hits)]
+
+    def _inside(self, folded: Sequence[str]) -> Iterable[tuple[int, Term]]:
+        """Prefix terms, and compound parts, found by one pass over the joined words."""
+        if self._automaton is None:
+            return
+        joined = " " + " ".join(folded)
+        starts: list[int] = []  # the offset in ``joined`` of each word's first letter
+        offset = 1
+        for word in folded:
+            starts.append(offset)
+            offset += len(word) + 1
+        import bisect
+
+        for end, entries in self._automaton.iter(joined):
+            for kind, term in entries:
+                first = term.words[0]
+                begin = end - len(first) + 1  # where the term's first word begins
+                index = bisect.bisect_right(starts, begin) - 1
+                if kind == "start" and (len(term.words) == 1 or _tail(term, folded, index)):
+                    yield index, term
+                elif kind == "inside":
+                    yield index, term
+
+
+class _Stems:
+    """Each word's stem in each language, computed at most once."""
+
+    def __init__(self, folded: Sequence[str]) -> None:
+        self.folded = folded
+        self.cache: dict[tuple[int, str], str] = {}
+
+    def __call__(self, index: int, language: str) -> str:
+        key = (index, language)
+        if key not in self.cache:
+            self.cache[key] = _stem_cached(self.folded[index], language)
+        return self.cache[key]
+
+
+@lru_cache(maxsize=65_536)
+def _stem_cached(word: str, language: str) -> str:
+    return stem(word, language)
+
+
+def _word_matches(term: Term, position: int, word: str, word_stem: str) -> bool:
+    if term.prefix[position]:
+        return word.startswith(term.words[position])
+    return word_stem == term.stems[position]
+
+
+def _rest_matches(term: Term, folded: Sequence[str], index: int, stems_of: _Stems) -> bool:
+    """The words after the first, in the words after ``index``."""
+    if index + len(term.words) > len(folded):
+        return False
+    return all(
+        _word_matches(term, k, folded[index + k], stems_of(index + k, term.language))
+        for k in range(1, len(term.words))
+    )
+
+
+def _tail(term: Term, folded: Sequence[str], index: int) -> bool:
+    return _rest_matches(term, folded, index, _Stems(folded))
+
+
+
+def _words(text: str) -> list[tuple[str, str]]:
+    """``(folded, as written)`` for each word of ``text``; a word that folds to several
+    (``"Łódź-2024"`` is one, ``"5€"`` two) is split as folded."""
+    words: list[tuple[str, str]] = []
+    for match in _TOKENS.finditer(text):
+        written = match.group()
+        for part in _FOLDED.findall(fold(written)):
+            words.append((part, written))
+    return words
+
+
+def _built_in(language: str) -> str:
+    return resources.files("sweeper.rules").joinpath("terms", f"{language}.txt").read_text("utf-8")
+
+
+@lru_cache(maxsize=8)
+def load(languages: frozenset[str] | None = None, terms_dir: str | None = None) -> Lexicon:
+    """The lexicon of ``languages`` (None: every language there is a file for), with the
+    files of ``terms_dir`` added. Raises :class:`LexiconError` in one line naming the file."""
+    texts: list[tuple[str, str, str]] = []  # (text, language, source)
+    for language in BUILT_IN:
+        texts.append((_built_in(language), language, f"sweeper/rules/terms/{language}.txt"))
+    if terms_dir:
+        texts.extend(_own_files(Path(terms_dir)))
+    wanted = languages if languages is not None else {lang for _, lang, _ in texts}
+    terms: list[Term] = []
+    for text, language, source in texts:
+        if language in wanted:
+            terms.extend(parse_terms(text, language, source))
+    return Lexicon(tuple(terms))
+
+
+def _own_files(folder: Path) -> list[tuple[str, str, str]]:
+    try:
+        paths = sorted(folder.glob("*.txt"))
+    except OSError as error:
+        raise LexiconError(f"{folder}: {error.strerror or error}") from None
+    if not folder.is_dir():
+        raise LexiconError(f"{folder}: not a folder")
+    out: list[tuple[str, str, str]] = []
+    for path in paths:
+        language = path.stem.lower()
+        if language not in STEMMERS:
+            known = ", ".join(sorted(STEMMERS))
+            raise LexiconError(f"{path}: name the file after a language code ({known})")
+        try:
+            out.append((path.read_text("utf-8"), language, str(path)))
+        except (OSError, UnicodeDecodeError) as error:
+            raise LexiconError(f"{path}: cannot be read ({error})") from None
+    return out
+
+
+def available_languages(terms_dir: str | None = None) -> frozenset[str]:
+    """Codes ``organisation.languages`` may name: a built-in file's, or one of ``terms_dir``."""
+    own = {lang for _, lang, _ in _own_files(Path(terms_dir))} if terms_dir else set()
+    return frozenset(BUILT_IN) | own
