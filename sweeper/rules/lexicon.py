@@ -29,6 +29,7 @@ per word and language), whatever a stranger writes in a subject.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ HEAD_MIN = 4  # a compounding term this long matches at the start of a longer wo
 INSIDE_MIN = 5  # and this long anywhere inside one
 WORD_SHOWN = 40  # characters of a matched word a reason shows
 _LINE = re.compile(r"^(\S+)\s+(.+?)\s*$")
-_WORD = re.compile(r"=?[^\W\d_]{2,}\*?")
+_PART = re.compile(r"=?[^\W\d_]+(?:['’-][^\W\d_]+)*\*?")
 _TOKENS = re.compile(r"[^\W_]+")
 _FOLDED = re.compile(r"[a-z0-9]+")
 
@@ -164,23 +165,27 @@ def parse_terms(text: str, language: str, source: str) -> list[Term]:
 
 def _term(written: str, category: str, language: str, where: str) -> Term:
     parts = written.split()
-    if not all(_WORD.fullmatch(p) for p in parts) or any("=" in p for p in parts[1:]):
+    if not all(_PART.fullmatch(p) for p in parts) or any("=" in p for p in parts[1:]):
         raise LexiconError(
-            f"{where}: {written!r} is not a word (letters only, two or more; "
+            f"{where}: {written!r} is not a word (letters, with ' or - inside; "
             "'=' may open the first word, '*' may end any)"
         )
-    whole = parts[0].startswith("=")
-    words = tuple(fold(p.strip("=*")) for p in parts)
-    if not all(_FOLDED.fullmatch(w) for w in words):
-        raise LexiconError(f"{where}: {written!r} has no letters sweeper can compare")
+    words: list[_Word] = []
+    prefix: list[bool] = []
+    for part in parts:
+        found = _words(part.strip("=*"))
+        words.extend(found)
+        prefix.extend([False] * (len(found) - 1) + [part.endswith("*")] if found else [])
+    if not words:
+        raise LexiconError(f"{where}: {written!r} is not a word (two letters at least)")
     return Term(
         text=written,
         category=category,
         language=language,
-        words=words,
-        stems=tuple(stem(w, language) for w in words),
-        prefix=tuple(p.endswith("*") for p in parts),
-        whole=whole,
+        words=tuple(w.folded for w in words),
+        stems=tuple(w.stem(language) for w in words),
+        prefix=tuple(prefix),
+        whole=parts[0].startswith("="),
     )
 
 
@@ -223,61 +228,63 @@ class Lexicon:
         words = _words(text)
         if not words:
             return []
-        folded = [f for f, _ in words]
+        folded = [w.folded for w in words]
         found: list[tuple[int, Term]] = []
-        stems_of = _Stems(folded)
+        stems_of = _Stems(words)
         for index in range(len(folded)):  # whole words first: they say the language best
             for language in sorted(self.languages):
                 for term in self._by_stem.get((language, stems_of(index, language)), ()):
                     if _rest_matches(term, folded, index, stems_of):
                         found.append((index, term))
-        found.extend(self._inside(folded))
+        found.extend(self._inside(words))
         hits: dict[tuple[int, str], Hit] = {}  # one hit per word and category
         for index, term in found:
-            written = " ".join(dict.fromkeys(w for _, w in words[index : index + len(term.words)]))
+            span = words[index : index + len(term.words)]
+            written = " ".join(dict.fromkeys(w.written for w in span))
             hits.setdefault((index, term.category), Hit(written[:WORD_SHOWN], term))
         return [hits[key] for key in sorted(hits)]
 
-    def _inside(self, folded: Sequence[str]) -> Iterable[tuple[int, Term]]:
+    def _inside(self, words: Sequence[_Word]) -> Iterable[tuple[int, Term]]:
         """Prefix terms, and compound parts, found by one pass over the joined words."""
         if self._automaton is None:
             return
+        folded = [w.folded for w in words]
+        stems_of = _Stems(words)
         joined = " " + " ".join(folded)
         starts: list[int] = []  # the offset in ``joined`` of each word's first letter
         offset = 1
         for word in folded:
             starts.append(offset)
             offset += len(word) + 1
-        import bisect
-
         for end, entries in self._automaton.iter(joined):
             for kind, term in entries:
                 first = term.words[0]
                 begin = end - len(first) + 1  # where the term's first word begins
                 index = bisect.bisect_right(starts, begin) - 1
-                if kind == "start" and (len(term.words) == 1 or _tail(term, folded, index)):
-                    yield index, term
-                elif kind == "inside":
+                whole = kind == "inside" or len(term.words) == 1
+                if whole or _rest_matches(term, folded, index, stems_of):
                     yield index, term
 
 
 class _Stems:
     """Each word's stem in each language, computed at most once."""
 
-    def __init__(self, folded: Sequence[str]) -> None:
-        self.folded = folded
+    def __init__(self, words: Sequence[_Word]) -> None:
+        self.words = words
         self.cache: dict[tuple[int, str], str] = {}
 
     def __call__(self, index: int, language: str) -> str:
         key = (index, language)
         if key not in self.cache:
-            self.cache[key] = _stem_cached(self.folded[index], language)
+            self.cache[key] = self.words[index].stem(language)
         return self.cache[key]
 
 
 @lru_cache(maxsize=65_536)
-def _stem_cached(word: str, language: str) -> str:
-    return stem(word, language)
+def _stem_folded(source: str, language: str) -> str:
+    """The stem of a word as written (lower case), folded: Snowball's stemmers know their
+    language's accents (réfugiées and réfugié share ``réfugi``), so accents go after."""
+    return fold(stem(source, language))
 
 
 def _word_matches(term: Term, position: int, word: str, word_stem: str) -> bool:
@@ -296,19 +303,26 @@ def _rest_matches(term: Term, folded: Sequence[str], index: int, stems_of: _Stem
     )
 
 
-def _tail(term: Term, folded: Sequence[str], index: int) -> bool:
-    return _rest_matches(term, folded, index, _Stems(folded))
+@dataclass(frozen=True, slots=True)
+class _Word:
+    folded: str  # lower-case ASCII, as compared
+    written: str  # the word as the text has it, for a reason to show
+    source: str  # what is stemmed: the written word in lower case, where it folds to one
+
+    def stem(self, language: str) -> str:
+        return _stem_folded(self.source, language)
 
 
-
-def _words(text: str) -> list[tuple[str, str]]:
-    """``(folded, as written)`` for each word of ``text``; a word that folds to several
-    (``"Łódź-2024"`` is one, ``"5€"`` two) is split as folded."""
-    words: list[tuple[str, str]] = []
+def _words(text: str) -> list[_Word]:
+    """The words of ``text`` of two letters or more (``d'accueil`` is ``accueil``, ``à`` is
+    nothing); a word that folds to several (``"Łódź-2024"`` is one, ``"5€"`` two) is split
+    as folded."""
+    words: list[_Word] = []
     for match in _TOKENS.finditer(text):
         written = match.group()
-        for part in _FOLDED.findall(fold(written)):
-            words.append((part, written))
+        parts = [p for p in _FOLDED.findall(fold(written)) if len(p) > 1]
+        source = written.lower() if len(parts) == 1 else None
+        words.extend(_Word(p, written, source or p) for p in parts)
     return words
 
 
@@ -316,10 +330,32 @@ def _built_in(language: str) -> str:
     return resources.files("sweeper.rules").joinpath("terms", f"{language}.txt").read_text("utf-8")
 
 
-@lru_cache(maxsize=8)
 def load(languages: frozenset[str] | None = None, terms_dir: str | None = None) -> Lexicon:
     """The lexicon of ``languages`` (None: every language there is a file for), with the
-    files of ``terms_dir`` added. Raises :class:`LexiconError` in one line naming the file."""
+    files of ``terms_dir`` added. Raises :class:`LexiconError` in one line naming the file.
+
+    Built once per process for each choice, and again when the own files change."""
+    return _load(languages, terms_dir, _signature(terms_dir))
+
+
+def _signature(terms_dir: str | None) -> tuple[tuple[str, int, int], ...]:
+    if not terms_dir:
+        return ()
+    try:
+        return tuple(
+            (p.name, p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(Path(terms_dir).glob("*.txt"))
+        )
+    except OSError:
+        return ()  # said by _own_files, in one line
+
+
+@lru_cache(maxsize=8)
+def _load(
+    languages: frozenset[str] | None,
+    terms_dir: str | None,
+    signature: tuple[tuple[str, int, int], ...],
+) -> Lexicon:
     texts: list[tuple[str, str, str]] = []  # (text, language, source)
     for language in BUILT_IN:
         texts.append((_built_in(language), language, f"sweeper/rules/terms/{language}.txt"))
@@ -351,6 +387,13 @@ def _own_files(folder: Path) -> list[tuple[str, str, str]]:
         except (OSError, UnicodeDecodeError) as error:
             raise LexiconError(f"{path}: cannot be read ({error})") from None
     return out
+
+
+def check_own_terms(terms_dir: str | None) -> None:
+    """Parse an organisation's own term files, so that a bad one is said at start-up."""
+    if terms_dir:
+        for text, language, source in _own_files(Path(terms_dir)):
+            parse_terms(text, language, source)
 
 
 def available_languages(terms_dir: str | None = None) -> frozenset[str]:
