@@ -8,11 +8,12 @@ Two judgements, pure and data-backed, for the severity rule to weigh a mixed aud
 address (before any ``+tag`` of sub-addressing) is folded to lower-case ASCII by
 ``anyascii`` (``Büro`` is ``buro``, ``Redacción`` is ``redaccion``) and is a role when
 
-1. it is a role word once its ``.``, ``-`` and ``_`` are dropped and any digits at its end
-   (``no-reply``, ``do_not_reply``, ``ufficio.stampa``, ``sales2``); or
-2. each of its parts between those separators is a role word (digits at its end allowed:
-   ``news2``), a two-letter country or language code (``uk``, ``de``) or digits, and one
-   part at least is a role word: ``press.office``, ``info-uk``, ``kontakt.de``.
+1. it is a role word once its ``.``, ``-`` and ``_`` are dropped, perhaps ending in one or
+   two digits (``no-reply``, ``do_not_reply``, ``ufficio.stampa``, ``sales2``; more digits
+   make a user name: ``mail43232``, ``finance485``); or
+2. each of its parts between those separators is a role word (one or two digits at its end
+   allowed: ``news2``), a two-letter country or language code (``uk``, ``de``) or digits,
+   and one part at least is a role word: ``press.office``, ``info-uk``, ``kontakt.de``.
 
 A part that is anything else makes it a person's: ``jo.bloggs``, ``marco.info``,
 ``info.jones``, ``redaktion.berlin``. That last one is a role the rule misses on purpose:
@@ -63,6 +64,7 @@ MAX_LOCAL = 64  # characters of a local part, at most (RFC 5321): longer is no m
 SHORT_WORD = 5  # a class word shorter than this matches only at a name's end
 SHORT_BEFORE = 3  # letters a short word needs before it at a name's end (smithlaw, not claw)
 CODE_LENGTH = 2  # a part of a local part this long, all letters, is a country/language code
+MAX_DIGITS = 2  # digits a role word may end in: sales2, news10; mail43232 is a user name
 # Labels that sit between a country's code and an organisation's name (co.uk, com.pl):
 # the organisation's own name is the label before them.
 SECOND_LEVEL = frozenset(
@@ -102,7 +104,7 @@ def is_role(address: str) -> bool:
     parts = [p for p in fold(local).translate(_SEPARATORS).split(".") if p]
     if not parts:
         return False
-    if "".join(parts).rstrip(_DIGITS) in words:
+    if _role_word("".join(parts), words):
         return True
     return _each_part_a_role(parts, words)
 
@@ -115,11 +117,17 @@ def _each_part_a_role(parts: list[str], words: frozenset[str]) -> bool:
             return False
         if part.isdigit():
             continue
-        if part.rstrip(_DIGITS) in words:
+        if _role_word(part, words):
             named = True
         elif not (len(part) == CODE_LENGTH and part.isalpha()):
             return False
     return named
+
+
+def _role_word(text: str, words: frozenset[str]) -> bool:
+    """``text`` is a role word, perhaps ending in one or two digits (``news2``)."""
+    word = text.rstrip(_DIGITS)
+    return len(text) - len(word) <= MAX_DIGITS and word in words
 
 
 def parse_roles(text: str, source: str) -> frozenset[str]:
@@ -177,6 +185,25 @@ class DomainClass:
             words=frozenset(_class_word(w) for w in words),
             not_words=frozenset(_class_word(w) for w in not_words),
         )
+
+    def adding(
+        self, domains: Iterable[str] = (), tlds: Iterable[str] = (), words: Iterable[str] = ()
+    ) -> DomainClass:
+        """This class with more domains, top-level domains or words (an organisation's own,
+        added to a default class)."""
+        more = DomainClass.build(domains=domains, tlds=tlds, words=words)
+        return DomainClass(
+            domains=self.domains | more.domains,
+            tlds=self.tlds | more.tlds,
+            words=self.words | more.words,
+            not_words=self.not_words,
+        )
+
+    def matches(self, domain: str) -> bool:
+        """``domain`` falls in this class by any of its three tests (see
+        :func:`domain_class`, which also tries every class's domains before any's words)."""
+        clean = normalise_domain(domain)
+        return self.has_domain(clean) or self.has_tld(clean) or self.names(clean)
 
     def has_domain(self, domain: str) -> bool:
         """``domain`` (normalised) is one of the class's domains or a subdomain of one."""
@@ -279,9 +306,7 @@ def _domain(text: str) -> str:
     labels = domain.split(".")
     if len(labels) < 2 or not all(labels) or len(domain) > MAX_DOMAIN:
         raise AudienceError(f"{text!r} is not a domain")
-    if domain in _FREE_MAIL:
-        raise AudienceError(f"{text!r} is free mail, never a class")
-    return domain
+    return domain  # a free-mail domain may be listed; domain_class never answers for it
 
 
 def _tld(text: str) -> str:
@@ -328,3 +353,8 @@ class _Defaults(Mapping[str, DomainClass]):
 
 DEFAULT_CLASSES: Mapping[str, DomainClass] = _Defaults()
 """``news media`` and ``law firm``, from ``sweeper/rules/data/media.txt`` and ``law.txt``."""
+
+
+def default_classes() -> Mapping[str, DomainClass]:
+    """:data:`DEFAULT_CLASSES` (for callers that ask for the defaults by a function)."""
+    return DEFAULT_CLASSES
