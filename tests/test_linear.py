@@ -38,6 +38,7 @@ from sweeper.logs import _TOKENS, Guard, _token
 from sweeper.present import escape
 from sweeper.present.linkable import linkable_spans
 from sweeper.rules.allow import AllowRule
+from sweeper.rules.audience import DEFAULT_CLASSES, domain_class, is_role
 from sweeper.rules.classify import Policy, judge, parse_address, read_message
 from sweeper.rules.incidents import _PREFIXES, normalise_subject
 from sweeper.rules.severity import SeverityRule, reveals_name
@@ -114,6 +115,8 @@ FUNCTIONS: dict[str, Callable[[str], Any]] = {
     "name revealed by an address": lambda text: reveals_name(text + "@gmail.com", text),
     "within": lambda text: within(normalise_domain(text), frozenset(INTERNAL)),
     "mask_address": mask_address,
+    "role address": lambda text: is_role(text + "@" + text),
+    "domain class": lambda text: domain_class(text, DEFAULT_CLASSES),
     "a transport's error text": without_ssl_objects,
 }
 
