@@ -1,9 +1,10 @@
-"""tools/mbox_tenant.py on a tiny hand-written corpus.
+"""tools/mbox_tenant.py and tools/corpus_sweep.py on a tiny hand-written corpus.
 
 Two people's sent folders, as mbox files: Alice's two folders overlap (the same message
 under one Message-ID, and another under two), one subject is an RFC 2047 encoded word, one
 message names a Lotus Notes recipient without ``@`` and has a Bcc that only repeats its
-Cc, and Bob's mail has no From header.
+Cc, and Bob's mail has no From header. One message shows 12 external addresses: the sweep
+of the corpus finds it, and nothing else.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from test_graph_metadata import object_problems
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import corpus_sweep  # noqa: E402
 import mbox_tenant  # noqa: E402
 
 DOMAIN = "corp.example"
@@ -134,3 +136,17 @@ def test_every_message_is_one_graph_could_send(tenant_file: Path) -> None:
                 "from", "sender", "toRecipients", "ccRecipients", "bccRecipients",
             }  # fmt: skip
             assert object_problems(message, "message", user["userPrincipalName"], whole=False) == []
+
+
+def test_the_sweep_of_the_corpus_finds_the_one_mass_cc(tenant_file: Path) -> None:
+    report = corpus_sweep.measure(tenant_file)
+    assert report["corpus"]["mailboxes"] == 2
+    assert report["corpus"]["since"] == "2000-08-15T12:37:00Z"
+    run = report["run"]
+    assert (run["exit_code"], run["swept"], run["failed"], run["messages_read"]) == (0, 2, 0, 3)
+    assert (report["findings"], report["incidents"]) == (1, 1)
+    (top,) = report["top"]
+    assert (top["subject"], top["unique_exposed"]) == ("Café rota", 12)
+    assert top["personal_share"] == pytest.approx(7 / 12, abs=1e-3)  # stored to 4 places
+    assert sum(report["findings_under_10_external_by_severity"].values()) == 0
+    assert "Café rota" in corpus_sweep.render(report)
