@@ -87,6 +87,7 @@ def addresses(entries: list[dict[str, Any]]) -> list[str]:
 
 
 def test_the_tenant_file_holds_each_persons_sent_mail_once(tenant_file: Path) -> None:
+    assert tenant_file.stat().st_mode & 0o777 == 0o600  # people's addresses: owner only
     data = orjson.loads(tenant_file.read_bytes())
     assert data["domains"] == [{"id": DOMAIN, "isVerified": True, "isDefault": True}]
     assert data["conversion"] == {

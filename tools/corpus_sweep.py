@@ -57,11 +57,12 @@ from typing import Any
 
 import orjson
 from click.testing import CliRunner
-from mbox_tenant import load_tenant
+from mbox_tenant import read_tenant_file, tenant_of
 
 import sweeper as sweeper_package
 from sweeper.cli import main as sweeper_cli
 from sweeper.fakegraph import FakeGraph, Tenant
+from sweeper.files import open_private, write_private
 from sweeper.present.escape import json_safe, terminal
 from sweeper.rules.severity import LEVELS
 
@@ -104,8 +105,7 @@ def corpus_window(tenant: Tenant) -> tuple[str, str]:
     return min(moments), last.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def corpus_facts(tenant: Tenant, path: Path) -> Json:
-    conversion = orjson.loads(path.read_bytes()).get("conversion", {})
+def corpus_facts(tenant: Tenant, path: Path, conversion: Json) -> Json:
     since, until = corpus_window(tenant)
     return {
         "tenant_file": path.name,
@@ -164,7 +164,8 @@ def run_sweeper(
     args: Sequence[str], env: Mapping[str, str], log: Path
 ) -> subprocess.CompletedProcess[str]:
     """``sweeper ARGS`` in a process of its own; its stderr appended to ``log``."""
-    with log.open("a", encoding="utf-8") as errors:
+    fd = open_private(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    with os.fdopen(fd, "a", encoding="utf-8") as errors:
         return subprocess.run(
             [sys.executable, "-m", "sweeper", *args],
             env=dict(env),
@@ -186,7 +187,7 @@ def listing(command: str, env: Mapping[str, str]) -> list[Json]:
 
 def run_row(db: Path) -> Json:
     """The sweep's row of the runs table: what it read and stored."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
         row = conn.execute("select * from runs order by id desc limit 1").fetchone()
@@ -211,9 +212,7 @@ def work_folder(db: Path | None) -> Iterator[Path]:
 
 def sweep_tenant(tenant: Tenant, folder: Path, db: Path) -> Swept:
     """The real ``sweeper sweep`` of the corpus's whole date range, and its listings."""
-    config = folder / "sweeper.toml"
-    config.write_text(CONFIG, encoding="utf-8")
-    config.chmod(0o600)
+    config = write_private(folder / "sweeper.toml", CONFIG)
     log = folder / "sweep.log"
     since, until = corpus_window(tenant)
     with FakeGraph(tenant) as fake:
@@ -222,7 +221,8 @@ def sweep_tenant(tenant: Tenant, folder: Path, db: Path) -> Swept:
         done = run_sweeper(["sweep", "--since", since, "--until", until], env, log)
         seconds = time.monotonic() - started
         if done.returncode not in (0, 1):  # 1: some mailboxes failed, the rest were swept
-            raise SystemExit(f"sweeper sweep failed ({done.returncode}): see {log}")
+            tail = log.read_text(encoding="utf-8").splitlines()[-20:]
+            raise SystemExit(f"sweeper sweep failed ({done.returncode}):\n" + "\n".join(tail))
     incidents, findings = listing("incidents", env), listing("findings", env)
     return Swept(run_row(db), done.returncode, incidents, findings, seconds)
 
@@ -230,11 +230,12 @@ def sweep_tenant(tenant: Tenant, folder: Path, db: Path) -> Swept:
 def measure(tenant_path: Path, db: Path | None = None) -> Json:
     """Sweep the tenant file's corpus with the current sweeper; the report as data."""
     started = time.monotonic()
-    tenant = load_tenant(tenant_path)
+    data = read_tenant_file(tenant_path)
+    tenant = tenant_of(data)
     loaded = time.monotonic() - started
     with work_folder(db) as folder:
         swept = sweep_tenant(tenant, folder, db or folder / "sweeper.db")
-    return report(corpus_facts(tenant, tenant_path), swept, loaded)
+    return report(corpus_facts(tenant, tenant_path, data.get("conversion", {})), swept, loaded)
 
 
 # -- the report -----------------------------------------------------------------------------
@@ -364,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = measure(args.tenant, args.db)
     as_json = json_safe(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     if args.json_out is not None:
-        args.json_out.write_text(as_json + "\n", encoding="utf-8")
+        write_private(args.json_out, as_json + "\n")
     print(as_json if args.json else render(result))
     return 0
 

@@ -66,6 +66,7 @@ import orjson
 
 from sweeper.fakegraph import Tenant
 from sweeper.fakegraph.tenant import FakeUser
+from sweeper.files import write_private
 
 DEFAULT_DOMAIN = "enron.com"
 DEFAULT_OWNER = r"^[^.]+\.([^.]+)\."
@@ -73,6 +74,8 @@ FORMAT = "sweeper-tenant/1"
 # Reply and forward prefixes set aside when a subject names a conversation.
 PREFIXES = frozenset({"re", "fw", "fwd", "aw", "wg", "sv", "vs", "tr", "rv", "antw", "odp"})
 LONGEST_PREFIX = max(len(p) for p in PREFIXES)
+# Newer Pythons' getaddresses drops a whole header with one odd entry unless told otherwise.
+STRICT_MODE = "strict" in inspect.signature(getaddresses).parameters
 Json = dict[str, Any]
 
 
@@ -123,7 +126,7 @@ def decode(value: object) -> str:
 
 def _pairs(values: list[str]) -> list[tuple[str, str]]:
     """``getaddresses`` as it parsed before its strict mode: odd entries kept, not dropped."""
-    if "strict" in inspect.signature(getaddresses).parameters:
+    if STRICT_MODE:
         return cast(list[tuple[str, str]], cast(Any, getaddresses)(values, strict=False))
     return getaddresses(values)
 
@@ -387,19 +390,29 @@ def convert(
 
 
 def write_tenant(tenant: Json, out: Path) -> None:
-    out.write_bytes(orjson.dumps(tenant))
+    """The tenant file, readable by its owner only: it holds people's addresses."""
+    write_private(out, orjson.dumps(tenant).decode())
 
 
-def load_tenant(path: Path) -> Tenant:
-    """A tenant file as the local Graph serves it."""
-    data = orjson.loads(path.read_bytes())
+def read_tenant_file(path: Path) -> Json:
+    data: Json = orjson.loads(path.read_bytes())
     if data.get("format") != FORMAT:
         raise ValueError(f"{path} is not a tenant file of format {FORMAT}")
+    return data
+
+
+def tenant_of(data: Json) -> Tenant:
+    """A tenant file's content as the local Graph serves it."""
     users = [
         FakeUser(u["id"], u["userPrincipalName"], u["displayName"], sent=u["sent"])
         for u in data["users"]
     ]
     return Tenant(tenant_id=data["tenant_id"], domains=data["domains"], users=users, own_domains=())
+
+
+def load_tenant(path: Path) -> Tenant:
+    """A tenant file as the local Graph serves it."""
+    return tenant_of(read_tenant_file(path))
 
 
 # -- command line ---------------------------------------------------------------------------
