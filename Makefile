@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 NPM    := $(shell command -v npm 2>/dev/null)
 
-.PHONY: demo test lint types pytest bench fuzz clean
+.PHONY: demo test lint types pytest bench judgement fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -41,6 +41,12 @@ pytest: $(STAMP) $(if $(NPM),node_modules/.installed)
 # Not part of `make test`: a few minutes on a 2-core machine; writes BENCHMARKS.md.
 bench: $(STAMP)
 	$(BIN)/python -m sweeper.bench
+
+# Not part of `make test`: how the severity rule fares against the labelled corpus
+# (tests/fixtures/judgement/cases.toml), about a minute. A measurement: exits 0 whatever it
+# finds; `make judgement JUDGEMENT="--half dev"` for the tuning half, "--strict" to fail.
+judgement: $(STAMP)
+	$(BIN)/python -m tools.judgement $(JUDGEMENT)
 
 # Not part of `make test`: the parser and classifier properties with 10,000 examples each (9 minutes on 2 cores).
 fuzz: $(STAMP)
