@@ -209,7 +209,9 @@ def _open(settings: Settings) -> Database:
     from sweeper.store.recovery import recover
 
     db = store.open_db(settings.database)
-    recovered = recover(db, settings.incident_window, settings.severity)
+    recovered = recover(
+        db, settings.incident_window, settings.severity, reexposure=settings.reexposure_window
+    )
     if recovered.runs or recovered.findings:
         log.warning("%s", recovered.summary())
     return db

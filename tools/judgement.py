@@ -99,7 +99,13 @@ def _incidents(
         store.save_tenant_domains(db, [INTERNAL_DOMAIN])
         with store.transaction(db):
             store.save_findings(db, run_id, findings)
-        assign_incidents(db, settings.incident_window, settings.severity, run_id=run_id)
+        assign_incidents(
+            db,
+            settings.incident_window,
+            settings.severity,
+            run_id=run_id,
+            reexposure=settings.reexposure_window,
+        )
         store.finish_run(db, run_id, "ok", store.RunTotals())
         return list_incidents(db, include_suppressed=True, include_dismissed=True)
     finally:

@@ -133,7 +133,9 @@ def _one_incident(
         return None
     run_id = store.start_run(db, "", "", ["lookup", asked])
     ids = save_lookup_findings(db, run_id, findings)
-    assign_incidents(db, settings.incident_window, settings.severity)
+    assign_incidents(
+        db, settings.incident_window, settings.severity, reexposure=settings.reexposure_window
+    )
     target = merge_into_one(db, ids, settings.severity, f"lookup of {asked}")
     store.finish_run(db, run_id, "ok", store.RunTotals(findings_new=len(ids)))
     return target

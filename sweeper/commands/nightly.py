@@ -109,7 +109,12 @@ def _sweep_and_alert(
     (within ``alerts.budget_seconds``); what each step says is added to ``lines``. Returns
     the report and the seconds the alerts left of the budget, for the Sentinel export."""
     recovered = recover(
-        db, settings.incident_window, settings.severity, holding_lock=True, now=until
+        db,
+        settings.incident_window,
+        settings.severity,
+        holding_lock=True,
+        now=until,
+        reexposure=settings.reexposure_window,
     )
     if recovered.summary():
         lines.append(recovered.summary())

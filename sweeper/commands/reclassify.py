@@ -23,6 +23,7 @@ from sweeper.store.incidents import (
     assign_incidents,
     record_rejudgement,
     refresh_all,
+    regroup_reexposures,
     severities,
 )
 from sweeper.store.triage import record
@@ -38,6 +39,7 @@ class ReclassifyReport:
     restored: int = 0  # qualify again
     incidents: int = 0
     incidents_changed: int = 0  # incidents whose severity changed
+    regrouped: int = 0  # incidents merged into an earlier one whose list they showed again
     deactivated: int = 0  # incidents none of whose findings qualifies now
     reactivated: int = 0
 
@@ -46,7 +48,13 @@ class ReclassifyReport:
             f"Re-judged {self.findings} findings: {self.severity_changed} changed severity, "
             f"{self.newly_suppressed} newly suppressed, {self.no_longer_suppressed} no longer "
             f"suppressed, {self.dropped} now below the threshold, {self.restored} qualify again; "
-            f"{self.incidents} incidents recomputed ({self.incidents_changed} changed severity)"
+            f"{self.incidents} incidents recomputed ({self.incidents_changed} changed severity"
+            + (
+                f", {self.regrouped} merged into an earlier incident whose list they showed again"
+                if self.regrouped
+                else ""
+            )
+            + ")"
             + (
                 f", {self.deactivated} no longer at the threshold (`sweeper incidents --all` "
                 "lists them; `sweeper purge` removes their addresses after retention)"
@@ -76,11 +84,17 @@ def reclassify(db: Database, settings: Settings) -> ReclassifyReport:
             report.findings += 1
             _count(report, before, finding)
     active_before, severity_before = activity(db), severities(db)
-    assign_incidents(db, settings.incident_window, settings.severity)
+    assign_incidents(
+        db, settings.incident_window, settings.severity, reexposure=settings.reexposure_window
+    )
+    with store.transaction(db):
+        report.regrouped = len(
+            regroup_reexposures(db, settings.severity, settings.reexposure_window)
+        )
     report.incidents = refresh_all(db, settings.severity)
     _record_activity(db, active_before, report)
     after = severities(db)
-    report.incidents_changed = sum(
+    report.incidents_changed = report.regrouped + sum(
         1 for i, level in severity_before.items() if after.get(i, level) != level
     )
     record_rejudgement(db, report.findings, report.severity_changed, report.incidents_changed)

@@ -30,7 +30,10 @@ from sweeper.errors import ConfigError
 from sweeper.graph.endpoints import CLOUDS, MONITOR_SCOPES, SignIn
 from sweeper.graph.webhooks import check_webhook_url, webhook_secret
 from sweeper.rules.allow import AllowRule
+from sweeper.rules.audience import DomainClass, default_classes
 from sweeper.rules.classify import Policy
+from sweeper.rules.incidents import REEXPOSURE
+from sweeper.rules.lexicon import LexiconError, available_languages, check_own_terms
 from sweeper.rules.severity import BUSINESS_CAPS, DETECTION_THRESHOLD, LEVELS, SeverityRule
 from sweeper.when import parse_span, time_zone
 
@@ -52,8 +55,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "max_pages": int,
         "max_answer_mb": int,
     },
-    "organisation": {"own_domains": list, "timezone": str},
-    "detection": {"min_visible_external": int},
+    "organisation": {"own_domains": list, "timezone": str, "languages": list},
+    "detection": {"min_visible_external": int, "min_private_people": int},
     "sweep": {
         "window_hours": (int, float),
         "overlap_minutes": (int, float),
@@ -76,8 +79,12 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "bcc_raises": bool,
         "personal_domains": list,
         "business_at_most": str,
+        "public_critical_at": int,
+        "terms_dir": str,
+        "mixed_with": list,
+        "mixed_domains": dict,
     },
-    "incidents": {"window_hours": (int, float)},
+    "incidents": {"window_hours": (int, float), "reexposure_days": (int, float)},
     "digest": {
         "transport": str,
         "sender": str,
@@ -264,6 +271,7 @@ class Settings:
     severity: SeverityRule = SeverityRule()
     allow: tuple[AllowRule, ...] = ()
     incident_window: timedelta = timedelta(hours=24)
+    reexposure_window: timedelta = REEXPOSURE  # rule 4 of grouping
     digest: DigestSettings = DigestSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertSettings = AlertSettings()
@@ -391,12 +399,25 @@ def load_settings(
         database=_database(storage.get("database"), path, env),
         config_path=path,
         ca_bundle=_ca_bundle(env) if need_graph else None,
-        severity=_severity(raw.get("severity", {}), threshold),
+        severity=_severity(
+            raw.get("severity", {}),
+            threshold,
+            detection,
+            raw.get("organisation", {}).get("languages"),
+            path,
+        ),
         allow=parse_allow_rules(raw.get("allow", [])),
         incident_window=timedelta(
             hours=_positive(
                 "incidents.window_hours",
                 incidents.get("window_hours", _hours(DEFAULTS.incident_window)),
+            )
+        ),
+        reexposure_window=timedelta(
+            days=_not_negative(
+                "incidents.reexposure_days",
+                incidents.get("reexposure_days", DEFAULTS.reexposure_window.days),
+                30,
             )
         ),
         digest=_digest(raw.get("digest", {}), path),
@@ -670,7 +691,13 @@ def _ca_bundle(env: Mapping[str, str]) -> Path | None:
     return None
 
 
-def _severity(raw: dict[str, Any], threshold: int) -> SeverityRule:
+def _severity(
+    raw: dict[str, Any],
+    threshold: int,
+    detection: dict[str, Any],
+    languages: list[Any] | None,
+    config_path: Path | None,
+) -> SeverityRule:
     default = SeverityRule()
     high = raw.get("high_at", default.high_at)
     if high <= threshold:
@@ -719,7 +746,77 @@ def _severity(raw: dict[str, Any], threshold: int) -> SeverityRule:
             raw.get("business_at_most", default.business_at_most),
             BUSINESS_CAPS,
         ),
+        min_private_people=_int_between(
+            "detection.min_private_people",
+            detection.get("min_private_people", default.min_private_people),
+            2,
+            threshold if threshold > 2 else 2,
+        ),
+        public_critical_at=_int_at_least(
+            "severity.public_critical_at",
+            raw.get("public_critical_at", default.public_critical_at),
+            1,
+        ),
+        mixed_classes=_mixed(raw.get("mixed_with"), raw.get("mixed_domains")),
+        **_lexicon(languages, raw.get("terms_dir"), config_path),
     )
+
+
+def _lexicon(
+    languages: list[Any] | None, terms_dir: str | None, config_path: Path | None
+) -> dict[str, Any]:
+    """``organisation.languages`` and ``severity.terms_dir``, checked by loading them once."""
+    folder: str | None = None
+    if terms_dir is not None:
+        path = Path(terms_dir).expanduser()
+        if not path.is_absolute() and config_path is not None:
+            path = config_path.parent / path
+        folder = str(path)
+    try:
+        known = available_languages(folder)
+        chosen: frozenset[str] | None = None
+        if languages is not None:
+            codes = [str(c).strip().lower() if isinstance(c, str) else c for c in languages]
+            for index, code in enumerate(codes):
+                if code not in known:
+                    raise ConfigError(
+                        f"organisation.languages[{index}]",
+                        f"{languages[index]!r} is not a language sweeper has terms for "
+                        f"({', '.join(sorted(known))})",
+                    )
+            if not codes:
+                raise ConfigError("organisation.languages", "name one language at least")
+            chosen = frozenset(codes)
+        check_own_terms(folder)  # the shipped files are checked by the tests, and load lazily
+    except LexiconError as error:
+        raise ConfigError("severity.terms_dir" if folder else "lexicon", str(error)) from None
+    return {"languages": chosen, "terms_dir": folder}
+
+
+def _mixed(
+    mixed_with: list[Any] | None, extra: dict[str, Any] | None
+) -> Mapping[str, DomainClass] | None:
+    """The domain classes beside which private people rank higher: the shipped ones named in
+    ``severity.mixed_with`` (default: all), with ``severity.mixed_domains`` added."""
+    if mixed_with is None and not extra:
+        return None
+    defaults = default_classes()
+    names = list(defaults) if mixed_with is None else mixed_with
+    classes: dict[str, DomainClass] = {}
+    for index, name in enumerate(names):
+        if name not in defaults:
+            raise ConfigError(
+                f"severity.mixed_with[{index}]",
+                f"{name!r} is not a class sweeper knows ({', '.join(defaults)})",
+            )
+        classes[name] = defaults[name]
+    for name, domains in (extra or {}).items():
+        listed = _domains(
+            f"severity.mixed_domains.{name}", domains if isinstance(domains, list) else [None]
+        )
+        base = classes.get(name) or DomainClass.build()
+        classes[name] = base.adding(listed)
+    return classes
 
 
 def _phrases(name: str, values: list[Any]) -> tuple[str, ...]:

@@ -244,7 +244,13 @@ async def run_sweep(
         store.finish_run(db, run_id, "failed", totals, "interrupted")
         raise
     totals.throttled = gateway.throttled_total
-    incidents = assign_incidents(db, settings.incident_window, settings.severity, run_id=run_id)
+    incidents = assign_incidents(
+        db,
+        settings.incident_window,
+        settings.severity,
+        run_id=run_id,
+        reexposure=settings.reexposure_window,
+    )
     totals.incidents_touched = len(incidents)
     status: RunStatus = "partial" if totals.failed else "ok"
     store.finish_run(db, run_id, status, totals)

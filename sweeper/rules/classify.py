@@ -8,8 +8,12 @@ and such entries are internal in practice. A distribution list is one address li
 its members never see each other.
 
 A message is a finding when it has at least ``min_visible_external`` unique visible external
-addresses. A finding then gets a severity with its reason (:mod:`sweeper.rules.severity`) and,
-when an allowlist rule in force matches (:mod:`sweeper.allow`), the name of that rule.
+addresses, or fewer that are still risky (the *floor*): ``detection.min_private_people`` (3)
+private people (personal addresses that are not role mailboxes), or two private people and
+a subject that reveals something about them or a sensitive function as the sender. Small
+lists of work addresses stay silent. A finding then gets a severity with its reason
+(:mod:`sweeper.rules.severity`) and, when an allowlist rule in force matches
+(:mod:`sweeper.allow`), the name of that rule.
 
 Reading a message (:func:`read_message`, no configuration involved) is kept apart from
 judging it (:func:`judge`), so that ``sweeper reclassify`` can judge stored facts again
@@ -29,7 +33,14 @@ from typing import Any, NamedTuple
 
 from sweeper.addresses import normalise_domain, within
 from sweeper.rules.allow import AllowRule, first_match
-from sweeper.rules.severity import DETECTION_THRESHOLD, SeverityRule, exposure_of, grade
+from sweeper.rules.audience import is_role
+from sweeper.rules.severity import (
+    DETECTION_THRESHOLD,
+    SeverityRule,
+    exposure_of,
+    grade,
+    reveals_name,
+)
 from sweeper.when import iso
 
 Message = Mapping[str, Any]
@@ -303,16 +314,47 @@ def read_message(
     )
 
 
+PAIR = 2  # the fewest private people that can be exposed to each other
+
+
+def private_people(exposed: Iterable[Recipient], rule: SeverityRule) -> int:
+    """Exposed people at a personal (free-mail) domain, role mailboxes left out."""
+    return sum(1 for r in exposed if rule.is_personal(r.domain) and not is_role(r.address))
+
+
+def _risky_below_threshold(
+    exposed: tuple[Recipient, ...], facts: Facts, rule: SeverityRule, function: str | None
+) -> bool:
+    """The floor: a list under the threshold that shows private people worth a look."""
+    private = private_people(exposed, rule)
+    if private >= rule.min_private_people:
+        return True
+    teams = (t for t in (facts.department, facts.job_title) if t)
+    return private >= PAIR and bool(function or rule.reveals(facts.subject, *teams))
+
+
 def judge(facts: Facts, policy: Policy) -> Finding | None:
-    """The finding these facts make under ``policy``, or None below the threshold."""
+    """The finding these facts make under ``policy``, or None: under the threshold and not
+    risky enough for the floor."""
     exposed = tuple(r for r in facts.recipients if not policy.is_internal_domain(r.domain))
-    if len(exposed) < policy.min_visible_external:
+    if len(exposed) < min(policy.min_visible_external, PAIR):
         return None
-    domains = domains_by_count(exposed)
     rule = policy.severity
     function = rule.sensitive_function(facts.sender, facts.department, facts.job_title)
+    if len(exposed) < policy.min_visible_external and not _risky_below_threshold(
+        exposed, facts, rule, function
+    ):
+        return None
+    domains = domains_by_count(exposed)
+    names = {r.address: reveals_name(r.address, r.name) for r in exposed}
     exposure = exposure_of(
-        (r.address for r in exposed), facts.subject, facts.bcc_used, rule, function
+        (r.address for r in exposed),
+        facts.subject,
+        facts.bcc_used,
+        rule,
+        function,
+        names=names,
+        teams=[t for t in (facts.department, facts.job_title) if t],
     )
     severity, reason = grade(exposure, policy.severity)
     allowed = first_match(
@@ -334,14 +376,16 @@ def classify(
     department: str | None = None,
     job_title: str | None = None,
 ) -> Finding | None:
-    """The finding this message makes, or None when it exposes fewer than the threshold.
+    """The finding this message makes, or None when it exposes too few to be one.
 
     ``department`` and ``job_title``: the sending mailbox's, from Entra (see step 7 of the
     severity rule).
     """
     recipients = visible_recipients(message)
-    external = sum(1 for r in recipients if not policy.is_internal_domain(r.domain))
-    if external < policy.min_visible_external:
+    external = [r for r in recipients if not policy.is_internal_domain(r.domain)]
+    if len(external) < policy.min_visible_external and (
+        private_people(external, policy.severity) < PAIR
+    ):
         return None  # the common case: decided without building anything more
     facts = read_message(mailbox, message, recipients, department=department, job_title=job_title)
     return judge(facts, policy)

@@ -11,7 +11,12 @@ round again. A finding joins an existing incident when, in this order:
    last message;
 3. **the same conversation, re-exposing the list**: a later message of a conversation the
    incident holds, showing at least one of the addresses the incident already exposed (an
-   internal colleague's reply-all keeps the Cc).
+   internal colleague's reply-all keeps the Cc);
+4. **the same list again, from the same sender**: a later message whose visible external
+   list is at least :data:`REPEAT_SHARE` (80%) people the incident already exposed, sent
+   within ``incidents.reexposure_days`` (3) of the incident's latest message, whatever its
+   subject or language: a "please delete" request, an apology, a correction, a resend, a
+   recall from any mail client. The remedy repeats the harm; it is the same incident.
 
 Otherwise the finding starts a new incident. Placing is incremental and never moves a
 finding that was already placed, so incident ids are stable: a re-run adds nothing, and a
@@ -37,6 +42,9 @@ _PREFIXES = re.compile(
     re.IGNORECASE,
 )
 _SPACE = re.compile(r"\s+")
+REEXPOSURE = timedelta(days=3)
+"""Rule 4's default: within the 72 hours Article 33 gives, a follow-up to the same people is
+part of the same exposure."""
 
 
 def normalise_subject(subject: str) -> str:
@@ -72,7 +80,12 @@ class Group:
         return max(times) - min(times)
 
 
-def place(member: Member, groups: Sequence[Group], window: timedelta) -> Group | None:
+def place(
+    member: Member,
+    groups: Sequence[Group],
+    window: timedelta,
+    reexposure: timedelta = REEXPOSURE,
+) -> Group | None:
     """The incident this finding belongs to, or None for a new one. Earliest id wins."""
     ordered = sorted(groups, key=lambda g: g.id)
     for group in ordered:
@@ -92,7 +105,26 @@ def place(member: Member, groups: Sequence[Group], window: timedelta) -> Group |
         for group in ordered:
             if _re_exposes(member, group):
                 return group
+    for group in ordered:
+        if repeats_list(member, group, reexposure):
+            return group
     return None
+
+
+def repeats_list(member: Member, group: Group, within: timedelta) -> bool:
+    """Rule 4: the same sender shows mostly the same people again, soon after."""
+    if member.sender is None or member.sent_at is None or not member.addresses:
+        return False
+    earlier = [
+        m
+        for m in group.members
+        if m.sender == member.sender and m.sent_at is not None and m.sent_at <= member.sent_at
+    ]
+    if not earlier or member.sent_at - max(m.sent_at for m in earlier if m.sent_at) > within:
+        return False
+    exposed = frozenset().union(*(m.addresses for m in group.members))
+    common = len(member.addresses & exposed)
+    return common >= 2 and common >= REPEAT_SHARE * len(member.addresses)
 
 
 def _re_exposes(member: Member, group: Group) -> bool:
@@ -118,6 +150,9 @@ class MessageFigures:
     bcc_used: bool
     suppressed: bool
     function: str | None = None  # what makes its sender a sensitive function, if anything
+    addresses: frozenset[str] = frozenset()  # its visible external addresses
+    subject: str = ""
+    teams: tuple[str, ...] = ()  # its sender's Entra department and job title, where known
 
 
 @dataclass(frozen=True)
@@ -169,6 +204,23 @@ def repeat_of(addresses: Iterable[str], earlier: Iterable[EarlierList]) -> str |
     return f"repeat of incident {last.incident_id}, closed as not a breach on {last.closed_on}"
 
 
+def exposed_again(messages: Sequence[MessageFigures]) -> str | None:
+    """When the list was shown again: each later message whose people are mostly people an
+    earlier message of the incident showed (a reply-all, a recall, a "please delete")."""
+    ordered = sorted(messages, key=lambda m: (m.sent_at is None, m.sent_at or ""))
+    seen: set[str] = set()
+    moments: list[str] = []
+    for message in ordered:
+        common = len(message.addresses & seen)
+        if message.addresses and common >= 2 and common >= REPEAT_SHARE * len(message.addresses):
+            moments.append((message.sent_at or "at an unknown time")[:16].replace("T", " "))
+        seen |= message.addresses
+    if not moments:
+        return None
+    times = ", ".join(moments[:3]) + (f" and {len(moments) - 3} more" if len(moments) > 3 else "")
+    return f"the list was exposed again by {len(moments)} later message(s): {times}"
+
+
 def summarise(
     messages: Sequence[MessageFigures],
     addresses: Iterable[tuple[str, str | None]],
@@ -184,12 +236,24 @@ def summarise(
     for address, name in addresses:
         names[address] = names.get(address, False) or reveals_name(address, name)
     function = next((m.function for m in messages if m.function), None)
-    exposure = exposure_of(names, subject, any(m.bcc_used for m in messages), rule, function)
+    exposure = exposure_of(
+        names,
+        subject,
+        any(m.bcc_used for m in messages),
+        rule,
+        function,
+        names=names,
+        subjects=[m.subject for m in messages if m.subject],
+        teams=sorted({t for m in messages for t in m.teams}),
+    )
     severity, reason = grade(exposure, rule)
     repeat = repeat_of(names, earlier)
     if repeat and severity != LEVELS[0]:
         severity = LEVELS[LEVELS.index(severity) - 1]
         reason = f"{reason[:-1]}; lower: {repeat})"
+    again = exposed_again(messages)
+    if again:
+        reason = f"{reason[:-1]}; {again})"
     times = sorted(m.sent_at for m in messages if m.sent_at)
     unique_messages = {m.key: m for m in messages}
     return Summary(

@@ -18,8 +18,9 @@ language, through ``snowballstemmer``), so plurals and inflections match:
 ``*`` matches every word that begins with it (``victim*``: victimisation). In languages that
 build compound words freely (German, Dutch), a word of four letters or more also matches at
 the start of a longer word, and one of five or more anywhere inside one (``impfung`` in
-``Masernimpfungen``, ``opfer`` in ``Gewaltopfer``); a word written ``=haft`` is matched as
-a whole word only (``Haftung`` is liability, not custody).
+``Masernimpfungen``, ``opfer`` in ``Gewaltopfer``). A word written ``=haft`` is matched
+exactly, in any language: not by stem nor inside another word (``Haftung`` is liability, not
+custody; Polish ``=hiv`` is not English "hive").
 
 ``organisation.languages`` chooses which languages' files apply (default: all), and
 ``severity.terms_dir`` may add an organisation's own files, named ``<code>.txt`` alike.
@@ -116,10 +117,11 @@ class Hit:
 
     word: str
     term: Term
+    languages: tuple[str, ...] = ()  # every language with a term as close; default the term's
 
     def describe(self) -> str:
         category = CATEGORIES.get(self.term.category, self.term.category)
-        return f"{self.word!r} ({category}, {self.term.language})"
+        return f"{self.word!r} ({category}, {'/'.join(self.languages or (self.term.language,))})"
 
 
 def fold(text: str) -> str:
@@ -206,6 +208,8 @@ class Lexicon:
             first, is_prefix = term.words[0], term.prefix[0]
             if is_prefix:
                 patterns.setdefault(" " + first, []).append(("start", term))
+            elif term.whole and len(term.words) == 1:
+                patterns.setdefault(f" {first} ", []).append(("start", term))  # exactly
             else:
                 self._by_stem.setdefault((term.language, term.stems[0]), []).append(term)
             if term.language in COMPOUNDING and not term.whole and len(term.words) == 1:
@@ -237,11 +241,21 @@ class Lexicon:
                     if _rest_matches(term, folded, index, stems_of):
                         found.append((index, term))
         found.extend(self._inside(words))
-        hits: dict[tuple[int, str], Hit] = {}  # one hit per word and category
-        for index, term in found:
-            span = words[index : index + len(term.words)]
+        best: dict[tuple[int, str], tuple[int, list[Term]]] = {}
+        for index, term in found:  # one hit per word and category: the terms closest to
+            # the word as written say its language best, and tied languages are all named
+            score = _shared_start(folded[index], term.words[0])
+            key = (index, term.category)
+            if key not in best or score > best[key][0]:
+                best[key] = (score, [term])
+            elif score == best[key][0]:
+                best[key][1].append(term)
+        hits: dict[tuple[int, str], Hit] = {}
+        for (index, category), (_, terms) in best.items():
+            span = words[index : index + len(terms[0].words)]
             written = " ".join(dict.fromkeys(w.written for w in span))
-            hits.setdefault((index, term.category), Hit(written[:WORD_SHOWN], term))
+            languages = tuple(dict.fromkeys(t.language for t in terms))
+            hits[(index, category)] = Hit(written[:WORD_SHOWN], terms[0], languages)
         return [hits[key] for key in sorted(hits)]
 
     def _inside(self, words: Sequence[_Word]) -> Iterable[tuple[int, Term]]:
@@ -250,7 +264,7 @@ class Lexicon:
             return
         folded = [w.folded for w in words]
         stems_of = _Stems(words)
-        joined = " " + " ".join(folded)
+        joined = " " + " ".join(folded) + " "
         starts: list[int] = []  # the offset in ``joined`` of each word's first letter
         offset = 1
         for word in folded:
@@ -264,6 +278,18 @@ class Lexicon:
                 whole = kind == "inside" or len(term.words) == 1
                 if whole or _rest_matches(term, folded, index, stems_of):
                     yield index, term
+
+
+def _shared_start(word: str, term_word: str) -> int:
+    """How many letters the two share from their start (a word inside a compound: all)."""
+    if term_word in word:
+        return len(term_word)
+    shared = 0
+    for a, b in zip(word, term_word, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared
 
 
 class _Stems:

@@ -5,8 +5,8 @@ Graph's pages reach the sweep with each message still raw JSON
 people, and telling that it is no finding needs To and Cc alone. So each message is first
 decoded into typed structs of its To and Cc entries, every other field skipped unread, and
 each address placed by the policy's cached :attr:`~sweeper.rules.classify.Policy.verdict`.
-A message with fewer To and Cc entries than the threshold is decided without reading one
-address: each entry is one visible external address at most.
+A message with a single To or Cc entry is decided without reading one address; one under
+the threshold with fewer than two personal addresses is decided on the addresses alone.
 
 Only a message that the quick path finds with enough external addresses is decoded whole
 and judged by :func:`~sweeper.rules.classify.classify`, as every message was before: a
@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from sweeper.rules.classify import Finding, Policy, classify
+from sweeper.rules.classify import PAIR, Finding, Policy, classify
 
 Entry = msgspec.Raw | bytes
 """One value of a page's ``value`` list, as the raw JSON text Graph sent."""
@@ -94,10 +94,12 @@ def may_find(entry: Entry, policy: Policy) -> bool | None:
     to = visible.to_recipients or ()
     cc = visible.cc_recipients or ()
     needed = policy.min_visible_external
-    if len(to) + len(cc) < needed:
-        return False  # the common case: a few people, not one address read
+    if len(to) + len(cc) < min(needed, PAIR):
+        return False  # the common case: one person, not one address read
     verdict = policy.verdict
+    is_personal = policy.severity.is_personal
     external: set[str] = set()
+    personal: set[str] = set()
     for recipient in chain(to, cc):
         email = recipient.email_address
         raw = email.address if email is not None else None
@@ -105,7 +107,10 @@ def may_find(entry: Entry, policy: Policy) -> bool | None:
             placed = verdict(raw)
             if placed is not None and not placed.internal:
                 external.add(placed.address)
-    return len(external) >= needed
+                if is_personal(placed.domain):
+                    personal.add(placed.address)
+    # Under the threshold, two personal addresses may be a floor finding: judged in full.
+    return len(external) >= needed or len(personal) >= PAIR
 
 
 def value_of(entry: Entry) -> Any:

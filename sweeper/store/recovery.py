@@ -34,6 +34,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from sweeper import store
+from sweeper.rules.incidents import REEXPOSURE
 from sweeper.rules.severity import SeverityRule
 from sweeper.store.incidents import assign_incidents, unplaced_findings
 from sweeper.when import utc_now
@@ -72,6 +73,7 @@ def recover(
     *,
     holding_lock: bool = False,
     now: datetime | None = None,
+    reexposure: timedelta = REEXPOSURE,
 ) -> Recovery:
     """Mark failed the runs whose process is gone; place findings left without an incident.
 
@@ -95,7 +97,9 @@ def recover(
             )
             log.warning("run %d was still marked running: %s; marked failed", run_id, reason)
         orphans = unplaced_findings(db, settled_only=True)
-        incidents = assign_incidents(db, incident_window, rule, settled_only=True)
+        incidents = assign_incidents(
+            db, incident_window, rule, settled_only=True, reexposure=reexposure
+        )
     return Recovery(tuple(run_id for run_id, _ in dead), len(orphans), tuple(incidents))
 
 
