@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import pytest
@@ -118,14 +119,16 @@ def test_recipient_lists_of_the_wrong_type_are_read_as_empty() -> None:
 
 def test_a_distribution_list_is_one_address() -> None:
     lists = [r("all-staff@northwick.example"), r("members@partner.example", "Members list")]
-    assert count(message(lists + people(8))) == 9
-    assert classify("x@northwick.example", message(lists + people(8)), POLICY) is None
-    assert classify("x@northwick.example", message(lists + people(9)), POLICY) is not None
+    work = partial(people, domain="firm.example")  # private people would make the floor's
+    assert count(message(lists + work(8))) == 9
+    assert classify("x@northwick.example", message(lists + work(8)), POLICY) is None
+    assert classify("x@northwick.example", message(lists + work(9)), POLICY) is not None
 
 
 def test_exactly_at_the_threshold_is_a_finding_and_one_below_is_not() -> None:
-    assert classify("x@northwick.example", message(people(10)), POLICY) is not None
-    assert classify("x@northwick.example", message(people(9)), POLICY) is None
+    work = partial(people, domain="firm.example")  # private people would make the floor's
+    assert classify("x@northwick.example", message(work(10)), POLICY) is not None
+    assert classify("x@northwick.example", message(work(9)), POLICY) is None
 
 
 def test_bcc_recipients_never_count_as_exposed() -> None:

@@ -58,6 +58,13 @@ SIGN_IN = {
         ("[severity]\nsensitive_senders = ['victim care']\n", {}, "severity.sensitive_senders[0]"),
         ("[severity]\nsensitive_senders = ['a*b*@x.example']\n", {}, "is not an address or"),
         ("[severity]\nsensitive_departments = ['  ']\n", {}, "severity.sensitive_departments[0]"),
+        ("[organisation]\nlanguages = ['en', 'xx']\n", {}, "organisation.languages[1]: 'xx'"),
+        ("[organisation]\nlanguages = []\n", {}, "organisation.languages: name one"),
+        ("[severity]\nterms_dir = 'no-such-folder'\n", {}, "severity.terms_dir: "),
+        ("[severity]\nmixed_with = ['bloggers']\n", {}, "severity.mixed_with[0]"),
+        ("[severity]\npublic_critical_at = 0\n", {}, "severity.public_critical_at"),
+        ("[detection]\nmin_private_people = 1\n", {}, "detection.min_private_people"),
+        ("[incidents]\nreexposure_days = -1\n", {}, "incidents.reexposure_days"),
         ("[severity]\nsensitive_functions = []\n", {}, "severity.sensitive_functions: unknown"),
         ("[incidents]\nwindow_hours = -1\n", {}, "incidents.window_hours"),
         ("[sweep]\nwindow_hours = nan\n", {}, "sweep.window_hours: must be a finite number"),
@@ -390,3 +397,25 @@ def test_the_console_is_reached_at_its_url_and_signs_in_back_to_it(
     assert console.redirect_uri == url.rstrip("/") + "/auth/callback"
     assert console.secure is secure  # Secure cookies and HSTS over https only
     assert (console.host, console.port, console.easy_auth) == ("127.0.0.1", 8765, False)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "no terms in the file"),
+        ("health vacc1ne\n", "is not a word"),
+        ("wellbeing yoga\n", "unknown category"),
+    ],
+)
+def test_a_bad_own_term_file_is_one_line_naming_it(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    terms = tmp_path / "terms"
+    terms.mkdir()
+    (terms / "en.txt").write_text(content, encoding="utf-8")
+    config = write_config(tmp_path / "c.toml", "[severity]\nterms_dir = 'terms'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, SIGN_IN)
+    text = str(caught.value)
+    assert text.startswith("configuration error: severity.terms_dir: ") and message in text
+    assert "en.txt" in text and "\n" not in text

@@ -271,7 +271,7 @@ def test_the_reason_names_the_sensitive_function() -> None:
     finding = classify("officer@northwick.example", msg, DECLARED, department=case.department)
     assert finding is not None
     assert (
-        "critical: a sensitive function (department 'Sexual Health Service'), and 37 personal"
+        "critical: a sensitive function (department 'Sexual Health Service'), and 37 private people"
         in (finding.severity_reason)
     )
 
@@ -289,9 +289,10 @@ def test_the_reason_states_the_facts_and_the_steps() -> None:
     finding = classify("officer@northwick.example", msg, POLICY)
     assert finding is not None
     assert finding.severity_reason == (
-        "143 external addresses, 57% personal mail, 21 domains (critical for 100+ addresses; "
-        "higher: 81 personal addresses (50+ at this tier); higher: subject mentions 'victim', "
-        "'survey'; higher: Bcc also used)"
+        "143 external addresses, 57% personal mail, 81 showing a name, 21 domains "
+        "(critical for 100+ people; members of the public: 81 private people (57%); "
+        "higher: the subject reveals 'Victim' (victims and witnesses, en/es); "
+        "higher: Bcc also used; critical: what it reveals about private people)"
     )
 
 

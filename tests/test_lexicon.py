@@ -99,3 +99,12 @@ def test_an_own_terms_folder_adds_terms_and_refuses_a_file_not_named_for_a_langu
     (tmp_path / "welsh.txt").write_text("health   brechlyn\n", "utf-8")
     with pytest.raises(LexiconError, match="welsh.txt: name the file after a language code"):
         load(None, str(tmp_path))
+
+
+def test_german_umlauts_spelled_out_match_as_written() -> None:
+    lexicon = load(frozenset({"de"}))
+    assert lexicon.hits("Treffen für Ueberlebende") and lexicon.hits("Treffen für Überlebende")
+
+
+def test_short_words_are_matched_exactly_not_by_stem() -> None:
+    assert EVERY.hits("HIV testing day") and not EVERY.hits("Hive migration for the data team")

@@ -360,7 +360,7 @@ def test_critical_is_reserved_for_lists_that_reveal_who_the_people_are(sweeper: 
     }
     assert service_list["unique_exposed"] == 120  # more than the critical tier's 100
     assert service_list["severity"] == "high"
-    assert "at most high: work addresses at" in service_list["reason"]
+    assert "at most high: a business audience" in service_list["reason"]
     assert by_subject["Update on your case"]["severity"] == "high"  # one employer, but victims
 
 

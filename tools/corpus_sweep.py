@@ -1,10 +1,10 @@
 r"""Measure sweeper on a corpus of real mail: sweep a tenant file and report what it found.
 
-    python tools/mbox_tenant.py --out WORK/tenant.json MBOX...
-    python tools/corpus_sweep.py WORK/tenant.json                  # the report as text
-    python tools/corpus_sweep.py WORK/tenant.json --json           # the same, as JSON
-    python tools/corpus_sweep.py WORK/tenant.json --json-out WORK/report.json  # text and JSON
-    python tools/corpus_sweep.py WORK/tenant.json --db WORK/run.db # and keep the database
+    python -m tools.mbox_tenant --out WORK/tenant.json MBOX...
+    python -m tools.corpus_sweep WORK/tenant.json                  # the report as text
+    python -m tools.corpus_sweep WORK/tenant.json --json           # the same, as JSON
+    python -m tools.corpus_sweep WORK/tenant.json --json-out WORK/report.json  # text and JSON
+    python -m tools.corpus_sweep WORK/tenant.json --db WORK/run.db # and keep the database
 
 The tenant file (written by ``tools/mbox_tenant.py``) is served by sweeper's local Graph on
 127.0.0.1. A configuration that leaves every judgement at sweeper's defaults (no sensitive
@@ -34,8 +34,8 @@ folder outside this repository (``SENT``)::
     git --git-dir GIT ls-tree -r --name-only HEAD MailDir_to_MBOX/enron/ \
       | grep -v deleted_items | grep -E '\.(_sent_mail|_sent|sent|sent_items)$' \
       | while read -r f; do git --git-dir GIT show "HEAD:$f" > "SENT/${f##*/}"; done
-    python tools/mbox_tenant.py --out WORK/enron.json SENT/*
-    python tools/corpus_sweep.py WORK/enron.json --json-out WORK/enron-report.json
+    python -m tools.mbox_tenant --out WORK/enron.json SENT/*
+    python -m tools.corpus_sweep WORK/enron.json --json-out WORK/enron-report.json
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ from typing import Any
 
 import orjson
 from click.testing import CliRunner
-from mbox_tenant import read_tenant_file, tenant_of
 
 import sweeper as sweeper_package
 from sweeper.cli import main as sweeper_cli
@@ -65,6 +64,7 @@ from sweeper.fakegraph import FakeGraph, Tenant
 from sweeper.files import open_private, write_private
 from sweeper.present.escape import json_safe, terminal
 from sweeper.rules.severity import LEVELS
+from tools.mbox_tenant import read_tenant_file, tenant_of
 
 # Every judgement at its default: only how to reach the local Graph is said.
 CONFIG = """\

@@ -6,8 +6,8 @@ files becomes one message of its Sent Items, in the shape the local Graph answer
 ``from``, ``sender``, ``toRecipients``, ``ccRecipients`` and ``bccRecipients``. Only the
 standard library reads the mail (``mailbox``, ``email``).
 
-    python tools/mbox_tenant.py --out tenant.json SENT/*
-    python tools/mbox_tenant.py --out tenant.json --domain example.org --owner '^([^.]+)\\.' *.mbox
+    python -m tools.mbox_tenant --out tenant.json SENT/*
+    python -m tools.mbox_tenant --out tenant.json --domain example.org --owner '^([^.]+)\\.' *.mbox
 
 (``SENT``: a folder of mbox files of sent mail, such as ``enron.allen-p.sent``.)
 

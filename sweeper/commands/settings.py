@@ -798,9 +798,9 @@ def _mixed(
 ) -> Mapping[str, DomainClass] | None:
     """The domain classes beside which private people rank higher: the shipped ones named in
     ``severity.mixed_with`` (default: all), with ``severity.mixed_domains`` added."""
-    if mixed_with is None and not extra:
-        return None
     defaults = default_classes()
+    if (mixed_with is None or set(map(str, mixed_with)) == set(defaults)) and not extra:
+        return None  # the shipped classes, as they are
     names = list(defaults) if mixed_with is None else mixed_with
     classes: dict[str, DomainClass] = {}
     for index, name in enumerate(names):

@@ -334,8 +334,8 @@ def _ordinary_mail(
             to = [_colleague(b, colleagues, user)]
             cc = [_colleague(b, colleagues, user) for _ in range(rng.randint(0, 4))]
             yield b.message(user, sent, "RE: Case review", to, cc, conversation="AAQkAGcasereview=")
-        elif kind < 0.8:
-            to = b.externals(rng.randint(1, 3))
+        elif kind < 0.8:  # one person: two, from a sensitive function, would be the floor's
+            to = b.externals(1)
             yield b.message(user, sent, "Your appointment", to)
         elif kind < 0.88:
             to = [recipient(f"all-staff@{ORG_DOMAIN}", "All Staff")]
@@ -551,10 +551,11 @@ def _meetings(people: list[FakeUser]) -> None:
 
 
 def _plant_near_misses(b: _Builder, people: list[FakeUser]) -> None:
-    """Messages a careless classifier would report; a correct one must not."""
+    """Messages a careless classifier would report; a correct one must not. The outsiders are
+    work contacts at partner organisations: private people would be the floor's findings."""
     now = b.now
     sender = people[6]
-    nine = b.externals(9)
+    nine = b.externals(9, PARTNERS)
     dupes = [
         recipient(r["emailAddress"]["address"].upper(), None) for r in nine[:3]
     ]  # the same people again, in capitals
@@ -565,11 +566,13 @@ def _plant_near_misses(b: _Builder, people: list[FakeUser]) -> None:
     )
     # 30 colleagues on a subdomain and 4 outsiders.
     sub = [recipient(f"staff{i}@{ORG_SUBDOMAIN}", f"Staff {i}") for i in range(30)]
-    sender.sent.append(b.message(sender, now - timedelta(hours=7), "Team day", sub, b.externals(4)))
+    sender.sent.append(
+        b.message(sender, now - timedelta(hours=7), "Team day", sub, b.externals(4, PARTNERS))
+    )
     # 25 at the affiliate the configuration declares as the organisation's own, 3 outsiders.
     trust = [recipient(f"member{i}@{AFFILIATE_DOMAIN}", f"Trustee {i}") for i in range(25)]
     sender.sent.append(
-        b.message(sender, now - timedelta(hours=6), "Trust board", trust, b.externals(3))
+        b.message(sender, now - timedelta(hours=6), "Trust board", trust, b.externals(3, PARTNERS))
     )
     # A distribution list inside, a list outside (one address) and eight people.
     lists = [
@@ -577,7 +580,7 @@ def _plant_near_misses(b: _Builder, people: list[FakeUser]) -> None:
         recipient(f"members@{PARTNERS[0]}", "Harbour members"),
     ]
     sender.sent.append(
-        b.message(sender, now - timedelta(hours=5), "Open day", lists, b.externals(8))
+        b.message(sender, now - timedelta(hours=5), "Open day", lists, b.externals(8, PARTNERS))
     )
     # A newsletter done right: everyone in Bcc.
     me = recipient(sender.upn, sender.display_name)

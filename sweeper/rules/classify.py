@@ -36,6 +36,7 @@ from sweeper.rules.allow import AllowRule, first_match
 from sweeper.rules.audience import is_role
 from sweeper.rules.severity import (
     DETECTION_THRESHOLD,
+    PAIR,
     SeverityRule,
     exposure_of,
     grade,
@@ -312,9 +313,6 @@ def read_message(
         job_title=job_title,
         sent_by=_sent_by(message, sender),
     )
-
-
-PAIR = 2  # the fewest private people that can be exposed to each other
 
 
 def private_people(exposed: Iterable[Recipient], rule: SeverityRule) -> int:

@@ -16,7 +16,9 @@ round again. A finding joins an existing incident when, in this order:
    list is at least :data:`REPEAT_SHARE` (80%) people the incident already exposed, sent
    within ``incidents.reexposure_days`` (3) of the incident's latest message, whatever its
    subject or language: a "please delete" request, an apology, a correction, a resend, a
-   recall from any mail client. The remedy repeats the harm; it is the same incident.
+   recall from any mail client. The remedy repeats the harm; it is the same incident. An
+   incident the DPO has closed or judged not a breach takes nothing by this rule: the same
+   list sent again after that decision is a repeat of it (see :func:`repeat_of`).
 
 Otherwise the finding starts a new incident. Placing is incremental and never moves a
 finding that was already placed, so incident ids are stable: a re-run adds nothing, and a
@@ -70,6 +72,7 @@ class Group:
 
     id: int
     members: list[Member] = field(default_factory=list)
+    decided: bool = False  # the DPO closed it or judged it not a breach: nothing joins by rule 4
 
     @property
     def founder(self) -> Member:
@@ -106,7 +109,7 @@ def place(
             if _re_exposes(member, group):
                 return group
     for group in ordered:
-        if repeats_list(member, group, reexposure):
+        if not group.decided and repeats_list(member, group, reexposure):
             return group
     return None
 

@@ -18,9 +18,10 @@ language, through ``snowballstemmer``), so plurals and inflections match:
 ``*`` matches every word that begins with it (``victim*``: victimisation). In languages that
 build compound words freely (German, Dutch), a word of four letters or more also matches at
 the start of a longer word, and one of five or more anywhere inside one (``impfung`` in
-``Masernimpfungen``, ``opfer`` in ``Gewaltopfer``). A word written ``=haft`` is matched
-exactly, in any language: not by stem nor inside another word (``Haftung`` is liability, not
-custody; Polish ``=hiv`` is not English "hive").
+``Masernimpfungen``, ``opfer`` in ``Gewaltopfer``); a word written ``=haft`` is matched as
+a whole word only (``Haftung`` is liability, not custody). A term of one word of three
+letters or fewer is matched exactly, not by stem: the stems of short words collide (Italian
+stems "hive" to ``hiv``).
 
 ``organisation.languages`` chooses which languages' files apply (default: all), and
 ``severity.terms_dir`` may add an organisation's own files, named ``<code>.txt`` alike.
@@ -85,6 +86,7 @@ COMPOUNDING = frozenset({"de", "nl", "da", "sv", "no", "fi", "hu"})
 BUILT_IN = ("en", "fr", "de", "es", "it", "nl", "pt", "pl")
 """The languages the package has a reviewed file for."""
 
+EXACT_MAX = 3  # a word this short is matched exactly: stems of short words collide (hiv, hive)
 HEAD_MIN = 4  # a compounding term this long matches at the start of a longer word
 INSIDE_MIN = 5  # and this long anywhere inside one
 WORD_SHOWN = 40  # characters of a matched word a reason shows
@@ -160,9 +162,19 @@ def parse_terms(text: str, language: str, source: str) -> list[Term]:
             known = ", ".join(CATEGORIES)
             raise LexiconError(f"{source}:{number}: unknown category {category!r} ({known})")
         terms.append(_term(written, category, language, f"{source}:{number}"))
+        spelled = _umlauts_spelled_out(written) if language == "de" else written
+        if spelled != written:  # "Ueberlebende" is how a keyboard without ü writes it
+            terms.append(_term(spelled, category, language, f"{source}:{number}"))
     if not terms:
         raise LexiconError(f"{source}: no terms in the file")
     return terms
+
+
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
+
+
+def _umlauts_spelled_out(written: str) -> str:
+    return written.translate(_UMLAUTS)
 
 
 def _term(written: str, category: str, language: str, where: str) -> Term:
@@ -208,7 +220,7 @@ class Lexicon:
             first, is_prefix = term.words[0], term.prefix[0]
             if is_prefix:
                 patterns.setdefault(" " + first, []).append(("start", term))
-            elif term.whole and len(term.words) == 1:
+            elif len(term.words) == 1 and len(first) <= EXACT_MAX:
                 patterns.setdefault(f" {first} ", []).append(("start", term))  # exactly
             else:
                 self._by_stem.setdefault((term.language, term.stems[0]), []).append(term)

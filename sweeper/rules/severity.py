@@ -19,8 +19,9 @@ The rule, every number of it configurable under ``[severity]``:
 3. **Members of the public** are at least ``medium``.
 4. **What the list reveals** raises it one step where 3 or more private people are on it
    (or the sender is a declared function), and makes members of the public ``critical``;
-   to work contacts alone it names the topic of their work, and raises nothing: the subject, or the sending mailbox's Entra department or job title, names
-   a term of the lexicon (health, abuse, victims, care, debt, ... in the organisation's
+   to work contacts alone it names the topic of their work, and raises nothing. It is
+   what the subject, or the sending mailbox's Entra department or job title, names: a
+   term of the lexicon (health, abuse, victims, care, debt, ... in the organisation's
    languages: :mod:`sweeper.rules.lexicon`) or one of the organisation's own words: its
    ``sensitive_terms``, and the functions it declares (``sensitive_departments``: a subject
    about "investigations" from any sender).
@@ -77,6 +78,7 @@ _FIRST_LAST = re.compile(r"^[^\W\d_]{2,}[._][^\W\d_]{2,}\d*$")
 
 DETECTION_THRESHOLD = 10  # unique visible external addresses that make a finding, by default
 MIN_PRIVATE_PEOPLE = 3  # private people that make a smaller list a finding, and "the public"
+PAIR = 2  # the fewest private people that can be exposed to each other
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,8 @@ def grade(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
             steps.append(f"medium: {e.personal} private people ({share}% of the list)")
         else:
             steps.append(f"members of the public: {e.personal} private people ({share}%)")
-    if e.reveals and (e.personal >= rule.min_private_people or e.function):
+    enough = PAIR if e.people < rule.medium_at else rule.min_private_people
+    if e.reveals and (e.personal >= enough or e.function):
         level += 1
         steps.append(f"higher: the subject reveals {', '.join(e.reveals)}")
         if public:

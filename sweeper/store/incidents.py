@@ -149,11 +149,19 @@ def _candidates(db: Database, row: dict[str, Any], reexposure: timedelta) -> lis
                 [row["sender"], iso(sent - reexposure), row["sent_at"]],
             )
         }
+    decided = {
+        r["id"]
+        for r in db.query(
+            "select id from incidents where status in ('false_positive', 'closed') "
+            "and id in (select value from json_each(?))",
+            [orjson.dumps(sorted(ids)).decode()],
+        )
+    }
     groups = []
     for incident_id in sorted(ids):
         members = _members(db, incident_id)
         if members:
-            groups.append(Group(incident_id, members))
+            groups.append(Group(incident_id, members, decided=incident_id in decided))
     return groups
 
 
@@ -425,6 +433,7 @@ def regroup_reexposures(db: Database, rule: SeverityRule, reexposure: timedelta)
         db.query(
             "select id, sender, first_sent_at from incidents where merged_into is null "
             "and purged_at is null and sender is not null and first_sent_at is not null "
+            "and status not in ('false_positive', 'closed') "
             "order by first_sent_at, id"
         )
     )
