@@ -26,7 +26,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from sweeper.rules.classify import PAIR, Finding, Policy, classify
+from sweeper.rules.classify import Finding, Policy, classify
+from sweeper.rules.severity import PAIR
 
 Entry = msgspec.Raw | bytes
 """One value of a page's ``value`` list, as the raw JSON text Graph sent."""
