@@ -26,7 +26,8 @@ stems "hive" to ``hiv``).
 ``organisation.languages`` chooses which languages' files apply (default: all), and
 ``severity.terms_dir`` may add an organisation's own files, named ``<code>.txt`` alike.
 Text is searched in linear time (one Aho-Corasick pass over the folded words, then a stem
-per word and language), whatever a stranger writes in a subject.
+per word and language), and only its first 1,000 characters: Outlook's subjects hold 255,
+and a stranger's subject of a megabyte must not cost seconds per message.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ EXACT_MAX = 3  # a word this short is matched exactly: stems of short words coll
 HEAD_MIN = 4  # a compounding term this long matches at the start of a longer word
 INSIDE_MIN = 5  # and this long anywhere inside one
 WORD_SHOWN = 40  # characters of a matched word a reason shows
+TEXT_READ = 1_000  # characters of a subject read, as for allowlist patterns (Outlook: 255)
 _LINE = re.compile(r"^(\S+)\s+(.+?)\s*$")
 _PART = re.compile(r"=?[^\W\d_]+(?:['’-][^\W\d_]+)*\*?")
 _TOKENS = re.compile(r"[^\W_]+")
@@ -240,8 +242,9 @@ class Lexicon:
         return frozenset(t.language for t in self.terms)
 
     def hits(self, text: str) -> list[Hit]:
-        """The terms ``text`` names, each once, in the order their words appear."""
-        words = _words(text)
+        """The terms ``text`` names, each once, in the order their words appear. Only its
+        first :data:`TEXT_READ` characters are read: a subject is written by strangers."""
+        words = _words(text[:TEXT_READ])
         if not words:
             return []
         folded = [w.folded for w in words]
