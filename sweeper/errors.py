@@ -2,6 +2,8 @@
 
     SweeperError                 base; one line fit for a user; exit 3 (the run failed)
     ├── ConfigError              a wrong or missing setting; names the setting (exit 2)
+    ├── DataFileError            a term, role or domain-class file that cannot be used;
+    │                            names the file and line (exit 2)
     ├── UsageError               a request that cannot be done as asked (exit 2)
     │   ├── TriageError          an unknown incident, or a step triage does not allow
     │   └── PurgedError          the incident's addresses were removed (retention)
@@ -68,6 +70,13 @@ class ConfigError(SweeperError):
         self.setting = setting
         self.problem = problem
         super().__init__(f"configuration error: {setting}: {problem}")
+
+
+class DataFileError(SweeperError):
+    """A term file (the lexicon), a roles file or a domain-class file that cannot be used.
+    The message names the file, and the line where there is one."""
+
+    exit_code = EXIT_CONFIG
 
 
 class UsageError(SweeperError):

@@ -89,7 +89,7 @@ def test_the_digest_says_what_needs_doing_and_masks_every_address(swept: Sweeper
     for body in (html, text):
         assert "Victim satisfaction survey - your views" in body
         assert "1136 unique addresses in 7 messages (largest batch 198)" in body
-        assert "critical for 100+ addresses" in body
+        assert "critical for 100+ people" in body
         assert f"{swept_count} swept, {no_mailbox} skipped (no mailbox), 0 failed" in body
         assert f"{shared} of the swept belong to disabled accounts: shared mailboxes" in body
         assert "100.0% of readable mailboxes" in body

@@ -62,12 +62,22 @@ def test_a_page_of_messages_and_junk_is_judged_as_when_parsed_whole() -> None:
     assert [f.visible_external_count for f in findings] == [3, 5, 3, 3, 3]
 
 
-def test_few_recipients_are_decided_without_reading_one_address() -> None:
+def test_a_single_recipient_is_decided_without_reading_its_address() -> None:
     policy = Policy.build(["northwick.example"], min_visible_external=3)
-    page = entries([message(OUTSIDE[:2]), message([r("a@gmail.com")], [r("b@gmail.com")])])
+    page = entries([message(OUTSIDE[:1]), message([], [r("b@gmail.com")])])
 
     assert judged(page, policy) == ([], 0)
     assert policy.verdict.cache_info().misses == 0  # type: ignore[attr-defined]
+
+
+def test_under_the_threshold_two_personal_addresses_are_read_for_the_floor() -> None:
+    policy = Policy.build(["northwick.example"], min_visible_external=10)
+    pair = message([r("a@gmail.com")], [r("b@gmail.com")], subject="Your HIV clinic results")
+    quiet = message([r("a@gmail.com")], [r("b@gmail.com")], subject="Lunch")
+
+    findings, malformed = judged(entries([pair, quiet]), policy)
+
+    assert (len(findings), malformed) == (1, 0)  # the pair with a revealing subject only
 
 
 @pytest.mark.parametrize(

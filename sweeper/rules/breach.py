@@ -115,13 +115,55 @@ CIRCUMSTANCES: dict[str, Circumstance] = {
 }
 
 
-def circumstances(terms: Iterable[str], function_text: str | None = None) -> list[Circumstance]:
-    """What the list may reveal: from the subject's sensitive ``terms`` and the words of the
-    sender's sensitive function (``department 'Sexual Health Service'``), each once.
+_MONEY = Circumstance(
+    "people in debt or financial hardship, or claiming benefits",
+    "their financial hardship, debts or benefits",
+)
+BY_CATEGORY: dict[str, Circumstance] = {
+    "health": _HEALTH,
+    "sexuality": Circumstance(
+        "people identified by their sexual life or orientation",
+        "their sexual life or sexual orientation",
+        "data concerning sex life or sexual orientation (Article 9)",
+    ),
+    "religion": Circumstance(
+        "members of a religion or belief", "their religion or beliefs", "Article 9 data"
+    ),
+    "origin": _MIGRATION,
+    "crime": Circumstance(
+        "people involved in criminal proceedings, as suspects, offenders or defendants",
+        "that they are involved in criminal proceedings",
+        "criminal offence data (Article 10)",
+    ),
+    "victims": _CRIME,
+    "abuse": _CRIME,
+    "care": _SAFEGUARDING,
+    "hardship": _MONEY,
+    "bereavement": Circumstance("bereaved people", "that they have been bereaved"),
+    "employment": Circumstance(
+        "employees in a grievance, disciplinary or absence process",
+        "that they are in a grievance, a disciplinary or an absence process",
+        "possibly health data (Article 9)",
+    ),
+    "politics": Circumstance(
+        "members or supporters of a party or a union",
+        "their political opinions or union membership",
+        "Article 9 data",
+    ),
+}
+"""What each category of the lexicon (:mod:`sweeper.rules.lexicon`) says about the people."""
+
+
+def circumstances(
+    terms: Iterable[str], function_text: str | None = None, categories: Iterable[str] = ()
+) -> list[Circumstance]:
+    """What the list may reveal: from the lexicon's ``categories`` found in the subjects, the
+    organisation's own sensitive ``terms`` found there, and the words of the sender's
+    sensitive function (``department 'Sexual Health Service'``), each once.
 
     A configured term sweeper has no words for is described as the people it names.
     """
-    found: list[Circumstance] = []
+    found: list[Circumstance] = [BY_CATEGORY[c] for c in categories if c in BY_CATEGORY]
     for term in terms:
         key = term.strip().lower()
         found.append(

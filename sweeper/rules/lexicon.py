@@ -19,7 +19,8 @@ language, through ``snowballstemmer``), so plurals and inflections match:
 build compound words freely (German, Dutch), a word of four letters or more also matches at
 the start of a longer word, and one of five or more anywhere inside one (``impfung`` in
 ``Masernimpfungen``, ``opfer`` in ``Gewaltopfer``); a word written ``=haft`` is matched as
-a whole word only (``Haftung`` is liability, not custody). A term of one word of three
+a whole word only (``Haftung`` is liability, not custody); a word written ``clinic!`` is
+matched exactly, not by stem (``Clinical trial`` is not a clinic). A term of one word of three
 letters or fewer is matched exactly, not by stem: the stems of short words collide (Italian
 stems "hive" to ``hiv``).
 
@@ -40,6 +41,8 @@ from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from sweeper.errors import DataFileError
 
 CATEGORIES: dict[str, str] = {
     "health": "health and treatment",
@@ -93,13 +96,13 @@ INSIDE_MIN = 5  # and this long anywhere inside one
 WORD_SHOWN = 40  # characters of a matched word a reason shows
 TEXT_READ = 1_000  # characters of a subject read, as for allowlist patterns (Outlook: 255)
 _LINE = re.compile(r"^(\S+)\s+(.+?)\s*$")
-_PART = re.compile(r"=?[^\W\d_]+(?:['’-][^\W\d_]+)*\*?")
+_PART = re.compile(r"=?[^\W\d_]+(?:['’-][^\W\d_]+)*[*!]?")
 _TOKENS = re.compile(r"[^\W_]+")
 _FOLDED = re.compile(r"[a-z0-9]+")
 
 
-class LexiconError(ValueError):
-    """A term file that cannot be used, in one line naming the file."""
+LexiconError = DataFileError
+"""A term file that cannot be used, in one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class Term:
     stems: tuple[str, ...]  # the stem of each word, in the term's language
     prefix: tuple[bool, ...]  # each word's trailing "*"
     whole: bool  # a leading "=": never part of a compound
+    exact: bool = False  # a trailing "!" on a one-word term: that word, not its stem
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ def _term(written: str, category: str, language: str, where: str) -> Term:
     words: list[_Word] = []
     prefix: list[bool] = []
     for part in parts:
-        found = _words(part.strip("=*"))
+        found = _words(part.strip("=*!"))
         words.extend(found)
         prefix.extend([False] * (len(found) - 1) + [part.endswith("*")] if found else [])
     if not words:
@@ -202,6 +206,7 @@ def _term(written: str, category: str, language: str, where: str) -> Term:
         stems=tuple(w.stem(language) for w in words),
         prefix=tuple(prefix),
         whole=parts[0].startswith("="),
+        exact=len(parts) == 1 and parts[0].endswith("!"),
     )
 
 
@@ -222,11 +227,15 @@ class Lexicon:
             first, is_prefix = term.words[0], term.prefix[0]
             if is_prefix:
                 patterns.setdefault(" " + first, []).append(("start", term))
-            elif len(term.words) == 1 and len(first) <= EXACT_MAX:
+            elif term.exact or (len(term.words) == 1 and len(first) <= EXACT_MAX):
                 patterns.setdefault(f" {first} ", []).append(("start", term))  # exactly
             else:
                 self._by_stem.setdefault((term.language, term.stems[0]), []).append(term)
-            if term.language in COMPOUNDING and not term.whole and len(term.words) == 1:
+            if (
+                term.language in COMPOUNDING
+                and not (term.whole or term.exact)
+                and len(term.words) == 1
+            ):
                 if len(first) >= INSIDE_MIN:
                     patterns.setdefault(first, []).append(("inside", term))
                 elif len(first) >= HEAD_MIN and not is_prefix:

@@ -16,7 +16,7 @@ from sweeper.errors import PurgedError
 from sweeper.rules import breach
 from sweeper.rules.breach import Circumstance
 from sweeper.rules.clock import AwarenessClock
-from sweeper.rules.severity import SeverityRule, reveals_name
+from sweeper.rules.severity import SeverityRule, reveals_name, whole_words
 from sweeper.store import db as store
 from sweeper.store.audit import Access, accesses
 from sweeper.store.triage import history, incident
@@ -133,8 +133,15 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule, *, now: dateti
         for m in messages
     )
     function = next((f for f in functions if f), None)
-    terms = rule.sensitive_in(" ".join({m["subject"] or "" for m in messages}))
-    found = breach.circumstances(terms, function)
+    subjects = sorted({m["subject"] or "" for m in messages})
+    terms = rule.reveals(*subjects)
+    categories = [h.term.category for s in subjects for h in rule.lexicon.hits(s)]
+    own = [
+        t
+        for t in dict.fromkeys((*rule.sensitive_terms, *rule.sensitive_departments))
+        if any(whole_words(t, s) for s in subjects)
+    ]
+    found = breach.circumstances(own, function, dict.fromkeys(categories))
     unique = row["unique_exposed"] or 0
     personal = round((row["personal_share"] or 0) * unique)
     steps = history(db, incident_id)
