@@ -211,52 +211,53 @@ def test_a_later_mail_to_other_people_or_days_later_is_another_incident() -> Non
     assert place(late, [first], timedelta(hours=24)) is None
 
 
-def test_a_please_delete_follow_up_is_one_incident_that_says_so(sweeper: Sweeper) -> None:
-    sender = sweeper.fake.tenant.user("clinic.bookings@northwick.example")
+CLINIC = "clinic.bookings@northwick.example"
+
+
+def follow_up(sweeper: Sweeper, subject: str) -> None:
+    """The clinic's newest mailing sent again to the same people 40 minutes later, as a new
+    mail (another conversation, another subject): a "please delete" written afresh."""
+    sender = sweeper.fake.tenant.user(CLINIC)
     assert sender is not None
     first = sender.sent[0]
     later = datetime.fromisoformat(first["sentDateTime"]) + timedelta(minutes=40)
     follow = dict(first)
     follow.update(
-        id="AAMkAGfollow",
-        internetMessageId="<follow-1@northwick.example>",
+        id=f"AAMkAGfollow{len(subject)}",
+        internetMessageId=f"<follow-{len(subject)}@northwick.example>",
         conversationId="another-conversation",
-        subject="Por favor, eliminen el correo anterior",
+        subject=subject,
         sentDateTime=later.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     sender.sent.insert(0, follow)
 
+
+def clinic_incidents(sweeper: Sweeper) -> list[dict[str, Any]]:
+    return [i for i in sweeper.incidents() if i["sender"] == CLINIC]
+
+
+def test_a_please_delete_follow_up_is_one_incident_that_says_so(sweeper: Sweeper) -> None:
+    follow_up(sweeper, "Por favor, eliminen el correo anterior")
+
     assert sweeper.run("sweep").exit_code == 0
 
-    clinic = [i for i in sweeper.incidents() if i["sender"] == sender.upn]
+    clinic = clinic_incidents(sweeper)
     assert len(clinic) == 1 and clinic[0]["messages"] == 2
     assert clinic[0]["unique_exposed"] == clinic[0]["largest_batch"]
     assert "exposed again by 1 later message" in clinic[0]["reason"]
 
 
 def test_reclassify_regroups_a_follow_up_placed_apart(sweeper: Sweeper) -> None:
-    sender = sweeper.fake.tenant.user("clinic.bookings@northwick.example")
-    assert sender is not None
-    first = sender.sent[0]
-    later = datetime.fromisoformat(first["sentDateTime"]) + timedelta(minutes=40)
-    follow = dict(first)
-    follow.update(
-        id="AAMkAGfollow2",
-        internetMessageId="<follow-2@northwick.example>",
-        conversationId="another-conversation",
-        subject="Scusate: cancellate il messaggio precedente",
-        sentDateTime=later.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
-    sender.sent.insert(0, follow)
+    follow_up(sweeper, "Scusate: cancellate il messaggio precedente")
     config = sweeper.config.read_text() + "\n[incidents]\nreexposure_days = 0\n"
     sweeper.config.write_text(config)
     assert sweeper.run("sweep").exit_code == 0
-    assert len([i for i in sweeper.incidents() if i["sender"] == sender.upn]) == 2
+    assert len(clinic_incidents(sweeper)) == 2
 
     sweeper.config.write_text(config.replace("reexposure_days = 0", "reexposure_days = 3"))
     result = sweeper.run("reclassify")
 
     assert result.exit_code == 0, result.output
     assert "1 merged into an earlier incident" in result.output
-    clinic = [i for i in sweeper.incidents() if i["sender"] == sender.upn]
+    clinic = clinic_incidents(sweeper)
     assert len(clinic) == 1 and clinic[0]["messages"] == 2
