@@ -94,7 +94,7 @@ def reclassify(db: Database, settings: Settings) -> ReclassifyReport:
     report.incidents = refresh_all(db, settings.severity)
     _record_activity(db, active_before, report)
     after = severities(db)
-    report.incidents_changed = report.regrouped + sum(
+    report.incidents_changed = sum(
         1 for i, level in severity_before.items() if after.get(i, level) != level
     )
     record_rejudgement(db, report.findings, report.severity_changed, report.incidents_changed)
