@@ -431,24 +431,27 @@ def regroup_reexposures(db: Database, rule: SeverityRule, reexposure: timedelta)
     merged: list[int] = []
     rows = list(
         db.query(
-            "select id, sender, first_sent_at from incidents where merged_into is null "
-            "and purged_at is null and sender is not null and first_sent_at is not null "
-            "and status not in ('false_positive', 'closed') "
+            "select id, sender, first_sent_at, last_sent_at from incidents "
+            "where merged_into is null and purged_at is null and sender is not null "
+            "and first_sent_at is not null and status not in ('false_positive', 'closed') "
             "order by first_sent_at, id"
         )
     )
     for later in rows:
-        founder = _first_member(db, later["id"])
-        if founder is None:
+        soonest = iso(datetime.fromisoformat(later["first_sent_at"]) - reexposure)
+        candidates = [  # the same sender's, begun before it, recent enough: nothing loaded yet
+            e
+            for e in rows
+            if e["id"] != later["id"]
+            and e["id"] not in merged
+            and e["sender"] == later["sender"]
+            and e["first_sent_at"] <= later["first_sent_at"]
+            and (e["last_sent_at"] or e["first_sent_at"]) >= soonest
+        ]
+        founder = _first_member(db, later["id"]) if candidates else None
+        if founder is None or later["id"] in merged:
             continue
-        for earlier in rows:
-            if earlier["id"] == later["id"] or earlier["id"] in merged:
-                continue
-            if (
-                earlier["sender"] != later["sender"]
-                or earlier["first_sent_at"] > later["first_sent_at"]
-            ):
-                continue
+        for earlier in candidates:
             group = Group(earlier["id"], _members(db, earlier["id"]))
             if group.members and repeats_list(founder, group, reexposure):
                 ids = [
@@ -459,8 +462,8 @@ def regroup_reexposures(db: Database, rule: SeverityRule, reexposure: timedelta)
                     )
                 ]
                 why = f"reclassify: incident {later['id']} shows the list of {earlier['id']} again"
-                merge_into_one(db, ids, rule, why, by="sweeper reclassify")
-                merged.append(later["id"])
+                target = merge_into_one(db, ids, rule, why, by="sweeper reclassify")
+                merged.append(later["id"] if target == earlier["id"] else earlier["id"])
                 break
     return merged
 
