@@ -374,13 +374,28 @@ def test_a_contradicting_endpoint_is_refused_before_any_sign_in(tmp_path: Path) 
     assert not (tmp_path / "x.db").exists()
 
 
-def test_the_business_cap_is_high_or_off(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "c.toml", "[severity]\nbusiness_at_most = 'medium'\n")
+def test_the_business_cap_is_a_level_and_the_lines_are_categories(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", "[severity]\nbusiness_at_most = 'severe'\n")
     with pytest.raises(ConfigError) as error:
         load_settings(config, SIGN_IN)
     assert error.value.setting == "severity.business_at_most"
-    off = write_config(tmp_path / "off.toml", "[severity]\nbusiness_at_most = 'critical'\n")
-    assert load_settings(off, SIGN_IN).severity.business_at_most == "critical"
+    low = write_config(tmp_path / "low.toml", "[severity]\nbusiness_at_most = 'low'\n")
+    assert load_settings(low, SIGN_IN).severity.business_at_most == "low"
+    lines = write_config(
+        tmp_path / "lines.toml", "[severity]\nreveals_critical_at = { hardship = 40 }\n"
+    )
+    rule = load_settings(lines, SIGN_IN).severity
+    assert dict(rule.reveals_critical_at)["hardship"] == 40
+    assert dict(rule.reveals_critical_at)["hiv"] == 10  # the others keep their defaults
+    for text, setting in (
+        ("{ weather = 10 }", "severity.reveals_critical_at.weather"),
+        ("{ health = 0 }", "severity.reveals_critical_at.health"),
+        ("{ health = 'many' }", "severity.reveals_critical_at.health"),
+    ):
+        bad = write_config(tmp_path / "bad.toml", f"[severity]\nreveals_critical_at = {text}\n")
+        with pytest.raises(ConfigError) as error:
+            load_settings(bad, SIGN_IN)
+        assert error.value.setting == setting
 
 
 @pytest.mark.parametrize(

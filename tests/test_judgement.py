@@ -87,14 +87,15 @@ class Case:
 CASES = [
     Case("one personal address", "quiet", personal(1)),
     Case("nine work addresses: one under the threshold", "quiet", business(9)),
-    Case("nine private people: a finding under the threshold (the floor)", "medium", personal(9)),
+    Case("nine private people: a finding under the threshold (the floor), low", "low", personal(9)),
     Case("ten personal addresses: at the threshold, members of the public", "medium", personal(10)),
     Case("ten colleagues at one business", "low", business(10)),
     Case("thirty people at one partner domain", "low", business(30)),
     Case("fourteen people of two partner firms", "low",
          partners(14, ("harbour-law.example", "x.example"))),
-    Case("twelve people of three firms", "medium", business(12, domains=3)),
-    Case("one partner firm and one private person", "medium", business(11) + personal(1)),
+    Case("twelve people of three firms: work contacts", "low", business(12, domains=3)),
+    Case("one partner firm and one private person", "low", business(11) + personal(1)),
+    Case("work contacts and three private people", "medium", business(11) + personal(3)),
     Case("mixed-case duplicates across To and Cc count once", "medium", personal(10),
          [r(f"JO.BLOGGS{i}@GMAIL.COM") for i in range(10)]),
     Case("duplicates inflate only the raw count", "quiet", business(9), business(3)),
@@ -112,43 +113,50 @@ CASES = [
          [r("all-staff@northwick.example")] + business(9)),
     Case("an external list is one address", "quiet",
          [r("members@partner-list.example")] + business(8)),
-    Case("an external list can be the tenth address", "medium",
+    Case("an external list can be the tenth address", "low",
          [r("members@partner-list.example")] + personal(9)),
     Case("X500, missing and null addresses never count", "quiet",
          business(9) + [X500, {"emailAddress": {"name": "x"}}, r(None)]),
     Case("empty To with everyone in Cc", "medium", [], personal(12)),
     Case("everyone in Bcc, as it should be", "quiet", [r("officer@northwick.example")], [],
          personal(300)),
-    Case("Bcc used as well", "high", business(12, domains=5), [], personal(2, 50)),
+    Case("Bcc used as well, to work contacts: as it should be", "low", business(12, domains=5),
+         [], personal(2, 50)),
+    Case("Bcc used as well, to private people", "high", personal(12), [], personal(2, 50)),
     Case("clinic patients", "critical", personal(105), subject="Patient newsletter"),
-    Case("a sensitive word in the subject", "critical", personal(12),
+    Case("a sensitive word in the subject: high under 25 people", "high", personal(12),
+         subject="Victim support update"),
+    Case("a sensitive word in the subject: critical from 25 people", "critical", personal(25),
          subject="Victim support update"),
     Case("a sensitive word inside another word does not count", "medium",
          personal(12), subject="Shivering in the cold: heating notice"),
-    Case("a plural sensitive word counts", "critical", personal(12),
+    Case("a plural sensitive word counts", "high", personal(12),
          subject="Patients' forum dates"),
     Case("sensitive words ignore case", "critical", personal(12), subject="HIV TESTING DAY"),
-    Case("a sensitive word to work contacts names their work and raises nothing", "medium",
+    Case("a sensitive word to work contacts names their work and raises nothing", "low",
          business(12, domains=4), subject="HIV testing day: speakers"),
     Case("fifty private people, nothing revealing: at most high", "high", personal(50)),
-    Case("500 private people: critical on their number", "critical", personal(500)),
-    Case("fifty business contacts in many firms", "high", business(50, domains=10)),
-    Case("forty-nine business contacts", "medium", business(49, domains=10)),
-    Case("a hundred business contacts in ten firms: a business audience", "high",
+    Case("999 private people, nothing revealing: high", "high", personal(999)),
+    Case("1,000 private people: critical on their number", "critical", personal(1000)),
+    Case("fifty business contacts in many firms", "low", business(50, domains=10)),
+    Case("ninety-nine business contacts", "low", business(99, domains=10)),
+    Case("a hundred business contacts in ten firms: a business audience", "medium",
          business(100, domains=10)),
-    Case("a regulatory service list: 196 lawyers at 118 firms", "high",
+    Case("a regulatory service list: 196 lawyers at 118 firms", "medium",
          business(196, domains=118), subject="Settlement conference"),
-    Case("a press release to 150 journalists", "high",
+    Case("a press release to 150 journalists", "medium",
          business(150, domains=60, prefix="news"), subject="Embargoed: annual report"),
-    Case("a farewell to 190 business contacts", "high",
+    Case("a farewell to 190 business contacts", "medium",
          business(190, domains=140), subject="Moving on"),
-    Case("a business audience told of a victim is still capped", "high",
+    Case("a business audience told of a victim: the topic of their work", "medium",
          business(120, domains=40), subject="Victim support update"),
-    Case("a business audience with one private person is judged on its count", "high",
+    Case("a business audience with one private person is judged on its count", "medium",
          business(119, domains=40) + personal(1)),
-    Case("two partner firms told of abuse: no colleague downgrade", "medium",
+    Case("two partner firms told of abuse: work contacts", "low",
          business(30, domains=2), subject="Abuse allegations"),
-    Case("a hundred people of one partner firm", "high", business(100)),
+    Case("a hundred people of one partner firm: colleagues, one step lower", "low",
+         business(100)),
+    Case("a hundred people of three firms", "medium", business(100, domains=3)),
     Case("245 interpreters", "critical", personal(245), subject="Relocation support"),
     Case("a Unicode domain and its punycode are one domain", "medium",
          personal(9) + [r("jürgen@bücher.example"), r("JÜRGEN@xn--bcher-kva.example")]),
@@ -160,9 +168,9 @@ CASES = [
     Case("allowlisted sender in other letter case", "allowed medium", personal(20),
          sender="Newsletter@Northwick.Example"),
     Case("allowlisted partner domains", "allowed low", partners(14, PROTOCOL)),
-    Case("a third domain leaves the domain rule", "medium",
+    Case("a third domain leaves the domain rule", "low",
          partners(14, PROTOCOL) + [r("x@meridian-health.example")]),
-    Case("allowlisted subject pattern", "allowed medium", business(12, domains=4),
+    Case("allowlisted subject pattern", "allowed low", business(12, domains=4),
          subject="Board pack - March"),
     Case("an expired rule no longer applies", "medium", personal(12),
          subject="Old newsletter: spring"),
@@ -240,7 +248,7 @@ FUNCTION_CASES = [
          sender="casework.team@northwick.example"),
     Case("victim care to one partner firm: no colleague downgrade", "high",
          business(12), subject="Rota", department="Victim Care Unit"),
-    Case("an undeclared department changes nothing", "medium",
+    Case("an undeclared department changes nothing", "low",
          business(12, domains=3), subject="Rota", department="Finance"),
     Case("a function's mail under the threshold is a finding (the floor)", "critical", personal(9),
          department="Investigations"),
@@ -290,9 +298,10 @@ def test_the_reason_states_the_facts_and_the_steps() -> None:
     assert finding is not None
     assert finding.severity_reason == (
         "143 external addresses, 57% personal mail, 81 showing a name, 21 domains "
-        "(critical for 100+ people; members of the public: 81 private people (57%); "
-        "higher: the subject reveals 'Victim' (victims and witnesses, en/es); "
-        "higher: Bcc also used; critical: what it reveals about private people)"
+        "(high: 50+ people; members of the public: 81 private people (57%); "
+        "at least high: the subject reveals 'Victim' (victims and witnesses, en/es); "
+        "higher: Bcc also used; "
+        "critical: what it reveals about 143 people (critical from 25))"
     )
 
 
@@ -344,12 +353,32 @@ def test_a_duplicate_never_counts_twice(addresses: list[str], data: Any, subject
     assert verdict(msg_of(addresses, [again], subject)) == verdict(msg_of(addresses, [], subject))
 
 
+def judged_as_the_public(msg: dict[str, Any]) -> bool:
+    finding = classify("officer@northwick.example", msg, POLICY)
+    return finding is not None and "members of the public" in finding.severity_reason
+
+
 @given(st.lists(external_address, max_size=150), external_address, subjects, st.integers(0, 2))
-def test_adding_an_external_recipient_never_lowers_severity(
+def test_adding_an_external_recipient_never_lowers_severity_but_where_the_readme_says(
     addresses: list[str], extra: str, subject: str, bcc: int
 ) -> None:
     before = verdict(msg_of(addresses, [], subject, bcc))
     after = verdict(msg_of(addresses, [extra], subject, bcc))
+    # The one exception (README, "Monotony"): a work address that turns members of the
+    # public into a business audience.
+    turned = judged_as_the_public(msg_of(addresses, [], subject, bcc)) and not (
+        judged_as_the_public(msg_of(addresses, [extra], subject, bcc))
+    )
+    if extra.endswith("@gmail.com") or extra.endswith("@outlook.com") or not turned:
+        assert rank(after) >= rank(before)
+
+
+@given(st.lists(external_address, max_size=150), subjects, st.integers(0, 2))
+def test_adding_a_personal_address_never_lowers_severity(
+    addresses: list[str], subject: str, bcc: int
+) -> None:
+    before = verdict(msg_of(addresses, [], subject, bcc))
+    after = verdict(msg_of(addresses, ["newcomer@outlook.com"], subject, bcc))
     assert rank(after) >= rank(before)
 
 

@@ -60,10 +60,11 @@ def reason(to: list[Any], subject: str = "Update", **facts: Any) -> str:
 
 
 # A small list of private people (AEPD 2020: 8 clients of a law firm in To).
-def test_a_small_list_of_private_people_is_a_medium_finding_under_the_threshold() -> None:
-    assert judged(private(8)) == "medium"
-    assert judged(private(3)) == "medium"
+def test_a_small_list_of_private_people_is_a_low_finding_under_the_threshold() -> None:
+    assert judged(private(8)) == "low"
+    assert judged(private(3)) == "low"
     assert "8 private people" in reason(private(8))
+    assert judged(private(8), subject="Processo de insolvência pessoal") == "high"
 
 
 def test_small_lists_of_work_addresses_and_pairs_stay_silent() -> None:
@@ -73,7 +74,7 @@ def test_small_lists_of_work_addresses_and_pairs_stay_silent() -> None:
 
 
 def test_two_private_people_and_a_revealing_subject_are_a_finding() -> None:
-    assert judged(private(2), subject="Your HIV clinic appointment") == "medium"
+    assert judged(private(2), subject="Your HIV clinic appointment") == "high"
 
 
 def test_under_the_threshold_a_revealing_list_is_high_at_most_without_a_declared_function() -> None:
@@ -103,9 +104,33 @@ def test_a_revealing_subject_makes_private_people_critical_in_every_language(
 
 
 def test_the_senders_team_reveals_as_a_subject_does_declared_or_not() -> None:
-    assert judged(private(20), department="Victim Care Unit") == "critical"
+    assert judged(private(20), department="Victim Care Unit") == "high"
+    assert judged(private(25), department="Victim Care Unit") == "critical"
     assert "the sender's team" in reason(private(20), department="Victim Care Unit")
     assert judged(private(20), department="Finance") == "medium"
+
+
+# What it reveals raises a list of private people to high, and to critical from a line that
+# follows the category: 10 for HIV, sexual life and abuse survivors, 25 for the special
+# categories and victims, 100 for the rest (Garante 2020: 16 parents, high; 2025: 37,
+# critical).
+@pytest.mark.parametrize(
+    ("subject", "high_below"),
+    [
+        ("HIV testing day", 10),
+        ("Groupe de parole pour les survivants d'abus", 10),
+        ("Promemoria: obblighi vaccinali", 25),
+        ("Einladung zur Selbsthilfegruppe für Gewaltopfer", 25),
+        ("Trauercafé: Termine im Dezember", 100),
+        ("Votre dossier RSA : pièces justificatives", 100),
+    ],
+)
+def test_what_a_list_reveals_is_critical_from_the_line_of_its_category(
+    subject: str, high_below: int
+) -> None:
+    assert judged(private(high_below - 1), subject) == "high"
+    assert judged(private(high_below), subject) == "critical"
+    assert f"critical from {high_below}" in reason(private(high_below), subject)
 
 
 # Role mailboxes (press releases to newsrooms' news@, press@, redaktion@).
@@ -129,18 +154,21 @@ def test_private_people_with_nothing_revealing_are_at_most_high(count: int, expe
     assert judged(private(count), subject="Your tickets for Saturday") == expected
 
 
-def test_scale_makes_private_people_critical_from_500() -> None:
-    assert judged(private(499), subject="December newsletter") == "high"
-    assert judged(private(500), subject="December newsletter") == "critical"
-    assert "500+ private people" in reason(private(500))
+def test_scale_makes_private_people_critical_from_1000() -> None:
+    assert judged(private(999), subject="December newsletter") == "high"
+    assert judged(private(1000), subject="December newsletter") == "critical"
+    assert "1000+ private people" in reason(private(1000))
 
 
 # Business lists with a few personal addresses (service lists, farewells: 5-8%).
-def test_a_business_list_with_a_few_personal_addresses_is_at_most_high() -> None:
+def test_a_business_list_with_a_few_personal_addresses_is_medium_at_most() -> None:
     farewell = work(180, organisations=120) + private(12)
-    assert judged(farewell, subject="I'm leaving") == "high"
-    assert judged(farewell, subject="Mental health first aid training") == "high"
-    assert "a business audience" in reason(farewell)
+    assert judged(farewell, subject="I'm leaving") == "medium"
+    assert judged(farewell, subject="Mental health first aid training") == "medium"
+    assert "a business list of 100+ people" in reason(farewell)
+    assert judged(work(40, organisations=30) + private(2)) == "low"
+    assert judged(work(40, organisations=30) + private(3)) == "medium"
+    assert "3 private addresses among work contacts" in reason(work(40, 30) + private(3))
 
 
 def test_a_material_share_of_personal_addresses_is_judged_as_the_public() -> None:

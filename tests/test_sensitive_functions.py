@@ -47,8 +47,8 @@ def test_reclassify_judges_the_function_again_without_graph(sweeper: Sweeper) ->
 
     assert result.exit_code == 0, result.output
     after = honeytrap(sweeper)
-    assert after["severity"] == "low"  # one partner domain, nothing else said
-    assert "partner domain" in str(after["reason"])
+    assert after["severity"] == "low"  # work contacts at one organisation, nothing else said
+    assert "work contacts at 1 organisation" in str(after["reason"])
 
 
 def test_a_database_of_the_previous_release_gains_the_columns_and_reclassifies(

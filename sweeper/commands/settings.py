@@ -33,8 +33,19 @@ from sweeper.rules.allow import AllowRule
 from sweeper.rules.audience import DomainClass, default_classes
 from sweeper.rules.classify import Policy
 from sweeper.rules.incidents import REEXPOSURE
-from sweeper.rules.lexicon import LexiconError, available_languages, check_own_terms
-from sweeper.rules.severity import BUSINESS_CAPS, DETECTION_THRESHOLD, LEVELS, SeverityRule
+from sweeper.rules.lexicon import (
+    CATEGORIES,
+    LexiconError,
+    available_languages,
+    check_own_terms,
+)
+from sweeper.rules.severity import (
+    BUSINESS_CAPS,
+    DETECTION_THRESHOLD,
+    LEVELS,
+    OWN,
+    SeverityRule,
+)
 from sweeper.when import parse_span, time_zone
 
 DEFAULT_DATABASE = "sweeper.db"
@@ -80,6 +91,8 @@ _SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
         "personal_domains": list,
         "business_at_most": str,
         "public_critical_at": int,
+        "business_medium_at": int,
+        "reveals_critical_at": dict,
         "terms_dir": str,
         "mixed_with": list,
         "mixed_domains": dict,
@@ -741,10 +754,18 @@ def _severity(
             raw.get("sensitive_senders", []),
             "*@victimcare.example or casework*@northwick.example",
         ),
-        business_at_most=_choice(  # lower caps would make the rule non-monotone
+        business_at_most=_choice(
             "severity.business_at_most",
             raw.get("business_at_most", default.business_at_most),
             BUSINESS_CAPS,
+        ),
+        business_medium_at=_int_at_least(
+            "severity.business_medium_at",
+            raw.get("business_medium_at", default.business_medium_at),
+            1,
+        ),
+        reveals_critical_at=_reveals_critical_at(
+            raw.get("reveals_critical_at", {}), default.reveals_critical_at
         ),
         min_private_people=_int_between(
             "detection.min_private_people",
@@ -791,6 +812,23 @@ def _lexicon(
     except LexiconError as error:
         raise ConfigError("severity.terms_dir" if folder else "lexicon", str(error)) from None
     return {"languages": chosen, "terms_dir": folder}
+
+
+def _reveals_critical_at(
+    raw: dict[str, Any], default: tuple[tuple[str, int], ...]
+) -> tuple[tuple[str, int], ...]:
+    """``severity.reveals_critical_at``: categories of the lexicon (or ``own``) and the number
+    of people from which a list revealing one is critical, over the shipped defaults."""
+    lines = dict(default)
+    for category, value in raw.items():
+        name = f"severity.reveals_critical_at.{category}"
+        if category not in CATEGORIES and category != OWN:
+            known = ", ".join([*CATEGORIES, OWN])
+            raise ConfigError(name, f"is not a category of the lexicon ({known})")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(name, f"must be a whole number of people, not {value!r}")
+        lines[category] = _int_at_least(name, value, 1)
+    return tuple(lines.items())
 
 
 def _mixed(

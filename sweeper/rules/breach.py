@@ -121,6 +121,7 @@ _MONEY = Circumstance(
 )
 BY_CATEGORY: dict[str, Circumstance] = {
     "health": _HEALTH,
+    "hiv": _SEXUAL_HEALTH,
     "sexuality": Circumstance(
         "people identified by their sexual life or orientation",
         "their sexual life or sexual orientation",

