@@ -369,7 +369,7 @@ def test_adding_an_external_recipient_never_lowers_severity_but_where_the_readme
     turned = judged_as_the_public(msg_of(addresses, [], subject, bcc)) and not (
         judged_as_the_public(msg_of(addresses, [extra], subject, bcc))
     )
-    if extra.endswith("@gmail.com") or extra.endswith("@outlook.com") or not turned:
+    if extra.endswith(("@gmail.com", "@outlook.com")) or not turned:
         assert rank(after) >= rank(before)
 
 
