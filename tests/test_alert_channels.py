@@ -693,9 +693,11 @@ def test_the_url_and_the_secret_never_reach_a_message_or_a_log(
         assert secret not in logged
 
 
-def test_every_field_and_header_a_receiver_gets_is_in_the_readme(receiver: Receiver) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n### Webhooks\n")[1].split("\n## ")[0]
+def test_every_field_and_header_a_receiver_gets_is_in_the_docs(receiver: Receiver) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "alerts-and-siem.md").read_text(
+        encoding="utf-8"
+    )
+    section = page.split("\n### Webhooks\n")[1].split("\n## ")[0]
     send_alert(receiver.url("/hooks/sweeper"), ALERTS["new"], Slept())
     [delivery] = receiver.deliveries
     payload = orjson.loads(delivery.body)

@@ -32,7 +32,7 @@ def nightly(timer: func.TimerRequest) -> None:
         logging.warning("sweeper nightly: some mailboxes could not be read (see the digest)")
 
 
-# Frequent sweeps for alerts at once (see README, `sweeper alerts`): every 15 minutes an
+# Frequent sweeps for alerts at once (see docs/alerts-and-siem.md, `sweeper alerts`): every 15 minutes an
 # incremental sweep, then alerts; no digest, no purge. Change the NCRONTAB to change the
 # pace. While the nightly run holds the database blob's lease, this one does nothing.
 @app.timer_trigger(
