@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 NPM    := $(shell command -v npm 2>/dev/null)
 
-.PHONY: demo test lint types pytest bench judgement fuzz clean
+.PHONY: demo test lint types docs wheel pytest bench judgement fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/sweeper demo
 
-test: lint types pytest
+test: lint types docs wheel pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check sweeper jobs tests tools
@@ -27,6 +27,16 @@ lint: $(STAMP)
 
 types: $(STAMP)
 	$(BIN)/mypy sweeper tools
+
+# The docs/ pages as a site (mkdocs.yml): a broken link or anchor, or a page left out of the
+# nav, fails the build. A few seconds; the site is written to site/.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
+# The wheel as users get it: built, installed with the constraints in a new virtual
+# environment, and `sweeper demo` run outside the checkout (about a minute, most of it pip).
+wheel: $(STAMP)
+	tools/wheel_check.sh $(BIN)/python
 
 # Azurite (the Azure Storage emulator) for the blob-state tests, from the npm registry.
 # Without npm those tests are skipped and say so.
@@ -54,4 +64,4 @@ fuzz: $(STAMP)
 	  --hypothesis-show-statistics --timeout=0 -q -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules site .mypy_cache .pytest_cache .ruff_cache
