@@ -364,7 +364,7 @@ def test_adding_an_external_recipient_never_lowers_severity_but_where_the_readme
 ) -> None:
     before = verdict(msg_of(addresses, [], subject, bcc))
     after = verdict(msg_of(addresses, [extra], subject, bcc))
-    # The one exception (README, "Monotony"): a work address that turns members of the
+    # The one exception (docs/severity.md, "Monotony"): a work address that turns members of the
     # public into a business audience.
     turned = judged_as_the_public(msg_of(addresses, [], subject, bcc)) and not (
         judged_as_the_public(msg_of(addresses, [extra], subject, bcc))

