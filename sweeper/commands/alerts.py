@@ -27,7 +27,6 @@ from sqlite_utils import Database
 from sweeper import store
 from sweeper.addresses import mask_address
 from sweeper.commands.deliver import email_message, graph_payload, send_smtp
-from sweeper.commands.settings import Settings
 from sweeper.errors import AlertDeliveryError, AlertStatus, SweeperError
 from sweeper.graph.outbound import post_json
 from sweeper.graph.signin import gateway_for
@@ -38,6 +37,7 @@ from sweeper.present.teams import teams_payload
 from sweeper.present.webhook import webhook_body, webhook_payload
 from sweeper.rules.alerts import Alert, Alerted, Due, trial_alert, webhook_message_id
 from sweeper.rules.clock import AwarenessClock
+from sweeper.settings import Settings
 from sweeper.store import alerts as recorded
 from sweeper.store.incidents import sample_addresses, top_domains
 from sweeper.when import utc_now
