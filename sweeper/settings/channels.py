@@ -20,6 +20,7 @@ class Channel:
     name: str  # teams, webhook, mail: as recorded and shown
     key: str  # the [alerts] key that turns it on (a URL, or true)
     docs: str  # the heading, in README.md or docs/, that explains it
+    via_digest: bool = False  # sent the digest's way ([digest]: Graph or SMTP, recipients)
 
     @property
     def setting(self) -> str:
@@ -30,7 +31,7 @@ class Channel:
 CHANNELS: tuple[Channel, ...] = (
     Channel("teams", "teams_url", "### Teams"),
     Channel("webhook", "webhook_url", "### Webhooks"),
-    Channel("mail", "mail", "## `sweeper alerts`"),
+    Channel("mail", "mail", "## `sweeper alerts`", via_digest=True),
 )
 BY_NAME: Mapping[str, Channel] = {channel.name: channel for channel in CHANNELS}
 

@@ -164,7 +164,7 @@ class OneOf:
 
     @property
     def words(self) -> str:
-        return " \\| ".join(self.choices)
+        return "one of " + ", ".join(self.choices)
 
 
 def choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -147,7 +147,7 @@ DIGEST = (
     Key("digest", "sender", str, None, None,
         "Graph: the mailbox sending it; SMTP: the From address"),
     Key("digest", "recipients", list, [], None,
-        "who gets the digest (and alerts by mail)"),
+        "who gets the digest (and alerts by mail)", example=["dpo@example.org"]),
     Key("digest", "save_to_sent_items", bool, True, None,
         "Graph: keep a copy, which is how an interrupted digest is sent exactly once"),
     Key("digest", "all_clear", bool, True, None,
