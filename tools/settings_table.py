@@ -12,6 +12,7 @@ import sys
 from datetime import date
 from typing import Any
 
+from sweeper.settings.channels import CHANNELS
 from sweeper.settings.declare import Key, Types
 from sweeper.settings.keys import KEYS, SECTIONS
 
@@ -62,12 +63,21 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _help(key: Key) -> str:
+    """The declared help; a channel's key also says which alert channel it turns on."""
+    for channel in CHANNELS:
+        if channel.setting == key.path:
+            heading = channel.docs.lstrip("#").strip()
+            return f'{key.help}: turns on the `{channel.name}` alert channel (see "{heading}")'
+    return key.help
+
+
 def _row(key: Key) -> str:
     default = "—" if key.default is None else f"`{toml_value(key.default)}`"
     allowed = key.check.words if key.check is not None else ""
     return (
         f"| `{key.path}` | {_type(key.types)} | {_cell(default)} | {_cell(allowed)} "
-        f"| {_cell(key.help)} |"
+        f"| {_cell(_help(key))} |"
     )
 
 
