@@ -15,7 +15,7 @@ from conftest import write_config
 from sweeper.commands.alerts import _Senders
 from sweeper.errors import ConfigError
 from sweeper.settings import DEFAULTS, AlertSettings, Settings, load_settings
-from sweeper.settings.channels import CHANNELS, Channel
+from sweeper.settings.channels import CHANNELS, Channel, channel_settings
 from sweeper.settings.declare import Key
 from sweeper.settings.keys import KEYS, SECTIONS, default, key
 from tools.settings_table import reference, toml_value
@@ -163,3 +163,7 @@ def test_the_alert_command_has_a_sender_for_every_channel() -> None:
     settings = Settings(alerts=every)
     assert every.channels == tuple(c.name for c in CHANNELS)
     assert list(_Senders(settings, {}, ()).configured()) == [c.name for c in CHANNELS]
+
+
+def test_the_channel_settings_in_words_are_the_ones_the_cli_names() -> None:
+    assert channel_settings() == "teams_url, webhook_url or mail = true"
