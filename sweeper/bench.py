@@ -29,7 +29,6 @@ from typing import Any
 import orjson
 
 from sweeper import store
-from sweeper.commands.settings import load_settings
 from sweeper.commands.sweep import Window, sweep_tenant
 from sweeper.files import write_private
 from sweeper.graph.gateway import MESSAGE_FIELDS, GraphGateway, User, _parse_page
@@ -37,6 +36,7 @@ from sweeper.graph.paging import Paging
 from sweeper.graph.signin import gateway_for
 from sweeper.rules.classify import Policy, classify
 from sweeper.rules.pages import classify_page
+from sweeper.settings import load_settings
 from sweeper.when import iso
 
 

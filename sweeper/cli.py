@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 
     from sweeper.commands.lookup import LookupReport
     from sweeper.commands.nightly import NightlyResult
-    from sweeper.commands.settings import Settings
     from sweeper.commands.sweep import MailboxResult, Window
+    from sweeper.settings import Settings
 
 log = logging.getLogger("sweeper")
 MIN_DEMO_USERS = 8  # the demo tenant's planted cases need this many senders (fakegraph)
@@ -197,7 +197,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: int, log_format: 
 
 
 def _settings(ctx: click.Context, *, need_graph: bool = True) -> Settings:
-    from sweeper.commands.settings import load_settings
+    from sweeper.settings import load_settings
 
     options: Options = ctx.obj
     return load_settings(options.config_path, os.environ, need_graph=need_graph)
@@ -510,13 +510,8 @@ def schedule(ctx: click.Context) -> None:
 
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from sweeper.commands.schedule import (
-        add_frequent,
-        add_nightly,
-        cron_trigger,
-        next_times,
-        stop_on_sigterm,
-    )
+    from sweeper.commands.schedule import add_frequent, add_nightly, next_times, stop_on_sigterm
+    from sweeper.settings.cron import cron_trigger
 
     settings = _settings(ctx)
     plan = settings.schedule

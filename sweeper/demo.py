@@ -18,7 +18,6 @@ import click
 
 from sweeper import store
 from sweeper.commands.digest import run_digest
-from sweeper.commands.settings import DEFAULT_DATABASE, Settings, load_settings
 from sweeper.commands.sweep import Window, run_summary, sweep_tenant
 from sweeper.fakegraph import FakeGraph, generate_tenant
 from sweeper.fakegraph.tenant import (
@@ -30,6 +29,7 @@ from sweeper.fakegraph.tenant import (
     Tenant,
 )
 from sweeper.present import output
+from sweeper.settings import DEFAULT_DATABASE, Settings, load_settings
 from sweeper.store.incidents import list_incidents
 from sweeper.when import iso
 

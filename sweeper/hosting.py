@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sweeper.blobstate import BlobLocation, leased_database
 from sweeper.commands.nightly import NightlyResult, frequent_sweep, run_nightly
-from sweeper.commands.settings import load_settings
+from sweeper.settings import load_settings
 
 log = logging.getLogger(__name__)
 

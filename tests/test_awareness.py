@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import Sweeper, write_config
 
-from sweeper.commands.settings import load_settings
 from sweeper.errors import ConfigError
 from sweeper.rules import breach
 from sweeper.rules.clock import AwarenessClock
+from sweeper.settings import load_settings
 from sweeper.store import migrations
 from sweeper.when import shown_in, time_zone
 

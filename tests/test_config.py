@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from conftest import write_config
 
 from sweeper.cli import main
-from sweeper.commands.settings import load_settings
 from sweeper.errors import ConfigError
+from sweeper.settings import load_settings
 
 SIGN_IN = {
     "AZURE_TENANT_ID": "11111111-1111-1111-1111-111111111111",

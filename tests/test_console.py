@@ -25,10 +25,10 @@ from conftest import Sweeper, write_config
 from itsdangerous import TimestampSigner
 from test_digest import swept_with_subject
 
-from sweeper.commands.settings import load_settings
 from sweeper.console.serve import bind, server_config
 from sweeper.console.web import COOKIE, create_app
 from sweeper.fakegraph.tenant import CONSOLE_DPO, CONSOLE_VIEWER
+from sweeper.settings import load_settings
 
 KEY = "a-test-session-key"
 HOSTILE = '<script>alert("console")</script><img src=x onerror="alert(1)">'
@@ -384,8 +384,8 @@ def test_over_https_cookies_are_secure_and_hsts_is_sent(tmp_path: Path) -> None:
     """Unit test of the app alone (called in process through httpx's ASGI transport)."""
     import asyncio
 
-    from sweeper.commands.console_settings import ConsoleSettings
-    from sweeper.commands.settings import Settings
+    from sweeper.settings import Settings
+    from sweeper.settings.console import ConsoleSettings
 
     secure = ConsoleSettings(url="https://dpo.northwick.example", easy_auth=True)
     app = create_app(Settings(console=secure, database=tmp_path / "x.db"), {})

@@ -24,9 +24,9 @@ from conftest import DAY_INCIDENTS, Sweeper, late_batch, write_config
 
 from sweeper import store
 from sweeper.commands.digest import run_digest
-from sweeper.commands.settings import load_settings
 from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO, recipient
 from sweeper.present import render
+from sweeper.settings import load_settings
 
 GRAPH_DIGEST = f"""
 [digest]

@@ -26,9 +26,9 @@ from test_digest import relay as relay  # noqa: F401 (the SMTP server fixture)
 
 from sweeper import store
 from sweeper.commands.digest import SENT_ITEMS_LAG, run_digest
-from sweeper.commands.settings import load_settings
 from sweeper.fakegraph.tenant import DIGEST_SENDER
 from sweeper.rules.digest import Plan, message_id
+from sweeper.settings import load_settings
 from sweeper.store import sending
 from sweeper.when import iso
 

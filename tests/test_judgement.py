@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sweeper.commands.settings import parse_allow_rules
 from sweeper.rules.allow import AllowRule
 from sweeper.rules.classify import Policy, classify
 from sweeper.rules.severity import LEVELS, SeverityRule
+from sweeper.settings import parse_allow_rules
 
 TODAY = date(2026, 11, 22)
 RULES = parse_allow_rules(

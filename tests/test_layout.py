@@ -5,7 +5,8 @@
     rules     sweeper/rules/      pure judgement: no I/O
     store     sweeper/store/      the only code that speaks SQL
     present   sweeper/present/    escaping, tables, templates
-    commands  sweeper/commands/   the glue each command runs, and the settings
+    settings  sweeper/settings/   the configuration file's keys, each declared once, checked
+    commands  sweeper/commands/   the glue each command runs
     edge      cli, hosting, blobstate, bench, demo, fakegraph
 
 A module may import its own ring and the rings below it, never one above: an import
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "sweeper"
-RINGS = ("base", "graph", "rules", "store", "present", "commands", "edge")
+RINGS = ("base", "graph", "rules", "store", "present", "settings", "commands", "edge")
 BASE = {"errors", "when", "addresses", "logs", "files", "faultpoints", "__init__"}
 EDGE_PACKAGES = {"fakegraph"}
 

@@ -17,9 +17,9 @@ from conftest import Sweeper, write_config
 from forward_proxy import ForwardProxy
 from receivers import Receiver
 
-from sweeper.commands.settings import load_settings
 from sweeper.graph.network import Outbound, origin
 from sweeper.graph.people import PeopleSignIn
+from sweeper.settings import load_settings
 
 SECRET = "whsec_" + "c3dlZXBlci1wcm94eS10ZXN0LWtleS1vZi0zMi1ieXRlcyE="
 

@@ -19,9 +19,10 @@ from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.base import BaseScheduler
 from conftest import write_config
 
-from sweeper.commands.schedule import JOB_ID, add_nightly, cron_trigger, next_times
-from sweeper.commands.settings import load_settings
+from sweeper.commands.schedule import JOB_ID, add_nightly, next_times
 from sweeper.errors import ConfigError
+from sweeper.settings import load_settings
+from sweeper.settings.cron import cron_trigger
 
 LONDON = "Europe/London"
 

@@ -32,13 +32,13 @@ from test_digest_once import back_up, finish, held_at, restore
 from sweeper import store
 from sweeper.commands import siem as export
 from sweeper.commands.digest import run_digest
-from sweeper.commands.settings import load_settings
 from sweeper.errors import IngestionError
 from sweeper.fakegraph import FakeGraph
 from sweeper.fakegraph.monitor import MAX_BODY, SCHEMA_FILE
 from sweeper.graph.ingestion import Target, calls, upload
 from sweeper.graph.signin import make_credential
 from sweeper.present.siem import FIELD_LIMIT, cut_short, finding_record
+from sweeper.settings import load_settings
 
 STREAM = "Custom-SweeperEvents"
 ROOT = Path(__file__).parent.parent

@@ -144,7 +144,7 @@ def test_findings_from_a_fast_start_are_the_stored_ones(swept: Swept) -> None:
     started = start(swept.env, swept.tmp / "modules.json", "findings", "--format", "json")
 
     assert len(orjson.loads(started.stdout)) == DAY_FINDINGS
-    assert started.loaded("sweeper.commands.settings", "sqlite_utils") != []
+    assert started.loaded("sweeper.settings", "sqlite_utils") != []
 
 
 def test_the_worksheet_loads_its_templates_but_no_sdk(swept: Swept) -> None:

@@ -33,8 +33,8 @@ from typing import Any
 
 import sweeper
 from sweeper import store
-from sweeper.commands.settings import Settings, load_settings
 from sweeper.rules.classify import Finding, Policy, classify, visible_external
+from sweeper.settings import Settings, load_settings
 from sweeper.store.incidents import assign_incidents, list_incidents
 from tools.judgement_corpus import CORPUS, HALVES, KINDS, ORDER, Case, CorpusError, load_corpus
 from tools.judgement_mail import INTERNAL_DOMAIN, START, graph_messages, last_sent, sender_of

@@ -27,7 +27,6 @@ from sqlite_utils import Database
 from sweeper import store
 from sweeper.addresses import mask_address
 from sweeper.commands.deliver import email_message, graph_payload, send_smtp
-from sweeper.commands.settings import Settings
 from sweeper.errors import AlertDeliveryError, AlertStatus, SweeperError
 from sweeper.graph.outbound import post_json
 from sweeper.graph.signin import gateway_for
@@ -38,6 +37,8 @@ from sweeper.present.teams import teams_payload
 from sweeper.present.webhook import webhook_body, webhook_payload
 from sweeper.rules.alerts import Alert, Alerted, Due, trial_alert, webhook_message_id
 from sweeper.rules.clock import AwarenessClock
+from sweeper.settings import Settings
+from sweeper.settings.channels import BY_NAME
 from sweeper.store import alerts as recorded
 from sweeper.store.incidents import sample_addresses, top_domains
 from sweeper.when import utc_now
@@ -152,7 +153,7 @@ async def send_test(db: Database, settings: Settings, env: Mapping[str, str]) ->
         )
         if held is None:
             delivery.outcome.failed.append(
-                f"{_SETTING[channel]}: another process is sending a test alert to it now"
+                f"{BY_NAME[channel].setting}: another process is sending a test alert to it now"
             )
         else:
             work[channel] = [(held, alert)]
@@ -188,7 +189,7 @@ class _Delivery:
         )
         attempt = Attempt(alert, message_id, self.deadline)
         if attempt.left <= 0:
-            why = f"{_SETTING[channel]}: not tried before the time ran out"
+            why = f"{BY_NAME[channel].setting}: not tried before the time ran out"
             self._settle(held, alert, channel, "pending", why, False)
             return
         outcome, error = await _try(self.senders[channel], attempt, channel)
@@ -219,7 +220,7 @@ class _Delivery:
 async def _try(send: Send, attempt: Attempt, channel: str) -> tuple[AlertStatus, str | None]:
     """Deliver within the attempt's time: ``sent``, ``failed`` or ``pending`` (out of
     time), with the one-line reason naming the setting."""
-    setting = _SETTING[channel]
+    setting = BY_NAME[channel].setting
     try:
         async with asyncio.timeout(attempt.left):
             await send(attempt)
@@ -233,9 +234,6 @@ async def _try(send: Send, attempt: Attempt, channel: str) -> tuple[AlertStatus,
         log.exception("unexpected error sending an alert to %s", channel)
         return "failed", f"{setting}: internal error: {type(exc).__name__}"
     return "sent", None
-
-
-_SETTING = {"teams": "alerts.teams_url", "webhook": "alerts.webhook_url", "mail": "alerts.mail"}
 
 
 def build_alert(
@@ -279,15 +277,13 @@ class _Senders:
         self.settings, self.env, self.internal = settings, env, internal
 
     def configured(self) -> dict[str, Send]:
-        config = self.settings.alerts
-        senders: dict[str, Send] = {}
-        if config.teams_url:
-            senders["teams"] = self._teams
-        if config.webhook_url:
-            senders["webhook"] = self._webhook
-        if config.mail:
-            senders["mail"] = self._mail
-        return senders
+        """The sender of each configured channel (sweeper.settings.channels), by name."""
+        senders: dict[str, Send] = {
+            "teams": self._teams,
+            "webhook": self._webhook,
+            "mail": self._mail,
+        }
+        return {name: senders[name] for name in self.settings.alerts.channels}
 
     async def _teams(self, attempt: Attempt) -> None:
         config = self.settings.alerts

@@ -16,11 +16,11 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Any
 
-from sweeper.commands.settings import DigestSettings, Settings
 from sweeper.errors import DeliveryError
 from sweeper.faultpoints import reached
 from sweeper.graph.signin import gateway_for
 from sweeper.rules.digest import Digest
+from sweeper.settings import DigestSettings, Settings
 
 # Header lines as long as RFC 5322 allows: a Message-ID (its id, token and nonce, and the
 # sender's domain) stays on one line, as relays and receivers compare it.

@@ -43,13 +43,13 @@ from sqlite_utils import Database
 
 from sweeper import store
 from sweeper.commands.deliver import deliver
-from sweeper.commands.settings import Settings
 from sweeper.errors import AlreadyRunning, DeliveryError, GraphError, SweeperError, exit_code_for
 from sweeper.faultpoints import reached
 from sweeper.files import own_files, write_private
 from sweeper.graph.signin import gateway_for
 from sweeper.present.render import render_html, render_text
 from sweeper.rules.digest import Digest, Plan
+from sweeper.settings import Settings
 from sweeper.store import digests as queries
 from sweeper.store import sending
 from sweeper.store.sending import Sending

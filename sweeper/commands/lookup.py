@@ -18,12 +18,12 @@ from typing import Any
 from sqlite_utils import Database
 
 from sweeper import store
-from sweeper.commands.settings import Settings
 from sweeper.errors import GraphError, MailboxNotEnabled, NotFound, UsageError
 from sweeper.graph.gateway import GraphGateway, User
 from sweeper.rules.classify import Finding, judge, read_message
 from sweeper.rules.incidents import normalise_subject
 from sweeper.rules.pages import value_of
+from sweeper.settings import Settings
 from sweeper.store.incidents import assign_incidents, merge_into_one, save_lookup_findings
 
 

@@ -34,11 +34,11 @@ from sqlite_utils import Database
 from sweeper import store
 from sweeper.commands.alerts import alerts_after_sweep
 from sweeper.commands.digest import run_digest
-from sweeper.commands.settings import Settings
 from sweeper.commands.siem import export_after_run
 from sweeper.commands.sweep import SweepReport, Window, run_summary, sweep_tenant
 from sweeper.errors import AlreadyRunning, exit_code_for
 from sweeper.files import open_private
+from sweeper.settings import Settings
 from sweeper.store.recovery import recover
 from sweeper.store.retention import purge
 from sweeper.when import iso

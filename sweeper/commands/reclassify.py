@@ -15,9 +15,9 @@ from typing import Any
 from sqlite_utils import Database
 
 from sweeper import store
-from sweeper.commands.settings import Settings
 from sweeper.errors import StorageError
 from sweeper.rules.classify import Finding, judge
+from sweeper.settings import Settings
 from sweeper.store.incidents import (
     activity,
     assign_incidents,

@@ -37,7 +37,6 @@ from datetime import UTC, datetime
 from sqlite_utils import Database
 
 from sweeper import store
-from sweeper.commands.settings import Settings
 from sweeper.errors import EXIT_OK, IngestionError, describe_failure
 from sweeper.faultpoints import reached
 from sweeper.graph.ingestion import CALL_BUDGET, Target, fits, record_bytes, upload
@@ -53,6 +52,7 @@ from sweeper.present.siem import (
     incident_record,
     run_record,
 )
+from sweeper.settings import Settings
 from sweeper.store import siem as ledger
 from sweeper.store.sending import installation as installation_token
 from sweeper.when import iso

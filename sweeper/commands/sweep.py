@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from sqlite_utils import Database
 
 from sweeper import store
-from sweeper.commands.settings import Settings
 from sweeper.errors import (
     GraphError,
     MailboxFailed,
@@ -35,6 +34,7 @@ from sweeper.present.output import table
 from sweeper.rules import accounts
 from sweeper.rules.classify import Finding, Policy
 from sweeper.rules.pages import classify_page
+from sweeper.settings import Settings
 from sweeper.store.incidents import assign_incidents
 from sweeper.when import iso
 

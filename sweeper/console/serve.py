@@ -8,8 +8,8 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from sweeper.commands.settings import Settings
 from sweeper.errors import ConfigError
+from sweeper.settings import Settings
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -43,7 +43,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from sweeper.commands.settings import Settings
 from sweeper.console.middleware import (
     CSP,
     VIA_PROXY,
@@ -65,6 +64,7 @@ from sweeper.graph.people import PeopleSignIn, Person, person_of
 from sweeper.present.render import render
 from sweeper.present.response import export_people, render_worksheet
 from sweeper.rules.triage import ALLOWED
+from sweeper.settings import Settings
 from sweeper.store import transaction, verified_domains
 from sweeper.store.audit import Action, accesses, record_access
 from sweeper.store.console import (

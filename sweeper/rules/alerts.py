@@ -4,9 +4,9 @@ The digest comes once a day; an alert comes after the sweep that found something
 so that the people exposed can be contacted before reply-alls spread the list further. An
 incident is alerted:
 
-- **new**: when it first reaches ``alerts.min_severity`` (default high);
+- **new**: when it first reaches ``alerts.min_severity`` (default :data:`MIN_SEVERITY`);
 - **rose**: when its severity rises above the highest level already alerted;
-- **grew**: when the people it exposed grew by ``alerts.grew_by`` (a share, default 0.5)
+- **grew**: when the people it exposed grew by ``alerts.grew_by`` (a share, :data:`GREW_BY`)
   over the count last alerted.
 
 Each alert has a *key* (``new:high``, ``rose:critical``, ``grew:1136``): an incident is
@@ -27,7 +27,8 @@ from typing import Literal
 from sweeper.rules.severity import LEVELS
 
 AlertKind = Literal["new", "rose", "grew", "test"]
-CHANNELS = ("teams", "webhook", "mail")
+MIN_SEVERITY = "high"  # alerts.min_severity's default
+GREW_BY = 0.5  # alerts.grew_by's default
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def due(
     incidents: Iterable[IncidentNow],
     alerted: Mapping[int, Alerted],
     *,
-    min_severity: str = "high",
-    grew_by: float = 0.5,
+    min_severity: str = MIN_SEVERITY,
+    grew_by: float = GREW_BY,
 ) -> list[Due]:
     """The alerts these incidents need, given what was alerted before; most severe first."""
     floor = LEVELS.index(min_severity)

@@ -14,32 +14,24 @@ from urllib.parse import urlsplit
 
 from sweeper.addresses import is_loopback_host
 from sweeper.errors import ConfigError
+from sweeper.settings.keys import default, key
 
 CALLBACK_PATH = "/auth/callback"
 ROLES = ("Sweeper.DPO", "Sweeper.Viewer")
 """The app roles that let an account in: the DPO sees addresses, triages and downloads;
 the viewer sees masked data and reads only."""
 
-SCHEMA: dict[str, type | tuple[type, ...]] = {
-    "url": str,
-    "host": str,
-    "port": int,
-    "session_minutes": int,
-    "easy_auth": bool,
-    "trusted_proxies": list,
-}
-
 
 @dataclass(frozen=True)
 class ConsoleSettings:
-    url: str | None = None  # what the DPO opens: https, or http on loopback only
-    host: str = "127.0.0.1"
-    port: int = 8765
-    session_minutes: int = 30  # a session ends this long after sign-in
-    easy_auth: bool = False  # trust App Service's X-MS-CLIENT-PRINCIPAL; never the default
+    url: str | None = default("console.url")  # https, or http on loopback only
+    host: str = default("console.host")
+    port: int = default("console.port")
+    session_minutes: int = default("console.session_minutes")  # from sign-in
+    easy_auth: bool = default("console.easy_auth")  # X-MS-CLIENT-PRINCIPAL; never by default
     # The reverse proxies whose X-Forwarded-For is believed (addresses or networks); none by
     # default: the audit records the socket's peer, whatever a client claims.
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = tuple(default("console.trusted_proxies"))
 
     @property
     def redirect_uri(self) -> str | None:
@@ -52,23 +44,21 @@ class ConsoleSettings:
 
 
 def console_settings(raw: dict[str, Any]) -> ConsoleSettings:
-    default = ConsoleSettings()
+    """``[console]`` as read from the file."""
     url = raw.get("url", "").strip().rstrip("/") or None
     if url is not None:
         _check_url(url)
-    port = raw.get("port", default.port)
+    port = key("console.port").read(raw)
     if not 1 <= port <= 65535:
         raise ConfigError("console.port", f"{port} is not a TCP port (1-65535)")
-    minutes = raw.get("session_minutes", default.session_minutes)
+    minutes = key("console.session_minutes").read(raw)
     if not 5 <= minutes <= 720:
         raise ConfigError("console.session_minutes", f"{minutes} is not between 5 and 720")
-    host = raw.get("host", default.host).strip()
+    host = key("console.host").read(raw).strip()
     if not host:
         raise ConfigError("console.host", "is empty: the address to listen on (127.0.0.1)")
-    proxies = _proxies(raw.get("trusted_proxies", []))
-    return ConsoleSettings(
-        url, host, port, minutes, raw.get("easy_auth", default.easy_auth), proxies
-    )
+    proxies = _proxies(key("console.trusted_proxies").read(raw))
+    return ConsoleSettings(url, host, port, minutes, key("console.easy_auth").read(raw), proxies)
 
 
 def _proxies(values: list[Any]) -> tuple[str, ...]:
