@@ -70,7 +70,8 @@ def test_the_example_shows_no_undeclared_key() -> None:
     assert set(example_lines()) - {k.path for k in KEYS} == set()
 
 
-TABLE_ROW = re.compile(r"^\| `([a-z_]+\.[a-z_]+)` \| `([^`|]*)` \|", re.MULTILINE)
+# "| `key` | `default` |" in prose tables; "| `key` | type | `default` |" in docs/settings.md
+TABLE_ROW = re.compile(r"^\| `([a-z_]+\.[a-z_]+)` \|(?: [^|`]+ \|)? `([^`|]*)` \|", re.MULTILINE)
 
 
 def test_the_defaults_the_docs_state_are_the_declared_ones() -> None:
