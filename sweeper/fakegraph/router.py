@@ -66,6 +66,8 @@ class GraphRouter:
         ]
 
     async def dispatch(self, request: web.Request, in_batch: bool = False) -> web.StreamResponse:
+        """The answer to ``request`` (an item of a ``$batch`` when ``in_batch``), written in
+        ``FakeGraph.log`` with its status."""
         path = re.sub(r"/{2,}", "/", request.path)  # the SDK may send /v1.0//users
         user: FakeUser | None = None
         status = 500
