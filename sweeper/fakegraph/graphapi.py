@@ -64,6 +64,7 @@ class GraphApi:
         self.entra = entra
 
     def roles_for(self, request: web.Request) -> tuple[str, ...]:
+        """The app roles the request's token grants: a 401 without a valid, unexpired one."""
         token = self.entra.token_of(request)
         if token is None:
             raise ODataError(
