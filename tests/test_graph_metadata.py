@@ -26,13 +26,13 @@ from conftest import Sweeper, request_token
 
 from sweeper.fakegraph import FakeGraph
 from sweeper.fakegraph.bulk import BulkTenant
-from sweeper.fakegraph.server import (
+from sweeper.fakegraph.graphapi import (
     MESSAGE_FILTERS,
     MESSAGE_PROPERTIES,
     USER_FILTERS,
     USER_PROPERTIES,
-    Logged,
 )
+from sweeper.fakegraph.router import Logged
 from sweeper.graph.gateway import MESSAGE_FIELDS, USER_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """The local Logs Ingestion API: what Azure Monitor checks of an upload, and its answers.
 
-:class:`~sweeper.fakegraph.server.FakeGraph` serves
+:class:`IngestionEndpoint` serves
 ``POST /dataCollectionRules/{ruleId}/streams/{stream}?api-version=2023-01-01`` on a third
 listener (HTTPS, the sign-in listener's throwaway CA) and answers as the service does:
 
@@ -23,21 +23,29 @@ deployment script creates the table and the rule from: the two cannot drift apar
 
 from __future__ import annotations
 
+import asyncio
+import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from aiohttp import web
 
 from sweeper.fakegraph.odata import ODataError
+
+if TYPE_CHECKING:
+    from sweeper.fakegraph.entra import Entra
+    from sweeper.fakegraph.server import FakeGraph
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "deploy" / "sentinel" / "SweeperEvents_CL.json"
 API_VERSION = "2023-01-01"
 AUDIENCE = "https://monitor.azure.com"
 MAX_BODY = 1_048_576  # bytes, sent and uncompressed
 INFLATED_AT_MOST = 16 * MAX_BODY  # what the local endpoint decompresses of a body
+BODY_BYTES = web.RequestKey("body_bytes", int)  # an upload's size, once decompressed
 
 
 @dataclass(frozen=True)
@@ -150,3 +158,86 @@ def _too_large(size: int) -> Refusal:
     )
     refusal.body_bytes = size
     return refusal
+
+
+class IngestionEndpoint:
+    """``/dataCollectionRules/{rule}/streams/{stream}`` of one
+    :class:`~sweeper.fakegraph.server.FakeGraph`: its faults apply, ``hold`` until released."""
+
+    def __init__(self, fake: FakeGraph, entra: Entra, released: asyncio.Event) -> None:
+        self.fake = fake
+        self.entra = entra
+        self.released = released
+
+    async def ingest(self, request: web.Request) -> web.StreamResponse:
+        stream = request.match_info["stream"]
+        raw = await request.read()
+        status, code, records = 204, None, []
+        try:
+            records = await self._ingestible(request, raw)
+            self.fake.ingested.setdefault(stream, []).extend(records)
+            return web.Response(status=204)
+        except Refusal as refusal:
+            status, code = refusal.status, refusal.code
+            if refusal.body_bytes:
+                request[BODY_BYTES] = refusal.body_bytes
+            return web.Response(
+                status=status,
+                body=refusal.body(),
+                headers={"x-ms-error-code": code, **refusal.headers},
+                content_type="application/json",
+            )
+        finally:
+            gzipped = request.headers.get("Content-Encoding", "").lower() == "gzip"
+            body_bytes = request.get(BODY_BYTES, 0)
+            self.fake.uploads.append(
+                Upload(stream, status, code, len(raw), body_bytes, len(records), gzipped)
+            )
+
+    async def _ingestible(self, request: web.Request, raw: bytes) -> list[dict[str, Any]]:
+        """The request's records, or the Refusal Azure Monitor would answer with."""
+        if request.method != "POST":
+            raise Refusal(405, "MethodNotAllowed", "Only POST is allowed.")
+        if request.query.get("api-version") != API_VERSION:
+            raise Refusal(400, "InvalidApiVersion", "The api-version is not supported.")
+        token = self.entra.token_of(request)
+        if token is None or token.expires < time.time():
+            raise Refusal(401, "InvalidToken", "The access token is missing or expired.")
+        if token.audience.rstrip("/") != AUDIENCE:
+            raise Refusal(
+                401,
+                "InvalidTokenAudience",
+                f"The token's audience '{token.audience}' is not {AUDIENCE}.",
+            )
+        fault = next(
+            (f for f in self.fake.faults if f.path and f.matches(request.path, None)), None
+        )
+        if fault is not None:
+            fault.hit(None)
+            if fault.kind == "stall":
+                await asyncio.sleep(fault.stall)
+            elif fault.kind == "hold":
+                await self.released.wait()
+                raise Refusal(503, "ServiceUnavailable", "The request was held.")
+            elif fault.kind == "reset" and request.transport is not None:
+                request.transport.close()  # no answer at all: the client cannot know
+                raise Refusal(502, "ConnectionReset", "The connection was reset.")
+            elif fault.kind == "status":
+                after = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+                raise Refusal(fault.status, fault.code, fault.message, after)
+        streams = declared_streams()
+        if request.match_info["rule"] != self.fake.rule_id:
+            raise Refusal(404, "NotFound", "The data collection rule was not found.")
+        columns = streams.get(request.match_info["stream"])
+        if columns is None:
+            raise Refusal(404, "NotFound", "The rule declares no such stream.")
+        if not self.fake.ingestion_allowed:
+            raise Refusal(
+                403,
+                "OperationFailed",
+                "The authentication token provided does not have access to ingest data for "
+                f"the data collection rule with immutable Id '{self.fake.rule_id}'.",
+            )
+        body = decode(raw, request.headers.get("Content-Encoding"))
+        request[BODY_BYTES] = len(body)
+        return records_of(body, request.match_info["stream"], columns)

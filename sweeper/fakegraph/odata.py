@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from aiohttp import web
 
 
 class ODataError(Exception):
@@ -169,3 +170,8 @@ def _clause_test(name: str, op: str, value: Any) -> Callable[[dict[str, Any]], b
         return bool(compare(actual, value))
 
     return test
+
+
+def json_answer(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer, as every listener of the local Graph gives them."""
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")

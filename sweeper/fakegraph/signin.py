@@ -1,7 +1,7 @@
 """The local Entra ID's user sign-in: the authorization code flow with PKCE, OpenID Connect.
 
-:class:`~sweeper.fakegraph.server.FakeGraph` serves ``GET /{tenant}/oauth2/v2.0/authorize``
-and redeems its codes at ``POST /{tenant}/oauth2/v2.0/token``
+:class:`SignInPage` serves ``GET /{tenant}/oauth2/v2.0/authorize`` and
+:class:`~sweeper.fakegraph.entra.Entra` redeems its codes at ``POST /{tenant}/oauth2/v2.0/token``
 (``grant_type=authorization_code``), answering as Entra ID's v2.0 endpoint does:
 
 * Errors Entra shows on its own page, where the browser stays, are a 400 HTML page naming the
@@ -34,14 +34,19 @@ import base64
 import hashlib
 import html
 import secrets
+import time
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web
 
 from sweeper.fakegraph.tenant import FakeUser
+
+if TYPE_CHECKING:
+    from sweeper.fakegraph.server import FakeGraph
 
 CODE_LIFETIME = 600  # seconds: "authorization codes are short lived, about ten minutes"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"  # the audience of a Graph token
@@ -196,3 +201,147 @@ def new_code() -> str:
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+class SignInPage:
+    """``GET /{tenant}/oauth2/v2.0/authorize`` of one
+    :class:`~sweeper.fakegraph.server.FakeGraph`'s app: its codes are redeemed by
+    :class:`~sweeper.fakegraph.entra.Entra`."""
+
+    def __init__(self, fake: FakeGraph, codes: dict[str, Grant]) -> None:
+        self.fake = fake
+        self.codes = codes
+
+    async def authorize(self, request: web.Request) -> web.Response:
+        """Entra's sign-in page, with nobody at it: a code for the user, or Entra's error."""
+        query = request.query
+        try:
+            redirect_uri = self._registered_redirect(request.match_info["tenant"], query)
+        except ErrorPage as page:
+            return page.response()
+        state = {"state": query["state"]} if "state" in query else {}
+        mode = query.get("response_mode") or "query"
+        if mode not in RESPONSE_MODES:
+            error = SentBack(
+                "invalid_request", 9002313, "Invalid request. Request is malformed or invalid."
+            )
+            return answer(redirect_uri, "query", {**error.params(), **state})
+        try:
+            grant = self._grant(query, redirect_uri)
+        except ErrorPage as page:
+            return page.response()
+        except SentBack as error:
+            return answer(redirect_uri, mode, {**error.params(), **state})
+        code = new_code()
+        self.codes[code] = grant
+        params = {"code": code}
+        if query.get("client_info") == "1":
+            params["client_info"] = client_info(grant.user, self.fake.tenant.tenant_id)
+        params.update(state, session_state=str(uuid.uuid4()))
+        return answer(redirect_uri, mode, params)
+
+    def _registered_redirect(self, tenant: str, query: Any) -> str:
+        """The request's redirect URI, once the tenant, the app and the URI are known.
+
+        Until then Entra cannot trust where to send the browser: each error is its own page.
+        """
+        if tenant != self.fake.tenant.tenant_id:
+            raise ErrorPage(90002, f"Tenant '{tenant}' not found.")
+        client_id = query.get("client_id")
+        if not client_id:
+            raise ErrorPage(
+                900144, "The request body must contain the following parameter: 'client_id'."
+            )
+        if client_id != self.fake.client_id:
+            raise ErrorPage(
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{tenant}'. This can happen if the application has not been installed by the "
+                "administrator of the tenant or consented to by any user in the tenant. You may "
+                "have sent your authentication request to the wrong tenant.",
+            )
+        if not self.fake.redirect_uris:
+            raise ErrorPage(500113, "No reply address is registered for the application.")
+        redirect_uri = query.get("redirect_uri")
+        if redirect_uri is None:
+            raise ErrorPage(900971, "No reply address provided.")
+        if redirect_uri not in self.fake.redirect_uris:
+            raise ErrorPage(
+                50011,
+                f"The redirect URI '{redirect_uri}' specified in the request does not match the "
+                f"redirect URIs configured for the application '{client_id}'. Make sure the "
+                "redirect URI sent in the request matches one added to your application in the "
+                "Azure portal.",
+            )
+        return str(redirect_uri)
+
+    def _grant(self, query: Any, redirect_uri: str) -> Grant:
+        """What the code will stand for: the request checked, the user signed in."""
+        response_type = str(query.get("response_type", ""))
+        if response_type != "code":
+            number = 700054 if "id_token" in response_type.split() else 700051
+            raise SentBack(
+                "unsupported_response_type",
+                number,
+                f"response_type '{response_type}' is not enabled for the application.",
+            )
+        scope = query.get("scope")
+        if not scope:
+            raise SentBack(
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'scope'.",
+            )
+        challenge = query.get("code_challenge")
+        method = check_challenge(challenge, query.get("code_challenge_method"))
+        return Grant(
+            client_id=self.fake.client_id,
+            user=self._signed_in(query),
+            redirect_uri=redirect_uri,
+            scopes=tuple(str(scope).split()),
+            nonce=query.get("nonce"),
+            challenge=challenge,
+            challenge_method=method,
+            expires=time.time() + self.fake.code_lifetime,
+        )
+
+    def _signed_in(self, query: Any) -> FakeUser:
+        """The user ``login_hint`` names (a UPN, any case), else :attr:`sign_in_as`."""
+        silent = query.get("prompt") == "none"
+        name = query.get("login_hint") or self.fake.sign_in_as
+        if name is None:
+            if silent:
+                raise SentBack(
+                    "login_required",
+                    50058,
+                    "A silent sign-in request was sent but no user is signed in.",
+                )
+            raise ErrorPage(
+                None,
+                "Sign in: nobody to sign in. Give a login_hint, or set FakeGraph.sign_in_as.",
+            )
+        user = self.fake.tenant.user(name)
+        if user is None or user.upn.lower() != name.lower():
+            raise refusal(
+                silent,
+                "login_required",
+                50034,
+                f"The user account {name} does not exist in the {self.fake.tenant.tenant_id} "
+                "directory. To sign into this application, the account must be added to the "
+                "directory.",
+            )
+        if not user.enabled:
+            raise refusal(silent, "access_denied", 50057, "The user account is disabled.")
+        if self.fake.assignment_required and not user.app_roles:
+            raise refusal(
+                silent,
+                "access_denied",
+                50105,
+                f"Your administrator has configured the application ('{self.fake.client_id}') to "
+                "block users unless they are specifically granted ('assigned') access to the "
+                f"application. The signed in user '{user.upn}' is blocked because they are not "
+                "a direct member of a group with access, nor had access directly assigned by an "
+                "administrator. Please contact your administrator to assign access to this "
+                "application.",
+            )
+        return user
