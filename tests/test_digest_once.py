@@ -28,6 +28,7 @@ from sweeper import store
 from sweeper.commands.digest import SENT_ITEMS_LAG, run_digest
 from sweeper.commands.settings import load_settings
 from sweeper.fakegraph.tenant import DIGEST_SENDER
+from sweeper.processes import process_started
 from sweeper.rules.digest import Plan, message_id
 from sweeper.store import sending
 from sweeper.when import iso
@@ -203,7 +204,7 @@ def test_a_digest_whose_process_is_still_running_is_left_alone(swept: Sweeper) -
         with conn:
             conn.execute(
                 "update digests set pid = ?, pid_started = ? where id = 1",
-                [alive.pid, store.process_started(alive.pid)],
+                [alive.pid, process_started(alive.pid)],
             )
         conn.close()
 

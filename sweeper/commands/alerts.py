@@ -40,6 +40,7 @@ from sweeper.rules.alerts import Alert, Alerted, Due, trial_alert, webhook_messa
 from sweeper.rules.clock import AwarenessClock
 from sweeper.store import alerts as recorded
 from sweeper.store.incidents import sample_addresses, top_domains
+from sweeper.store.triage import incident
 from sweeper.when import utc_now
 
 log = logging.getLogger(__name__)
@@ -242,7 +243,7 @@ def build_alert(
     db: Database, item: Due, before: Alerted | None, internal: tuple[str, ...]
 ) -> Alert:
     """What the channels say of one incident, every outside address masked."""
-    row = dict(db.table("incidents").get(item.incident_id))
+    row = incident(db, item.incident_id)
     samples = sample_addresses(db, item.incident_id)
     domains = frozenset(internal)
 

@@ -26,7 +26,8 @@ from sweeper.rules.incidents import (
     summarise,
 )
 from sweeper.rules.severity import LEVELS, SeverityRule
-from sweeper.store.db import save_findings, transaction
+from sweeper.store.db import transaction
+from sweeper.store.findings import save_findings
 from sweeper.store.merges import carried_decision, move_attachments
 from sweeper.store.triage import record
 from sweeper.when import iso, utc_now

@@ -17,8 +17,8 @@ from sweeper.rules import breach
 from sweeper.rules.breach import Circumstance
 from sweeper.rules.clock import AwarenessClock
 from sweeper.rules.severity import SeverityRule, reveals_name, whole_words
-from sweeper.store import db as store
 from sweeper.store.audit import Access, accesses
+from sweeper.store.findings import copies_of, verified_domains
 from sweeper.store.triage import history, incident
 
 
@@ -116,7 +116,7 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule, *, now: dateti
         )
     )
     for m in messages:  # every mailbox storing a copy (sent as a shared mailbox)
-        m["mailboxes"] = store.copies_of(db, m["id"])
+        m["mailboxes"] = copies_of(db, m["id"])
     named: int | None = None
     internal_shown: int | None = None
     if not row["purged_at"]:
@@ -181,7 +181,7 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule, *, now: dateti
         clock=clock,
         standing=clock.standing(now, row["status"]),
         notified_at=_first_step(steps, "notified"),
-        internal=tuple(store.verified_domains(db)),
+        internal=tuple(verified_domains(db)),
         accesses=tuple(accesses(db, incident_id)),
     )
 
@@ -221,7 +221,7 @@ def incident_view(db: Database, incident_id: int) -> IncidentView:
         )
     )
     for m in messages:
-        m["mailboxes"] = store.copies_of(db, m["id"])
+        m["mailboxes"] = copies_of(db, m["id"])
     return IncidentView(
-        row, samples, messages, history(db, incident_id), tuple(store.verified_domains(db))
+        row, samples, messages, history(db, incident_id), tuple(verified_domains(db))
     )
