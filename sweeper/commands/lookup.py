@@ -24,7 +24,9 @@ from sweeper.graph.gateway import GraphGateway, User
 from sweeper.rules.classify import Finding, judge, read_message
 from sweeper.rules.incidents import normalise_subject
 from sweeper.rules.pages import value_of
-from sweeper.store.incidents import assign_incidents, merge_into_one, save_lookup_findings
+from sweeper.store.findings import save_lookup_findings
+from sweeper.store.incidents import assign_incidents
+from sweeper.store.merges import merge_into_one
 from sweeper.store.triage import incident
 
 

@@ -219,12 +219,19 @@ def insert_row(db: Database, table: str, row: Mapping[str, Any], *, replace: boo
     return int(cursor.lastrowid or 0)
 
 
-def upsert_row(db: Database, table: str, row: Mapping[str, Any], *, key: str) -> None:
+def upsert_row(
+    db: Database, table: str, row: Mapping[str, Any], *, key: str, keep: tuple[str, ...] = ()
+) -> None:
     """Insert ``row``, or set these columns of the row with the same ``key``: the others
-    keep their values (as sqlite-utils' ``upsert``, without reading the schema first)."""
+    keep their values (as sqlite-utils' ``upsert``, without reading the schema first), and
+    so do the ``keep`` columns, unless theirs is null."""
     columns = ", ".join(row)
     marks = ", ".join("?" * len(row))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != key)
+    updates = ", ".join(
+        f"{c} = coalesce({table}.{c}, excluded.{c})" if c in keep else f"{c} = excluded.{c}"
+        for c in row
+        if c != key
+    )
     # Table and column names are sweeper's own, never data: the values are parameters.
     upsert = f"insert into {table} ({columns}) values ({marks}) on conflict ({key})"  # noqa: S608
     db.execute(f"{upsert} do update set {updates}", list(row.values()))

@@ -155,6 +155,36 @@ def _add_copy(
     return facts.mailbox
 
 
+def save_lookup_findings(db: Database, run_id: int, findings: list[Finding]) -> list[int]:
+    """Store what a lookup found, marked as the lookup's and qualifying whatever the
+    threshold (it belongs to a reported breach); returns the findings' ids.
+
+    One transaction: a process killed half-way leaves no findings stored but not marked.
+    """
+    with transaction(db):
+        save_findings(db, run_id, findings)
+        ids = [
+            int(
+                db.execute(
+                    "select id from findings where message_key = ? order by id limit 1",
+                    [f.facts.message_key],
+                ).fetchone()[0]
+            )
+            for f in findings
+        ]
+        listed = orjson.dumps(ids).decode()  # one parameter: the ids as a JSON array
+        db.execute(
+            "update findings set source = 'lookup' "
+            "where id in (select value from json_each(?)) and run_id = ?",
+            [listed, run_id],
+        )
+        db.execute(
+            "update findings set qualifies = 1 where id in (select value from json_each(?))",
+            [listed],
+        )
+    return ids
+
+
 def copies_of(db: Database, finding_id: int) -> list[str]:
     """The mailboxes holding a copy of the finding's message, its own mailbox first."""
     return [
@@ -196,8 +226,11 @@ def save_tenant_domains(db: Database, verified: Iterable[str]) -> None:
     now = utc_now()
     with transaction(db):
         db.execute("update tenant_domains set verified = 0")
-        db.table("tenant_domains").upsert_all(
-            ({"domain": d, "verified": 1, "seen_at": now} for d in verified), pk="domain"
+        db.execute(
+            "insert into tenant_domains (domain, verified, seen_at) "
+            "select value, 1, ? from json_each(?) where true "  # "where": see SQLite's upsert
+            "on conflict (domain) do update set verified = 1, seen_at = excluded.seen_at",
+            [now, orjson.dumps(list(verified)).decode()],
         )
 
 

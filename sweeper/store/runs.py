@@ -144,15 +144,14 @@ def record_mailbox(
     if status == "swept":
         row["last_success_at"] = now
         row["last_window_until"] = window_until
-    upsert_row(db, "mailboxes", row, key="mailbox")
-    if status != "swept" and window_since is not None:
+        upsert_row(db, "mailboxes", row, key="mailbox")
+    elif window_since is not None:
         # Never read yet: the next incremental run starts where this window started,
-        # however far the nightly window has moved on by then.
-        db.execute(
-            "update mailboxes set last_window_until = ? "
-            "where mailbox = ? and last_window_until is null",
-            [window_since, upn],
-        )
+        # however far the nightly window has moved on by then; a mark already set stays.
+        row["last_window_until"] = window_since
+        upsert_row(db, "mailboxes", row, key="mailbox", keep=("last_window_until",))
+    else:
+        upsert_row(db, "mailboxes", row, key="mailbox")
 
 
 def without_mailbox(db: Database) -> dict[str, str]:
