@@ -36,6 +36,10 @@ FACT_COLUMNS = (
     ("sender_job_title", "job_title"),
 )
 
+# The rows save_findings writes together, one statement for all of a mailbox's findings.
+_COPY_COLUMNS = ("finding_id", "mailbox", "graph_id", "run_id", "found_at")
+_ADDRESS_COLUMNS = ("finding_id", "address", "domain", "name", "field", "external")
+
 
 def save_findings(db: Database, run_id: int, findings: Iterable[Finding]) -> int:
     """Store findings not seen before (key: the message key). Returns how many were new.
@@ -71,10 +75,6 @@ def save_findings(db: Database, run_id: int, findings: Iterable[Finding]) -> int
     _insert_all(db, "finding_copies", _COPY_COLUMNS, copies, ignore=True)
     _insert_all(db, "finding_addresses", _ADDRESS_COLUMNS, addresses)
     return len(new)
-
-
-_COPY_COLUMNS = ("finding_id", "mailbox", "graph_id", "run_id", "found_at")
-_ADDRESS_COLUMNS = ("finding_id", "address", "domain", "name", "field", "external")
 
 
 def _stored_keys(db: Database, keys: list[str]) -> dict[str, tuple[int, str]]:
