@@ -181,7 +181,8 @@ def test_the_scheduler_runs_a_frequent_sweep_at_the_configured_pace() -> None:
 def test_a_frequent_sweep_alerts_sends_no_digest_and_waits_for_the_nightly_job(
     by_mail: Sweeper,
 ) -> None:
-    from sweeper.commands.nightly import lock_path_for, run_frequent, single_run
+    from sweeper.commands.nightly import lock_path_for, run_frequent
+    from sweeper.processes import single_run
     from sweeper.settings import load_settings
 
     settings = load_settings(by_mail.config, by_mail.env())

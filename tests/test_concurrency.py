@@ -28,7 +28,7 @@ import pytest
 from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper
 from test_store import finding
 
-from sweeper import store
+from sweeper import processes, store
 from sweeper.rules.severity import SeverityRule
 from sweeper.store import db as store_db
 from sweeper.store import digests as queries
@@ -175,7 +175,7 @@ def run_row(**fields: object) -> dict[str, object]:
     return {
         "started_at": "2026-11-21T11:00:00Z",
         "pid": pid,
-        "pid_started": store.process_started(pid),
+        "pid_started": processes.process_started(pid),
         "host": HOST,
         **fields,
     }
@@ -186,7 +186,7 @@ def judged(row: dict[str, object], *, holding_lock: bool = False) -> str | None:
 
 
 def test_a_run_whose_process_lives_is_alive() -> None:
-    assert store.process_started(os.getpid()) is not None
+    assert processes.process_started(os.getpid()) is not None
     assert judged(run_row()) is None
     assert judged(run_row(), holding_lock=True) is None  # the lock is no proof of death
 
@@ -198,17 +198,17 @@ def test_a_run_whose_pid_now_belongs_to_another_process_is_dead() -> None:
 
 def test_a_run_whose_process_ended_is_dead_even_a_zombie() -> None:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
-    started = store.process_started(process.pid)
+    started = processes.process_started(process.pid)
     deadline = time.monotonic() + 30
-    while store.process_alive(process.pid):  # until it exits, not yet reaped: a zombie
+    while processes.process_alive(process.pid):  # until it exits, not yet reaped: a zombie
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert judged(run_row(pid=process.pid, pid_started=started)) == (
         f"{INTERRUPTED} (pid {process.pid})"
     )
     process.wait()
-    assert not store.process_alive(process.pid)
-    assert store.process_started(process.pid) is None
+    assert not processes.process_alive(process.pid)
+    assert processes.process_started(process.pid) is None
 
 
 def test_a_run_of_another_host_or_without_a_process_is_dead_only_when_overdue() -> None:
@@ -231,13 +231,13 @@ def test_a_run_records_its_process(tmp_path: Path) -> None:
     db = store.open_db(tmp_path / "sweeper.db")
     run = store.get_run(db, store.start_run(db, "a", "b", None))
     assert (run["pid"], run["host"]) == (os.getpid(), HOST)
-    assert run["pid_started"] == store.process_started(os.getpid())
+    assert run["pid_started"] == processes.process_started(os.getpid())
 
 
 def test_without_proc_the_start_time_comes_from_ps() -> None:
-    started = store_db._ps_started(os.getpid())
-    assert started is not None and started == store_db._ps_started(os.getpid())
-    assert store_db._ps_started(2**22 + 1) is None  # above Linux's highest pid
+    started = processes._ps_started(os.getpid())
+    assert started is not None and started == processes._ps_started(os.getpid())
+    assert processes._ps_started(2**22 + 1) is None  # above Linux's highest pid
 
 
 # -- writers wait for each other -----------------------------------------------------------

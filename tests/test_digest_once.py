@@ -27,6 +27,7 @@ from test_digest import relay as relay  # noqa: F401 (the SMTP server fixture)
 from sweeper import store
 from sweeper.commands.digest import SENT_ITEMS_LAG, run_digest
 from sweeper.fakegraph.tenant import DIGEST_SENDER
+from sweeper.processes import process_started
 from sweeper.rules.digest import Plan, message_id
 from sweeper.settings import load_settings
 from sweeper.store import sending
@@ -203,7 +204,7 @@ def test_a_digest_whose_process_is_still_running_is_left_alone(swept: Sweeper) -
         with conn:
             conn.execute(
                 "update digests set pid = ?, pid_started = ? where id = 1",
-                [alive.pid, store.process_started(alive.pid)],
+                [alive.pid, process_started(alive.pid)],
             )
         conn.close()
 

@@ -1,6 +1,6 @@
 """The package's shape: rings, each importing only the rings below it.
 
-    base      errors, when, addresses, logs, files, faultpoints   (import no other ring)
+    base      errors, when, addresses, logs, files, faultpoints, processes (no other ring)
     graph     sweeper/graph/      the only code that knows HTTP, the SDK and sign-in
     rules     sweeper/rules/      pure judgement: no I/O
     store     sweeper/store/      the only code that speaks SQL
@@ -23,7 +23,7 @@ import pytest
 
 PACKAGE = Path(__file__).parent.parent / "sweeper"
 RINGS = ("base", "graph", "rules", "store", "present", "settings", "commands", "edge")
-BASE = {"errors", "when", "addresses", "logs", "files", "faultpoints", "__init__"}
+BASE = {"errors", "when", "addresses", "logs", "files", "faultpoints", "processes", "__init__"}
 EDGE_PACKAGES = {"fakegraph"}
 
 

@@ -13,9 +13,9 @@ import pytest
 from conftest import DAY_FINDINGS, Sweeper
 
 from sweeper import store
-from sweeper.commands.nightly import single_run
 from sweeper.errors import AlreadyRunning
 from sweeper.fakegraph.tenant import DPO
+from sweeper.processes import single_run
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_a_crashed_run_neither_blocks_the_next_night_nor_hides(nightly: Sweeper)
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path\n"
-            "from sweeper.commands.nightly import single_run\n"
+            "from sweeper.processes import single_run\n"
             "with single_run(Path(sys.argv[1])):\n"
             "    print('locked', flush=True); time.sleep(600)",
             str(lock),

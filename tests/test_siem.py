@@ -39,6 +39,7 @@ from sweeper.graph.ingestion import Target, calls, upload
 from sweeper.graph.signin import make_credential
 from sweeper.present.siem import FIELD_LIMIT, cut_short, finding_record
 from sweeper.settings import load_settings
+from sweeper.processes import this_host
 
 STREAM = "Custom-SweeperEvents"
 ROOT = Path(__file__).parent.parent
@@ -494,7 +495,7 @@ def test_two_exports_at_once_do_not_both_send(siem: Sweeper) -> None:
 
     assert code == 3
     assert line == (
-        f"Sentinel: another process (pid {os.getpid()} on {store.this_host()}) is "
+        f"Sentinel: another process (pid {os.getpid()} on {this_host()}) is "
         "sending to Microsoft Sentinel; this one sent nothing; sent nothing, 0 records wait "
         "for the next export."
     )
@@ -511,7 +512,7 @@ def test_an_export_under_way_in_another_process_stops_a_second_one(
 
     code, line = send(siem)
     assert code == 3
-    assert f"another process (pid {first.pid} on {store.this_host()})" in line
+    assert f"another process (pid {first.pid} on {this_host()})" in line
     assert received(siem.fake) == []
     code, output = finish(first, release)
 
@@ -539,7 +540,7 @@ def test_an_export_a_killed_process_left_is_marked_interrupted(siem: Sweeper) ->
     with conn:
         conn.execute(
             "insert into siem_exports (started_at, pid, host) values (?, ?, ?)",
-            ["2027-01-01T00:00:00Z", 2**22 + 1, store.this_host()],  # no such process
+            ["2027-01-01T00:00:00Z", 2**22 + 1, this_host()],  # no such process
         )
     conn.close()
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,7 @@ from sweeper.fakegraph import FakeGraph, Tenant
 from sweeper.files import open_private, write_private
 from sweeper.present.escape import json_safe, terminal
 from sweeper.rules.severity import LEVELS
+from sweeper.store.runs import last_run_of
 from tools.mbox_tenant import read_tenant_file, tenant_of
 
 # Every judgement at its default: only how to reach the local Graph is said.
@@ -187,13 +187,7 @@ def listing(command: str, env: Mapping[str, str]) -> list[Json]:
 
 def run_row(db: Path) -> Json:
     """The sweep's row of the runs table: what it read and stored."""
-    conn = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        row = conn.execute("select * from runs order by id desc limit 1").fetchone()
-    finally:
-        conn.close()
-    return dict(row) if row is not None else {}
+    return last_run_of(db)
 
 
 @contextmanager

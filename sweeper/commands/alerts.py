@@ -41,6 +41,7 @@ from sweeper.settings import Settings
 from sweeper.settings.channels import BY_NAME
 from sweeper.store import alerts as recorded
 from sweeper.store.incidents import sample_addresses, top_domains
+from sweeper.store.triage import incident
 from sweeper.when import utc_now
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ def build_alert(
     db: Database, item: Due, before: Alerted | None, internal: tuple[str, ...]
 ) -> Alert:
     """What the channels say of one incident, every outside address masked."""
-    row = dict(db.table("incidents").get(item.incident_id))
+    row = incident(db, item.incident_id)
     samples = sample_addresses(db, item.incident_id)
     domains = frozenset(internal)
 

@@ -48,6 +48,7 @@ from sweeper.faultpoints import reached
 from sweeper.files import own_files, write_private
 from sweeper.graph.signin import gateway_for
 from sweeper.present.render import render_html, render_text
+from sweeper.processes import this_host
 from sweeper.rules.digest import Digest, Plan
 from sweeper.settings import Settings
 from sweeper.store import digests as queries
@@ -215,7 +216,7 @@ def settle_interrupted(
 ) -> Settled:
     """Find out what became of each digest left ``sending`` (see the module's docstring)."""
     settled = Settled()
-    host = store.this_host()
+    host = this_host()
     for row in sending.left_sending(db):
         reason = sending.interruption(row, host=host, now=now)
         if reason is None:

@@ -24,7 +24,10 @@ from sweeper.rules.classify import Finding, judge, read_message
 from sweeper.rules.incidents import normalise_subject
 from sweeper.rules.pages import value_of
 from sweeper.settings import Settings
-from sweeper.store.incidents import assign_incidents, merge_into_one, save_lookup_findings
+from sweeper.store.findings import save_lookup_findings
+from sweeper.store.incidents import assign_incidents
+from sweeper.store.merges import merge_into_one
+from sweeper.store.triage import incident
 
 
 @dataclass
@@ -113,7 +116,7 @@ async def lookup(
     report.copies = len(matches)
     report.incident_id = _one_incident(db, settings, findings, internet_message_id or subject)
     if report.incident_id is not None:
-        row = db.table("incidents").get(report.incident_id)
+        row = incident(db, report.incident_id)
         report.exposed = row["unique_exposed"] or 0
     return report
 

@@ -21,10 +21,7 @@ beside this one is left alone.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,37 +35,16 @@ from sweeper.commands.siem import export_after_run
 from sweeper.commands.sweep import SweepReport, Window, run_summary, sweep_tenant
 from sweeper.errors import AlreadyRunning, exit_code_for
 from sweeper.files import open_private
+from sweeper.processes import single_run
 from sweeper.settings import Settings
 from sweeper.store.recovery import recover
 from sweeper.store.retention import purge
-from sweeper.when import iso
 
 
 @dataclass
 class NightlyResult:
     exit_code: int
     lines: list[str]
-
-
-@contextmanager
-def single_run(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock for the whole run, or raise AlreadyRunning at once."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = open_private(lock_path, os.O_RDWR | os.O_CREAT)  # never through a symbolic link
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
-            raise AlreadyRunning(
-                f"another nightly run holds {lock_path} ({holder}); this one did nothing"
-            ) from None
-        os.ftruncate(fd, 0)
-        started = iso(datetime.now(UTC))
-        os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
 
 
 def lock_path_for(settings: Settings) -> Path:

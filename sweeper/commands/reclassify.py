@@ -23,9 +23,9 @@ from sweeper.store.incidents import (
     assign_incidents,
     record_rejudgement,
     refresh_all,
-    regroup_reexposures,
     severities,
 )
+from sweeper.store.merges import regroup_reexposures
 from sweeper.store.triage import record
 
 

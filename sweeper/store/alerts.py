@@ -26,9 +26,10 @@ from typing import Any
 from sqlite_utils import Database
 
 from sweeper.errors import AlertStatus
+from sweeper.processes import process_alive, process_started, this_host
 from sweeper.rules.alerts import Alerted, Due, IncidentNow, due
 from sweeper.rules.triage import NOT_REPORTED
-from sweeper.store.db import process_alive, process_started, this_host, transaction
+from sweeper.store.db import transaction
 from sweeper.when import utc_now
 
 TRIES = 3  # sweeps that try a failed alert before it is left failed

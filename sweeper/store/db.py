@@ -1,42 +1,37 @@
-"""The SQLite store: runs, mailboxes, findings and the addresses each finding exposed.
+"""The SQLite file: opening it, its connection's settings, transactions, plain-SQL rows.
 
 ``open_db`` creates the file readable by its owner only (it holds personal data) and brings
-the schema up to date through :mod:`sweeper.store.migrations`. Everything else is a small
-``save_*`` / ``list_*`` function over a sqlite-utils ``Database``; SQL only with parameters.
+the schema up to date through :mod:`sweeper.store.migrations`. The rest of the store is small
+``save_*`` / ``list_*`` functions over a sqlite-utils ``Database``; SQL only with parameters.
+On the sweep's hot path they use :func:`select_rows`, :func:`insert_row`,
+:func:`upsert_row` and :func:`update_row`: one SQL statement each, where sqlite-utils'
+own ``query``, ``insert`` and ``update`` add savepoints and schema reads to every call.
 
 Several processes may use one database at once (a nightly run, a ``sweep`` started by hand,
 a ``lookup``, a digest). Every write goes through :func:`transaction`, which takes SQLite's
 write lock at its start (``BEGIN IMMEDIATE``): a second writer waits for it, up to
 :data:`BUSY_TIMEOUT_MS`, instead of failing with "database is locked" half-way through.
-Each run records the process that runs it, so that :mod:`sweeper.store.recovery` can tell a run
-still going from one whose process died.
+Each run records the process that runs it (:mod:`sweeper.processes`), so that
+:mod:`sweeper.store.recovery` can tell a run still going from one whose process died.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import socket
 import sqlite3
 import stat
-import subprocess
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlite_utils import Database
 
-from sweeper.errors import DatabaseBusy, DiskFull, MailboxStatus, RunStatus, StorageError
+from sweeper.errors import DatabaseBusy, DiskFull, StorageError
 from sweeper.files import SQLITE_SIDE_FILES, open_private
-from sweeper.logs import current_run_id
-from sweeper.rules.classify import Facts, Finding, Recipient
-from sweeper.rules.incidents import normalise_subject
 from sweeper.store.migrations import MIGRATIONS, migrate
-from sweeper.when import utc_now
 
 OWNER_ONLY = 0o600
 # How long a writer waits for another process's write transaction before giving up. The
@@ -118,8 +113,10 @@ def _migration_lock(db: Database) -> AbstractContextManager[None]:
     """The write lock while migrations are due, so that two processes opening an old (or new)
     database at once apply each migration once; nothing when none is due, so that opening
     the database to read it never waits for a writer."""
-    migrations = db.table("migrations")
-    done = {row["name"] for row in migrations.rows} if migrations.exists() else set()
+    exists = db.execute(
+        "select 1 from sqlite_master where type = 'table' and name = 'migrations'"
+    ).fetchone()
+    done = {row[0] for row in db.execute("select name from migrations")} if exists else set()
     if all(name in done for name, _ in MIGRATIONS):
         return nullcontext()
     return transaction(db)
@@ -201,483 +198,49 @@ def transaction(db: Database) -> Iterator[None]:
         raise
 
 
-# -- the process that runs a run ------------------------------------------------------------
+# -- one statement each ---------------------------------------------------------------------
 
 
-def this_host() -> str:
-    """The name runs record as where they ran: a pid means something only on its own host."""
-    return socket.gethostname()
+def select_rows(db: Database, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """The rows of a query, as dicts by column name: ``db.query`` without its savepoint
+    (sqlite-utils wraps every query in one, two more statements each time)."""
+    cursor = db.execute(sql, list(params))
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def process_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host and has not ended (a zombie has)."""
-    if pid <= 0:
-        return False  # not a process: 0 and below name process groups
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: it exists
-    return _proc_stat(pid)[:1] not in (["Z"], ["X"])
-
-
-def process_started(pid: int) -> str | None:
-    """When process ``pid`` started, as text that differs for a later process given the
-    same pid; None when this host cannot tell.
-
-    On Linux: the boot's id (after a reboot the same pid and tick count can recur) and
-    field 22 of ``/proc/<pid>/stat``, the clock ticks from boot to the process's start.
-    Elsewhere: ``ps``'s start time, to the second.
-    """
-    fields = _proc_stat(pid)
-    if len(fields) > 19:
-        try:
-            boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        except OSError:
-            boot = "boot"
-        return f"{boot}:{fields[19]}"
-    if Path("/proc/self/stat").exists():
-        return None  # Linux, and no such process
-    return _ps_started(pid)
-
-
-def _proc_stat(pid: int) -> list[str]:
-    """The fields of ``/proc/<pid>/stat`` from the third (the state) on; [] if unreadable.
-
-    The second field, the command name in parentheses, may itself hold spaces and
-    parentheses: the fields start after its last ``)``.
-    """
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return []
-    return text[text.rfind(")") + 1 :].split()
-
-
-def _ps_started(pid: int) -> str | None:
-    """The start time ``ps`` shows for the process (macOS, the BSDs), or None."""
-    try:
-        done = subprocess.run(
-            ["ps", "-o", "lstart=", "-p", str(pid)], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    started = " ".join(done.stdout.split())
-    return started if done.returncode == 0 and started else None
-
-
-# -- runs -----------------------------------------------------------------------------------
-
-
-@dataclass
-class RunTotals:
-    mailboxes_total: int = 0
-    swept: int = 0
-    skipped: int = 0
-    failed: int = 0
-    messages_read: int = 0
-    findings_new: int = 0
-    throttled: int = 0
-    malformed: int = 0
-    incidents_touched: int = 0  # incidents created or extended by this run
-    swept_disabled: int = 0  # of the swept: disabled accounts (shared mailboxes, leavers')
-    excluded: int = 0  # of the skipped: named by sweep.exclude
-
-
-def start_run(db: Database, since: str, until: str, mailboxes: list[str] | None) -> int:
-    """Record a run as running, with the process that runs it (see :mod:`.recovery`)."""
-    pid = os.getpid()
-    with transaction(db):
-        table = db.table("runs")
-        table.insert(
-            {
-                "started_at": utc_now(),
-                "status": "running",
-                "since": since,
-                "until": until,
-                "mailbox_filter": orjson.dumps(mailboxes).decode() if mailboxes else None,
-                "pid": pid,
-                "pid_started": process_started(pid),
-                "host": this_host(),
-                "log_run_id": current_run_id(),  # joins the run to its log lines
-            }
-        )
-        return int(table.last_pk or 0)
-
-
-def finish_run(
-    db: Database, run_id: int, status: RunStatus, totals: RunTotals, error: str | None = None
-) -> None:
-    with transaction(db):
-        db.table("runs").update(
-            run_id,
-            {
-                "finished_at": utc_now(),
-                "status": status,
-                "error": error,
-                **totals.__dict__,
-            },
-        )
-
-
-def get_run(db: Database, run_id: int) -> dict[str, Any]:
-    return dict(db.table("runs").get(run_id))
-
-
-# -- mailboxes and findings -----------------------------------------------------------------
-
-
-def record_mailbox(
-    db: Database,
-    run_id: int,
-    upn: str,
-    user_id: str,
-    status: MailboxStatus,
-    *,
-    messages: int = 0,
-    findings_new: int = 0,
-    throttled: int = 0,
-    malformed: int = 0,
-    error: str | None = None,
-    window_until: str | None = None,
-    window_since: str | None = None,
-    targeted: bool = False,
-    enabled: bool = True,
-    run_only: bool = False,
-) -> None:
-    """What happened to one mailbox in one run; call inside the findings' transaction.
-
-    A targeted run (chosen mailboxes, any window) is recorded with the run only: it leaves
-    the mailbox's nightly state alone; so is a mailbox a run passed over without asking
-    Graph (``run_only``: excluded, or not yet due for its weekly probe). The high-water
-    mark moves only when a mailbox was read to the end; a mailbox that has none yet gets
-    the start of the window it failed.
-    """
-    now = utc_now()
-    _insert(
-        db,
-        "run_mailboxes",
-        {
-            "run_id": run_id,
-            "mailbox": upn,
-            "status": status,
-            "messages": messages,
-            "findings_new": findings_new,
-            "throttled": throttled,
-            "malformed": malformed,
-            "error": error,
-            "window_since": window_since,
-            "enabled": int(enabled),
-        },
-        replace=True,
-    )
-    if targeted or run_only:
-        return
-    row: dict[str, Any] = {
-        "mailbox": upn,
-        "user_id": user_id,
-        "last_attempt_at": now,
-        "last_status": status,
-        "last_error": error,
-        "last_run_id": run_id,
-    }
-    if status == "swept":
-        row["last_success_at"] = now
-        row["last_window_until"] = window_until
-    _upsert(db, "mailboxes", row, key="mailbox")
-    if status != "swept" and window_since is not None:
-        # Never read yet: the next incremental run starts where this window started,
-        # however far the nightly window has moved on by then.
-        db.execute(
-            "update mailboxes set last_window_until = ? "
-            "where mailbox = ? and last_window_until is null",
-            [window_since, upn],
-        )
-
-
-def _insert(db: Database, table: str, row: Mapping[str, Any], *, replace: bool = False) -> None:
-    """One row, in plain SQL: sqlite-utils' ``insert`` reads the table's schema on every
-    call, which on a sweep's hot path (a row per mailbox) cost more than the writing."""
+def insert_row(db: Database, table: str, row: Mapping[str, Any], *, replace: bool = False) -> int:
+    """Insert one row in plain SQL and return its rowid: sqlite-utils' ``insert`` reads the
+    table's schema on every call, which on a sweep's hot path cost more than the writing."""
     columns = ", ".join(row)
     marks = ", ".join("?" * len(row))
     verb = "insert or replace" if replace else "insert"
-    db.execute(f"{verb} into {table} ({columns}) values ({marks})", list(row.values()))
+    cursor = db.execute(f"{verb} into {table} ({columns}) values ({marks})", list(row.values()))
+    return int(cursor.lastrowid or 0)
 
 
-def _upsert(db: Database, table: str, row: Mapping[str, Any], *, key: str) -> None:
+def upsert_row(
+    db: Database, table: str, row: Mapping[str, Any], *, key: str, keep: tuple[str, ...] = ()
+) -> None:
     """Insert ``row``, or set these columns of the row with the same ``key``: the others
-    keep their values (as sqlite-utils' ``upsert``, without reading the schema first)."""
+    keep their values (as sqlite-utils' ``upsert``, without reading the schema first), and
+    so do the ``keep`` columns, unless theirs is null."""
     columns = ", ".join(row)
     marks = ", ".join("?" * len(row))
-    updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != key)
+    updates = ", ".join(
+        f"{c} = coalesce({table}.{c}, excluded.{c})" if c in keep else f"{c} = excluded.{c}"
+        for c in row
+        if c != key
+    )
     # Table and column names are sweeper's own, never data: the values are parameters.
     upsert = f"insert into {table} ({columns}) values ({marks}) on conflict ({key})"  # noqa: S608
     db.execute(f"{upsert} do update set {updates}", list(row.values()))
 
 
-def without_mailbox(db: Database) -> dict[str, str]:
-    """Accounts Graph last said have no mailbox, with when it said so (the last probe).
-
-    A nightly mailbox is recorded ``skipped`` only when Graph answered that it has none."""
-    return {
-        r["mailbox"]: r["last_attempt_at"]
-        for r in db.query(
-            "select mailbox, last_attempt_at from mailboxes where last_status = 'skipped'"
-        )
-    }
-
-
-def mailbox_marks(db: Database) -> dict[str, str]:
-    """The end of each mailbox's last successful nightly window (its high-water mark)."""
-    return {
-        r["mailbox"]: r["last_window_until"]
-        for r in db.query(
-            "select mailbox, last_window_until from mailboxes where last_window_until is not null"
-        )
-    }
-
-
-def save_findings(db: Database, run_id: int, findings: Iterable[Finding]) -> int:
-    """Store findings not seen before (key: the message key). Returns how many were new.
-
-    Call inside a transaction. The same message swept twice is stored once, and so is one
-    message stored in two mailboxes (sent as a shared mailbox, with a copy in each): one
-    finding, each mailbox recorded as holding a copy (``finding_copies``). Every visible
-    recipient is stored, flagged external or not, so the finding can be judged again.
-    """
-    new = 0
-    found_at = utc_now()
-    for finding in findings:
-        facts = finding.facts
-        existing = db.execute(
-            "select id, mailbox from findings where message_key = ? order by id limit 1",
-            [facts.message_key],
-        ).fetchone()
-        if existing:
-            _add_copy(db, existing[0], existing[1], finding, run_id, found_at)
-            continue
-        table = db.table("findings")
-        table.insert(_finding_row(finding, run_id, found_at))
-        finding_id = table.last_pk
-        _copy(db, int(finding_id or 0), facts.mailbox, facts.graph_id, run_id, found_at)
-        exposed = {r.address for r in finding.exposed}
-        db.table("finding_addresses").insert_all(
-            {
-                "finding_id": finding_id,
-                "address": r.address,
-                "domain": r.domain,
-                "name": r.name,
-                "field": r.field,
-                "external": int(r.address in exposed),
-            }
-            for r in facts.recipients
-        )
-        new += 1
-    return new
-
-
-def _copy(
-    db: Database, finding_id: int, mailbox: str, graph_id: str, run_id: int, found_at: str
-) -> bool:
-    """Record that ``mailbox`` holds a copy of the finding's message; False if known."""
-    cursor = db.execute(
-        "insert or ignore into finding_copies (finding_id, mailbox, graph_id, run_id, found_at) "
-        "values (?, ?, ?, ?, ?)",
-        [finding_id, mailbox, graph_id, run_id, found_at],
-    )
-    return cursor.rowcount > 0
-
-
-def _add_copy(
-    db: Database, finding_id: int, stored_in: str, finding: Finding, run_id: int, found_at: str
-) -> None:
-    """Another mailbox's copy of a stored finding. The From mailbox's own copy speaks for the
-    message: its Entra department is the one the severity rule reads, whichever copy was
-    read first (the sender's own Sent Items, or the shared mailbox's)."""
-    facts = finding.facts
-    if not _copy(db, finding_id, facts.mailbox, facts.graph_id, run_id, found_at):
-        return
-    if facts.mailbox != facts.sender or stored_in == facts.sender:
-        return
-    db.table("findings").update(
-        finding_id,
-        {
-            "mailbox": facts.mailbox,
-            "graph_id": facts.graph_id,
-            "sender_department": facts.department,
-            "sender_job_title": facts.job_title,
-            **judgement_row(finding),
-        },
-    )
-
-
-def copies_of(db: Database, finding_id: int) -> list[str]:
-    """The mailboxes holding a copy of the finding's message, its own mailbox first."""
-    return [
-        r["mailbox"]
-        for r in db.query(
-            "select c.mailbox from finding_copies c join findings f on f.id = c.finding_id "
-            "where c.finding_id = ? order by c.mailbox != f.mailbox, c.found_at, c.mailbox",
-            [finding_id],
-        )
-    ]
-
-
-def _finding_row(finding: Finding, run_id: int, found_at: str) -> dict[str, Any]:
-    facts = finding.facts
-    return {
-        "mailbox": facts.mailbox,
-        "message_key": facts.message_key,
-        "graph_id": facts.graph_id,
-        "internet_message_id": facts.internet_message_id,
-        "conversation_id": facts.conversation_id,
-        "sent_at": facts.sent_at,
-        "subject": facts.subject,
-        "subject_key": normalise_subject(facts.subject),
-        "sender": facts.sender,
-        "sent_by": facts.sent_by,
-        "to_count": facts.to_count,
-        "cc_count": facts.cc_count,
-        "bcc_count": facts.bcc_count,
-        "sender_department": facts.department,
-        "sender_job_title": facts.job_title,
-        "run_id": run_id,
-        "found_at": found_at,
-        **judgement_row(finding),
-    }
-
-
-def judgement_row(finding: Finding) -> dict[str, Any]:
-    """The columns that depend on the rules, which ``reclassify`` rewrites."""
-    return {
-        "visible_external_count": finding.visible_external_count,
-        "external_domains": orjson.dumps(list(finding.external_domains)).decode(),
-        "bcc_used": int(finding.facts.bcc_used),
-        "severity": finding.severity,
-        "severity_reason": finding.severity_reason,
-        "suppressed_by": finding.suppressed_by,
-        "qualifies": 1,
-    }
-
-
-def save_tenant_domains(db: Database, verified: Iterable[str]) -> None:
-    """Remember the verified domains last seen, for judging again without Graph."""
-    now = utc_now()
-    with transaction(db):
-        db.execute("update tenant_domains set verified = 0")
-        db.table("tenant_domains").upsert_all(
-            ({"domain": d, "verified": 1, "seen_at": now} for d in verified), pk="domain"
-        )
-
-
-def verified_domains(db: Database) -> list[str]:
-    return [r["domain"] for r in db.query("select domain from tenant_domains where verified = 1")]
-
-
-def list_findings(
-    db: Database, since: str | None = None, *, include_suppressed: bool = True
-) -> list[dict[str, Any]]:
-    """Qualifying findings sent at or after ``since`` (ISO UTC), oldest first, public shape."""
-    sql = "select * from findings where qualifies = 1"
-    params: list[Any] = []
-    if since:
-        sql += " and sent_at >= ?"
-        params.append(since)
-    if not include_suppressed:
-        sql += " and suppressed_by is null"
-    sql += " order by sent_at, mailbox, id"
-    return [
-        {
-            "id": row["id"],
-            "incident_id": row["incident_id"],
-            "mailbox": row["mailbox"],
-            "mailboxes": copies_of(db, row["id"]),
-            "internet_message_id": row["internet_message_id"],
-            "sent_at": row["sent_at"],
-            "subject": row["subject"],
-            "sender": row["sender"],
-            "sent_by": row["sent_by"],
-            "to_count": row["to_count"],
-            "cc_count": row["cc_count"],
-            "bcc_count": row["bcc_count"],
-            "visible_external_count": row["visible_external_count"],
-            "external_domains": orjson.loads(row["external_domains"]),
-            "bcc_used": bool(row["bcc_used"]),
-            "severity": row["severity"],
-            "severity_reason": row["severity_reason"],
-            "suppressed_by": row["suppressed_by"],
-            "found_at": row["found_at"],
-        }
-        for row in db.query(sql, params)
-    ]
-
-
-def exposed_addresses(db: Database, finding_id: int) -> list[dict[str, Any]]:
-    return list(
-        db.query(
-            "select address, domain, name, field from finding_addresses "
-            "where finding_id = ? and external = 1 order by address",
-            [finding_id],
-        )
-    )
-
-
-def stored_facts(db: Database) -> Iterator[tuple[int, Facts, str]]:
-    """Every stored finding's facts, with all its visible recipients, for judging again.
-
-    Findings of incidents whose addresses were purged are left as they were judged.
-    """
-    for row in db.query(
-        "select * from findings where incident_id is null or incident_id not in "
-        "(select id from incidents where purged_at is not null) order by id"
-    ):
-        recipients = tuple(
-            Recipient(r["address"], r["domain"], r["name"], r["field"])
-            for r in db.query(
-                "select * from finding_addresses where finding_id = ? order by rowid",
-                [row["id"]],
-            )
-        )
-        yield (
-            row["id"],
-            Facts(
-                mailbox=row["mailbox"],
-                message_key=row["message_key"],
-                graph_id=row["graph_id"] or "",
-                internet_message_id=row["internet_message_id"],
-                conversation_id=row["conversation_id"],
-                sent_at=row["sent_at"],
-                subject=row["subject"] or "",
-                sender=row["sender"],
-                to_count=row["to_count"],
-                cc_count=row["cc_count"],
-                bcc_count=row["bcc_count"],
-                recipients=recipients,
-                department=row["sender_department"],
-                job_title=row["sender_job_title"],
-                sent_by=row["sent_by"],
-            ),
-            row["source"],
-        )
-
-
-def update_judgement(
-    db: Database, finding_id: int, finding: Finding | None, external: Iterable[str]
-) -> dict[str, Any]:
-    """Write a new judgement of a stored finding; None marks it as no longer qualifying.
-
-    ``external`` are the addresses now external, whether or not the finding qualifies.
-    Returns the row as it was before, for the caller to count what changed.
-    """
-    before = dict(db.table("findings").get(finding_id))
-    changes = judgement_row(finding) if finding is not None else {"qualifies": 0}
-    db.table("findings").update(finding_id, changes)
-    now_external = list(external)
-    db.execute("update finding_addresses set external = 0 where finding_id = ?", [finding_id])
-    db.execute(
-        "update finding_addresses set external = 1 "
-        "where finding_id = ? and address in (select value from json_each(?))",
-        [finding_id, orjson.dumps(now_external).decode()],
-    )
-    return before
+def update_row(db: Database, table: str, row_id: int, changes: Mapping[str, Any]) -> None:
+    """Set these columns of the row whose ``id`` is ``row_id`` (sqlite-utils' ``update``
+    reads the schema and the row first)."""
+    assignments = ", ".join(f"{column} = ?" for column in changes)
+    # Table and column names are sweeper's own, never data: the values are parameters.
+    update = f"update {table} set {assignments} where id = ?"  # noqa: S608
+    db.execute(update, [*changes.values(), row_id])

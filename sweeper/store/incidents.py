@@ -6,14 +6,12 @@ needs and writes what it decides.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlite_utils import Database
 
-from sweeper.rules.classify import Finding
 from sweeper.rules.incidents import (
     REEXPOSURE,
     EarlierList,
@@ -22,13 +20,10 @@ from sweeper.rules.incidents import (
     MessageFigures,
     normalise_subject,
     place,
-    repeats_list,
     summarise,
 )
 from sweeper.rules.severity import LEVELS, SeverityRule
-from sweeper.store.db import save_findings, transaction
-from sweeper.store.merges import carried_decision, move_attachments
-from sweeper.store.triage import record
+from sweeper.store.db import insert_row, select_rows, transaction, update_row
 from sweeper.when import iso, utc_now
 
 
@@ -55,15 +50,16 @@ def assign_incidents(
     touched: set[int] = set()
     with transaction(db):
         if run_id is not None:
-            for row in db.query(
+            for row in select_rows(
+                db,
                 "select distinct f.incident_id from finding_copies c join findings f "
                 "on f.id = c.finding_id where c.run_id = ? and f.incident_id is not null "
                 "and f.run_id != ?",
                 [run_id, run_id],
             ):
                 refresh_incident(db, row["incident_id"], rule)
-        for row in unplaced_findings(db, settled_only=settled_only):
-            member = _member(db, row)
+        unplaced = unplaced_findings(db, settled_only=settled_only)
+        for row, member in zip(unplaced, members_of(db, unplaced), strict=True):
             group = place(member, _candidates(db, row, reexposure), window, reexposure)
             incident_id = group.id if group else _new_incident(db, row)
             db.execute("update findings set incident_id = ? where id = ?", [incident_id, row["id"]])
@@ -79,19 +75,18 @@ def unplaced_findings(db: Database, *, settled_only: bool = False) -> list[dict[
     ``settled_only`` leaves out the findings of runs still running: such a run places them
     itself when it ends, and counts the incidents it touched.
     """
-    return list(
-        db.query(
-            "select * from findings where incident_id is null and qualifies = 1 "
-            "and (? = 0 or not exists (select 1 from runs r where r.id = findings.run_id "
-            "and r.status = 'running')) "
-            "order by sent_at is null, sent_at, id",
-            [int(settled_only)],
-        )
+    return select_rows(
+        db,
+        "select * from findings where incident_id is null and qualifies = 1 "
+        "and (? = 0 or not exists (select 1 from runs r where r.id = findings.run_id "
+        "and r.status = 'running')) "
+        "order by sent_at is null, sent_at, id",
+        [int(settled_only)],
     )
 
 
 def refresh_all(db: Database, rule: SeverityRule) -> int:
-    ids = [r["id"] for r in db.query("select id from incidents")]
+    ids = [r["id"] for r in select_rows(db, "select id from incidents")]
     with transaction(db):
         for incident_id in ids:
             refresh_incident(db, incident_id, rule)
@@ -102,73 +97,88 @@ def _parse(moment: str | None) -> datetime | None:
     return datetime.fromisoformat(moment) if moment else None
 
 
-def _addresses(db: Database, finding_id: int) -> frozenset[str]:
-    rows = db.query(
-        "select address from finding_addresses where finding_id = ? and external = 1",
-        [finding_id],
-    )
-    return frozenset(r["address"] for r in rows)
+def members_of(db: Database, rows: list[dict[str, Any]]) -> list[Member]:
+    """These findings' rows as grouping sees them, with their external addresses (read in
+    one query for all of them)."""
+    addresses: dict[int, set[str]] = {}
+    if rows:
+        for finding_id, address in db.execute(
+            "select finding_id, address from finding_addresses "
+            "where finding_id in (select value from json_each(?)) and external = 1",
+            [orjson.dumps([row["id"] for row in rows]).decode()],
+        ):
+            addresses.setdefault(finding_id, set()).add(address)
+    return [
+        Member(
+            key=row["message_key"],
+            sender=row["sender"],
+            subject_key=row["subject_key"] or normalise_subject(row["subject"] or ""),
+            conversation_id=row["conversation_id"],
+            sent_at=_parse(row["sent_at"]),
+            addresses=frozenset(addresses.get(row["id"], ())),
+        )
+        for row in rows
+    ]
 
 
-def _member(db: Database, row: dict[str, Any]) -> Member:
-    return Member(
-        key=row["message_key"],
-        sender=row["sender"],
-        subject_key=row["subject_key"] or normalise_subject(row["subject"] or ""),
-        conversation_id=row["conversation_id"],
-        sent_at=_parse(row["sent_at"]),
-        addresses=_addresses(db, row["id"]),
+def incident_members(db: Database, incident_ids: list[int]) -> dict[int, list[Member]]:
+    """Each of these incidents' findings as grouping sees them, oldest first (two queries
+    for all of them); an incident without findings is left out."""
+    if not incident_ids:
+        return {}
+    rows = select_rows(
+        db,
+        "select * from findings where incident_id in (select value from json_each(?)) "
+        "order by incident_id, sent_at is null, sent_at, id",
+        [orjson.dumps(incident_ids).decode()],
     )
+    members: dict[int, list[Member]] = {}
+    for row, member in zip(rows, members_of(db, rows), strict=True):
+        members.setdefault(row["incident_id"], []).append(member)
+    return members
+
+
+# The incidents a finding could join, in one query: same message, same sender and subject,
+# same thread, or (when the last parameter is 1) the same sender's incidents whose latest
+# message is recent enough to be re-exposed; each says whether the DPO decided it already.
+_CANDIDATES = (
+    "select c.id, i.status in ('false_positive', 'closed') as decided from ("
+    "select incident_id as id from findings where incident_id is not null "
+    "and (message_key = ? or (conversation_id is not null and conversation_id = ?)) "
+    "union select id from incidents where sender = ? and subject_key = ? "
+    "union select id from incidents where ? and sender = ? and merged_into is null "
+    "and last_sent_at >= ? and first_sent_at <= ?"
+    ") c left join incidents i on i.id = c.id order by c.id"
+)
 
 
 def _candidates(db: Database, row: dict[str, Any], reexposure: timedelta) -> list[Group]:
     """Incidents this finding could join: same message, same sender and subject, same thread,
     or the same sender's incidents whose latest message is recent enough to be re-exposed."""
-    ids = {
-        r["incident_id"]
-        for r in db.query(
-            "select distinct incident_id from findings where incident_id is not null "
-            "and (message_key = ? or (conversation_id is not null and conversation_id = ?))",
-            [row["message_key"], row["conversation_id"]],
-        )
-    }
-    ids |= {
-        r["id"]
-        for r in db.query(
-            "select id from incidents where sender = ? and subject_key = ?",
-            [row["sender"], row["subject_key"]],
-        )
-    }
     sent = _parse(row["sent_at"])
-    if sent is not None and row["sender"]:
-        ids |= {
-            r["id"]
-            for r in db.query(
-                "select id from incidents where sender = ? and merged_into is null "
-                "and last_sent_at >= ? and first_sent_at <= ?",
-                [row["sender"], iso(sent - reexposure), row["sent_at"]],
-            )
-        }
-    decided = {
-        r["id"]
-        for r in db.query(
-            "select id from incidents where status in ('false_positive', 'closed') "
-            "and id in (select value from json_each(?))",
-            [orjson.dumps(sorted(ids)).decode()],
-        )
-    }
-    groups = []
-    for incident_id in sorted(ids):
-        members = _members(db, incident_id)
-        if members:
-            groups.append(Group(incident_id, members, decided=incident_id in decided))
-    return groups
+    recent = sent is not None and bool(row["sender"])
+    soonest = iso(sent - reexposure) if sent is not None else None
+    found = select_rows(
+        db,
+        _CANDIDATES,
+        [
+            *(row["message_key"], row["conversation_id"], row["sender"], row["subject_key"]),
+            *(int(recent), row["sender"], soonest, row["sent_at"]),
+        ],
+    )
+    members = incident_members(db, [r["id"] for r in found])
+    return [
+        Group(r["id"], members[r["id"]], decided=bool(r["decided"]))
+        for r in found
+        if r["id"] in members
+    ]
 
 
 def _new_incident(db: Database, row: dict[str, Any]) -> int:
     now = utc_now()
-    table = db.table("incidents")
-    table.insert(
+    return insert_row(
+        db,
+        "incidents",
         {
             "sender": row["sender"],
             "subject": row["subject"],
@@ -179,9 +189,8 @@ def _new_incident(db: Database, row: dict[str, Any]) -> int:
             "created_at": now,
             "updated_at": now,
             "detected_at": now,
-        }
+        },
     )
-    return int(table.last_pk or 0)
 
 
 def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None:
@@ -193,12 +202,11 @@ def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None
         "select 1 from incidents where id = ? and purged_at is not null", [incident_id]
     ).fetchone():
         return
-    rows = list(
-        db.query(
-            "select * from findings where incident_id = ? and qualifies = 1 "
-            "order by sent_at is null, sent_at, id",
-            [incident_id],
-        )
+    rows = select_rows(
+        db,
+        "select * from findings where incident_id = ? and qualifies = 1 "
+        "order by sent_at is null, sent_at, id",
+        [incident_id],
     )
     if not rows:
         db.execute(
@@ -206,46 +214,23 @@ def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None
             [utc_now(), incident_id],
         )
         return
-    messages = [
-        MessageFigures(
-            key=r["message_key"],
-            sent_at=r["sent_at"],
-            visible_external=r["visible_external_count"],
-            bcc_used=bool(r["bcc_used"]),
-            suppressed=r["suppressed_by"] is not None,
-            function=rule.sensitive_function(
-                r["sender"], r["sender_department"], r["sender_job_title"]
-            ),
-        )
-        for r in rows
-    ]
-    listed = list(
-        db.query(
-            "select a.finding_id, a.address, a.name from finding_addresses a join findings f "
-            "on f.id = a.finding_id where f.incident_id = ? and f.qualifies = 1 "
-            "and a.external = 1",
-            [incident_id],
-        )
+    listed = select_rows(
+        db,
+        "select a.finding_id, a.address, a.name from finding_addresses a join findings f "
+        "on f.id = a.finding_id where f.incident_id = ? and f.qualifies = 1 "
+        "and a.external = 1",
+        [incident_id],
     )
-    addresses = [(a["address"], a["name"]) for a in listed]
-    by_finding: dict[int, set[str]] = {}
-    for a in listed:
-        by_finding.setdefault(a["finding_id"], set()).add(a["address"])
-    messages = [
-        replace(
-            m,
-            addresses=frozenset(by_finding.get(r["id"], ())),
-            subject=r["subject"] or "",
-            teams=tuple(t for t in (r["sender_department"], r["sender_job_title"]) if t),
-        )
-        for m, r in zip(messages, rows, strict=True)
-    ]
+    messages = _message_figures(rows, listed, rule)
     founder = rows[0]
     # Delegates who sent its messages on the From address's behalf, named beside it.
     sent_by = sorted({r["sent_by"] for r in rows if r["sent_by"]})
     earlier = closed_lists(db, founder["sender"], incident_id)
+    addresses = [(a["address"], a["name"]) for a in listed]
     summary = summarise(messages, addresses, founder["subject"] or "", rule, earlier)
-    db.table("incidents").update(
+    update_row(
+        db,
+        "incidents",
         incident_id,
         {
             "sender": founder["sender"],
@@ -260,6 +245,31 @@ def refresh_incident(db: Database, incident_id: int, rule: SeverityRule) -> None
     )
 
 
+def _message_figures(
+    rows: list[dict[str, Any]], listed: list[dict[str, Any]], rule: SeverityRule
+) -> list[MessageFigures]:
+    """Each qualifying finding's figures, with the external addresses ``listed`` for it."""
+    by_finding: dict[int, set[str]] = {}
+    for a in listed:
+        by_finding.setdefault(a["finding_id"], set()).add(a["address"])
+    return [
+        MessageFigures(
+            key=r["message_key"],
+            sent_at=r["sent_at"],
+            visible_external=r["visible_external_count"],
+            bcc_used=bool(r["bcc_used"]),
+            suppressed=r["suppressed_by"] is not None,
+            function=rule.sensitive_function(
+                r["sender"], r["sender_department"], r["sender_job_title"]
+            ),
+            addresses=frozenset(by_finding.get(r["id"], ())),
+            subject=r["subject"] or "",
+            teams=tuple(t for t in (r["sender_department"], r["sender_job_title"]) if t),
+        )
+        for r in rows
+    ]
+
+
 def closed_lists(db: Database, sender: str | None, incident_id: int) -> list[EarlierList]:
     """The sender's other incidents the DPO closed (addresses not purged), with their lists.
 
@@ -267,7 +277,8 @@ def closed_lists(db: Database, sender: str | None, incident_id: int) -> list[Ear
     was confirmed, or the people or the authority were notified.
     """
     lists = []
-    for row in db.query(
+    for row in select_rows(
+        db,
         "select i.id, (select substr(max(h.at), 1, 10) from incident_history h "
         "where h.incident_id = i.id and h.to_status = 'closed') as closed_on, "
         "exists (select 1 from incident_history h where h.incident_id = i.id "
@@ -282,7 +293,8 @@ def closed_lists(db: Database, sender: str | None, incident_id: int) -> list[Ear
             continue
         addresses = frozenset(
             r["address"]
-            for r in db.query(
+            for r in select_rows(
+                db,
                 "select distinct a.address from finding_addresses a join findings f "
                 "on f.id = a.finding_id where f.incident_id = ? and a.external = 1",
                 [row["id"]],
@@ -389,160 +401,6 @@ def _public(db: Database, row: dict[str, Any]) -> dict[str, Any]:
         "detected_at": row["detected_at"],
         "confirmed_at": row["confirmed_at"],
     }
-
-
-def save_lookup_findings(db: Database, run_id: int, findings: list[Finding]) -> list[int]:
-    """Store what a lookup found, marked as the lookup's and qualifying whatever the
-    threshold (it belongs to a reported breach); returns the findings' ids.
-
-    One transaction: a process killed half-way leaves no findings stored but not marked.
-    """
-    with transaction(db):
-        save_findings(db, run_id, findings)
-        ids = [
-            int(
-                db.execute(
-                    "select id from findings where message_key = ? order by id limit 1",
-                    [f.facts.message_key],
-                ).fetchone()[0]
-            )
-            for f in findings
-        ]
-        listed = orjson.dumps(ids).decode()  # one parameter: the ids as a JSON array
-        db.execute(
-            "update findings set source = 'lookup' "
-            "where id in (select value from json_each(?)) and run_id = ?",
-            [listed, run_id],
-        )
-        db.execute(
-            "update findings set qualifies = 1 where id in (select value from json_each(?))",
-            [listed],
-        )
-    return ids
-
-
-def regroup_reexposures(db: Database, rule: SeverityRule, reexposure: timedelta) -> list[int]:
-    """Merge into an earlier incident each later one whose first message shows the earlier
-    incident's people again from the same sender, soon after (rule 4 of grouping, for
-    incidents placed before the rule existed or before the window was widened).
-
-    Returns the incidents merged away. Decisions and history follow the merge
-    (:func:`merge_into_one`)."""
-    merged: list[int] = []
-    rows = list(
-        db.query(
-            "select id, sender, first_sent_at, last_sent_at from incidents "
-            "where merged_into is null and purged_at is null and sender is not null "
-            "and first_sent_at is not null and status not in ('false_positive', 'closed') "
-            "order by first_sent_at, id"
-        )
-    )
-    for later in rows:
-        soonest = iso(datetime.fromisoformat(later["first_sent_at"]) - reexposure)
-        candidates = [  # the same sender's, begun before it, recent enough: nothing loaded yet
-            e
-            for e in rows
-            if e["id"] != later["id"]
-            and e["id"] not in merged
-            and e["sender"] == later["sender"]
-            and e["first_sent_at"] <= later["first_sent_at"]
-            and (e["last_sent_at"] or e["first_sent_at"]) >= soonest
-        ]
-        founder = _first_member(db, later["id"]) if candidates else None
-        if founder is None or later["id"] in merged:
-            continue
-        for earlier in candidates:
-            group = Group(earlier["id"], _members(db, earlier["id"]))
-            if group.members and repeats_list(founder, group, reexposure):
-                ids = [
-                    r["id"]
-                    for r in db.query(
-                        "select id from findings where incident_id in (?, ?)",
-                        [earlier["id"], later["id"]],
-                    )
-                ]
-                why = f"reclassify: incident {later['id']} shows the list of {earlier['id']} again"
-                target = merge_into_one(db, ids, rule, why, by="sweeper reclassify")
-                merged.append(later["id"] if target == earlier["id"] else earlier["id"])
-                break
-    return merged
-
-
-def _members(db: Database, incident_id: int) -> list[Member]:
-    return [
-        _member(db, m)
-        for m in db.query(
-            "select * from findings where incident_id = ? order by sent_at is null, sent_at, id",
-            [incident_id],
-        )
-    ]
-
-
-def _first_member(db: Database, incident_id: int) -> Member | None:
-    members = _members(db, incident_id)
-    return members[0] if members else None
-
-
-def merge_into_one(
-    db: Database,
-    finding_ids: list[int],
-    rule: SeverityRule,
-    why: str,
-    *,
-    by: str = "sweeper lookup",
-) -> int:
-    """Put the findings in one incident, the oldest of theirs; the others are merged into it,
-    with everything attached to them (:mod:`sweeper.store.merges`).
-
-    The incidents read are the ones merged, whoever else writes: one write transaction.
-    """
-    listed = orjson.dumps(finding_ids).decode()
-    with transaction(db):
-        incidents = sorted(
-            {
-                r[0]
-                for r in db.execute(
-                    "select incident_id from findings where id in (select value from json_each(?))",
-                    [listed],
-                ).fetchall()
-            }
-        )
-        target, others = int(incidents[0]), incidents[1:]
-        db.execute(
-            "update findings set incident_id = ? where id in (select value from json_each(?))",
-            [target, listed],
-        )
-        move_attachments(db, target, others)
-        for other in others:
-            refresh_incident(db, other, rule)
-        refresh_incident(db, target, rule)
-        _carry_decisions(db, target, others, why, by)
-    return target
-
-
-def _carry_decisions(db: Database, target: int, others: list[int], why: str, by: str) -> None:
-    """The merged incident was detected when the first of its parts was, confirmed when the
-    first was, and is at least as far along as a breach as any part; the history says so."""
-    db.execute(
-        "update incidents set detected_at = (select min(detected_at) from incidents "
-        "where id = ? or merged_into = ?) where id = ?",
-        [target, target, target],
-    )
-    was = db.table("incidents").get(target)["status"]
-    status, confirmed = carried_decision(db, target)
-    db.table("incidents").update(target, {"status": status, "confirmed_at": confirmed})
-    parts = [f"{o} ({db.table('incidents').get(o)['status']})" for o in others]
-    count = db.execute("select count(*) from findings where incident_id = ?", [target])
-    record(
-        db,
-        target,
-        by=by,
-        from_status=was,
-        to_status=status,
-        note=f"{why}: {count.fetchone()[0]} message(s) in this incident"
-        + (f"; merged incidents {', '.join(parts)}" if parts else "")
-        + (f"; status {status}, as a merged incident had" if status != was else ""),
-    )
 
 
 def severities(db: Database) -> dict[int, str]:

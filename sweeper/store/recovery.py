@@ -34,6 +34,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from sweeper import store
+from sweeper.processes import process_alive, process_started, this_host
 from sweeper.rules.incidents import REEXPOSURE
 from sweeper.rules.severity import SeverityRule
 from sweeper.store.incidents import assign_incidents, unplaced_findings
@@ -86,7 +87,7 @@ def recover(
     cannot be another nightly run's.
     """
     now = now or datetime.now(UTC)
-    host = store.this_host()
+    host = this_host()
     if not _dead_runs(db, host, now, holding_lock) and not unplaced_findings(db, settled_only=True):
         return Recovery()  # the usual case, found by reading alone: no write lock taken
     with store.transaction(db):  # judged again under the lock: another process may be here
@@ -125,10 +126,10 @@ def interruption(
         return _overdue(run, now, "no process recorded")
     if run.get("host") != host:
         return _overdue(run, now, f"pid {pid} on {run.get('host') or 'an unknown host'}")
-    if not store.process_alive(pid):
+    if not process_alive(pid):
         return f"{INTERRUPTED} (pid {pid})"
     started = run.get("pid_started")
-    now_started = store.process_started(pid)
+    now_started = process_started(pid)
     if started is not None and now_started is not None and started != now_started:
         return f"{INTERRUPTED} (pid {pid}, now another process's)"
     return None

@@ -17,8 +17,8 @@ from sweeper.rules import breach
 from sweeper.rules.breach import Circumstance
 from sweeper.rules.clock import AwarenessClock
 from sweeper.rules.severity import SeverityRule, reveals_name, whole_words
-from sweeper.store import db as store
 from sweeper.store.audit import Access, accesses
+from sweeper.store.findings import copies_of, verified_domains
 from sweeper.store.triage import history, incident
 
 
@@ -104,6 +104,20 @@ def _first_step(history: list[dict[str, Any]], status: str) -> str | None:
     return next((h["at"] for h in history if h["to_status"] == status), None)
 
 
+def _people_shown(db: Database, incident_id: int) -> tuple[int, int]:
+    """The incident's external people whose address reveals a name, and the internal
+    addresses its messages showed too (none once its addresses are purged)."""
+    people = _messages_by_address(db, incident_id).values()
+    named = sum(1 for p in people if reveals_name(p["address"], p["name"]))
+    internal_shown = db.execute(
+        "select count(distinct a.address) from finding_addresses a join findings f "
+        "on f.id = a.finding_id where f.incident_id = ? and f.qualifies = 1 "
+        "and a.external = 0",
+        [incident_id],
+    ).fetchone()[0]
+    return named, int(internal_shown)
+
+
 def worksheet(db: Database, incident_id: int, rule: SeverityRule, *, now: datetime) -> Worksheet:
     row = incident(db, incident_id)
     messages = list(
@@ -116,18 +130,8 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule, *, now: dateti
         )
     )
     for m in messages:  # every mailbox storing a copy (sent as a shared mailbox)
-        m["mailboxes"] = store.copies_of(db, m["id"])
-    named: int | None = None
-    internal_shown: int | None = None
-    if not row["purged_at"]:
-        people = _messages_by_address(db, incident_id).values()
-        named = sum(1 for p in people if reveals_name(p["address"], p["name"]))
-        internal_shown = db.execute(
-            "select count(distinct a.address) from finding_addresses a join findings f "
-            "on f.id = a.finding_id where f.incident_id = ? and f.qualifies = 1 "
-            "and a.external = 0",
-            [incident_id],
-        ).fetchone()[0]
+        m["mailboxes"] = copies_of(db, m["id"])
+    named, internal_shown = _people_shown(db, incident_id) if not row["purged_at"] else (None, None)
     functions = (
         rule.sensitive_function(m["sender"], m["sender_department"], m["sender_job_title"])
         for m in messages
@@ -181,7 +185,7 @@ def worksheet(db: Database, incident_id: int, rule: SeverityRule, *, now: dateti
         clock=clock,
         standing=clock.standing(now, row["status"]),
         notified_at=_first_step(steps, "notified"),
-        internal=tuple(store.verified_domains(db)),
+        internal=tuple(verified_domains(db)),
         accesses=tuple(accesses(db, incident_id)),
     )
 
@@ -221,7 +225,7 @@ def incident_view(db: Database, incident_id: int) -> IncidentView:
         )
     )
     for m in messages:
-        m["mailboxes"] = store.copies_of(db, m["id"])
+        m["mailboxes"] = copies_of(db, m["id"])
     return IncidentView(
-        row, samples, messages, history(db, incident_id), tuple(store.verified_domains(db))
+        row, samples, messages, history(db, incident_id), tuple(verified_domains(db))
     )

@@ -28,6 +28,7 @@ from sqlite_utils import Database
 
 from sweeper import store
 from sweeper.errors import AlreadyRunning, StorageError
+from sweeper.processes import process_alive, process_started, this_host
 from sweeper.rules.digest import Digest, Plan, message_id
 from sweeper.when import utc_now
 
@@ -182,11 +183,11 @@ def interruption(row: Sending, *, host: str, now: datetime) -> str | None:
         return f"pid {row.pid} on {row.host or 'an unknown host'}, not settled after an hour"
     if row.pid is None:
         return "no process recorded"
-    if row.pid == os.getpid() and row.pid_started == store.process_started(row.pid):
+    if row.pid == os.getpid() and row.pid_started == process_started(row.pid):
         return f"pid {row.pid}, this process, which is not sending it any more"
-    if not store.process_alive(row.pid):
+    if not process_alive(row.pid):
         return f"pid {row.pid} has ended"
-    now_started = store.process_started(row.pid)
+    now_started = process_started(row.pid)
     if row.pid_started is not None and now_started is not None and row.pid_started != now_started:
         return f"pid {row.pid} has ended (the pid is now another process's)"
     return None
@@ -229,7 +230,7 @@ def _process(row: Sending) -> tuple[int | None, str | None, str | None]:
 
 def _this_process() -> dict[str, Any]:
     pid = os.getpid()
-    return {"pid": pid, "pid_started": store.process_started(pid), "host": store.this_host()}
+    return {"pid": pid, "pid_started": process_started(pid), "host": this_host()}
 
 
 def _sending(row: dict[str, Any]) -> Sending:

@@ -26,7 +26,8 @@ from sqlite_utils import Database
 
 from sweeper import store
 from sweeper.errors import AlreadyRunning
-from sweeper.store.db import copies_of, exposed_addresses
+from sweeper.processes import process_started, this_host
+from sweeper.store.findings import copies_of, exposed_addresses
 from sweeper.store.incidents import incident_mailboxes, top_domains
 from sweeper.store.recovery import interruption
 from sweeper.when import utc_now
@@ -148,7 +149,7 @@ def start_export(db: Database, now: datetime | None = None) -> int:
     interrupted: what it had sent is recorded, the rest is still pending.
     """
     now = now or datetime.now(UTC)
-    host = store.this_host()
+    host = this_host()
     pid = os.getpid()
     with store.transaction(db):
         for row in db.query("select * from siem_exports where finished_at is null"):
@@ -165,7 +166,7 @@ def start_export(db: Database, now: datetime | None = None) -> int:
             {
                 "started_at": utc_now(),
                 "pid": pid,
-                "pid_started": store.process_started(pid),
+                "pid_started": process_started(pid),
                 "host": host,
             }
         )
