@@ -38,8 +38,8 @@ from sweeper.fakegraph.monitor import MAX_BODY, SCHEMA_FILE
 from sweeper.graph.ingestion import Target, calls, upload
 from sweeper.graph.signin import make_credential
 from sweeper.present.siem import FIELD_LIMIT, cut_short, finding_record
-from sweeper.settings import load_settings
 from sweeper.processes import this_host
+from sweeper.settings import load_settings
 
 STREAM = "Custom-SweeperEvents"
 ROOT = Path(__file__).parent.parent

@@ -33,8 +33,7 @@ from sweeper.commands.alerts import alerts_after_sweep
 from sweeper.commands.digest import run_digest
 from sweeper.commands.siem import export_after_run
 from sweeper.commands.sweep import SweepReport, Window, run_summary, sweep_tenant
-from sweeper.errors import AlreadyRunning, exit_code_for
-from sweeper.files import open_private
+from sweeper.errors import exit_code_for
 from sweeper.processes import single_run
 from sweeper.settings import Settings
 from sweeper.store.recovery import recover
