@@ -25,7 +25,8 @@ from sweeper import store
 from sweeper.commands.deliver import email_message, graph_payload, send_smtp
 from sweeper.commands.settings import Settings
 from sweeper.errors import SweeperError
-from sweeper.graph.gateway import GraphGateway, sign_in_error
+from sweeper.graph.answers import sign_in_error
+from sweeper.graph.gateway import GraphGateway
 from sweeper.graph.signin import gateway_for, make_credential
 from sweeper.present.escape import terminal
 from sweeper.rules.accounts import unmatched

@@ -2,6 +2,12 @@
 
 - :mod:`.gateway`: :class:`~.gateway.GraphGateway`, every Graph call sweeper makes, paging
   and throttling included; answers are plain data or one of :mod:`sweeper.errors`.
+- :mod:`.answers`: Graph's answers read (pages, JSON batches, users), its errors mapped, and
+  the Retry-After arithmetic.
+- :mod:`.requests`: the fields sweeper selects, its URLs and the SDK's request builders.
+- :mod:`.transport`: the transport that counts round trips and throttling, and the
+  credential that renews a refused token.
+- :mod:`.slots`: the reading slots, none held while a mailbox is throttled.
 - :mod:`.outbound`: alerts posted to webhooks (Teams Workflows, Standard Webhooks), with
   retries.
 - :mod:`.webhooks`: a webhook's URL and signing secret checked, the Standard Webhooks
