@@ -18,7 +18,8 @@ from forward_proxy import ForwardProxy
 from receivers import Receiver
 
 from sweeper.commands.settings import load_settings
-from sweeper.graph.network import Outbound, origin
+from sweeper.graph.network import Outbound
+from sweeper.graph.origins import origin
 from sweeper.graph.people import PeopleSignIn
 
 SECRET = "whsec_" + "c3dlZXBlci1wcm94eS10ZXN0LWtleS1vZi0zMi1ieXRlcyE="

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import msgspec
 import orjson
-from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from sweeper.errors import AuthError, GraphError, MailboxFailed, MailboxNotEnabled
+
+if TYPE_CHECKING:  # loaded by whoever built the request; not with this module
+    import httpx
+    from azure.core.exceptions import AzureError
 
 THROTTLE_STATUSES = frozenset({429, 503, 504})  # waited out, as Retry-After asks
 LONGEST_WAIT = 180.0  # the SDK gives up at once on a longer Retry-After; so does sweeper
@@ -196,6 +198,8 @@ def sign_in_error(exc: AzureError) -> AuthError:
     azure-core raises ServiceRequestError when the authority cannot be reached at all (a
     wrong ``AZURE_AUTHORITY_HOST``, no network, a proxy); that is a failed sign-in too.
     """
+    from azure.core.exceptions import ClientAuthenticationError
+
     detail = first_line(getattr(exc, "message", None) or str(exc)) or type(exc).__name__
     if isinstance(exc, ClientAuthenticationError):
         return AuthError(f"sign-in failed: {detail}")

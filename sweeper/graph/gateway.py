@@ -30,28 +30,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlencode
 
-import httpx
 import msgspec
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError
-from kiota_abstractions.request_information import RequestInformation
-from kiota_authentication_azure.azure_identity_authentication_provider import (
-    AzureIdentityAuthenticationProvider,
-)
-from msgraph.graph_request_adapter import GraphRequestAdapter
-from msgraph.graph_request_adapter import options as graph_middleware_options
-from msgraph.graph_service_client import GraphServiceClient
-from msgraph_core import GraphClientFactory
 
 from sweeper import __version__
 from sweeper.errors import GraphError, MailboxFailed, MailboxNotEnabled
 from sweeper.graph import answers
 from sweeper.graph.answers import Batch, User
-from sweeper.graph.network import AnswerTooLarge, BoundedTransport, Outbound
-from sweeper.graph.pagefetch import AiohttpPages, HttpxPages, PageFetcher
 from sweeper.graph.paging import MAX_PAGES, Paging
 from sweeper.graph.requests import (
     USER_FIELDS,
@@ -63,7 +50,17 @@ from sweeper.graph.requests import (
     user_path,
 )
 from sweeper.graph.slots import ReadingSlots
-from sweeper.graph.transport import CountingTransport, RenewableCredential
+
+# The SDK, httpx, aiohttp and azure-core are imported when a gateway is built, not with this
+# module: a command that never calls Graph never loads them.
+if TYPE_CHECKING:
+    import httpx
+    from azure.core.credentials_async import AsyncTokenCredential
+    from kiota_abstractions.request_information import RequestInformation
+    from msgraph.graph_service_client import GraphServiceClient
+
+    from sweeper.graph.network import Outbound
+    from sweeper.graph.transport import CountingTransport
 
 log = logging.getLogger(__name__)
 RETRY_DELAYS = (0.5, 2.0)  # sweeper's own retries of a read that got no usable answer
@@ -97,36 +94,23 @@ class GraphGateway:
         max_connections: int = 32,
         max_pages: int = MAX_PAGES,
     ) -> None:
+        from sweeper.graph.network import Outbound
+        from sweeper.graph.transport import RenewableCredential, SdkPipeline
+
         self.graph_url = graph_url.rstrip("/")
         self._credential = RenewableCredential(credential)
         self._outbound = outbound = outbound or Outbound()
         self._max_pages = max_pages
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
-        inner = transport or outbound.httpx_transport(self.graph_url, http2=True, limits=limits)
-        self._transport = CountingTransport(BoundedTransport(inner, outbound))
-        timeouts = httpx.Timeout(outbound.timeout, connect=outbound.connect_timeout)
-        client = httpx.AsyncClient(
-            transport=self._transport, timeout=timeouts, base_url=self.graph_url
-        )
-        client = GraphClientFactory.create_with_default_middleware(
-            client=client, options=graph_middleware_options
-        )
-        host = urlsplit(self.graph_url).hostname or ""
-        auth = AzureIdentityAuthenticationProvider(
-            self._credential, scopes=[scope], allowed_hosts=[host]
-        )
-        self._http = client
         self._scope = scope
-        # Mailbox pages are read past the SDK's request pipeline: see sweeper.graph.pagefetch.
-        self._page_fetcher: PageFetcher = (
-            HttpxPages(self._transport, timeouts)
-            if transport is not None
-            else AiohttpPages(self._transport, outbound, max_connections=max_connections)
+        pipeline = SdkPipeline(
+            self.graph_url, scope, self._credential, transport, outbound, max_connections
         )
+        self._transport = pipeline.transport
+        self._http = pipeline.http
+        self._adapter = pipeline.adapter
+        self._page_fetcher = pipeline.pages
         self._slots = ReadingSlots()
-        self._adapter = GraphRequestAdapter(auth, client=client)
-        self._adapter.base_url = self.graph_url
-        self._client = GraphServiceClient(request_adapter=self._adapter)
+        self._client: GraphServiceClient | None = None  # built for the benchmark only
 
     async def __aenter__(self) -> GraphGateway:
         return self
@@ -179,6 +163,10 @@ class GraphGateway:
         For the benchmark only, which measures the SDK's model objects against the raw JSON
         that sweeper reads; nothing else should build requests past the gateway.
         """
+        from msgraph.graph_service_client import GraphServiceClient
+
+        if self._client is None:
+            self._client = GraphServiceClient(request_adapter=self._adapter)
         return self._client
 
     async def verified_domains(self) -> list[str]:
@@ -308,6 +296,9 @@ class GraphGateway:
         Graph answers 202 when it accepted the mail. A 503 or a timeout does not prove that
         it was not sent, so nothing here tries again: the caller decides.
         """
+        import httpx
+        from azure.core.exceptions import AzureError
+
         request = send_mail_request(f"{self.graph_url}/{user_path(sender)}/sendMail", payload)
         try:
             response: httpx.Response = await self._adapter.send_async(request, None, {})
@@ -389,6 +380,8 @@ class GraphGateway:
         The link was checked by :class:`Paging` (Graph's own scheme, host and port) before
         it gets here; only a token for that origin is ever sent.
         """
+        import httpx
+
         target = httpx.URL(url if "://" in url else f"{self.graph_url}/{url}")
 
         async def attempt() -> httpx.Response:
@@ -422,6 +415,11 @@ class GraphGateway:
         RETRY_DELAYS; a token Graph refused (401 InvalidAuthenticationToken) is replaced
         once by a fresh one.
         """
+        import httpx
+        from azure.core.exceptions import AzureError
+
+        from sweeper.graph.network import AnswerTooLarge
+
         renewed = False
         attempt = 0
         throttled = 0

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import orjson
-from kiota_abstractions.method import Method
-from kiota_abstractions.native_response_handler import NativeResponseHandler
-from kiota_abstractions.request_information import RequestInformation
-from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 
 from sweeper.graph.answers import User
 from sweeper.when import iso
+
+if TYPE_CHECKING:  # the SDK is loaded when a request is built, not with this module
+    from kiota_abstractions.request_information import RequestInformation
 
 MESSAGE_FIELDS = (
     "id",
@@ -83,6 +82,10 @@ def get_request(url: str, *, own_throttling: bool) -> Callable[[], RequestInform
     """A GET of ``url`` for the SDK's adapter, its raw answer handed back unparsed.
     ``own_throttling``: a mailbox's read, whose throttling the gateway's send loop waits
     out itself (off the reading slot), so the SDK's retry middleware must leave it alone."""
+    from kiota_abstractions.method import Method
+    from kiota_abstractions.native_response_handler import NativeResponseHandler
+    from kiota_abstractions.request_information import RequestInformation
+    from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
 
     def build() -> RequestInformation:
         request = RequestInformation(Method.GET)
@@ -99,6 +102,10 @@ def get_request(url: str, *, own_throttling: bool) -> Callable[[], RequestInform
 
 def batch_request(url: str, body: dict[str, Any]) -> Callable[[], RequestInformation]:
     """A POST of a JSON batch of reads: as safe to send again as the reads themselves."""
+    from kiota_abstractions.method import Method
+    from kiota_abstractions.native_response_handler import NativeResponseHandler
+    from kiota_abstractions.request_information import RequestInformation
+    from kiota_http.middleware.options import ResponseHandlerOption
 
     def build() -> RequestInformation:
         request = RequestInformation(Method.POST)
@@ -114,6 +121,11 @@ def batch_request(url: str, body: dict[str, Any]) -> Callable[[], RequestInforma
 
 def send_mail_request(url: str, payload: dict[str, Any]) -> RequestInformation:
     """A POST of ``sendMail``, sent once: without the SDK's retries."""
+    from kiota_abstractions.method import Method
+    from kiota_abstractions.native_response_handler import NativeResponseHandler
+    from kiota_abstractions.request_information import RequestInformation
+    from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
+
     request = RequestInformation(Method.POST)
     request.url = url
     request.headers.try_add("Content-Type", "application/json")

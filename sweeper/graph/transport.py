@@ -1,8 +1,13 @@
-"""Under the gateway: the transport that counts Graph's answers, and the renewable credential.
+"""Under the gateway: the SDK's pipeline, the transport that counts Graph's answers, and
+the renewable credential.
 
-:class:`CountingTransport` sits below the SDK's retry middleware, so it sees every round
-trip, retries included. :class:`RenewableCredential` wraps the configured azure-identity
-credential so that a token Graph refused before its expiry is replaced by a new one.
+:class:`SdkPipeline` is what a gateway sends through: the SDK's request adapter and its
+middleware over an httpx client, and the fetcher of mailbox pages beside it. Imported
+only when a gateway is built, this module is the one that loads the SDK, httpx and
+aiohttp. :class:`CountingTransport` sits below the SDK's retry middleware, so it sees every
+round trip, retries included. :class:`RenewableCredential` wraps the configured
+azure-identity credential so that a token Graph refused before its expiry is replaced by a
+new one.
 """
 
 from __future__ import annotations
@@ -13,13 +18,22 @@ import time
 from collections import Counter
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_request_adapter import options as graph_middleware_options
+from msgraph_core import GraphClientFactory
 
 from sweeper.graph.answers import THROTTLE_STATUSES
+from sweeper.graph.network import BoundedTransport, Outbound
+from sweeper.graph.pagefetch import AiohttpPages, HttpxPages, PageFetcher
 
 _USER_IN_PATH = re.compile(r"/users/([^/?]+)")
 
@@ -105,3 +119,36 @@ class RenewableCredential(AsyncTokenCredential):
         tb: TracebackType | None = None,
     ) -> None:
         await self.close()
+
+
+class SdkPipeline:
+    """The SDK's request adapter over an httpx client whose transport counts every round
+    trip, and what reads mailbox pages past it (see :mod:`sweeper.graph.pagefetch`):
+    aiohttp's client, or ``transport`` when one is given (tests)."""
+
+    def __init__(
+        self,
+        graph_url: str,
+        scope: str,
+        credential: RenewableCredential,
+        transport: httpx.AsyncBaseTransport | None,
+        outbound: Outbound,
+        max_connections: int,
+    ) -> None:
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
+        inner = transport or outbound.httpx_transport(graph_url, http2=True, limits=limits)
+        self.transport = CountingTransport(BoundedTransport(inner, outbound))
+        timeouts = httpx.Timeout(outbound.timeout, connect=outbound.connect_timeout)
+        client = httpx.AsyncClient(transport=self.transport, timeout=timeouts, base_url=graph_url)
+        self.http = GraphClientFactory.create_with_default_middleware(
+            client=client, options=graph_middleware_options
+        )
+        host = urlsplit(graph_url).hostname or ""
+        auth = AzureIdentityAuthenticationProvider(credential, scopes=[scope], allowed_hosts=[host])
+        self.pages: PageFetcher = (
+            HttpxPages(self.transport, timeouts)
+            if transport is not None
+            else AiohttpPages(self.transport, outbound, max_connections=max_connections)
+        )
+        self.adapter = GraphRequestAdapter(auth, client=self.http)
+        self.adapter.base_url = graph_url
