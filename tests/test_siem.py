@@ -36,8 +36,8 @@ from sweeper.commands.settings import load_settings
 from sweeper.errors import IngestionError
 from sweeper.fakegraph import FakeGraph
 from sweeper.fakegraph.monitor import MAX_BODY, SCHEMA_FILE
-from sweeper.graph.ingestion import Target, calls, upload
 from sweeper.graph.signin import make_credential
+from sweeper.outbound.ingestion import Target, calls, upload
 from sweeper.present.siem import FIELD_LIMIT, cut_short, finding_record
 
 STREAM = "Custom-SweeperEvents"

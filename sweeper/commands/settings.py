@@ -28,7 +28,7 @@ from sweeper.commands.console_settings import SCHEMA as CONSOLE_SCHEMA
 from sweeper.commands.console_settings import ConsoleSettings, console_settings
 from sweeper.errors import ConfigError
 from sweeper.graph.endpoints import CLOUDS, MONITOR_SCOPES, SignIn
-from sweeper.graph.webhooks import check_webhook_url, webhook_secret
+from sweeper.outbound.webhooks import check_webhook_url, webhook_secret
 from sweeper.rules.allow import AllowRule
 from sweeper.rules.audience import DomainClass, default_classes
 from sweeper.rules.classify import Policy
