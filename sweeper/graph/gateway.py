@@ -1,22 +1,22 @@
-"""The one place that talks to Microsoft Graph, and the one module that imports the SDK.
+"""The one place that talks to Microsoft Graph.
 
 :class:`GraphGateway` owns the msgraph-sdk request adapter (sign-in, retry and redirect
-middleware), the HTTP client and its timeouts, and turns every Graph answer into plain
-Python data or one of :mod:`sweeper.errors` (one mapper, :func:`~.answers.error_for`, for
-answers on their own and inside a JSON batch alike). Message pages are fetched as raw JSON through
-the SDK's request adapter: the SDK's model objects cost about 100 times more CPU per page.
-msgspec reads a page's envelope and leaves each message as its raw JSON text
-(``msgspec.Raw``), for :mod:`sweeper.rules.pages` to decode only what it needs. The
-benchmark alone (:mod:`sweeper.bench`) reaches past this: it imports the SDK's message
-request builder and uses the service client the gateway lends it
-(:attr:`GraphGateway.sdk_client`), to measure that cost.
+middleware), the HTTP client and its timeouts (built by :mod:`.transport`, loaded only with
+a gateway), and turns every Graph answer into plain Python data or one of
+:mod:`sweeper.errors` (one mapper, :func:`~.answers.error_for`, for answers on their own and
+inside a JSON batch alike). Message pages are fetched as raw JSON: the SDK's model objects
+cost about 100 times more CPU per page. msgspec reads a page's envelope and leaves each
+message as its raw JSON text (``msgspec.Raw``), for :mod:`sweeper.rules.pages` to decode
+only what it needs. The benchmark alone (:mod:`sweeper.bench`) reaches past this: it
+imports the SDK's message request builder and uses the service client the gateway lends
+it (:attr:`GraphGateway.sdk_client`), to measure that cost.
 
 Paging and throttling are hidden here. Callers get whole pages as lists (of raw messages,
 or of dicts for the other collections) and never see ``@odata.nextLink``; a mailbox's first
 page that a JSON batch brought is an opaque :class:`FirstPage` that the sweep hands back
 to :meth:`GraphGateway.sent_pages`, which goes on from it, or waits out the
 ``Retry-After`` of a throttled batch item first. A ``Retry-After`` too long for a run to
-wait (:data:`LONGEST_WAIT`) reaches the caller as a :class:`~sweeper.errors.MailboxFailed`
+wait (:data:`~.answers.LONGEST_WAIT`) reaches the caller as a :class:`~sweeper.errors.MailboxFailed`
 with ``retry_after`` set, for it to come back later.
 """
 
