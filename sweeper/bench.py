@@ -31,8 +31,10 @@ import orjson
 from sweeper import store
 from sweeper.commands.sweep import Window, sweep_tenant
 from sweeper.files import write_private
-from sweeper.graph.gateway import MESSAGE_FIELDS, GraphGateway, User, _parse_page
+from sweeper.graph.answers import User, parse_page
+from sweeper.graph.gateway import GraphGateway
 from sweeper.graph.paging import Paging
+from sweeper.graph.requests import MESSAGE_FIELDS
 from sweeper.graph.signin import gateway_for
 from sweeper.rules.classify import Policy, classify
 from sweeper.rules.pages import classify_page
@@ -227,7 +229,7 @@ def _classifier(args: argparse.Namespace) -> None:
     started = time.process_time()
     findings, messages = 0, 0
     for body in pages:
-        page, _ = _parse_page(body)
+        page, _ = parse_page(body)
         assert page is not None
         messages += len(page.value)
         findings += len(classify_page("user0@x", page.value, policy).findings)

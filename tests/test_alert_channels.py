@@ -32,8 +32,8 @@ from receivers import Receiver, closed_port
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from sweeper.errors import AlertDeliveryError, ConfigError, describe_failure
-from sweeper.graph.outbound import origin, post_json, retry_after
-from sweeper.graph.webhooks import (
+from sweeper.outbound.posting import origin, post_json, retry_after
+from sweeper.outbound.webhooks import (
     SECRET_VARIABLE,
     check_webhook_url,
     signed_by,

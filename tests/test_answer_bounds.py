@@ -20,9 +20,9 @@ from hostile_https import Hostile
 from sweeper.errors import SweeperError
 from sweeper.fakegraph import FakeGraph
 from sweeper.graph.endpoints import SignIn
-from sweeper.graph.ingestion import Target, upload
 from sweeper.graph.people import PeopleSignIn
 from sweeper.graph.signin import make_credential
+from sweeper.outbound.ingestion import Target, upload
 
 WITHIN = 20.0  # far above the 2 s allowed; far below a trickled answer (about 8 s a token)
 

@@ -21,7 +21,8 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from sweeper.errors import GraphError, MailboxFailed, MailboxNotEnabled
-from sweeper.graph.gateway import FirstPage, GraphGateway, User
+from sweeper.graph.answers import User
+from sweeper.graph.gateway import FirstPage, GraphGateway
 from sweeper.graph.network import Outbound
 
 GRAPH = "https://graph.test/v1.0"

@@ -33,7 +33,7 @@ from sweeper.fakegraph.graphapi import (
     USER_PROPERTIES,
 )
 from sweeper.fakegraph.router import Logged
-from sweeper.graph.gateway import MESSAGE_FIELDS, USER_FIELDS
+from sweeper.graph.requests import MESSAGE_FIELDS, USER_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "graph-v1.0-subset.json"

@@ -1,7 +1,8 @@
 """The package's shape: rings, each importing only the rings below it.
 
     base      errors, when, addresses, logs, files, faultpoints, processes (no other ring)
-    graph     sweeper/graph/      the only code that knows HTTP, the SDK and sign-in
+    graph     sweeper/graph/      Microsoft Graph and Entra ID: the SDK, sign-in, the HTTP set-up
+    outbound  sweeper/outbound/   what is sent elsewhere: webhooks, Azure Monitor (Sentinel)
     rules     sweeper/rules/      pure judgement: no I/O
     store     sweeper/store/      the only code that speaks SQL
     present   sweeper/present/    escaping, tables, templates
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "sweeper"
-RINGS = ("base", "graph", "rules", "store", "present", "settings", "commands", "edge")
+RINGS = ("base", "graph", "outbound", "rules", "store", "present", "settings", "commands", "edge")
 BASE = {"errors", "when", "addresses", "logs", "files", "faultpoints", "processes", "__init__"}
 EDGE_PACKAGES = {"fakegraph"}
 

@@ -33,8 +33,8 @@ from sweeper.addresses import (
     normalise_domain,
     within,
 )
-from sweeper.graph.ingestion import without_ssl_objects
 from sweeper.logs import _TOKENS, Guard, _token
+from sweeper.outbound.ingestion import without_ssl_objects
 from sweeper.present import escape
 from sweeper.present.linkable import linkable_spans
 from sweeper.rules.allow import AllowRule

@@ -17,7 +17,8 @@ from conftest import Sweeper, write_config
 from forward_proxy import ForwardProxy
 from receivers import Receiver
 
-from sweeper.graph.network import Outbound, origin
+from sweeper.graph.network import Outbound
+from sweeper.graph.origins import origin
 from sweeper.graph.people import PeopleSignIn
 from sweeper.settings import load_settings
 

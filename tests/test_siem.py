@@ -35,8 +35,8 @@ from sweeper.commands.digest import run_digest
 from sweeper.errors import IngestionError
 from sweeper.fakegraph import FakeGraph
 from sweeper.fakegraph.monitor import MAX_BODY, SCHEMA_FILE
-from sweeper.graph.ingestion import Target, calls, upload
 from sweeper.graph.signin import make_credential
+from sweeper.outbound.ingestion import Target, calls, upload
 from sweeper.present.siem import FIELD_LIMIT, cut_short, finding_record
 from sweeper.processes import this_host
 from sweeper.settings import load_settings

@@ -28,9 +28,9 @@ from sweeper import store
 from sweeper.addresses import mask_address
 from sweeper.commands.deliver import email_message, graph_payload, send_smtp
 from sweeper.errors import AlertDeliveryError, AlertStatus, SweeperError
-from sweeper.graph.outbound import post_json
 from sweeper.graph.signin import gateway_for
-from sweeper.graph.webhooks import signed_by, webhook_secret
+from sweeper.outbound.posting import post_json
+from sweeper.outbound.webhooks import signed_by, webhook_secret
 from sweeper.present.escape import json_bytes, mask_addresses
 from sweeper.present.render import render_alert_mail
 from sweeper.present.teams import teams_payload

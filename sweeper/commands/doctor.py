@@ -24,30 +24,14 @@ from azure.core.exceptions import AzureError
 from sweeper import store
 from sweeper.commands.deliver import email_message, graph_payload, send_smtp
 from sweeper.errors import ConfigError, SweeperError
-from sweeper.graph.gateway import GraphGateway, sign_in_error
+from sweeper.graph.answers import sign_in_error
+from sweeper.graph.gateway import GraphGateway
+from sweeper.graph.permissions import BROADER, MAIL_SEND, NEEDED
 from sweeper.graph.signin import gateway_for, make_credential
 from sweeper.present.escape import terminal
 from sweeper.rules.accounts import unmatched
 from sweeper.settings import Settings
 from sweeper.settings.channels import BY_NAME
-
-NEEDED = {
-    "Mail.ReadBasic.All": "read Sent Items: recipients, subject and dates, never bodies",
-    "User.Read.All": "list the users whose mailboxes are swept",
-    "Domain.Read.All": "read the verified domains that decide what is internal",
-}
-BROADER = {
-    "Mail.Read": "reads bodies and attachments too; Mail.ReadBasic.All is enough",
-    "Mail.ReadWrite": "can change and delete mail; Mail.ReadBasic.All is enough",
-    "Mail.ReadBasic": "is not needed besides Mail.ReadBasic.All",
-    "MailboxSettings.Read": "is not needed",
-    "MailboxSettings.ReadWrite": "is not needed",
-    "Directory.Read.All": "reads the whole directory; User.Read.All and Domain.Read.All are enough",
-    "Directory.ReadWrite.All": "can change the directory; read permissions are enough",
-    "User.ReadWrite.All": "can change users; User.Read.All is enough",
-    "Domain.ReadWrite.All": "can change domains; Domain.Read.All is enough",
-    "full_access_as_app": "is full Exchange (EWS) access; Graph's Mail.ReadBasic.All is enough",
-}
 
 
 @dataclass(frozen=True)
@@ -97,10 +81,10 @@ def permission_checks(roles: list[str], graph_digest: bool) -> list[Check]:
         )
     )
     if graph_digest:
-        tenant_wide = "Mail.Send" in roles
+        tenant_wide = MAIL_SEND in roles
         checks.append(
             Check(
-                "Mail.Send",
+                MAIL_SEND,
                 True,
                 "granted tenant-wide: this app can send mail as any mailbox"
                 if tenant_wide
@@ -112,8 +96,8 @@ def permission_checks(roles: list[str], graph_digest: bool) -> list[Check]:
             )
         )
     broader = {r: why for r, why in BROADER.items() if r in roles}
-    if "Mail.Send" in roles and not graph_digest:
-        broader["Mail.Send"] = "is not needed: the digest goes by SMTP"
+    if MAIL_SEND in roles and not graph_digest:
+        broader[MAIL_SEND] = "is not needed: the digest goes by SMTP"
     checks.append(
         Check(
             "least privilege",

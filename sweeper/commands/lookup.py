@@ -19,7 +19,8 @@ from sqlite_utils import Database
 
 from sweeper import store
 from sweeper.errors import GraphError, MailboxNotEnabled, NotFound, UsageError
-from sweeper.graph.gateway import GraphGateway, User
+from sweeper.graph.answers import User
+from sweeper.graph.gateway import GraphGateway
 from sweeper.rules.classify import Finding, judge, read_message
 from sweeper.rules.incidents import normalise_subject
 from sweeper.rules.pages import value_of

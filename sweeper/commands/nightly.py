@@ -29,9 +29,6 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from sweeper import store
-from sweeper.commands.alerts import alerts_after_sweep
-from sweeper.commands.digest import run_digest
-from sweeper.commands.siem import export_after_run
 from sweeper.commands.sweep import SweepReport, Window, run_summary, sweep_tenant
 from sweeper.errors import exit_code_for
 from sweeper.processes import single_run
@@ -96,6 +93,8 @@ def _sweep_and_alert(
     window = Window(until - settings.window - settings.overlap, until)
     report = asyncio.run(sweep_tenant(settings, env, db, window, incremental=True))
     lines.append(run_summary(report))
+    from sweeper.commands.alerts import alerts_after_sweep  # loaded once the sweep is done
+
     alerted = alerts_after_sweep(db, settings, env, report.run_id)
     said = alerted.summary()
     if said:
@@ -108,6 +107,8 @@ def _to_sentinel(
 ) -> None:
     """Send the run to Microsoft Sentinel within ``budget`` seconds (what the alerts left);
     never raises, never changes the exit code."""
+    from sweeper.commands.siem import export_after_run
+
     siem = export_after_run(db, settings, env, budget=budget)
     if siem.enabled:
         lines.append(siem.line)
@@ -131,6 +132,8 @@ def _sweep_then_digest(
     lines: list[str] = []
     until = now or datetime.now(UTC)
     report, left = _sweep_and_alert(db, settings, env, until, lines)
+    from sweeper.commands.digest import run_digest  # loaded once the sweep is done
+
     send = bool(settings.digest.recipients)
     digest = run_digest(db, settings, env, send=send, now=now)
     lines.append(digest.message if send else f"{digest.message}\n(no digest.recipients: not sent)")

@@ -39,8 +39,8 @@ from sqlite_utils import Database
 from sweeper import store
 from sweeper.errors import EXIT_OK, IngestionError, describe_failure
 from sweeper.faultpoints import reached
-from sweeper.graph.ingestion import CALL_BUDGET, Target, fits, record_bytes, upload
 from sweeper.graph.signin import make_credential
+from sweeper.outbound.ingestion import CALL_BUDGET, Target, fits, record_bytes, upload
 from sweeper.present.siem import (
     FIELD_LIMIT,
     KINDS,

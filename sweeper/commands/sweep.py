@@ -26,7 +26,8 @@ from sweeper.errors import (
     RunStatus,
     exit_code_for,
 )
-from sweeper.graph.gateway import LONGEST_WAIT, FirstPage, GraphGateway, User
+from sweeper.graph.answers import LONGEST_WAIT, User
+from sweeper.graph.gateway import FirstPage, GraphGateway
 from sweeper.graph.signin import gateway_for
 from sweeper.logs import show_domains
 from sweeper.present.escape import terminal

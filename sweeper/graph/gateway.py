@@ -1,22 +1,22 @@
-"""The one place that talks to Microsoft Graph, and the one module that imports the SDK.
+"""The one place that talks to Microsoft Graph.
 
 :class:`GraphGateway` owns the msgraph-sdk request adapter (sign-in, retry and redirect
-middleware), the HTTP client and its timeouts, and turns every Graph answer into plain
-Python data or one of :mod:`sweeper.errors` (one mapper, :func:`_error_for`, for answers
-on their own and inside a JSON batch alike). Message pages are fetched as raw JSON through
-the SDK's request adapter: the SDK's model objects cost about 100 times more CPU per page.
-msgspec reads a page's envelope and leaves each message as its raw JSON text
-(``msgspec.Raw``), for :mod:`sweeper.rules.pages` to decode only what it needs. The
-benchmark alone (:mod:`sweeper.bench`) reaches past this: it imports the SDK's message
-request builder and uses the service client the gateway lends it
-(:attr:`GraphGateway.sdk_client`), to measure that cost.
+middleware), the HTTP client and its timeouts (built by :mod:`.transport`, loaded only with
+a gateway), and turns every Graph answer into plain Python data or one of
+:mod:`sweeper.errors` (one mapper, :func:`~.answers.error_for`, for answers on their own and
+inside a JSON batch alike). Message pages are fetched as raw JSON: the SDK's model objects
+cost about 100 times more CPU per page. msgspec reads a page's envelope and leaves each
+message as its raw JSON text (``msgspec.Raw``), for :mod:`sweeper.rules.pages` to decode
+only what it needs. The benchmark alone (:mod:`sweeper.bench`) reaches past this: it
+imports the SDK's message request builder and uses the service client the gateway lends
+it (:attr:`GraphGateway.sdk_client`), to measure that cost.
 
 Paging and throttling are hidden here. Callers get whole pages as lists (of raw messages,
 or of dicts for the other collections) and never see ``@odata.nextLink``; a mailbox's first
 page that a JSON batch brought is an opaque :class:`FirstPage` that the sweep hands back
 to :meth:`GraphGateway.sent_pages`, which goes on from it, or waits out the
 ``Retry-After`` of a throttled batch item first. A ``Retry-After`` too long for a run to
-wait (:data:`LONGEST_WAIT`) reaches the caller as a :class:`~sweeper.errors.MailboxFailed`
+wait (:data:`~.answers.LONGEST_WAIT`) reaches the caller as a :class:`~sweeper.errors.MailboxFailed`
 with ``retry_after`` set, for it to come back later.
 """
 
@@ -24,101 +24,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
-import re
-import time
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
-from urllib.parse import quote, urlencode, urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlencode
 
-import httpx
 import msgspec
-import orjson
-from azure.core.credentials import AccessToken
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError, ClientAuthenticationError
-from kiota_abstractions.method import Method
-from kiota_abstractions.native_response_handler import NativeResponseHandler
-from kiota_abstractions.request_information import RequestInformation
-from kiota_authentication_azure.azure_identity_authentication_provider import (
-    AzureIdentityAuthenticationProvider,
-)
-from kiota_http.middleware.options import ResponseHandlerOption, RetryHandlerOption
-from msgraph.graph_request_adapter import GraphRequestAdapter
-from msgraph.graph_request_adapter import options as graph_middleware_options
-from msgraph.graph_service_client import GraphServiceClient
-from msgraph_core import GraphClientFactory
 
 from sweeper import __version__
-from sweeper.errors import AuthError, GraphError, MailboxFailed, MailboxNotEnabled
-from sweeper.graph.network import AnswerTooLarge, BoundedTransport, Outbound
-from sweeper.graph.pagefetch import AiohttpPages, HttpxPages, PageFetcher
+from sweeper.errors import GraphError, MailboxFailed, MailboxNotEnabled
+from sweeper.graph import answers
+from sweeper.graph.answers import Batch, User
 from sweeper.graph.paging import MAX_PAGES, Paging
-from sweeper.when import iso
-
-MESSAGE_FIELDS = (
-    "id",
-    "internetMessageId",
-    "conversationId",
-    "subject",
-    "sentDateTime",
-    "from",
-    "sender",
-    "toRecipients",
-    "ccRecipients",
-    "bccRecipients",
+from sweeper.graph.requests import (
+    USER_FIELDS,
+    batch_request,
+    get_request,
+    send_mail_request,
+    sent_copy_query,
+    sent_url,
+    user_path,
 )
-"""What sweeper reads of a message: no body, no preview, no attachments (Mail.ReadBasic.All)."""
+from sweeper.graph.slots import ReadingSlots
 
-USER_FIELDS = "id,userPrincipalName,mail,displayName,accountEnabled,department,jobTitle"
+# The SDK, httpx, aiohttp and azure-core are imported when a gateway is built, not with this
+# module: a command that never calls Graph never loads them.
+if TYPE_CHECKING:
+    import httpx
+    from azure.core.credentials_async import AsyncTokenCredential
+    from kiota_abstractions.request_information import RequestInformation
+    from msgraph.graph_service_client import GraphServiceClient
+
+    from sweeper.graph.network import Outbound
+    from sweeper.graph.transport import CountingTransport
+
 log = logging.getLogger(__name__)
-THROTTLE_STATUSES = frozenset({429, 503, 504})  # waited out, as Retry-After asks
-LONGEST_WAIT = 180.0  # the SDK gives up at once on a longer Retry-After; so does sweeper
-
-
-@dataclass
-class _Hold:
-    held: bool = True
-
-
-_HOLDING: contextvars.ContextVar[_Hold | None] = contextvars.ContextVar("slot", default=None)
-THROTTLE_RETRIES = 3  # a mailbox read throttled again after this many waits fails (as the SDK)
-THROTTLE_DEFAULT_WAIT = 3.0  # without Retry-After: 3 s, doubling (the SDK's own delays)
 RETRY_DELAYS = (0.5, 2.0)  # sweeper's own retries of a read that got no usable answer
 RETRIED_STATUSES = frozenset({500, 502})  # server errors the SDK does not retry
-_USER_IN_PATH = re.compile(r"/users/([^/?]+)")
 T = TypeVar("T")
-
-
-class _Page(msgspec.Struct):
-    """A page of messages: each value left as its raw JSON text, the next link as sent."""
-
-    value: list[msgspec.Raw]
-    next_link: Any = msgspec.field(name="@odata.nextLink", default=None)
-
-
-class _BatchItem(msgspec.Struct):
-    """One answer inside a JSON batch: every field as sent, the body still raw JSON."""
-
-    id: Any = None
-    status: Any = None
-    headers: Any = None
-    body: msgspec.Raw = msgspec.Raw()  # empty: no body
-
-
-class _Batch(msgspec.Struct):
-    responses: list[msgspec.Raw] | None = None
-
-
-_PAGE = msgspec.json.Decoder(_Page)
-_BATCH = msgspec.json.Decoder(_Batch)
-_BATCH_ITEM = msgspec.json.Decoder(_BatchItem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,100 +78,6 @@ class FirstPage:
 
     _messages: list[msgspec.Raw]
     _next_link: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    id: str
-    upn: str
-    display_name: str
-    mail: str | None
-    department: str | None = None  # Entra's, for the severity rule's sensitive functions
-    job_title: str | None = None
-    enabled: bool = True  # False: a shared mailbox, a room, a leaver (accountEnabled)
-
-
-class CountingTransport(httpx.AsyncBaseTransport):
-    """Wraps the real transport to count throttled answers per mailbox.
-
-    The SDK's retry middleware sits above this transport, so every 429/503/504 it swallows
-    while waiting out ``Retry-After`` is still seen and counted here.
-    """
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
-        self.throttled: Counter[str] = Counter()
-        self.requests = 0  # every HTTP round trip to Graph, retries included
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self.inner.handle_async_request(request)
-        self.count(request, response.status_code)
-        return response
-
-    def count(self, request: httpx.Request, status: int) -> None:
-        """One round trip, and its mailbox's throttled answers (also of requests sent past
-        this transport: :mod:`sweeper.graph.pagefetch`)."""
-        self.requests += 1
-        if status in THROTTLE_STATUSES:
-            match = _USER_IN_PATH.search(request.url.path)
-            self.throttled[match.group(1) if match else ""] += 1
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-class RenewableCredential(AsyncTokenCredential):
-    """The configured credential, able to insist on a new token after Graph refused one.
-
-    azure-identity renews a token a few minutes before it expires, but Graph can refuse one
-    sooner: a clock minutes off, a session revoked. Asking with a ``claims`` value makes
-    azure-identity and MSAL bypass their caches; the value asks for a token issued from now
-    on, the form Graph's own claims challenges take.
-    """
-
-    def __init__(self, inner: AsyncTokenCredential) -> None:
-        self._inner = inner
-        self._last: str | None = None  # the token handed out last
-        self._refused: str | None = None  # the token Graph refused last
-        self._lock = asyncio.Lock()
-
-    def refused(self, header: str | None) -> None:
-        """Graph refused the token in this Authorization header: replace it."""
-        if header is not None:
-            self._refused = header.removeprefix("Bearer ")
-
-    async def get_token(
-        self,
-        *scopes: str,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        enable_cae: bool = False,
-        **kwargs: Any,
-    ) -> AccessToken:
-        # One at a time: the requests in flight when a token was refused all see it
-        # refused, and one new token serves them all.
-        async with self._lock:
-            if not claims and self._refused is not None and self._refused == self._last:
-                issued_from = str(int(time.time()))
-                claims = orjson.dumps(
-                    {"access_token": {"nbf": {"essential": True, "value": issued_from}}}
-                ).decode()
-            token = await self._inner.get_token(
-                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
-            )
-            self._last = token.token
-            return token
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None:
-        await self.close()
 
 
 class GraphGateway:
@@ -241,36 +94,23 @@ class GraphGateway:
         max_connections: int = 32,
         max_pages: int = MAX_PAGES,
     ) -> None:
+        from sweeper.graph.network import Outbound
+        from sweeper.graph.transport import RenewableCredential, SdkPipeline
+
         self.graph_url = graph_url.rstrip("/")
         self._credential = RenewableCredential(credential)
         self._outbound = outbound = outbound or Outbound()
         self._max_pages = max_pages
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=32)
-        inner = transport or outbound.httpx_transport(self.graph_url, http2=True, limits=limits)
-        self._transport = CountingTransport(BoundedTransport(inner, outbound))
-        timeouts = httpx.Timeout(outbound.timeout, connect=outbound.connect_timeout)
-        client = httpx.AsyncClient(
-            transport=self._transport, timeout=timeouts, base_url=self.graph_url
-        )
-        client = GraphClientFactory.create_with_default_middleware(
-            client=client, options=graph_middleware_options
-        )
-        host = urlsplit(self.graph_url).hostname or ""
-        auth = AzureIdentityAuthenticationProvider(
-            self._credential, scopes=[scope], allowed_hosts=[host]
-        )
-        self._http = client
         self._scope = scope
-        # Mailbox pages are read past the SDK's request pipeline: see sweeper.graph.pagefetch.
-        self._page_fetcher: PageFetcher = (
-            HttpxPages(self._transport, timeouts)
-            if transport is not None
-            else AiohttpPages(self._transport, outbound, max_connections=max_connections)
+        pipeline = SdkPipeline(
+            self.graph_url, scope, self._credential, transport, outbound, max_connections
         )
-        self._slots: asyncio.Semaphore | None = None
-        self._adapter = GraphRequestAdapter(auth, client=client)
-        self._adapter.base_url = self.graph_url
-        self._client = GraphServiceClient(request_adapter=self._adapter)
+        self._transport = pipeline.transport
+        self._http = pipeline.http
+        self._adapter = pipeline.adapter
+        self._page_fetcher = pipeline.pages
+        self._slots = ReadingSlots()
+        self._client: GraphServiceClient | None = None  # built for the benchmark only
 
     async def __aenter__(self) -> GraphGateway:
         return self
@@ -289,48 +129,19 @@ class GraphGateway:
 
     def open_slots(self, count: int) -> None:
         """At most ``count`` mailboxes are read at once (``sweep.concurrency``)."""
-        self._slots = asyncio.Semaphore(count)
+        self._slots.open(count)
 
     async def take_slot(self) -> None:
-        """Wait for a free slot, for a mailbox (or a batch of them) about to be read; the
-        task that reads it then holds it with :meth:`holding`."""
-        if self._slots is not None:
-            await self._slots.acquire()
+        """Wait for a free slot for a mailbox about to be read (:class:`ReadingSlots`)."""
+        await self._slots.take()
 
-    @contextlib.contextmanager
-    def holding(self) -> Iterator[None]:
-        """This task holds the slot taken for it until the block ends, less the time it
-        waits out a Retry-After (see :meth:`_wait_throttled`)."""
-        hold = _Hold()
-        token = _HOLDING.set(hold)
-        try:
-            yield
-        finally:
-            _HOLDING.reset(token)
-            if self._slots is not None and hold.held:
-                self._slots.release()
+    def holding(self) -> contextlib.AbstractContextManager[None]:
+        """This task holds the slot taken for it until the block ends."""
+        return self._slots.holding()
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Take a slot and hold it for the block."""
-        await self.take_slot()
-        with self.holding():
-            yield
-
-    async def _wait_throttled(self, seconds: float) -> None:
-        """Wait out a ``Retry-After`` without holding a slot: another mailbox is read
-        meanwhile. Reads that run outside the slots (tenant-wide lists) just sleep."""
-        hold = _HOLDING.get()
-        if self._slots is None or hold is None or not hold.held:
-            await asyncio.sleep(seconds)
-            return
-        hold.held = False
-        self._slots.release()
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            await self._slots.acquire()
-            hold.held = True
+        return self._slots.slot()
 
     # -- what the sweep asks for -------------------------------------------------------
 
@@ -352,6 +163,10 @@ class GraphGateway:
         For the benchmark only, which measures the SDK's model objects against the raw JSON
         that sweeper reads; nothing else should build requests past the gateway.
         """
+        from msgraph.graph_service_client import GraphServiceClient
+
+        if self._client is None:
+            self._client = GraphServiceClient(request_adapter=self._adapter)
         return self._client
 
     async def verified_domains(self) -> list[str]:
@@ -369,14 +184,14 @@ class GraphGateway:
 
     async def get_user(self, name: str) -> User | None:
         """One user by UPN or id, enabled or not (a shared mailbox, a leaver); None if unknown."""
-        url = f"{self.graph_url}/users/{quote(name, safe='@')}?$select={USER_FIELDS}"
+        url = f"{self.graph_url}/{user_path(name)}?$select={USER_FIELDS}"
         try:
             body = await self._get_json(url, tenant_wide=True)
         except GraphError as exc:
             if exc.status == 404:
                 return None
             raise
-        return _user(body)
+        return answers.user_of(body)
 
     async def users(self, *, include_disabled: bool) -> list[User]:
         """Every user, all pages: enabled accounts only, or disabled ones too (a shared
@@ -390,7 +205,7 @@ class GraphGateway:
             f"{self.graph_url}/users?{urlencode(fields)}", tenant_wide=True
         ):
             for item in page:
-                user = _user(item)
+                user = answers.user_of(item)
                 if user is None:
                     unusable += 1
                 else:
@@ -415,7 +230,7 @@ class GraphGateway:
         With ``internet_message_id``, only the copies of that message. ``first`` is what
         :meth:`first_pages` brought for this mailbox, if anything: its page comes first and,
         if more follow, the rest is read on from it in full ``page_size`` pages; a throttled
-        item is waited out as its ``Retry-After`` asks (see :func:`_wait_out`); any other
+        item is waited out as its ``Retry-After`` asks (:func:`~.answers.wait_out`); any other
         failed item is read again the ordinary way, with its retries.
 
         Raises MailboxNotEnabled for an account without a mailbox, MailboxFailed when the
@@ -431,8 +246,8 @@ class GraphGateway:
             # own next link would keep its small pages and cost more round trips).
             skip = len(first._messages)
         elif isinstance(first, GraphError):
-            await _wait_out(first, self._wait_throttled)
-        relative = _sent_url(user, since, until, page_size, internet_message_id)
+            await answers.wait_out(first, self._slots.wait_throttled)
+        relative = sent_url(user, since, until, page_size, internet_message_id)
         if skip:
             relative += f"&$skip={skip}"
         try:
@@ -458,7 +273,7 @@ class GraphGateway:
         users = [user for user, _, _ in wanted]
         body = {
             "requests": [
-                {"id": str(i), "method": "GET", "url": _sent_url(u, since, until, page_size)}
+                {"id": str(i), "method": "GET", "url": sent_url(u, since, until, page_size)}
                 for i, (u, since, until) in enumerate(wanted)
             ]
         }
@@ -466,11 +281,11 @@ class GraphGateway:
         results: dict[str, FirstPage | GraphError] = {}
         for raw in answer.responses or []:
             try:
-                item = _BATCH_ITEM.decode(raw)
+                item = answers.batch_item(raw)
                 user = users[int(item.id)]
             except (msgspec.ValidationError, ValueError, IndexError, TypeError):
                 continue  # no object, or no mailbox of ours: fetched again below
-            results[user.id] = _batch_item(item, self._transport, user)
+            results[user.id] = _first_page(item, self._transport, user)
         for user in users:  # an item the answer left out is fetched again, never lost
             results.setdefault(user.id, GraphError("missing from the batch answer", status=0))
         return results
@@ -481,32 +296,21 @@ class GraphGateway:
         Graph answers 202 when it accepted the mail. A 503 or a timeout does not prove that
         it was not sent, so nothing here tries again: the caller decides.
         """
-        request = RequestInformation(Method.POST)
-        request.url = f"{self.graph_url}/users/{quote(sender, safe='@')}/sendMail"
-        request.headers.try_add("Content-Type", "application/json")
-        request.content = orjson.dumps(payload)
-        request.add_request_options(
-            [ResponseHandlerOption(NativeResponseHandler()), RetryHandlerOption(should_retry=False)]
-        )
+        import httpx
+        from azure.core.exceptions import AzureError
+
+        request = send_mail_request(f"{self.graph_url}/{user_path(sender)}/sendMail", payload)
         try:
             response: httpx.Response = await self._adapter.send_async(request, None, {})
         except AzureError as exc:
-            raise sign_in_error(exc) from None
+            raise answers.sign_in_error(exc) from None
         except httpx.HTTPError as exc:
             raise GraphError(
                 f"sendMail got no answer ({type(exc).__name__}); the mail may or may not "
                 "have been sent"
             ) from None
         if response.status_code != 202:
-            code, message = _odata_error(_json_or_none(response.content), _reason(response))
-            uncertain = response.status_code >= 500
-            raise GraphError(
-                f"sendMail answered {response.status_code} {code}"
-                + (f": {_first_line(message)}" if message else "")
-                + ("; the mail may or may not have been sent" if uncertain else ""),
-                status=response.status_code,
-                code=code,
-            )
+            raise answers.send_mail_error(response)
 
     async def sent_copy(self, mailbox: str, internet_message_id: str) -> dict[str, Any] | None:
         """The mailbox's Sent Items copy of the message with this internetMessageId, as
@@ -515,16 +319,8 @@ class GraphGateway:
         One read (Mail.ReadBasic.All is enough), with the retries of every read; a GraphError
         when Graph cannot say.
         """
-        quoted = internet_message_id.replace("'", "''")
-        query = urlencode(
-            {
-                "$filter": f"internetMessageId eq '{quoted}'",
-                "$select": "id,internetMessageId,sentDateTime",
-                "$top": "10",
-            },
-            safe="$,:",
-        )
-        url = f"{self.graph_url}/users/{quote(mailbox, safe='@')}/mailFolders/sentitems/messages"
+        query = sent_copy_query(internet_message_id)
+        url = f"{self.graph_url}/{user_path(mailbox)}/mailFolders/sentitems/messages"
         body = await self._get_json(f"{url}?{query}", tenant_wide=False, page=True)
         for item in body["value"]:
             if isinstance(item, dict) and item.get("internetMessageId") == internet_message_id:
@@ -550,32 +346,25 @@ class GraphGateway:
         paging = self._paging(url, MailboxFailed, read)
         next_url: str | None = url
         while next_url:
-            page = await self._send(self._page_get(next_url), tenant_wide=False, parse=_parse_page)
+            page = await self._send(
+                self._page_get(next_url), tenant_wide=False, parse=answers.parse_page
+            )
             yield page.value
             next_url = paging.follow(page.next_link)
 
     def _paging(self, url: str, failure: type[GraphError], read: int = 0) -> Paging:
         return Paging(url, self.graph_url, max_pages=self._max_pages, failure=failure, read=read)
 
-    async def _post_batch(self, url: str, body: dict[str, Any]) -> _Batch:
+    async def _post_batch(self, url: str, body: dict[str, Any]) -> Batch:
         """POST a JSON batch of reads: as safe to send again as the reads themselves."""
-
-        def build() -> RequestInformation:
-            request = RequestInformation(Method.POST)
-            request.url = url
-            request.headers.try_add("Content-Type", "application/json")
-            request.headers.try_add("Accept", "application/json")
-            request.content = orjson.dumps(body)
-            request.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
-            return request
-
-        return await self._send(self._sdk_send(build), tenant_wide=True, parse=_parse_batch)
+        build = batch_request(url, body)
+        return await self._send(self._sdk_send(build), tenant_wide=True, parse=answers.parse_batch)
 
     async def _get_json(self, url: str, *, tenant_wide: bool, page: bool = False) -> dict[str, Any]:
         def parse(content: bytes) -> tuple[dict[str, Any] | None, str]:
-            return _parse(content, page=page)
+            return answers.parse_json(content, page=page)
 
-        build = _get(url, own_throttling=not tenant_wide)
+        build = get_request(url, own_throttling=not tenant_wide)
         return await self._send(self._sdk_send(build), tenant_wide=tenant_wide, parse=parse)
 
     def _sdk_send(self, build: Callable[[], RequestInformation]) -> Callable[[], Awaitable[Any]]:
@@ -591,6 +380,8 @@ class GraphGateway:
         The link was checked by :class:`Paging` (Graph's own scheme, host and port) before
         it gets here; only a token for that origin is ever sent.
         """
+        import httpx
+
         target = httpx.URL(url if "://" in url else f"{self.graph_url}/{url}")
 
         async def attempt() -> httpx.Response:
@@ -617,13 +408,18 @@ class GraphGateway:
         :mod:`sweeper.errors`.
 
         Throttling (429/503/504) of a mailbox's read is waited out here, as Retry-After asks
-        (:func:`_throttle_wait`), without holding the mailbox's reading slot; of a
+        (:func:`~.answers.throttle_wait`), without holding the mailbox's reading slot; of a
         tenant-wide read, by the SDK's retry middleware.
         Sweeper adds what the SDK leaves out: a read that got no usable answer (connection
         reset, timeout, a cut-off or malformed body, a 500 or 502) is sent again after
         RETRY_DELAYS; a token Graph refused (401 InvalidAuthenticationToken) is replaced
         once by a fresh one.
         """
+        import httpx
+        from azure.core.exceptions import AzureError
+
+        from sweeper.graph.network import AnswerTooLarge
+
         renewed = False
         attempt = 0
         throttled = 0
@@ -631,36 +427,35 @@ class GraphGateway:
             try:
                 response: httpx.Response = await send_once()
             except AzureError as exc:
-                raise sign_in_error(exc) from None
+                raise answers.sign_in_error(exc) from None
             except AnswerTooLarge as exc:  # the same answer again would be as large
                 raise GraphError(f"{exc} (graph.max_answer_mb)", code="AnswerTooLarge") from None
             except httpx.TimeoutException as exc:
-                said = _first_line(str(exc)) or type(exc).__name__
+                said = answers.first_line(str(exc)) or type(exc).__name__
                 if "whole answer" in said:
                     said += ", graph.timeout_seconds"
                 problem = GraphError(f"Graph did not answer in time ({said})")
             except httpx.HTTPError as exc:
-                problem = GraphError(
-                    f"connection to Graph failed ({type(exc).__name__}: {_first_line(str(exc))})"
-                )
+                said = f"{type(exc).__name__}: {answers.first_line(str(exc))}"
+                problem = GraphError(f"connection to Graph failed ({said})")
             else:
                 status = response.status_code
-                if status == 401 and not renewed and _refused_token(response):
+                if status == 401 and not renewed and answers.refused_token(response):
                     renewed = True
                     self._credential.refused(response.request.headers.get("Authorization"))
                     log.info("Graph refused the access token before its expiry; renewing it")
                     continue
-                if status in THROTTLE_STATUSES and not tenant_wide:
-                    wait = _throttle_wait(response, throttled)
+                if status in answers.THROTTLE_STATUSES and not tenant_wide:
+                    wait = answers.throttle_wait(response, throttled)
                     if wait is None:
-                        raise _error_of(response, tenant_wide=tenant_wide)
+                        raise answers.error_of(response, tenant_wide=tenant_wide)
                     throttled += 1
-                    await self._wait_throttled(wait)
+                    await self._slots.wait_throttled(wait)
                     continue
                 if status >= 400 and status not in RETRIED_STATUSES:
-                    raise _error_of(response, tenant_wide=tenant_wide)
+                    raise answers.error_of(response, tenant_wide=tenant_wide)
                 if status >= 400:
-                    problem = _error_of(response, tenant_wide=tenant_wide)
+                    problem = answers.error_of(response, tenant_wide=tenant_wide)
                 else:
                     body, malformed = parse(response.content)
                     if body is not None:
@@ -673,256 +468,21 @@ class GraphGateway:
             attempt += 1
 
 
-def _throttle_wait(response: httpx.Response, waited: int) -> float | None:
-    """How long to wait before asking a mailbox again after a throttled answer, or None to
-    give up: after THROTTLE_RETRIES waits, or when Retry-After is LONGEST_WAIT or more (the
-    caller then comes back to the mailbox later). As the SDK's retry middleware would."""
-    if waited >= THROTTLE_RETRIES:
-        return None
-    seconds = _seconds(response.headers.get("Retry-After"))
-    if seconds is None:
-        return float(THROTTLE_DEFAULT_WAIT * 2**waited)
-    return seconds if seconds < LONGEST_WAIT else None
-
-
-def _get(url: str, *, own_throttling: bool) -> Callable[[], RequestInformation]:
-    """A GET of ``url`` for the SDK's adapter, its raw answer handed back unparsed.
-    ``own_throttling``: a mailbox's read, whose throttling :meth:`GraphGateway._send` waits
-    out itself (off the reading slot), so the SDK's retry middleware must leave it alone."""
-
-    def build() -> RequestInformation:
-        request = RequestInformation(Method.GET)
-        request.url = url
-        request.headers.try_add("Accept", "application/json")
-        options: list[Any] = [ResponseHandlerOption(NativeResponseHandler())]
-        if own_throttling:
-            options.append(RetryHandlerOption(should_retry=False))
-        request.add_request_options(options)
-        return request
-
-    return build
-
-
-def _parse_page(content: bytes) -> tuple[_Page | None, str]:
-    """A page of messages, its values undecoded, or None and what is wrong with it.
-
-    Only the envelope is read here: a value's own text is checked when it is decoded
-    (:mod:`sweeper.rules.pages`), so that a message the sweep never needs whole is never
-    decoded whole.
-    """
-    try:
-        page = _PAGE.decode(content)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        _, malformed = _parse(content, page=True)  # to say what is wrong, as ever
-        return None, malformed or "a page sweeper cannot read"
-    if page.next_link is not None and not isinstance(page.next_link, str):
-        return None, "'@odata.nextLink' is not a URL"
-    return page, ""
-
-
-def _parse_batch(content: bytes) -> tuple[_Batch | None, str]:
-    """A JSON batch's answer, its items undecoded; an object without a list of responses
-    has none (each mailbox is then fetched again on its own)."""
-    try:
-        return _BATCH.decode(content), ""
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        body, malformed = _parse(content, page=False)
-        return (_Batch(), "") if body is not None else (None, malformed)
-
-
-def _parse(content: bytes, *, page: bool) -> tuple[dict[str, Any] | None, str]:
-    """The answer's JSON object, or None and what is wrong with it."""
-    try:
-        body = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return None, f"not JSON ({len(content)} bytes)"
-    if not isinstance(body, dict):
-        return None, "not a JSON object"
-    if page and not isinstance(body.get("value"), list):
-        return None, "a page without a 'value' list"
-    link = body.get("@odata.nextLink")
-    if page and link is not None and not isinstance(link, str):
-        return None, "'@odata.nextLink' is not a URL"
-    return body, ""
-
-
-def _refused_token(response: httpx.Response) -> bool:
-    code, _ = _odata_error(_json_or_none(response.content), _reason(response))
-    return code == "InvalidAuthenticationToken"
-
-
-def _sent_url(
-    user: User,
-    since: datetime | None,
-    until: datetime | None,
-    page_size: int,
-    internet_message_id: str | None = None,
-) -> str:
-    """The Sent Items query, relative to the Graph base URL (as batch items need it)."""
-    clauses = []
-    if since is not None:
-        clauses.append(f"sentDateTime ge {iso(since)}")
-    if until is not None:
-        clauses.append(f"sentDateTime lt {iso(until)}")
-    if internet_message_id is not None:
-        quoted = internet_message_id.replace("'", "''")
-        clauses.append(f"internetMessageId eq '{quoted}'")
-    options = {"$select": ",".join(MESSAGE_FIELDS), "$top": str(page_size)}
-    if clauses:
-        options["$filter"] = " and ".join(clauses)
-    query = urlencode(options, safe="$,:")
-    return f"users/{quote(user.id, safe='@')}/mailFolders/sentitems/messages?{query}"
-
-
-def _batch_item(
-    item: _BatchItem, transport: CountingTransport, user: User
+def _first_page(
+    item: answers.BatchItem, transport: CountingTransport, user: User
 ) -> FirstPage | GraphError:
     """One answer inside a batch: a page, or the error it would have been on its own."""
     status = item.status
     if status == 200:
-        try:
-            page = _PAGE.decode(item.body)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            pass  # no page in it: said below, as any other answer
-        else:
+        page = answers.page_in(item)
+        if page is not None:  # else no page in it: said below, as any other answer
             link = page.next_link
             return FirstPage(page.value, link if isinstance(link, str) else None)
     if not isinstance(status, int):
         return GraphError("malformed batch item", status=0)
-    if status in THROTTLE_STATUSES:
+    if status in answers.THROTTLE_STATUSES:
         transport.throttled[user.id] += 1  # inside a 200 answer: the transport never saw it
     headers = item.headers
     retry_after = headers.get("Retry-After") if isinstance(headers, dict) else None
-    body = _json_or_none(item.body)
-    return _error_for(status, body, retry_after, tenant_wide=False, retried=False)
-
-
-async def _wait_out(item: GraphError, wait: Callable[[float], Awaitable[None]]) -> None:
-    """Before a mailbox whose batch item failed is read again: wait, or give up on it.
-
-    No mailbox: raised as is. Throttled (the retry middleware never saw the item): sleep
-    its Retry-After, unless that is LONGEST_WAIT or more, which fails the mailbox with
-    ``retry_after`` set so that the sweep can come back to it later. Anything else: no wait.
-    """
-    if isinstance(item, MailboxNotEnabled):
-        raise item
-    if item.retry_after is None:
-        return
-    if item.retry_after >= LONGEST_WAIT:
-        raise MailboxFailed(
-            f"still throttled after the batch: {item} (Retry-After {item.retry_after:.0f} s)",
-            status=item.status,
-            code=item.code,
-            retry_after=item.retry_after,
-        )
-    await wait(item.retry_after)
-
-
-def _user(item: object) -> User | None:
-    if not isinstance(item, dict):
-        return None
-    user_id, upn = item.get("id"), item.get("userPrincipalName")
-    if not isinstance(user_id, str) or not isinstance(upn, str) or not user_id or not upn:
-        return None
-    name = item.get("displayName")
-    mail = item.get("mail")
-    department, title = item.get("department"), item.get("jobTitle")
-    return User(
-        id=user_id,
-        upn=upn.lower(),
-        display_name=name if isinstance(name, str) else "",
-        mail=mail.lower() if isinstance(mail, str) else None,
-        department=department if isinstance(department, str) and department else None,
-        job_title=title if isinstance(title, str) and title else None,
-        enabled=item.get("accountEnabled") is not False,
-    )
-
-
-def _seconds(raw: object) -> float | None:
-    """A Retry-After value in seconds (Graph sends whole seconds), or None."""
-    try:
-        value = float(raw) if isinstance(raw, str | int | float) else None
-    except ValueError:
-        return None
-    return value if value is not None and value >= 0 else None
-
-
-def sign_in_error(exc: AzureError) -> AuthError:
-    """No token: refused (ClientAuthenticationError), or the sign-in endpoint not reached.
-
-    azure-core raises ServiceRequestError when the authority cannot be reached at all (a
-    wrong ``AZURE_AUTHORITY_HOST``, no network, a proxy); that is a failed sign-in too.
-    """
-    detail = _first_line(getattr(exc, "message", None) or str(exc)) or type(exc).__name__
-    if isinstance(exc, ClientAuthenticationError):
-        return AuthError(f"sign-in failed: {detail}")
-    return AuthError(f"sign-in failed: the sign-in endpoint could not be reached ({detail})")
-
-
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line[:300]
-
-
-def _error_of(response: httpx.Response, *, tenant_wide: bool) -> GraphError:
-    """:func:`_error_for` of an answer on its own, after the SDK's retry middleware."""
-    return _error_for(
-        response.status_code,
-        _json_or_none(response.content),
-        response.headers.get("Retry-After"),
-        tenant_wide=tenant_wide,
-        fallback_code=_reason(response),
-    )
-
-
-def _error_for(
-    status: int,
-    body: object,
-    retry_after: object,
-    *,
-    tenant_wide: bool,
-    retried: bool = True,
-    fallback_code: str = "Error",
-) -> GraphError:
-    """Map a Graph error answer to one of sweeper's errors, one line, with code and status.
-
-    The one mapper, for answers on their own and for items inside a JSON batch: ``body``
-    is the parsed JSON body (anything, if it was not JSON), ``retry_after`` the raw header
-    value. ``retried``: the SDK's retry middleware saw the answer, so a throttled one is
-    throttled still after its retries (a batch item never passes through it).
-    ``tenant_wide``: a refusal ends the whole run (AuthError), not one mailbox.
-    """
-    code, message = _odata_error(body, fallback_code)
-    detail = f"{status} {code}" + (f": {_first_line(message)}" if message else "")
-    if status == 404 and code == "MailboxNotEnabledForRESTAPI":
-        return MailboxNotEnabled(detail, status=status, code=code)
-    if status in THROTTLE_STATUSES:
-        seconds = _seconds(retry_after)
-        if retried:
-            wait = f" (Retry-After {seconds:.0f} s)" if seconds is not None else ""
-            detail = f"still throttled after its retries: {detail}{wait}"
-        return GraphError(detail, status=status, code=code, retry_after=seconds)
-    if tenant_wide and status in (401, 403):
-        return AuthError(f"Graph refused access: {detail}", status=status, code=code)
-    return GraphError(detail, status=status, code=code)
-
-
-def _odata_error(body: object, fallback_code: str) -> tuple[str, str]:
-    """The code and message of a Graph error body; ``fallback_code`` if it has none."""
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return fallback_code, ""
-    return str(error.get("code") or "UnknownError"), str(error.get("message") or "")
-
-
-def _json_or_none(content: bytes | msgspec.Raw) -> object:
-    """The answer's body as JSON, or None when it is not JSON (or empty)."""
-    try:
-        return orjson.loads(memoryview(content))
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _reason(response: httpx.Response) -> str:
-    """The status line's words, the code of an answer without a Graph error body."""
-    return response.reason_phrase or "Error"
+    body = answers.json_or_none(item.body)
+    return answers.error_for(status, body, retry_after, tenant_wide=False, retried=False)

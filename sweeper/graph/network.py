@@ -24,11 +24,11 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
+from sweeper.graph.origins import origin
+
 MAX_ANSWER_MB = 64  # graph.max_answer_mb's default: far above a page of 1,000 messages
 ACCEPT_ENCODING = "gzip, deflate"  # what BoundedBody can decode within its bound
 _PIECE = 1024 * 1024  # bytes inflated at a time: the bound is passed by a piece at most
@@ -37,26 +37,6 @@ _DECODED = frozenset({"content-encoding", "content-length", "transfer-encoding"}
 
 class AnswerTooLarge(httpx.TransportError):
     """An answer larger, once decoded, than sweeper reads: not asked for again."""
-
-
-def origin(url: str) -> tuple[str, str, int]:
-    """Scheme, host and effective port of ``url`` (80/443 when not written), lower case.
-
-    Two URLs may share a token only when these three are equal. An unreadable URL has the
-    origin ``("", "", 0)``, which no real one has.
-    """
-    try:
-        parts = urlsplit(url.strip())
-        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
-    except ValueError:
-        return ("", "", 0)
-    return (scheme, host, port if port is not None else DEFAULT_PORTS.get(scheme, 0))
-
-
-def shown_origin(url: str) -> str:
-    """``scheme://host:port`` of ``url``, for a message: never its path or query."""
-    scheme, host, port = origin(url)
-    return f"{scheme}://{host}:{port}" if host else "(a URL without a host)"
 
 
 def _proxy_settings(env: Mapping[str, str]) -> tuple[dict[str, str], str]:

@@ -15,7 +15,7 @@ import hashlib
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sweeper.errors import GraphError
-from sweeper.graph.network import origin, shown_origin
+from sweeper.graph.origins import origin, shown_origin
 
 MAX_PAGES = 10_000  # graph.max_pages' default: 10 million messages at 1,000 a page
 

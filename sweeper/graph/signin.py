@@ -9,20 +9,17 @@ environment at this moment only and handed to azure-identity; they are never sto
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.identity.aio import (
-    CertificateCredential,
-    ClientSecretCredential,
-    DefaultAzureCredential,
-    ManagedIdentityCredential,
-)
+from typing import TYPE_CHECKING, Any
 
 from sweeper.errors import ConfigError
 from sweeper.graph.endpoints import SignIn
 from sweeper.graph.gateway import GraphGateway
-from sweeper.graph.network import Outbound
+
+# azure-identity (and the HTTP libraries under it) is loaded when a credential is built.
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    from sweeper.graph.network import Outbound
 
 
 def make_credential(sign_in: SignIn, env: Mapping[str, str]) -> AsyncTokenCredential:
@@ -41,6 +38,13 @@ def make_credential(sign_in: SignIn, env: Mapping[str, str]) -> AsyncTokenCreden
 
 
 def _credential(sign_in: SignIn, env: Mapping[str, str]) -> AsyncTokenCredential:
+    from azure.identity.aio import (
+        CertificateCredential,
+        ClientSecretCredential,
+        DefaultAzureCredential,
+        ManagedIdentityCredential,
+    )
+
     # A custom authority (a sovereign deployment, or the local Graph) is not known to
     # Microsoft's public instance discovery, so MSAL must not ask it.
     custom = sign_in.custom
@@ -88,6 +92,8 @@ _IMDS = "http://169.254.169.254/metadata/identity/oauth2/token"  # a VM's manage
 def outbound_for(sign_in: SignIn, env: Mapping[str, str]) -> Outbound:
     """The one outbound HTTP configuration: the environment's proxy settings, the CA bundle,
     the timeout and the answer size bound of these settings."""
+    from sweeper.graph.network import Outbound
+
     return Outbound.of(
         env,
         ca_bundle=sign_in.ca_bundle,

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from sweeper.errors import ConfigError
-from sweeper.graph.webhooks import check_webhook_url, webhook_secret
+from sweeper.outbound.webhooks import check_webhook_url, webhook_secret
 from sweeper.settings.channels import CHANNELS
 from sweeper.settings.keys import default, key
 from sweeper.when import parse_span

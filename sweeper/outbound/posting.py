@@ -13,7 +13,7 @@ A webhook URL is a secret: a Workflows URL carries its signature (``sig=``) in t
 Neither a message nor a log line here holds more of it than its scheme and host, and the
 request is sent through an httpx transport rather than a client, since a client logs every
 request's full URL. A Standard Webhooks receiver's attempts are each signed by
-:func:`~sweeper.graph.webhooks.signed_by`.
+:func:`~sweeper.outbound.webhooks.signed_by`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import httpx
 from sweeper import __version__
 from sweeper.errors import AlertDeliveryError
 from sweeper.graph.network import TOTAL_TIMEOUT, BoundedTransport, Outbound
-from sweeper.graph.webhooks import Signer
+from sweeper.outbound.webhooks import Signer
 
 log = logging.getLogger(__name__)
 

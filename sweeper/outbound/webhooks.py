@@ -1,6 +1,6 @@
 """A webhook's URL and signing secret, and the Standard Webhooks signature: no HTTP.
 
-Kept apart from :mod:`.outbound`, which posts through httpx, so that reading the settings
+Kept apart from :mod:`.posting`, which posts through httpx, so that reading the settings
 (which checks the URLs and the secret) never loads httpx.
 
 :func:`standard_webhook_headers` signs a body as the Standard Webhooks specification says
