@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from sweeper.cli import job_arguments, main
+from sweeper.cli import main
+from sweeper.cligroup import job_arguments
 
 if __name__ == "__main__":
     sys.exit(main(job_arguments("nightly", sys.argv[1:])))

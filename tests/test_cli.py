@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import DAY_FINDINGS, Sweeper
 
-from sweeper.cli import main, progress_for_sweep
+from sweeper.cli import main
+from sweeper.cligroup import progress_for_sweep
 from sweeper.commands.sweep import MailboxResult
 from sweeper.present.output import FINDING_COLUMNS, findings_csv
 

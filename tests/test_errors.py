@@ -17,7 +17,8 @@ import pytest
 from conftest import DAY_FINDINGS, Sweeper
 
 from sweeper import cli, errors, files, store
-from sweeper.cli import job_arguments, main
+from sweeper.cli import main
+from sweeper.cligroup import job_arguments
 from sweeper.errors import describe_failure
 from sweeper.fakegraph.tenant import MIN_USERS
 from sweeper.logs import Guard

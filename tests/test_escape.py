@@ -404,7 +404,7 @@ def test_reports_printed_by_commands_go_through_the_terminal_layer(
 ) -> None:
     from datetime import UTC, datetime
 
-    from sweeper.cli import say
+    from sweeper.cligroup import say
     from sweeper.commands.lookup import LookupReport
 
     now = datetime(2026, 12, 1, tzinfo=UTC)

@@ -341,7 +341,7 @@ def _digest_of(path: Path) -> str:
 def test_scheduled_run_turns_any_failure_into_one_log_line(
     outside: Sweeper, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from sweeper.cli import scheduled_run
+    from sweeper.commands.service import scheduled_run
     from sweeper.settings import load_settings
 
     blocker = tmp_path / "not-a-directory"

@@ -9,4 +9,9 @@
 - :mod:`.doctor`: the administrator's preflight.
 - :mod:`.schedule`: the cron schedule of ``sweeper schedule``.
 - :mod:`.siem`: the Microsoft Sentinel export, after each run and ``sweeper siem send``.
+- :mod:`.aftersweep`: what follows every sweep: its alerts, then the run to Sentinel.
+- :mod:`.service`: ``sweeper schedule``'s loop and the jobs it runs.
+- :mod:`.database`: the database a command opens, set right after runs that died.
+- :mod:`.reported`, :mod:`.preflight`, :mod:`.incidentfiles`: ``lookup``'s sign-in, the
+  ``doctor`` and ``alerts test`` tries, an incident's export and worksheet.
 """

@@ -67,19 +67,20 @@ def frequent_sweep(settings: Settings, env: Mapping[str, str]) -> NightlyResult:
     db = store.open_db(settings.database)
     try:
         lines: list[str] = []
-        report, left = _sweep_and_alert(db, settings, env, datetime.now(UTC), lines)
-        _to_sentinel(db, settings, env, lines, left)
+        report = _sweep(db, settings, env, datetime.now(UTC), lines)
+        from sweeper.commands.aftersweep import after_sweep  # loaded once the sweep is done
+
+        lines += after_sweep(db, settings, env, report.run_id)
         return NightlyResult(exit_code_for(report.status), lines)
     finally:
         db.conn.close()
 
 
-def _sweep_and_alert(
+def _sweep(
     db: Database, settings: Settings, env: Mapping[str, str], until: datetime, lines: list[str]
-) -> tuple[SweepReport, float]:
-    """Put right what a killed run left, sweep incrementally up to ``until``, then alert
-    (within ``alerts.budget_seconds``); what each step says is added to ``lines``. Returns
-    the report and the seconds the alerts left of the budget, for the Sentinel export."""
+) -> SweepReport:
+    """Put right what a killed run left, then sweep incrementally up to ``until``; what
+    each step says is added to ``lines``."""
     recovered = recover(
         db,
         settings.incident_window,
@@ -93,25 +94,7 @@ def _sweep_and_alert(
     window = Window(until - settings.window - settings.overlap, until)
     report = asyncio.run(sweep_tenant(settings, env, db, window, incremental=True))
     lines.append(run_summary(report))
-    from sweeper.commands.alerts import alerts_after_sweep  # loaded once the sweep is done
-
-    alerted = alerts_after_sweep(db, settings, env, report.run_id)
-    said = alerted.summary()
-    if said:
-        lines.append(said)
-    return report, alerted.left
-
-
-def _to_sentinel(
-    db: Database, settings: Settings, env: Mapping[str, str], lines: list[str], budget: float
-) -> None:
-    """Send the run to Microsoft Sentinel within ``budget`` seconds (what the alerts left);
-    never raises, never changes the exit code."""
-    from sweeper.commands.siem import export_after_run
-
-    siem = export_after_run(db, settings, env, budget=budget)
-    if siem.enabled:
-        lines.append(siem.line)
+    return report
 
 
 def run_nightly(
@@ -126,18 +109,36 @@ def run_nightly(
         db.conn.close()
 
 
+@dataclass
+class _Digest:
+    """The nightly digest, sent between the alerts and the Sentinel export (a slow
+    Sentinel never holds it); ``status`` is its outcome's once sent."""
+
+    db: Database
+    settings: Settings
+    env: Mapping[str, str]
+    now: datetime | None
+    status: str = "nothing"
+
+    def send(self) -> list[str]:
+        from sweeper.commands.digest import run_digest  # loaded once the sweep is done
+
+        send = bool(self.settings.digest.recipients)
+        digest = run_digest(self.db, self.settings, self.env, send=send, now=self.now)
+        self.status = digest.status
+        return [digest.message if send else f"{digest.message}\n(no digest.recipients: not sent)"]
+
+
 def _sweep_then_digest(
     db: Database, settings: Settings, env: Mapping[str, str], now: datetime | None
 ) -> NightlyResult:
     lines: list[str] = []
     until = now or datetime.now(UTC)
-    report, left = _sweep_and_alert(db, settings, env, until, lines)
-    from sweeper.commands.digest import run_digest  # loaded once the sweep is done
+    report = _sweep(db, settings, env, until, lines)
+    digest = _Digest(db, settings, env, now)
+    from sweeper.commands.aftersweep import after_sweep  # loaded once the sweep is done
 
-    send = bool(settings.digest.recipients)
-    digest = run_digest(db, settings, env, send=send, now=now)
-    lines.append(digest.message if send else f"{digest.message}\n(no digest.recipients: not sent)")
-    _to_sentinel(db, settings, env, lines, left)  # after the digest: a slow Sentinel never holds it
+    lines += after_sweep(db, settings, env, report.run_id, before_export=digest.send)
     purged = purge(db, settings.retention, until)
     if purged.incidents:
         lines.append(purged.summary())

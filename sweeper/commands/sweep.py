@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlite_utils import Database
 
@@ -117,151 +117,276 @@ async def run_sweep(
     store.save_tenant_domains(db, domains)
     policy = settings.policy(domains)
     show_domains(policy.internal_domains)  # the log masks every other address
-    page_size = settings.page_size
-    chosen, missing = _choose(users, only)
-    passed_over: list[MailboxResult] = []
-    if not only:  # a mailbox named on purpose is read whatever the nightly rules say
-        chosen, passed_over = _pass_over(
-            chosen, settings.exclude, store.without_mailbox(db), datetime.now(UTC)
-        )
-    totals.mailboxes_total = len(chosen) + len(missing) + len(passed_over)
-    results: list[MailboxResult] = []
-
-    def done(result: MailboxResult) -> None:
-        results.append(result)
-        _add(totals, result)
-        if progress:
-            progress(result, len(results), totals.mailboxes_total)
-
-    for upn in missing:  # named on purpose: a shared mailbox or a leaver is swept too
-        try:
-            user = await gateway.get_user(upn)
-        except GraphError as exc:
-            user, reason = None, str(exc)
-        else:
-            reason = "no user with this name in the tenant"
-        if user is not None:
-            chosen.append(user)
-            continue
-        result = MailboxResult(upn, "failed", error=reason)
-        with store.transaction(db):
-            store.record_mailbox(db, run_id, upn, "", "failed", error=reason, targeted=True)
-        done(result)
-
-    for result in passed_over:  # recorded with the run; the mailbox's own state stays
-        with store.transaction(db):
-            store.record_mailbox(
-                db,
-                run_id,
-                result.mailbox,
-                "",
-                "skipped",
-                error=result.error,
-                enabled=result.enabled,
-                run_only=True,
-            )
-        done(result)
-
+    without_mailbox = {} if only else store.without_mailbox(db)
+    plan = accounts.plan_sweep(users, only, settings.exclude, without_mailbox, datetime.now(UTC))
+    totals.mailboxes_total = plan.total
+    reading = _Reading(
+        db, gateway, run_id, totals, policy, settings.page_size, bool(only), progress
+    )
+    chosen = plan.chosen + await reading.find_named(plan.missing)
+    reading.record_passed_over(plan.passed_over)
     marks = store.mailbox_marks(db) if incremental else {}
 
     def window_for(user: User) -> Window:
-        mark = marks.get(user.upn)
-        if mark is None:
-            return window
-        start = datetime.fromisoformat(mark) - settings.overlap
-        return Window(min(start, window.until - settings.overlap), window.until)
+        return mailbox_window(marks.get(user.upn), window, settings.overlap)
 
-    # On incremental nights mailboxes go in groups of 20: one JSON batch fetches each
-    # group's first 100 messages, on a quiet night all there is; anything the batch could
-    # not answer is fetched again the ordinary way. A first or backfill sweep, busy by
-    # nature, is read mailbox by mailbox in full pages: measured faster there.
-    # Disabled accounts are batched on every sweep: most have no mailbox (a leaver's
-    # account), or a shared mailbox that sends little, so one batch probes twenty of them.
-    size = BATCH_SIZE if settings.batch and incremental else 1
-    enabled = [u for u in chosen if u.enabled]
-    disabled = [u for u in chosen if not u.enabled]
-    step = BATCH_SIZE if settings.batch else 1
-    groups = [enabled[i : i + size] for i in range(0, len(enabled), size)]
-    groups += [disabled[i : i + step] for i in range(0, len(disabled), step)]
+    groups = accounts.read_groups(chosen, settings.batch, incremental)
+    await reading.read_all(groups, window_for, settings.concurrency)
+    return _record(db, gateway, settings, reading, since)
 
-    deferred: list[tuple[MailboxResult, User, Window]] = []
 
-    async def read(
-        user: User, window: Window, first: FirstPage | GraphError | None = None, before: int = 0
-    ) -> MailboxResult:
-        return await _sweep_mailbox(
-            db, gateway, run_id, user, window, policy, page_size, bool(only), first, before
-        )
+def mailbox_window(mark: str | None, window: Window, overlap: timedelta) -> Window:
+    """A mailbox's window on an incremental run: from the end of its last good window
+    (``mark``) less the overlap, to the run's end; ``window`` for a mailbox never swept."""
+    if mark is None:
+        return window
+    start = datetime.fromisoformat(mark) - overlap
+    return Window(min(start, window.until - overlap), window.until)
 
-    async def read_one(user: User, window: Window, first: FirstPage | GraphError | None) -> None:
-        result = await read(user, window, first)
-        if result.retry_at is None:
-            done(result)
-        else:
-            deferred.append((result, user, window))
 
-    async def read_in_slot(
-        user: User, window: Window, first: FirstPage | GraphError | None
+@dataclass
+class _Reading:
+    """The read loop of one run: every mailbox read, each recorded with the run at once."""
+
+    db: Database
+    gateway: GraphGateway
+    run_id: int
+    totals: store.RunTotals
+    policy: Policy
+    page_size: int
+    targeted: bool  # the mailboxes were named on purpose (``--mailbox``)
+    progress: ProgressHook | None = None
+    results: list[MailboxResult] = field(default_factory=list)
+    deferred: list[tuple[MailboxResult, User, Window]] = field(default_factory=list)
+
+    def done(self, result: MailboxResult) -> None:
+        self.results.append(result)
+        _add(self.totals, result)
+        if self.progress:
+            self.progress(result, len(self.results), self.totals.mailboxes_total)
+
+    async def find_named(self, missing: list[str]) -> list[User]:
+        """The named mailboxes not among the users, looked up one by one: a shared mailbox
+        or a leaver's is swept too. One not found is recorded failed."""
+        found: list[User] = []
+        for upn in missing:
+            try:
+                user = await self.gateway.get_user(upn)
+            except GraphError as exc:
+                user, reason = None, str(exc)
+            else:
+                reason = "no user with this name in the tenant"
+            if user is not None:
+                found.append(user)
+                continue
+            with store.transaction(self.db):
+                store.record_mailbox(
+                    self.db, self.run_id, upn, "", "failed", error=reason, targeted=True
+                )
+            self.done(MailboxResult(upn, "failed", error=reason))
+        return found
+
+    def record_passed_over(self, passed_over: list[accounts.PassedOver]) -> None:
+        """Recorded with the run; the mailbox's own state stays."""
+        for passed in passed_over:
+            user = passed.account
+            result = MailboxResult(
+                user.upn,
+                "skipped",
+                error=passed.reason,
+                enabled=user.enabled,
+                excluded=passed.excluded,
+            )
+            with store.transaction(self.db):
+                store.record_mailbox(
+                    self.db,
+                    self.run_id,
+                    result.mailbox,
+                    "",
+                    "skipped",
+                    error=result.error,
+                    enabled=result.enabled,
+                    run_only=True,
+                )
+            self.done(result)
+
+    async def read_all(
+        self, groups: list[list[User]], window_for: Callable[[User], Window], concurrency: int
     ) -> None:
-        async with gateway.slot():
-            await read_one(user, window, first)
+        """At most ``concurrency`` mailboxes are read at once (per mailbox, one request in
+        flight); a mailbox waiting out a Retry-After does not count, so a throttled night
+        costs about one Retry-After more than a quiet one, not one per mailbox. An
+        interruption marks the run failed."""
+        self.gateway.open_slots(concurrency)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for group in groups:
+                await self.gateway.take_slot()
+                windows = {user.id: window_for(user) for user in group}
+                tasks.append(asyncio.create_task(self._read_group(group, windows)))
+            await asyncio.gather(*tasks)
+            await self._read_deferred()
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            store.finish_run(self.db, self.run_id, "failed", self.totals, "interrupted")
+            raise
 
-    async def read_group(group: list[User]) -> None:
+    async def _read_group(self, group: list[User], windows: dict[str, Window]) -> None:
         """Read a group in the slot taken for it. A mailbox waiting out a Retry-After gives
         the slot to another meanwhile (see GraphGateway.slot); a batch's mailboxes are read
         each in a slot of its own, so that one throttled item holds up none of the others."""
-        windows = {user.id: window_for(user) for user in group}
-        with gateway.holding():
+        with self.gateway.holding():
             if len(group) == 1:
-                await read_one(group[0], windows[group[0].id], None)
+                await self._read_one(group[0], windows[group[0].id], None)
                 return
-            firsts = await _first_pages(gateway, group, windows)
-        await asyncio.gather(*(read_in_slot(u, windows[u.id], firsts.get(u.id)) for u in group))
+            firsts = await _first_pages(self.gateway, group, windows)
+        await asyncio.gather(
+            *(self._read_in_slot(u, windows[u.id], firsts.get(u.id)) for u in group)
+        )
 
-    # At most sweep.concurrency mailboxes are read at once (per mailbox, one request in
-    # flight); a mailbox waiting out a Retry-After does not count, so a throttled night
-    # costs about one Retry-After more than a quiet one, not one per mailbox.
-    gateway.open_slots(settings.concurrency)
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        for group in groups:
-            await gateway.take_slot()
-            tasks.append(asyncio.create_task(read_group(group)))
-        await asyncio.gather(*tasks)
-        # Mailboxes Graph asked to leave alone for minutes: read again now if their time
-        # has come (or nearly), once; otherwise they stay failed and the next run reads
-        # them from where their last good read ended.
-        for result, user, window in sorted(deferred, key=lambda d: d[0].retry_at or 0.0):
+    async def _read_in_slot(
+        self, user: User, window: Window, first: FirstPage | GraphError | None
+    ) -> None:
+        async with self.gateway.slot():
+            await self._read_one(user, window, first)
+
+    async def _read_one(
+        self, user: User, window: Window, first: FirstPage | GraphError | None
+    ) -> None:
+        result = await self._read(user, window, first)
+        if result.retry_at is None:
+            self.done(result)
+        else:
+            self.deferred.append((result, user, window))
+
+    async def _read_deferred(self) -> None:
+        """Mailboxes Graph asked to leave alone for minutes: read again now if their time
+        has come (or nearly), once; otherwise they stay failed and the next run reads them
+        from where their last good read ended."""
+        for result, user, window in sorted(self.deferred, key=lambda d: d[0].retry_at or 0.0):
             wait = retry_wait(result.retry_at or 0.0, time.monotonic())
             if wait is None:
-                done(result)
+                self.done(result)
                 continue
             await asyncio.sleep(wait)
-            again = await read(user, window, before=result.findings_new)
-            done(again)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        store.finish_run(db, run_id, "failed", totals, "interrupted")
-        raise
+            self.done(await self._read(user, window, None, found_before=result.findings_new))
+
+    async def _read(
+        self,
+        user: User,
+        window: Window,
+        first: FirstPage | GraphError | None,
+        found_before: int = 0,
+    ) -> MailboxResult:
+        """Read one mailbox's window, store its findings and record how it went, at once.
+
+        ``found_before``: findings this run already stored from an earlier, failed read.
+        """
+        result, findings = await self._fetch(user, window, first)
+        result.throttled = self.gateway.throttled_for(user.id)
+        since, until = window.iso()
+        with store.transaction(self.db):
+            result.findings_new = found_before + store.save_findings(self.db, self.run_id, findings)
+            store.record_mailbox(
+                self.db,
+                self.run_id,
+                user.upn,
+                user.id,
+                result.status,
+                messages=result.messages,
+                findings_new=result.findings_new,
+                throttled=result.throttled,
+                malformed=result.malformed,
+                error=result.error,
+                window_until=until,
+                window_since=since,
+                targeted=self.targeted,
+                enabled=user.enabled,
+            )
+        _log_mailbox(result)
+        return result
+
+    async def _fetch(
+        self, user: User, window: Window, first: FirstPage | GraphError | None
+    ) -> tuple[MailboxResult, list[Finding]]:
+        """The mailbox's pages, classified: how the read went, and the findings read before
+        it ended, however it ended."""
+        findings: list[Finding] = []
+        result = MailboxResult(user.upn, "swept", enabled=user.enabled)
+        try:
+            pages = self.gateway.sent_pages(
+                user, window.since, window.until, self.page_size, first=first
+            )
+            async for page in pages:
+                result.messages += len(page)
+                judged = classify_page(
+                    user.upn,
+                    page,
+                    self.policy,
+                    department=user.department,
+                    job_title=user.job_title,
+                )
+                findings += judged.findings
+                result.malformed += judged.malformed  # counted and shown, never silently dropped
+        except MailboxNotEnabled:
+            result.status = "skipped"
+            result.error = accounts.NO_MAILBOX
+        except MailboxFailed as exc:
+            _failed(result, exc)
+        except Exception as exc:  # a bug must cost one mailbox, visibly, not the whole run
+            log.exception("unexpected error sweeping %s", user.upn)
+            result.status = "failed"
+            result.error = f"internal error: {type(exc).__name__}: {exc}"
+        return result, findings
+
+
+def _failed(result: MailboxResult, exc: MailboxFailed) -> None:
+    """A mailbox Graph failed; one that asked to wait longer than a run does, deferred."""
+    result.status = "failed"
+    result.error = str(exc)
+    if exc.retry_after is not None and exc.retry_after >= LONGEST_WAIT:
+        result.retry_at = time.monotonic() + exc.retry_after
+        result.error = (
+            f"still throttled: Graph asked to wait {exc.retry_after:.0f} s (Retry-After), "
+            "longer than a run waits; the next run reads this mailbox again"
+        )
+
+
+def _log_mailbox(result: MailboxResult) -> None:
+    log.info(
+        "%s %s: %d messages, %d new findings%s%s",
+        result.mailbox,
+        result.status,
+        result.messages,
+        result.findings_new,
+        f", {result.malformed} malformed entries" if result.malformed else "",
+        f" ({result.error})" if result.error else "",
+    )
+
+
+def _record(
+    db: Database, gateway: GraphGateway, settings: Settings, reading: _Reading, since: str
+) -> SweepReport:
+    """Group the run's findings into incidents and record how the run ended."""
+    totals = reading.totals
     totals.throttled = gateway.throttled_total
     incidents = assign_incidents(
         db,
         settings.incident_window,
         settings.severity,
-        run_id=run_id,
+        run_id=reading.run_id,
         reexposure=settings.reexposure_window,
     )
     totals.incidents_touched = len(incidents)
     status: RunStatus = "partial" if totals.failed else "ok"
-    store.finish_run(db, run_id, status, totals)
-    results.sort(key=lambda r: r.mailbox)
+    store.finish_run(db, reading.run_id, status, totals)
+    results = sorted(reading.results, key=lambda r: r.mailbox)
     return SweepReport(
-        run_id, status, totals, results, window_since=since, requests=gateway.requests
+        reading.run_id, status, totals, results, window_since=since, requests=gateway.requests
     )
 
 
-BATCH_SIZE = 20  # Graph's most requests in one JSON batch
 LATER_WAIT = 30.0  # at the end of a run, the longest sweeper sleeps for a throttled mailbox
 
 
@@ -285,39 +410,6 @@ async def _first_pages(
         return {}
 
 
-def _choose(users: list[User], only: list[str] | None) -> tuple[list[User], list[str]]:
-    if not only:
-        return users, []
-    by_upn = {u.upn: u for u in users}
-    wanted = list(dict.fromkeys(name.strip().lower() for name in only))
-    return [by_upn[w] for w in wanted if w in by_upn], [w for w in wanted if w not in by_upn]
-
-
-def _pass_over(
-    users: list[User], exclude: tuple[str, ...], without_mailbox: Mapping[str, str], now: datetime
-) -> tuple[list[User], list[MailboxResult]]:
-    """The accounts to read tonight, and those passed over, each with its reason: excluded
-    by ``sweep.exclude``, or a disabled account found without a mailbox less than a week ago."""
-    read: list[User] = []
-    passed: list[MailboxResult] = []
-    for user in users:
-        pattern = accounts.excluded_by((user.upn, user.mail), exclude)
-        if pattern is not None:
-            reason = f"excluded by sweep.exclude ({pattern})"
-            skipped = MailboxResult(
-                user.upn, "skipped", error=reason, enabled=user.enabled, excluded=True
-            )
-            passed.append(skipped)
-            continue
-        probed = without_mailbox.get(user.upn)
-        if not user.enabled and probed is not None and not accounts.probe_due(probed, now):
-            reason = f"{accounts.NO_MAILBOX} when probed at {probed}; probed again weekly"
-            passed.append(MailboxResult(user.upn, "skipped", error=reason, enabled=False))
-            continue
-        read.append(user)
-    return read, passed
-
-
 def _add(totals: store.RunTotals, result: MailboxResult) -> None:
     if result.status == "swept":
         totals.swept += 1
@@ -330,81 +422,6 @@ def _add(totals: store.RunTotals, result: MailboxResult) -> None:
     totals.messages_read += result.messages
     totals.findings_new += result.findings_new
     totals.malformed += result.malformed
-
-
-async def _sweep_mailbox(
-    db: Database,
-    gateway: GraphGateway,
-    run_id: int,
-    user: User,
-    window: Window,
-    policy: Policy,
-    page_size: int,
-    targeted: bool,
-    first: FirstPage | GraphError | None = None,
-    found_before: int = 0,
-) -> MailboxResult:
-    """Read one mailbox's window, store its findings and record how it went, at once.
-
-    ``found_before``: findings this run already stored from an earlier, failed read.
-    """
-    findings: list[Finding] = []
-    result = MailboxResult(user.upn, "swept", enabled=user.enabled)
-    try:
-        pages = gateway.sent_pages(user, window.since, window.until, page_size, first=first)
-        async for page in pages:
-            result.messages += len(page)
-            judged = classify_page(
-                user.upn, page, policy, department=user.department, job_title=user.job_title
-            )
-            findings += judged.findings
-            result.malformed += judged.malformed  # counted and shown, never silently dropped
-    except MailboxNotEnabled:
-        result.status = "skipped"
-        result.error = accounts.NO_MAILBOX
-    except MailboxFailed as exc:
-        result.status = "failed"
-        result.error = str(exc)
-        if exc.retry_after is not None and exc.retry_after >= LONGEST_WAIT:
-            result.retry_at = time.monotonic() + exc.retry_after
-            result.error = (
-                f"still throttled: Graph asked to wait {exc.retry_after:.0f} s (Retry-After), "
-                "longer than a run waits; the next run reads this mailbox again"
-            )
-    except Exception as exc:  # a bug must cost one mailbox, visibly, not the whole run
-        log.exception("unexpected error sweeping %s", user.upn)
-        result.status = "failed"
-        result.error = f"internal error: {type(exc).__name__}: {exc}"
-    result.throttled = gateway.throttled_for(user.id)
-    since, until = window.iso()
-    with store.transaction(db):
-        result.findings_new = found_before + store.save_findings(db, run_id, findings)
-        store.record_mailbox(
-            db,
-            run_id,
-            user.upn,
-            user.id,
-            result.status,
-            messages=result.messages,
-            findings_new=result.findings_new,
-            throttled=result.throttled,
-            malformed=result.malformed,
-            error=result.error,
-            window_until=until,
-            window_since=since,
-            targeted=targeted,
-            enabled=user.enabled,
-        )
-    log.info(
-        "%s %s: %d messages, %d new findings%s%s",
-        user.upn,
-        result.status,
-        result.messages,
-        result.findings_new,
-        f", {result.malformed} malformed entries" if result.malformed else "",
-        f" ({result.error})" if result.error else "",
-    )
-    return result
 
 
 async def sweep_tenant(
