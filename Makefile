@@ -50,7 +50,7 @@ pytest: $(STAMP) $(if $(NPM),node_modules/.installed)
 
 # Not part of `make test`: a few minutes on a 2-core machine; writes BENCHMARKS.md.
 bench: $(STAMP)
-	$(BIN)/python -m sweeper.bench
+	$(BIN)/python -m tools.bench
 
 # Not part of `make test`: how the severity rule fares against the labelled corpus
 # (tests/fixtures/judgement/cases.toml), about a minute. A measurement: exits 0 whatever it

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweeper.bench import main
+from tools.bench import main
 
 
 def test_the_benchmark_runs_end_to_end_and_writes_its_report(tmp_path: Path) -> None:
@@ -14,7 +14,8 @@ def test_the_benchmark_runs_end_to_end_and_writes_its_report(tmp_path: Path) -> 
         [
             "--mailboxes", "12", "--messages", "40", "--sizes", "6", "--latency", "0.001",
             "--sdk-mailboxes", "2", "--retry-after", "1", "--page-sizes", "10,40",
-            "--page-mailboxes", "3", "--page-messages", "40", "--out", str(out),
+            "--page-mailboxes", "3", "--page-messages", "40", "--startup-runs", "1",
+            "--out", str(out),
         ]
     )  # fmt: skip
     report = out.read_text()
@@ -33,3 +34,23 @@ def test_the_benchmark_runs_end_to_end_and_writes_its_report(tmp_path: Path) -> 
     assert "| 40 | 5 |" in report  # page size 40: one page each, and users and domains
     assert "| decode + classify alone |" in report and "as before msgspec" in report
     assert "| 6 | 240 |" in report and "| 12 | 480 |" in report
+
+
+def test_the_report_carries_the_figures_issue_26_sets_targets_for(tmp_path: Path) -> None:
+    """Start-up CPU of `sweep` and `nightly` to their first Graph request, the CPU ratio
+    with start-up included, and SQL statements per mailbox."""
+    out = tmp_path / "BENCHMARKS.md"
+    main(
+        [
+            "--mailboxes", "6", "--messages", "20", "--sizes", "6", "--latency", "0.001",
+            "--sdk-mailboxes", "2", "--retry-after", "1", "--page-sizes", "20",
+            "--page-mailboxes", "2", "--page-messages", "20", "--startup-runs", "1",
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+    report = out.read_text()
+    assert "| start-up CPU of `sweeper sweep`, process start to its first Graph request |" in report
+    assert "| start-up CPU of `sweeper nightly`, the same |" in report
+    assert "| **CPU ratio**, start-up included:" in report and "| ≥ 400x |" in report
+    assert "| SQLite statements per mailbox, full sweep (6 generated mailboxes," in report
+    assert "| SQLite statements per mailbox, `sweeper` itself on the demo tenant" in report

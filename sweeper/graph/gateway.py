@@ -7,7 +7,7 @@ a gateway), and turns every Graph answer into plain Python data or one of
 inside a JSON batch alike). Message pages are fetched as raw JSON: the SDK's model objects
 cost about 100 times more CPU per page. msgspec reads a page's envelope and leaves each
 message as its raw JSON text (``msgspec.Raw``), for :mod:`sweeper.rules.pages` to decode
-only what it needs. The benchmark alone (:mod:`sweeper.bench`) reaches past this: it
+only what it needs. The benchmark alone (`tools/bench.py`) reaches past this: it
 imports the SDK's message request builder and uses the service client the gateway lends
 it (:attr:`GraphGateway.sdk_client`), to measure that cost.
 
