@@ -26,12 +26,10 @@ from contextlib import closing
 from pathlib import Path
 
 import orjson
-from conftest import Sweeper
-from receivers import Receiver
-from test_alerts import SECRET, on_receivers, run_with_secret, with_alerts
-from test_alerts import receiver as receiver  # noqa: F401 (fixture)
-from test_alerts import teams as teams  # noqa: F401 (fixture)
-from test_concurrency import child, kill
+from support.alerts import SECRET, on_receivers, run_with_secret, with_alerts
+from support.processes import child, kill
+from support.receivers import Receiver
+from support.runner import Sweeper
 
 from sweeper import store
 from sweeper.store import alerts as recorded

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile_https import Hostile
+from support.hostile_https import Hostile
 
 from sweeper.errors import SweeperError
 from sweeper.fakegraph import FakeGraph

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DAY_FINDINGS, Sweeper
+from support.runner import Sweeper
+from support.tenant import DAY_FINDINGS
 
 from sweeper import cli, errors, files, store
 from sweeper.cli import job_arguments, main

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import request_token
+from support.tenant import request_token
 
 from sweeper.fakegraph import FakeGraph, generate_tenant
 

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import DAY_FINDINGS, Sweeper, write_config
+from support.runner import Sweeper, write_config
+from support.tenant import DAY_FINDINGS
 
 from sweeper import store
 from sweeper.fakegraph import FakeGraph, generate_tenant

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Sweeper
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_digest import swept_with_subject
+from support.digest import swept_with_subject
+from support.runner import Sweeper
 
 from sweeper.addresses import (
     LOCAL_CHARS,

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
-from test_graph_metadata import object_problems
+from support.graph_metadata import object_problems
 
 from tools import corpus_sweep, mbox_tenant
 

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from receivers import closed_port
+from support.receivers import closed_port
 
 from sweeper.graph.network import AnswerTooLarge, Outbound
 from sweeper.graph.pagefetch import AiohttpPages

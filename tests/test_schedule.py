@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.base import BaseScheduler
-from conftest import write_config
+from support.runner import write_config
 
 from sweeper.commands.schedule import JOB_ID, add_nightly, cron_trigger, next_times
 from sweeper.commands.settings import load_settings

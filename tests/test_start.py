@@ -18,7 +18,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import DAY_FINDINGS, write_config
+from support.runner import write_config
+from support.tenant import DAY_FINDINGS
 
 from sweeper.fakegraph import FakeGraph, generate_tenant
 
