@@ -26,6 +26,7 @@ from contextlib import closing
 from pathlib import Path
 
 import orjson
+import pytest
 from support.alerts import SECRET, on_receivers, run_with_secret, with_alerts
 from support.processes import child, kill
 from support.receivers import Receiver
@@ -274,6 +275,7 @@ def claim_here(path: Path) -> recorded.Claim | None:
         db.conn.close()
 
 
+@pytest.mark.slow
 def test_a_claim_is_kept_while_its_process_lives_and_taken_over_once_it_ended(
     tmp_path: Path,
 ) -> None:

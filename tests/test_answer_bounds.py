@@ -24,6 +24,8 @@ from sweeper.graph.ingestion import Target, upload
 from sweeper.graph.people import PeopleSignIn
 from sweeper.graph.signin import make_credential
 
+pytestmark = pytest.mark.slow  # hostile servers, answers held back to their time limits
+
 WITHIN = 20.0  # far above the 2 s allowed; far below a trickled answer (about 8 s a token)
 
 

@@ -162,6 +162,7 @@ def test_addresses_are_put_in_one_canonical_form(raw: str, expected: Any) -> Non
     assert parse_address(raw) == expected
 
 
+@pytest.mark.slow
 def test_whitespace_inside_an_address_is_any_character_str_isspace_calls_whitespace() -> None:
     spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
     assert len(spaces) > 20  # not only ASCII: NBSP, the ideographic space, line separators...

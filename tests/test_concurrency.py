@@ -104,6 +104,7 @@ def test_nightly_leaves_a_live_sweep_running_and_reports_it_once_killed(
     assert f"interrupted: the process ended before the run finished (pid {process.pid})" in body
 
 
+@pytest.mark.slow
 def test_recover_leaves_a_live_run_alone_and_puts_right_what_a_killed_one_left(
     tmp_path: Path,
 ) -> None:
@@ -175,6 +176,7 @@ def test_a_run_whose_pid_now_belongs_to_another_process_is_dead() -> None:
     assert judged(reused) == f"{INTERRUPTED} (pid {os.getpid()}, now another process's)"
 
 
+@pytest.mark.slow
 def test_a_run_whose_process_ended_is_dead_even_a_zombie() -> None:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     started = store.process_started(process.pid)
@@ -251,6 +253,7 @@ print("done", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_two_processes_writing_at_once_both_finish_and_nothing_is_lost_or_doubled(
     tmp_path: Path,
 ) -> None:
@@ -355,6 +358,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.slow
 def test_wal_and_shm_left_readable_by_a_crash_are_tightened_on_reopening(
     tmp_path: Path,
 ) -> None:

@@ -269,6 +269,7 @@ def test_behind_easy_auth_its_header_says_who_is_signed_in(sweeper: Sweeper) -> 
         assert login.headers["location"] == "/.auth/login/aad?post_login_redirect_uri=/health"
 
 
+@pytest.mark.slow
 def test_the_demos_console_signs_in_its_dpo_on_the_demo_database(tmp_path: Path) -> None:
     """`make demo` says to run `sweeper demo --console`: a real process, a real sign-in."""
     import os

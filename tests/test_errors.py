@@ -98,6 +98,7 @@ def _python(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_python_m_sweeper_cli_lists_every_command() -> None:
     result = _python("-m", "sweeper.cli", "--help")
 
@@ -106,6 +107,7 @@ def test_python_m_sweeper_cli_lists_every_command() -> None:
         assert f"  {name} " in result.stdout, name
 
 
+@pytest.mark.slow
 def test_help_and_the_database_commands_load_neither_the_graph_sdk_nor_the_local_graph() -> None:
     code = (
         "import sys\n"
@@ -308,6 +310,7 @@ def test_every_exception_sweeper_raises_is_declared_in_the_errors_module() -> No
             assert error.exit_code in (2, 3)
 
 
+@pytest.mark.slow
 def test_sweeper_without_a_command_prints_its_help() -> None:
     result = _python("-m", "sweeper")
 

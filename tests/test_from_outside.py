@@ -31,6 +31,8 @@ from support.tenant import DAY_FINDINGS
 from sweeper import store
 from sweeper.fakegraph import FakeGraph, generate_tenant
 
+pytestmark = pytest.mark.slow  # each command in a process of its own
+
 HUGE = "99999999999999999999999"
 
 # name -> arguments; {dir} is the test's own directory. Each reaches the command's real work.

@@ -171,6 +171,7 @@ def test_every_object_the_local_graph_answers_with_is_declared_and_well_typed(
     } <= kinds
 
 
+@pytest.mark.slow
 def test_the_bulk_tenant_of_the_benchmarks_is_declared_and_well_typed() -> None:
     with FakeGraph(BulkTenant(mailboxes=3, per_mailbox=40)) as fake:
         users = [Logged("GET", "/v1.0/users", {}, 200, None)]
@@ -262,6 +263,7 @@ def test_the_mail_sweeper_sends_is_a_declared_message(worked: Sweeper) -> None:
         assert object_problems(mail["message"], "message", "sendMail", whole=False) == []
 
 
+@pytest.mark.slow
 def test_the_script_writes_the_subset_from_a_csdl(tmp_path: Path) -> None:
     """tools/graph_metadata.py on a small CSDL of the same shape as Graph's."""
     csdl = tmp_path / "cleanMetadata.xml"
@@ -318,6 +320,7 @@ TINY_CSDL = """\ufeff<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     "SWEEPER_GRAPH_METADATA" not in os.environ,
     reason="needs a copy of Microsoft's microsoftgraph/msgraph-metadata, which the tests may "

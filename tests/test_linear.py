@@ -43,6 +43,8 @@ from sweeper.rules.classify import Policy, judge, parse_address, read_message
 from sweeper.rules.incidents import _PREFIXES, normalise_subject
 from sweeper.rules.severity import SeverityRule, reveals_name
 
+pytestmark = pytest.mark.slow  # a megabyte through each pattern, and child processes
+
 MB = 1_000_000
 # A linear function reads a megabyte in well under a second, even on a loaded machine; the
 # quadratic patterns this replaces would take hours. The bound is far from both.

@@ -145,6 +145,7 @@ def test_a_bad_schedule_zone_stops_every_command(tmp_path: Path, need_graph: boo
     assert error.value.setting == "schedule.timezone"
 
 
+@pytest.mark.slow
 def test_sweeper_schedule_logs_the_next_run_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = write_config(
         tmp_path / "c.toml",

@@ -23,6 +23,8 @@ from support.tenant import DAY_FINDINGS
 
 from sweeper.fakegraph import FakeGraph, generate_tenant
 
+pytestmark = pytest.mark.slow  # each command started in a process of its own
+
 # Runs `sweeper ARGS...` in this interpreter, then writes its exit code and every module it
 # imported to OUT.
 RUN_AND_LIST = """
