@@ -10,7 +10,7 @@ and two runs at once.
   the claim of a process that ended is taken over (item 9).
 
 Everything runs through the real command line, real processes and real HTTP receivers on
-loopback (tests/receivers.py) that verify each signature.
+loopback (tests/support/receivers.py) that verify each signature.
 """
 
 from __future__ import annotations

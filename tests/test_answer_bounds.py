@@ -3,7 +3,7 @@ items 14 and 15): not only Graph's pages, but Entra ID's sign-in and Azure Monit
 Ingestion answers, which azure-core would otherwise read a line at a time for as long as
 they trickle, and inflate whole in memory however far they inflate.
 
-A hostile HTTPS server on loopback (tests/hostile_https.py) answers every request with a
+A hostile HTTPS server on loopback (tests/support/hostile_https.py) answers every request with a
 gzip bomb or a byte at a time; the real azure-identity and azure-monitor-ingestion clients
 talk to it as sweeper sets them up.
 """
