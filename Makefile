@@ -1,4 +1,5 @@
 # The two commands: `make demo` and `make test`. Both set up .venv on first use.
+# `make check` is the quick loop while working: lint, types and the tests not marked slow.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 NPM    := $(shell command -v npm 2>/dev/null)
 
-.PHONY: demo test lint types docs wheel pytest bench judgement fuzz clean
+.PHONY: demo test check lint types docs wheel pytest bench judgement fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -20,6 +21,12 @@ demo: $(STAMP)
 	$(BIN)/sweeper demo
 
 test: lint types docs wheel pytest
+
+# Not what CI runs (that is `make test`): the tests marked slow are left out (a local Graph,
+# servers on loopback, child processes, a browser, Azurite, long loops; see tests/conftest.py)
+# and each property runs 25 examples.
+check: lint types
+	$(BIN)/pytest -m "not slow" -n 2 -q --hypothesis-profile=check
 
 lint: $(STAMP)
 	$(BIN)/ruff check sweeper jobs tests tools

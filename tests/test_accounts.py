@@ -10,7 +10,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import Sweeper, write_config
+from support.runner import Sweeper, write_config
 
 from sweeper.rules.accounts import PROBE_AGAIN, excluded_by, probe_due, unmatched
 from sweeper.when import iso

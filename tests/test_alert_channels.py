@@ -28,8 +28,8 @@ import jsonschema
 import orjson
 import pytest
 from cmarkgfm.cmark import Options
-from receivers import Receiver, closed_port
 from standardwebhooks import Webhook, WebhookVerificationError
+from support.receivers import Receiver, closed_port
 
 from sweeper.errors import AlertDeliveryError, ConfigError, describe_failure
 from sweeper.outbound.posting import origin, post_json, retry_after

@@ -10,7 +10,7 @@ and two runs at once.
   the claim of a process that ended is taken over (item 9).
 
 Everything runs through the real command line, real processes and real HTTP receivers on
-loopback (tests/receivers.py) that verify each signature.
+loopback (tests/support/receivers.py) that verify each signature.
 """
 
 from __future__ import annotations
@@ -26,12 +26,11 @@ from contextlib import closing
 from pathlib import Path
 
 import orjson
-from conftest import Sweeper
-from receivers import Receiver
-from test_alerts import SECRET, on_receivers, run_with_secret, with_alerts
-from test_alerts import receiver as receiver  # noqa: F401 (fixture)
-from test_alerts import teams as teams  # noqa: F401 (fixture)
-from test_concurrency import child, kill
+import pytest
+from support.alerts import SECRET, on_receivers, run_with_secret, with_alerts
+from support.processes import child, kill
+from support.receivers import Receiver
+from support.runner import Sweeper
 
 from sweeper import store
 from sweeper.store import alerts as recorded
@@ -276,6 +275,7 @@ def claim_here(path: Path) -> recorded.Claim | None:
         db.conn.close()
 
 
+@pytest.mark.slow
 def test_a_claim_is_kept_while_its_process_lives_and_taken_over_once_it_ended(
     tmp_path: Path,
 ) -> None:

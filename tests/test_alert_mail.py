@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 import time
 
-from conftest import DIGEST_SENDER, DPO, Sweeper, write_config
-from misbehaving_relays import Late, Trickling, running
+from support.misbehaving_relays import Late, Trickling, running
+from support.runner import Sweeper, write_config
+
+from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO
 
 WITHIN = 30.0  # far above a 3 s budget; far below a relay that trickles for ever
 

@@ -7,31 +7,23 @@ covers their payloads and signatures).
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from click.testing import Result
-from conftest import Sweeper, late_batch, write_config
-from receivers import Receiver, closed_port
-from test_digest import Relay, smtp_digest
-from test_digest import relay as relay  # noqa: F401 (the SMTP server fixture)
+from support.alerts import on_receivers, run_with_secret, with_alerts
+from support.receivers import Receiver, closed_port
+from support.runner import Sweeper, write_config
+from support.smtp import Relay, smtp_digest
+from support.tenant import late_batch
 
 from sweeper.errors import AlreadyRunning
 from sweeper.fakegraph.tenant import DPO
 from sweeper.fakegraph.tenant import recipient as graph_recipient
 
 SERVICE = "victim.care@northwick.example"
-
-
-def with_alerts(sweeper: Sweeper, text: str) -> Sweeper:
-    sweeper.with_digest(sweeper.db.parent / "reports")
-    write_config(sweeper.config, sweeper.config.read_text() + "\n[alerts]\n" + text)
-    return sweeper
 
 
 @pytest.fixture
@@ -199,33 +191,6 @@ def test_a_frequent_sweep_alerts_sends_no_digest_and_waits_for_the_nightly_job(
 
 
 # -- Teams and webhooks, through real receivers on loopback ----------------------------------
-
-SECRET = "whsec_" + base64.b64encode(b"sweeper-alert-test-key-of-32-bytes!").decode()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A webhook receiver that verifies every signature (401 to a bad one)."""
-    with Receiver(secret=SECRET) as running:
-        yield running
-
-
-@pytest.fixture
-def teams() -> Iterator[Receiver]:
-    """A stand-in for a Teams Workflows trigger: it takes any card."""
-    with Receiver() as running:
-        yield running
-
-
-def on_receivers(sweeper: Sweeper, teams: Receiver, hook: Receiver, extra: str = "") -> Sweeper:
-    return with_alerts(
-        sweeper,
-        f'teams_url = "{teams.url("/teams")}"\nwebhook_url = "{hook.url("/hook")}"\n' + extra,
-    )
-
-
-def run_with_secret(sweeper: Sweeper, *args: str) -> Result:
-    return sweeper.run(*args, env=sweeper.env(SWEEPER_WEBHOOK_SECRET=SECRET))
 
 
 def test_each_alert_reaches_teams_and_the_signed_webhook_once(

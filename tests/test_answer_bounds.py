@@ -3,7 +3,7 @@ items 14 and 15): not only Graph's pages, but Entra ID's sign-in and Azure Monit
 Ingestion answers, which azure-core would otherwise read a line at a time for as long as
 they trickle, and inflate whole in memory however far they inflate.
 
-A hostile HTTPS server on loopback (tests/hostile_https.py) answers every request with a
+A hostile HTTPS server on loopback (tests/support/hostile_https.py) answers every request with a
 gzip bomb or a byte at a time; the real azure-identity and azure-monitor-ingestion clients
 talk to it as sweeper sets them up.
 """
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hostile_https import Hostile
+from support.hostile_https import Hostile
 
 from sweeper.errors import SweeperError
 from sweeper.fakegraph import FakeGraph
@@ -23,6 +23,8 @@ from sweeper.graph.endpoints import SignIn
 from sweeper.graph.people import PeopleSignIn
 from sweeper.graph.signin import make_credential
 from sweeper.outbound.ingestion import Target, upload
+
+pytestmark = pytest.mark.slow  # hostile servers, answers held back to their time limits
 
 WITHIN = 20.0  # far above the 2 s allowed; far below a trickled answer (about 8 s a token)
 

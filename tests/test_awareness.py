@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Sweeper, write_config
+from support.runner import Sweeper, write_config
 
 from sweeper.errors import ConfigError
 from sweeper.rules import breach

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tools.bench import main
+
+pytestmark = pytest.mark.slow  # the benchmark, end to end
 
 
 def test_the_benchmark_runs_end_to_end_and_writes_its_report(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.messages import message, r
 
 from sweeper.addresses import normalise_domain
 from sweeper.rules import classify as classify_module
@@ -24,30 +25,8 @@ from sweeper.rules.classify import (
 POLICY = Policy.build(["northwick.example", "northwick-trust.example"], min_visible_external=10)
 
 
-def r(address: Any, name: str | None = None) -> dict[str, Any]:
-    email: dict[str, Any] = {"name": name or ""}
-    if address is not ...:
-        email["address"] = address
-    return {"emailAddress": email}
-
-
 def people(count: int, domain: str = "gmail.com", start: int = 0) -> list[dict[str, Any]]:
     return [r(f"person{i}@{domain}", f"Person {i}") for i in range(start, start + count)]
-
-
-def message(to: Any, cc: Any = None, bcc: list[Any] | None = None, **fields: Any) -> dict[str, Any]:
-    """A Graph message as sweeper selects it; ``fields`` add to or replace its own."""
-    return {
-        "id": "AAMkAG1",
-        "internetMessageId": "<1@example>",
-        "subject": "Hello",
-        "sentDateTime": "2026-11-21T10:00:00Z",
-        "from": r("sender@northwick.example"),
-        "toRecipients": to,
-        "ccRecipients": [] if cc is None else cc,
-        "bccRecipients": bcc or [],
-        **fields,
-    }
 
 
 def count(msg: dict[str, Any]) -> int:
@@ -183,6 +162,7 @@ def test_addresses_are_put_in_one_canonical_form(raw: str, expected: Any) -> Non
     assert parse_address(raw) == expected
 
 
+@pytest.mark.slow
 def test_whitespace_inside_an_address_is_any_character_str_isspace_calls_whitespace() -> None:
     spaces = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
     assert len(spaces) > 20  # not only ASCII: NBSP, the ideographic space, line separators...

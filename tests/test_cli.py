@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import DAY_FINDINGS, Sweeper
+from support.runner import Sweeper
+from support.tenant import DAY_FINDINGS
 
 from sweeper.cli import main
 from sweeper.cligroup import progress_for_sweep
@@ -101,6 +102,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
     assert parsed["external_domains"] == "gmail.com"
 
 
+@pytest.mark.slow
 def test_the_demo_sweeps_the_demo_tenant_into_the_chosen_database(tmp_path: Path) -> None:
     db = tmp_path / "demo.db"
     result = CliRunner().invoke(main, ["demo", "--users", "12"], env={"SWEEPER_DB": str(db)})

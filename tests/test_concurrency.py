@@ -9,7 +9,6 @@ next command; and the files never give personal data away (permissions, freed pa
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sqlite3
 import stat
@@ -25,8 +24,10 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper
-from test_store import finding
+from support.findings import finding
+from support.processes import child, kill
+from support.runner import Sweeper
+from support.tenant import DAY_FINDINGS, DAY_INCIDENTS
 
 from sweeper import processes, store
 from sweeper.rules.severity import SeverityRule
@@ -34,27 +35,11 @@ from sweeper.store import db as store_db
 from sweeper.store import digests as queries
 from sweeper.store.recovery import DEAD_AFTER, INTERRUPTED, Recovery, interruption, recover
 
-TESTS = Path(__file__).parent
-
-
-def child(code: str, *args: str) -> subprocess.Popen[str]:
-    """A Python process running ``code``, with these tests' helpers importable."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 HOLD_A_RUN = """
 import sys, time
 from pathlib import Path
 from sweeper import store
-from test_store import finding
+from support.findings import finding
 db = store.open_db(Path(sys.argv[1]))
 run_id = store.start_run(db, "2026-11-20T05:15:00Z", "2026-11-21T05:30:00Z", None)
 with store.transaction(db):
@@ -77,12 +62,6 @@ def running_sweep(path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
         if process.poll() is None:
             process.kill()
         process.wait(10)
-
-
-def kill(process: subprocess.Popen[str]) -> None:
-    """SIGKILL, as the OOM killer or a lost container would: no cleanup at all."""
-    process.send_signal(signal.SIGKILL)
-    process.wait(10)
 
 
 def status_of(path: Path, run_id: int) -> str:
@@ -125,6 +104,7 @@ def test_nightly_leaves_a_live_sweep_running_and_reports_it_once_killed(
     assert f"interrupted: the process ended before the run finished (pid {process.pid})" in body
 
 
+@pytest.mark.slow
 def test_recover_leaves_a_live_run_alone_and_puts_right_what_a_killed_one_left(
     tmp_path: Path,
 ) -> None:
@@ -196,6 +176,7 @@ def test_a_run_whose_pid_now_belongs_to_another_process_is_dead() -> None:
     assert judged(reused) == f"{INTERRUPTED} (pid {os.getpid()}, now another process's)"
 
 
+@pytest.mark.slow
 def test_a_run_whose_process_ended_is_dead_even_a_zombie() -> None:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     started = processes.process_started(process.pid)
@@ -249,7 +230,7 @@ from pathlib import Path
 from sweeper import store
 from sweeper.store.incidents import assign_incidents
 from sweeper.rules.severity import SeverityRule
-from test_store import finding
+from support.findings import finding
 path, tag, hold_at, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 db = store.open_db(path)
 run_id = store.start_run(db, "2026-11-21T00:00:00Z", "2026-11-22T00:00:00Z", None)
@@ -272,6 +253,7 @@ print("done", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_two_processes_writing_at_once_both_finish_and_nothing_is_lost_or_doubled(
     tmp_path: Path,
 ) -> None:
@@ -376,6 +358,7 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.slow
 def test_wal_and_shm_left_readable_by_a_crash_are_tightened_on_reopening(
     tmp_path: Path,
 ) -> None:

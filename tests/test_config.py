@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_config
+from support.runner import write_config
 
 from sweeper.cli import main
 from sweeper.errors import ConfigError

@@ -7,84 +7,22 @@ holds a role.
 
 from __future__ import annotations
 
-import re
 import sqlite3
-import ssl
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from conftest import Sweeper, write_config
 from itsdangerous import TimestampSigner
-from test_digest import swept_with_subject
+from support.console import HOSTILE, KEY, Console, principal, serving
+from support.digest import swept_with_subject
+from support.runner import Sweeper, write_config
 
-from sweeper.console.serve import bind, server_config
+from sweeper.console.serve import bind
 from sweeper.console.web import COOKIE, create_app
 from sweeper.fakegraph.tenant import CONSOLE_DPO, CONSOLE_VIEWER
-from sweeper.settings import load_settings
-
-KEY = "a-test-session-key"
-HOSTILE = '<script>alert("console")</script><img src=x onerror="alert(1)">'
-
-
-@dataclass
-class Console:
-    url: str
-    sweeper: Sweeper
-
-    def browser(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, follow_redirects=False)
-
-    def sign_in(self, browser: httpx.Client, upn: str, next_: str = "/incidents") -> httpx.Response:
-        """The whole round: the console, Entra ID's /authorize, back to the console."""
-        start = browser.get("/signin", params={"login_hint": upn, "next": next_})
-        assert start.status_code == 303, start.text
-        trust = ssl.create_default_context(cafile=str(self.sweeper.fake.ca_path))
-        entra = httpx.get(start.headers["location"], verify=trust)
-        assert entra.status_code == 302, entra.text
-        back = entra.headers["location"]
-        assert back.startswith(f"{self.url}/auth/callback?")
-        return browser.get(back.removeprefix(self.url))
-
-    def csrf(self, page: httpx.Response) -> str:
-        match = re.search(r'name="csrf" value="([^"]+)"', page.text)
-        assert match, "the page has no form token"
-        return match.group(1)
-
-    def incident_ids(self) -> list[int]:
-        return [int(r["id"]) for r in self.sweeper.rows("select id from incidents order by id")]
-
-
-@contextmanager
-def serving(
-    sweeper: Sweeper, extra: str = "", env: dict[str, str] | None = None
-) -> Iterator[Console]:
-    sock = bind("127.0.0.1", 0)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    write_config(
-        sweeper.config, sweeper.config.read_text() + f'\n[console]\nurl = "{url}"\n{extra}'
-    )
-    sweeper.fake.redirect_uris = [f"{url}/auth/callback"]
-    env = env or sweeper.env()
-    app = create_app(load_settings(sweeper.config, env), env, session_key=KEY)
-    server = uvicorn.Server(server_config(app))  # as `sweeper console` runs it
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield Console(url, sweeper)
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture
@@ -310,18 +248,8 @@ def _session_cookie(session: dict[str, Any]) -> str:
     return TimestampSigner(KEY).sign(data).decode()
 
 
-def _principal(upn: str, *roles: str) -> str:
-    """App Service authentication's X-MS-CLIENT-PRINCIPAL: base64 JSON of the claims."""
-    import base64
-    import json
-
-    claims = [{"typ": "preferred_username", "val": upn}, {"typ": "name", "val": "Someone"}]
-    claims += [{"typ": "roles", "val": role} for role in roles]
-    return base64.b64encode(json.dumps({"claims": claims}).encode()).decode()
-
-
 def test_easy_auths_header_is_ignored_unless_the_setting_trusts_it(console: Console) -> None:
-    header = {"X-MS-CLIENT-PRINCIPAL": _principal(CONSOLE_DPO, "Sweeper.DPO")}
+    header = {"X-MS-CLIENT-PRINCIPAL": principal(CONSOLE_DPO, "Sweeper.DPO")}
 
     assert console.browser().get("/incidents", headers=header).status_code == 303
 
@@ -330,8 +258,8 @@ def test_behind_easy_auth_its_header_says_who_is_signed_in(sweeper: Sweeper) -> 
     sweeper.run("sweep")
     with serving(sweeper, "easy_auth = true\n") as console:
         browser = console.browser()
-        viewer = {"X-MS-CLIENT-PRINCIPAL": _principal(CONSOLE_VIEWER, "Sweeper.Viewer")}
-        nobody = {"X-MS-CLIENT-PRINCIPAL": _principal("someone@northwick.example")}
+        viewer = {"X-MS-CLIENT-PRINCIPAL": principal(CONSOLE_VIEWER, "Sweeper.Viewer")}
+        nobody = {"X-MS-CLIENT-PRINCIPAL": principal("someone@northwick.example")}
 
         page = browser.get("/incidents", headers=viewer)
         assert page.status_code == 200 and "Someone (viewer)" in page.text
@@ -341,6 +269,7 @@ def test_behind_easy_auth_its_header_says_who_is_signed_in(sweeper: Sweeper) -> 
         assert login.headers["location"] == "/.auth/login/aad?post_login_redirect_uri=/health"
 
 
+@pytest.mark.slow
 def test_the_demos_console_signs_in_its_dpo_on_the_demo_database(tmp_path: Path) -> None:
     """`make demo` says to run `sweeper demo --console`: a real process, a real sign-in."""
     import os

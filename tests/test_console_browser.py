@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Sweeper
-from test_console import HOSTILE, Console, serving
-from test_digest import swept_with_subject
-from test_digest_browser import CHROMIUM, OVERFLOW, chromium
+from support.browser import CHROMIUM, OVERFLOW, chromium
+from support.console import HOSTILE, Console, serving
+from support.digest import swept_with_subject
+from support.runner import Sweeper
 
 from sweeper.fakegraph.tenant import CONSOLE_DPO, CONSOLE_VIEWER
 

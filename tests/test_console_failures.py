@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Sweeper
-from test_console import HOSTILE, Console, serving
-from test_digest import swept_with_subject
+from support.console import HOSTILE, Console, serving
+from support.digest import swept_with_subject
+from support.runner import Sweeper
 
 from sweeper.fakegraph.tenant import CONSOLE_DPO
 from sweeper.files import SQLITE_SIDE_FILES

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Sweeper, write_config
-from test_console import COOKIE, HOSTILE, Console, _principal, serving
-from test_digest import swept_with_subject
+from support.console import HOSTILE, Console, principal, serving
+from support.digest import swept_with_subject
+from support.runner import Sweeper, write_config
 
+from sweeper.console.web import COOKIE
 from sweeper.fakegraph.tenant import CONSOLE_DPO
 
 
@@ -105,7 +106,7 @@ def test_under_easy_auth_sign_out_ends_app_services_session_too(sweeper: Sweeper
     sweeper.run("sweep")
     with serving(sweeper, "easy_auth = true\n") as console:
         browser = console.browser()
-        dpo = {"X-MS-CLIENT-PRINCIPAL": _principal(CONSOLE_DPO, "Sweeper.DPO")}
+        dpo = {"X-MS-CLIENT-PRINCIPAL": principal(CONSOLE_DPO, "Sweeper.DPO")}
         page = browser.get("/incidents", headers=dpo)
         assert page.status_code == 200
 
@@ -125,7 +126,7 @@ def test_under_easy_auth_a_principal_header_counts_only_through_a_trusted_proxy(
     console past them cannot sign itself in as the DPO by writing the header."""
     sweeper.run("sweep")
     settings = sweeper.config.read_text()
-    forged = {"X-MS-CLIENT-PRINCIPAL": _principal("evil@example.org", "Sweeper.DPO")}
+    forged = {"X-MS-CLIENT-PRINCIPAL": principal("evil@example.org", "Sweeper.DPO")}
     elsewhere = 'easy_auth = true\ntrusted_proxies = ["10.9.9.9"]\n'
     with serving(sweeper, elsewhere) as console:
         browser = console.browser()

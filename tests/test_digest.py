@@ -2,42 +2,30 @@
 
 from __future__ import annotations
 
-import email
 import re
-import socket
 import sqlite3
-import ssl
 import stat
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import Message
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
-import trustme
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
-from conftest import DAY_INCIDENTS, Sweeper, late_batch, write_config
+from support.digest import (
+    GRAPH_DIGEST,
+    incident_of,
+    swept_with_subject,
+    with_digest,
+    written_digest,
+)
+from support.runner import Sweeper, write_config
+from support.smtp import Relay, smtp_digest
+from support.tenant import DAY_INCIDENTS, late_batch
 
 from sweeper import store
 from sweeper.commands.digest import run_digest
 from sweeper.fakegraph.tenant import DIGEST_SENDER, DPO, recipient
 from sweeper.present import render
 from sweeper.settings import load_settings
-
-GRAPH_DIGEST = f"""
-[digest]
-transport = "graph"
-sender = "{DIGEST_SENDER}"
-recipients = ["{DPO}"]
-"""
-
-
-def with_digest(sweeper: Sweeper, text: str = GRAPH_DIGEST) -> None:
-    write_config(sweeper.config, sweeper.config.read_text() + text)
 
 
 def external_addresses(sweeper: Sweeper) -> list[str]:
@@ -172,58 +160,6 @@ def test_the_html_is_safe_for_mail_clients(swept: Sweeper) -> None:
     assert any(a == "style" for _, a in attrs)  # CSS inlined into the elements
     assert "http://" not in html and "https://" not in html  # no remote assets
     assert "<table" in html and 'width="100%"' in html
-
-
-def swept_with_subject(
-    sweeper: Sweeper,
-    key: str,
-    subject: str,
-    reports: Path,
-    *,
-    names: Sequence[str] = (),
-    sender: str | None = None,
-) -> None:
-    """A mail to 12 outside readers under ``subject`` (message id ``<key@...>``), swept.
-
-    ``names``: display names of the first readers; ``sender``: the From address, if not
-    the mailbox's own.
-    """
-    mailbox = sweeper.fake.tenant.user("victim.care@northwick.example")
-    assert mailbox is not None
-    message = dict(mailbox.sent[0])
-    message.update(
-        id=f"AAMkAG{key}",
-        internetMessageId=f"<{key}@northwick.example>",
-        subject=subject,
-        conversationId=f"AAQkAG{key}",
-        toRecipients=[
-            recipient(f"reader{i}@gmail.com", names[i] if i < len(names) else None)
-            for i in range(12)
-        ],
-        ccRecipients=[],
-    )
-    if sender is not None:
-        message.update({"from": recipient(sender), "sender": recipient(sender)})
-    mailbox.sent.insert(0, message)
-    with_digest(sweeper, GRAPH_DIGEST + f'reports_dir = "{reports}"\n')
-    assert sweeper.run("sweep").exit_code == 0
-
-
-def incident_of(sweeper: Sweeper, key: str) -> int:
-    """The incident of the message planted as ``key``."""
-    db = store.open_db(sweeper.db)
-    row = db.execute(
-        "select incident_id from findings where message_key = ?", [f"<{key}@northwick.example>"]
-    ).fetchone()
-    assert row is not None and row[0] is not None
-    return int(row[0])
-
-
-def written_digest(sweeper: Sweeper) -> str:
-    """``sweeper digest`` run, and the HTML file it wrote."""
-    result = sweeper.run("digest")
-    assert result.exit_code == 0, result.output
-    return Path(result.output.split("Written to ")[1].split(" (")[0]).read_text()
 
 
 def test_a_hostile_subject_comes_out_escaped(sweeper: Sweeper, tmp_path: Path) -> None:
@@ -459,74 +395,6 @@ def test_sending_needs_recipients_and_a_sender(swept: Sweeper) -> None:
 
 
 # -- SMTP ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Relay:
-    """A real SMTP server on loopback: STARTTLS required, then LOGIN, then mail."""
-
-    host: str
-    port: int
-    ca: Path
-    received: list[Message] = field(default_factory=list)
-    logins: list[str] = field(default_factory=list)
-    tls_seen: list[bool] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
-        self.tls_seen.append(session.ssl is not None)
-        self.received.append(email.message_from_bytes(envelope.original_content or b""))
-        return "250 OK"
-
-    def authenticate(
-        self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and data.password == b"relay-test-password"
-        if ok:
-            self.logins.append(data.login.decode())
-        return AuthResult(success=ok, handled=False)  # the server answers 235 or 535
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def relay(tmp_path: Path) -> Iterator[Relay]:
-    ca = trustme.CA()
-    ca_path = tmp_path / "relay-ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
-    handler = Relay("127.0.0.1", free_port(), ca_path)
-    controller = Controller(
-        handler,
-        hostname=handler.host,
-        port=handler.port,
-        tls_context=server_ctx,
-        require_starttls=True,
-        authenticator=handler.authenticate,
-        auth_required=True,
-    )
-    controller.start()
-    try:
-        yield handler
-    finally:
-        controller.stop()
-
-
-def smtp_digest(relay: Relay, tmp_path: Path) -> str:
-    return f"""
-[digest]
-transport = "smtp"
-sender = "sweeper@northwick.example"
-recipients = ["dpo@northwick.example", "deputy.dpo@northwick.example"]
-smtp_host = "{relay.host}"
-smtp_port = {relay.port}
-smtp_username = "sweeper-relay"
-reports_dir = "{tmp_path}"
-"""
 
 
 def test_smtp_delivery_uses_starttls_and_login_and_sends_both_parts(

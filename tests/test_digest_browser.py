@@ -7,7 +7,6 @@ these tests are skipped with a message saying how to install one.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -15,29 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Sweeper
+from support.browser import CHROMIUM, OVERFLOW, chromium
+from support.runner import Sweeper
 
 from sweeper import store
 from sweeper.present.render import render_html
 from sweeper.store.digests import build
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
     reason="no Chromium on this machine: install it with `apt-get install chromium` "
     "(CI does) to run the browser tests",
 )
-
-# Elements whose right edge lies beyond the viewport, and the page's own width.
-OVERFLOW = """
-() => {
-  const width = window.innerWidth;
-  const wide = [...document.querySelectorAll('body *')]
-    .filter(e => e.getBoundingClientRect().right > width + 1)
-    .map(e => e.tagName + (e.className ? '.' + e.className : ''));
-  return {width, scroll: document.documentElement.scrollWidth, wide};
-}
-"""
 
 
 @pytest.fixture
@@ -50,26 +38,6 @@ def browser(digest_file: Path) -> Iterator[Any]:
 def worksheet_browser(worksheet_file: Path) -> Iterator[Any]:
     """Started after the worksheet is made, as :func:`browser`."""
     yield from chromium()
-
-
-def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

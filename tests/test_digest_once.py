@@ -13,16 +13,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
 
 import orjson
 import pytest
-from conftest import DAY_INCIDENTS, Sweeper, write_config
-from test_digest import GRAPH_DIGEST, Relay, smtp_digest, with_digest
-from test_digest import relay as relay  # noqa: F401 (the SMTP server fixture)
+from support.backups import back_up, restore
+from support.digest import GRAPH_DIGEST, with_digest
+from support.processes import finish, held_at
+from support.runner import Sweeper, write_config
+from support.smtp import Relay, smtp_digest
+from support.tenant import DAY_INCIDENTS
 
 from sweeper import store
 from sweeper.commands.digest import SENT_ITEMS_LAG, run_digest
@@ -403,21 +405,6 @@ def test_save_to_sent_items_is_true_unless_turned_off(sweeper: Sweeper) -> None:
 # -- a database restored from a backup (issue 24, item 8) -------------------------------------
 
 
-def back_up(db: Path, to: Path) -> None:
-    """A consistent copy of the database, as ``sqlite3 .backup`` makes one."""
-    source, target = sqlite3.connect(db), sqlite3.connect(to)
-    try:
-        source.backup(target)
-    finally:
-        source.close()
-        target.close()
-
-
-def restore(backup: Path, db: Path) -> None:
-    """The database as the backup holds it, as an operator restores one (``.restore``)."""
-    back_up(backup, db)
-
-
 def test_a_digest_interrupted_after_a_restore_is_not_taken_for_the_one_sent_before_it(
     swept: Sweeper, tmp_path: Path
 ) -> None:
@@ -490,34 +477,6 @@ def test_a_row_left_sending_without_a_nonce_is_sent_again_not_matched_in_sent_it
 
 
 # -- two at once (issue 24, item 9) -----------------------------------------------------------
-
-
-def held_at(point: str, sweeper: Sweeper, release: Path, *args: str) -> subprocess.Popen[str]:
-    """``sweeper ARGS`` in a child process, held at ``point`` until ``release`` exists;
-    returned once it stands there."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "sweeper", *args],
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            **sweeper.env(SWEEPER_PAUSE_AT=point, SWEEPER_PAUSE_FILE=str(release)),
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    waiting = release.with_name(release.name + ".waiting")
-    for _ in range(1200):
-        if waiting.exists() or child.poll() is not None:
-            break
-        time.sleep(0.1)
-    assert waiting.exists(), child.communicate()[0]
-    return child
-
-
-def finish(child: subprocess.Popen[str], release: Path) -> tuple[int, str]:
-    release.touch()
-    output, _ = child.communicate(timeout=120)
-    return child.returncode, output
 
 
 def test_a_digest_built_while_another_is_sent_is_not_sent_again(

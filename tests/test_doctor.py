@@ -7,7 +7,7 @@ import re
 
 import orjson
 import pytest
-from conftest import Sweeper
+from support.runner import Sweeper
 
 from sweeper.commands.doctor import alert_checks, permission_checks, token_roles
 from sweeper.settings import AlertSettings, DigestSettings, Settings

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DAY_FINDINGS, Sweeper
+from support.runner import Sweeper
+from support.tenant import DAY_FINDINGS
 
 from sweeper import cli, errors, files, store
 from sweeper.cli import main
@@ -98,6 +99,7 @@ def _python(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
+@pytest.mark.slow
 def test_python_m_sweeper_cli_lists_every_command() -> None:
     result = _python("-m", "sweeper.cli", "--help")
 
@@ -106,6 +108,7 @@ def test_python_m_sweeper_cli_lists_every_command() -> None:
         assert f"  {name} " in result.stdout, name
 
 
+@pytest.mark.slow
 def test_help_and_the_database_commands_load_neither_the_graph_sdk_nor_the_local_graph() -> None:
     code = (
         "import sys\n"
@@ -308,6 +311,7 @@ def test_every_exception_sweeper_raises_is_declared_in_the_errors_module() -> No
             assert error.exit_code in (2, 3)
 
 
+@pytest.mark.slow
 def test_sweeper_without_a_command_prints_its_help() -> None:
     result = _python("-m", "sweeper")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import request_token
+from support.tenant import request_token
 
 from sweeper.fakegraph import FakeGraph, generate_tenant
 
@@ -162,6 +162,7 @@ def test_only_verified_and_unverified_domains_are_listed_as_such(
     }
 
 
+@pytest.mark.slow
 def test_a_fifth_concurrent_request_to_one_mailbox_is_throttled() -> None:
     with FakeGraph(generate_tenant(users=8), latency=0.3) as slow:
         fresh = request_token(slow).json()["access_token"]

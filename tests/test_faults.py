@@ -25,7 +25,9 @@ from typing import Any
 
 import pytest
 from click.testing import Result
-from conftest import LEDGER, Sweeper, late_batch, write_config
+from support.ledger import LEDGER
+from support.runner import Sweeper, write_config
+from support.tenant import late_batch
 
 from sweeper.commands.sweep import retry_wait
 from sweeper.fakegraph.faults import CROWD_PEOPLE

@@ -25,10 +25,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import DAY_FINDINGS, Sweeper, write_config
+from support.runner import Sweeper, write_config
+from support.tenant import DAY_FINDINGS
 
 from sweeper import store
 from sweeper.fakegraph import FakeGraph, generate_tenant
+
+pytestmark = pytest.mark.slow  # each command in a process of its own
 
 HUGE = "99999999999999999999999"
 

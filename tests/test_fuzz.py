@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 import orjson
+import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -29,6 +30,8 @@ from sweeper.rules.classify import (
 )
 from sweeper.rules.pages import classify_page, may_find
 from sweeper.rules.severity import LEVELS
+
+pytestmark = pytest.mark.slow  # the fuzz suite: properties over Graph's JSON and addresses
 
 OWN = ("northwick.example", "ünïversity.example")
 MAILBOX = "officer@northwick.example"

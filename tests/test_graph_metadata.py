@@ -9,20 +9,20 @@ asks for (``$select``, ``$filter``, ``$orderby``, the sendMail body) must be dec
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from conftest import Sweeper, request_token
+from support.graph_metadata import GRAPH, ISO_8601, TYPES, declared, lineage, object_problems
+from support.runner import Sweeper
+from support.tenant import request_token
 
 from sweeper.fakegraph import FakeGraph
 from sweeper.fakegraph.bulk import BulkTenant
@@ -36,17 +36,6 @@ from sweeper.fakegraph.router import Logged
 from sweeper.graph.requests import MESSAGE_FIELDS, USER_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "tests" / "fixtures" / "graph-v1.0-subset.json"
-GRAPH = orjson.loads(FIXTURE.read_bytes())
-TYPES: dict[str, Any] = GRAPH["types"]
-ENUMS: dict[str, list[str]] = GRAPH["enums"]
-# OData's control information, not properties: allowed on any object of an answer.
-ANNOTATIONS = {"@odata.type", "@odata.etag", "@odata.id", "@removed"}
-# Types Graph answers with whole when no $select is given (a user comes with a default few
-# of its properties only): every property declared not nullable is in such an answer.
-WHOLE_BY_DEFAULT = {"domain", "message"}
-ISO_8601 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?(Z|[+-]\d\d:\d\d)$")
-GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 # Which type a path of the local Graph answers with, and whether it is a collection.
 ROUTES = (
     (re.compile(r"^/v1\.0/users$", re.I), "user", True),
@@ -54,119 +43,6 @@ ROUTES = (
     (re.compile(r"^/v1\.0/domains$", re.I), "domain", True),
     (re.compile(r"^/v1\.0/users/[^/]+/mailfolders/[^/]+/messages$", re.I), "message", True),
 )
-
-
-# -- the description -----------------------------------------------------------------------
-
-
-def lineage(name: str) -> list[str]:
-    """The type and its base types, the type first."""
-    chain = [name]
-    while TYPES[chain[-1]]["base"]:
-        chain.append(TYPES[chain[-1]]["base"])
-    return chain
-
-
-def declared(name: str) -> dict[str, dict[str, Any]]:
-    """A type's structural properties, its base types' included."""
-    out: dict[str, dict[str, Any]] = {}
-    for each in reversed(lineage(name)):
-        out.update(TYPES[each]["properties"])
-    return out
-
-
-def navigation(name: str) -> set[str]:
-    return {n for each in lineage(name) for n in TYPES[each].get("navigation", ())}
-
-
-# -- checking a value against its declared type ---------------------------------------------
-
-
-def problems(value: Any, kind: str, nullable: bool, where: str) -> list[str]:
-    """What is wrong with ``value`` as a value of the declared type ``kind``."""
-    if kind.startswith("Collection("):
-        if not isinstance(value, list):
-            return [f"{where}: a collection is an array, never {value!r}"]
-        inner = kind[len("Collection(") : -1]
-        each = (problems(item, inner, nullable, f"{where}[{i}]") for i, item in enumerate(value))
-        return [p for found in each for p in found]
-    if value is None:
-        return [] if nullable else [f"{where}: null, but declared not nullable"]
-    if kind.startswith("Edm."):
-        return [] if primitive_ok(value, kind) else [f"{where}: {value!r} is not {kind}"]
-    if kind in ENUMS:
-        ok = isinstance(value, str) and value in ENUMS[kind]
-        return [] if ok else [f"{where}: {value!r} is no member of {kind} {ENUMS[kind]}"]
-    if kind not in TYPES:
-        return [f"{where}: type {kind} is not in the fixture (add it to tools/graph_metadata.py)"]
-    return object_problems(value, kind, where, whole=True)
-
-
-def primitive_ok(value: Any, kind: str) -> bool:
-    if kind == "Edm.String":
-        return isinstance(value, str)
-    if kind == "Edm.Boolean":
-        return isinstance(value, bool)
-    if kind in ("Edm.Int32", "Edm.Int64"):
-        bits = 31 if kind == "Edm.Int32" else 63
-        return type(value) is int and -(2**bits) <= value < 2**bits
-    if kind == "Edm.Double":
-        return type(value) in (int, float)
-    if kind == "Edm.DateTimeOffset":
-        return isinstance(value, str) and bool(ISO_8601.match(value)) and moment_ok(value)
-    if kind == "Edm.Guid":
-        return isinstance(value, str) and bool(GUID.match(value))
-    if kind == "Edm.Binary":
-        return isinstance(value, str) and base64_ok(value)
-    raise AssertionError(f"no check for {kind} yet: add one")
-
-
-def moment_ok(text: str) -> bool:
-    try:
-        datetime.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
-def base64_ok(text: str) -> bool:
-    try:
-        base64.b64decode(text, validate=True)
-    except ValueError:
-        return False
-    return True
-
-
-def object_problems(value: Any, kind: str, where: str, *, whole: bool) -> list[str]:
-    """An object of ``kind`` (or of a type derived from it, named by ``@odata.type``).
-
-    ``whole``: the object was asked for without ``$select``, so every property declared
-    not nullable is there."""
-    if not isinstance(value, dict):
-        return [f"{where}: {value!r} is not an object of {kind}"]
-    named = value.get("@odata.type")
-    if named is not None:
-        derived = str(named).removeprefix("#microsoft.graph.")
-        if derived not in TYPES or kind not in lineage(derived):
-            return [f"{where}: @odata.type {named!r} is not {kind} nor derived from it"]
-        kind = derived
-    properties, links = declared(kind), navigation(kind)
-    found = []
-    for key, item in value.items():
-        if "@" in key:
-            if key not in ANNOTATIONS:
-                found.append(f"{where}: annotation {key!r} is not one Graph sends here")
-        elif key in links:
-            found.append(f"{where}.{key}: a navigation property, never expanded by sweeper")
-        elif key not in properties:
-            found.append(f"{where}.{key}: not declared on {kind}")
-        else:
-            prop = properties[key]
-            found += problems(item, prop["type"], prop["nullable"], f"{where}.{key}")
-    if whole and (TYPES[kind]["kind"] == "complex" or WHOLE_BY_DEFAULT & set(lineage(kind))):
-        missing = [k for k, p in properties.items() if not p["nullable"] and k not in value]
-        found += [f"{where}: {kind} without {k}, declared not nullable" for k in missing]
-    return found
 
 
 # -- driving the local Graph --------------------------------------------------------------
@@ -295,6 +171,7 @@ def test_every_object_the_local_graph_answers_with_is_declared_and_well_typed(
     } <= kinds
 
 
+@pytest.mark.slow
 def test_the_bulk_tenant_of_the_benchmarks_is_declared_and_well_typed() -> None:
     with FakeGraph(BulkTenant(mailboxes=3, per_mailbox=40)) as fake:
         users = [Logged("GET", "/v1.0/users", {}, 200, None)]
@@ -386,6 +263,7 @@ def test_the_mail_sweeper_sends_is_a_declared_message(worked: Sweeper) -> None:
         assert object_problems(mail["message"], "message", "sendMail", whole=False) == []
 
 
+@pytest.mark.slow
 def test_the_script_writes_the_subset_from_a_csdl(tmp_path: Path) -> None:
     """tools/graph_metadata.py on a small CSDL of the same shape as Graph's."""
     csdl = tmp_path / "cleanMetadata.xml"
@@ -442,6 +320,7 @@ TINY_CSDL = """\ufeff<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     "SWEEPER_GRAPH_METADATA" not in os.environ,
     reason="needs a copy of Microsoft's microsoftgraph/msgraph-metadata, which the tests may "

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 from azure.storage.blob import BlobServiceClient
-from conftest import DAY_FINDINGS, Sweeper, write_config
-from cutproxy import CuttingProxy
-from forward_proxy import ForwardProxy
+from support.cutproxy import CuttingProxy
+from support.forward_proxy import ForwardProxy
+from support.runner import Sweeper, write_config
+from support.tenant import DAY_FINDINGS
 
 from sweeper.blobstate import BlobLocation, leased_database
 from sweeper.errors import EXIT_FAILED, AlreadyRunning, StateError

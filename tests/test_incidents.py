@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, late_batch, write_config
+from support.runner import Sweeper, write_config
+from support.tenant import DAY_FINDINGS, DAY_INCIDENTS, late_batch
 
 from sweeper.fakegraph.tenant import recipient
 from sweeper.present.output import INCIDENT_COLUMNS

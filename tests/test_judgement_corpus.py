@@ -269,6 +269,7 @@ def small_corpus(tmp_path: Path) -> Path:
     return _write(tmp_path / "small.toml", SMALL)
 
 
+@pytest.mark.slow
 def test_the_runner_prints_a_confusion_table_per_kind_and_per_half(small_corpus: Path) -> None:
     done = _run(corpus_path=small_corpus)
     assert done.returncode == 0, done.stderr
@@ -285,6 +286,7 @@ def test_the_runner_prints_a_confusion_table_per_kind_and_per_half(small_corpus:
         assert re.search(rf"^{kind}\s", out, re.MULTILINE)
 
 
+@pytest.mark.slow
 def test_the_runner_gives_json_and_keeps_to_a_half(small_corpus: Path) -> None:
     done = _run("--json", corpus_path=small_corpus)
     assert done.returncode == 0, done.stderr
@@ -296,12 +298,14 @@ def test_the_runner_gives_json_and_keeps_to_a_half(small_corpus: Path) -> None:
     assert [c["half"] for c in dev["cases"]] == ["dev", "dev"]
 
 
+@pytest.mark.slow
 def test_strict_fails_exactly_when_a_case_is_not_as_wanted(small_corpus: Path) -> None:
     report = json.loads(_run("--json", corpus_path=small_corpus).stdout)
     strict = _run("--strict", corpus_path=small_corpus)
     assert strict.returncode == int(bool(report["summary"]["failing"]))
 
 
+@pytest.mark.slow
 def test_a_broken_corpus_is_no_measurement(tmp_path: Path) -> None:
     broken = _write(tmp_path / "broken.toml", [_one_case(want="severe")])
     done = _run(corpus_path=broken)

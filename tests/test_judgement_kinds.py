@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import Sweeper
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.runner import Sweeper
 
 from sweeper.rules.classify import Policy, classify
 from sweeper.rules.incidents import Group, Member, place

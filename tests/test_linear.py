@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Sweeper
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_digest import swept_with_subject
+from support.digest import swept_with_subject
+from support.runner import Sweeper
 
 from sweeper.addresses import (
     LOCAL_CHARS,
@@ -42,6 +42,8 @@ from sweeper.rules.audience import DEFAULT_CLASSES, domain_class, is_role
 from sweeper.rules.classify import Policy, judge, parse_address, read_message
 from sweeper.rules.incidents import _PREFIXES, normalise_subject
 from sweeper.rules.severity import SeverityRule, reveals_name
+
+pytestmark = pytest.mark.slow  # a megabyte through each pattern, and child processes
 
 MB = 1_000_000
 # A linear function reads a megabyte in well under a second, even on a loaded machine; the

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Sweeper
+from support.runner import Sweeper
 
 from sweeper.logs import Guard
 

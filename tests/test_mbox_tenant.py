@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
-from test_graph_metadata import object_problems
+from support.graph_metadata import object_problems
 
 from tools import corpus_sweep, mbox_tenant
 
@@ -119,6 +119,7 @@ def test_the_tenant_file_holds_each_persons_sent_mail_once(tenant_file: Path) ->
     assert reply["conversationId"] == notes["conversationId"] != mass["conversationId"]
 
 
+@pytest.mark.slow
 def test_a_conversation_is_named_by_its_subject_read_in_linear_time() -> None:
     assert mbox_tenant.thread_subject("RE: Fw:  Gas  prices") == "gas prices"
     assert mbox_tenant.thread_subject("Re: re: " * 125_000 + "Gas") == "gas"  # a megabyte
@@ -136,6 +137,7 @@ def test_every_message_is_one_graph_could_send(tenant_file: Path) -> None:
             assert object_problems(message, "message", user["userPrincipalName"], whole=False) == []
 
 
+@pytest.mark.slow
 def test_the_sweep_of_the_corpus_finds_the_one_mass_cc(tenant_file: Path) -> None:
     report = corpus_sweep.measure(tenant_file)
     assert report["corpus"]["mailboxes"] == 2

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import Sweeper
-from test_console import Console, serving
+from support.console import Console, serving
+from support.runner import Sweeper
 
 from sweeper import store
 from sweeper.fakegraph.tenant import CONSOLE_DPO

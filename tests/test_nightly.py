@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DAY_FINDINGS, Sweeper
+from support.runner import Sweeper
+from support.tenant import DAY_FINDINGS
 
 from sweeper import store
 from sweeper.errors import AlreadyRunning
@@ -128,7 +129,7 @@ def test_jobs_nightly_runs_as_a_process(nightly: Sweeper) -> None:
 
 
 def test_the_digest_goes_before_the_sentinel_export_which_cannot_hold_it(nightly: Sweeper) -> None:
-    from test_siem import with_siem
+    from support.siem import with_siem
 
     with_siem(nightly)
     nightly.fake.add_fault(path="/dataCollectionRules/", status=429, times=None, retry_after=1)

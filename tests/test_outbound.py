@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from conftest import Sweeper, write_config
-from forward_proxy import ForwardProxy
-from receivers import Receiver
+from support.forward_proxy import ForwardProxy
+from support.receivers import Receiver
+from support.runner import Sweeper, write_config
 
 from sweeper.graph.network import Outbound
 from sweeper.graph.origins import origin

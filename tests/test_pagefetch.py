@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from receivers import closed_port
+from support.receivers import closed_port
 
 from sweeper.graph.network import AnswerTooLarge, Outbound
 from sweeper.graph.pagefetch import AiohttpPages
@@ -152,6 +152,7 @@ def test_the_environments_proxy_is_taken_except_for_hosts_it_exempts() -> None:
     assert pages._proxy_for(httpx.URL("https://sub.graph.internal.example/v1.0/users")) is None
 
 
+@pytest.mark.slow
 def test_a_page_that_trickles_in_is_cut_off_at_the_timeout_for_the_whole_answer(
     serve: Callable[[Answer], str],
 ) -> None:
@@ -174,6 +175,7 @@ def test_a_page_that_trickles_in_is_cut_off_at_the_timeout_for_the_whole_answer(
     assert time.monotonic() - started < 5  # 20 s if each read had its own timeout
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_is_refused_once_its_inflated_size_passes_the_bound(
     serve: Callable[[Answer], str],
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-from test_classify import message, r
+from support.messages import message, r
 
 from sweeper.rules.classify import Finding, Policy, classify
 from sweeper.rules.pages import classify_page, may_find, value_of

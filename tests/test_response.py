@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import Sweeper
-from test_digest import incident_of, swept_with_subject
-from test_escape import Rendered, assert_csv_whole, gfm
+from support.digest import incident_of, swept_with_subject
+from support.markup import Rendered, assert_csv_whole, gfm
+from support.runner import Sweeper
 
 from sweeper.fakegraph.tenant import recipient
 

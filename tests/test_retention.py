@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Sweeper
+from support.runner import Sweeper
 
 SURVEY = "Victim satisfaction survey - your views"
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.base import BaseScheduler
-from conftest import write_config
+from support.runner import write_config
 
 from sweeper.commands.schedule import JOB_ID, add_nightly, next_times
 from sweeper.errors import ConfigError
@@ -146,6 +146,7 @@ def test_a_bad_schedule_zone_stops_every_command(tmp_path: Path, need_graph: boo
     assert error.value.setting == "schedule.timezone"
 
 
+@pytest.mark.slow
 def test_sweeper_schedule_logs_the_next_run_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = write_config(
         tmp_path / "c.toml",

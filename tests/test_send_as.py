@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import Sweeper
+from support.runner import Sweeper
 
 from sweeper.fakegraph.tenant import recipient
 

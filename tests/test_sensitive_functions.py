@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import Sweeper, write_config
+from support.runner import Sweeper, write_config
 
 from sweeper.store import migrations
 

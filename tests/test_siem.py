@@ -23,11 +23,14 @@ import pytest
 from azure.identity.aio import ClientSecretCredential
 from azure.monitor.ingestion import LogsUploadError
 from azure.monitor.ingestion.aio import LogsIngestionClient
-from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, write_config
 from hypothesis import given
 from hypothesis import strategies as st
-from test_digest import incident_of, swept_with_subject, written_digest
-from test_digest_once import back_up, finish, held_at, restore
+from support.backups import back_up, restore
+from support.digest import incident_of, swept_with_subject, written_digest
+from support.processes import finish, held_at
+from support.runner import Sweeper, write_config
+from support.siem import STREAM, received, with_siem
+from support.tenant import DAY_FINDINGS, DAY_INCIDENTS
 
 from sweeper import store
 from sweeper.commands import siem as export
@@ -41,27 +44,9 @@ from sweeper.present.siem import FIELD_LIMIT, cut_short, finding_record
 from sweeper.processes import this_host
 from sweeper.settings import load_settings
 
-STREAM = "Custom-SweeperEvents"
 ROOT = Path(__file__).parent.parent
 CLINIC = "clinic.bookings@northwick.example"
 MASKED = re.compile(r"^.\*\*\*@[^@*]+$")
-
-
-def with_siem(sweeper: Sweeper, *lines: str, endpoint: str | None = None) -> Sweeper:
-    """Add a [siem] section sending to the local Logs Ingestion endpoint."""
-    fake = sweeper.fake
-    section = [
-        f'endpoint = "{endpoint or fake.ingestion_url}"',
-        f'rule_id = "{fake.rule_id}"',
-        *lines,
-    ]
-    write_config(sweeper.config, sweeper.config.read_text() + "\n[siem]\n" + "\n".join(section))
-    return sweeper
-
-
-def received(fake: FakeGraph, kind: str | None = None) -> list[dict[str, Any]]:
-    records = fake.ingested.get(STREAM, [])
-    return [r for r in records if kind is None or r["Kind"] == kind]
 
 
 def send(sweeper: Sweeper) -> tuple[int, str]:

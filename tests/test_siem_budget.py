@@ -13,11 +13,11 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from conftest import DAY_FINDINGS, DAY_INCIDENTS, Sweeper, write_config
-from receivers import Receiver
-from test_alerts import receiver as receiver  # noqa: F401 (fixture)
-from test_alerts import run_with_secret, with_alerts
-from test_siem import received, with_siem
+from support.alerts import run_with_secret, with_alerts
+from support.receivers import Receiver
+from support.runner import Sweeper, write_config
+from support.siem import received, with_siem
+from support.tenant import DAY_FINDINGS, DAY_INCIDENTS
 
 from sweeper.fakegraph import FakeGraph
 from sweeper.fakegraph.faults import Fault

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import trustme
-from conftest import DAY_FINDINGS, Sweeper, write_config
+from support.runner import Sweeper, write_config
+from support.tenant import DAY_FINDINGS
 
 from sweeper.fakegraph import FakeGraph
 

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import DAY_FINDINGS, write_config
+from support.runner import write_config
+from support.tenant import DAY_FINDINGS
 
 from sweeper.fakegraph import FakeGraph, generate_tenant
+
+pytestmark = pytest.mark.slow  # each command started in a process of its own
 
 # Runs `sweeper ARGS...` in this interpreter, then writes its exit code and every module it
 # imported to OUT.

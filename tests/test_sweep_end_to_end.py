@@ -10,7 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import DAY_FINDINGS, Sweeper
+from support.runner import Sweeper
+from support.tenant import DAY_FINDINGS
 
 from sweeper.fakegraph.tenant import REPLAY_BATCHES, recipient
 
