@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_config
+from support.runner import write_config
 
 from sweeper.commands.alerts import _Senders
 from sweeper.errors import ConfigError

@@ -12,7 +12,7 @@ import sqlite3
 from typing import Any
 
 import pytest
-from conftest import Sweeper
+from support.runner import Sweeper
 
 from sweeper import store
 
