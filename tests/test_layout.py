@@ -142,3 +142,70 @@ def test_the_statuses_sql_compares_are_the_declared_ones() -> None:
             used |= set(re.findall(r"'(\w+)'", match.group(1)))
     assert used  # the pattern still finds the store's comparisons
     assert used <= declared, used - declared
+
+
+# -- size: rooms a newcomer can read ---------------------------------------------------------
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
+LONG_ALLOWED: dict[str, str] = {
+    # module or "module:function": why it may be longer
+    "sweeper.cli": (
+        "the command table: every command's decorators, options and help text, each body a"
+        " few lines calling its glue in sweeper/commands/"
+    ),
+}
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text(encoding="utf-8").splitlines())
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_no_module_is_over_500_lines(path: Path) -> None:
+    name = module_name(path)
+    if name in LONG_ALLOWED:
+        return
+    assert _lines(path) <= MAX_MODULE_LINES, f"{name}: {_lines(path)} lines"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_no_function_is_over_80_lines(path: Path) -> None:
+    name = module_name(path)
+    long = [
+        f"{node.name}: {node.end_lineno - node.lineno + 1} lines"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+        and f"{name}:{node.name}" not in LONG_ALLOWED
+    ]
+    assert long == [], f"{name} has functions over {MAX_FUNCTION_LINES} lines"
+
+
+def test_the_allow_list_names_only_what_exists_and_is_long() -> None:
+    for entry in LONG_ALLOWED:
+        module, _, function = entry.partition(":")
+        path = PACKAGE.parent / Path(*module.split(".")).with_suffix(".py")
+        assert path.exists(), entry
+        if function:
+            sizes = {
+                node.name: (node.end_lineno or node.lineno) - node.lineno + 1
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            }
+            assert sizes.get(function, 0) > MAX_FUNCTION_LINES, entry
+        else:
+            assert _lines(path) > MAX_MODULE_LINES, entry
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_no_module_imports_a_private_name_of_another(path: Path) -> None:
+    private = [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert private == [], f"{module_name(path)} imports private names"
