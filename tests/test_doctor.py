@@ -9,8 +9,7 @@ import orjson
 import pytest
 from support.runner import Sweeper
 
-from sweeper.commands.doctor import alert_checks, permission_checks, token_roles
-from sweeper.settings import AlertSettings, DigestSettings, Settings
+from sweeper.commands.doctor import permission_checks, token_roles
 
 EXACT = ("Mail.ReadBasic.All", "User.Read.All", "Domain.Read.All", "Mail.Send")
 
@@ -110,17 +109,3 @@ def test_mail_send_is_broader_than_needed_when_the_digest_goes_by_smtp() -> None
         ("least privilege", False),
     ]
     assert "Mail.Send is not needed" in checks[1].detail
-
-
-def test_the_alert_channels_are_named_and_mail_needs_the_digests_way() -> None:
-    assert alert_checks(Settings(), {}) == []
-    digest = DigestSettings(sender="sweeper@northwick.example", recipients=("dpo@n.example",))
-    on = AlertSettings(teams_url="https://t.example/", mail=True)
-
-    [fine] = alert_checks(Settings(alerts=on, digest=digest), {})
-    [broken] = alert_checks(Settings(alerts=on), {})
-
-    assert fine.ok and fine.detail.startswith("teams (alerts.teams_url), mail (alerts.mail);")
-    assert not broken.ok
-    assert broken.detail == "digest.recipients: must list at least one address to send to"
-    assert broken.fix == "set [digest]: alerts.mail sends the digest's way"

@@ -151,7 +151,7 @@ def test_every_alert_channel_is_declared_documented_and_tested(channel: Channel)
     turned_on = re.compile(rf"{channel.key} = (\"\{{\w+\.url\(|true)")
     receivers = [
         test.name
-        for test in (ROOT / "tests").glob("test_*.py")
+        for test in [*(ROOT / "tests").glob("test_*.py"), *(ROOT / "tests/support").glob("*.py")]
         if turned_on.search(test.read_text(encoding="utf-8"))
     ]
     assert receivers, f"no test delivers to {channel.name} ({channel.key} set to a receiver)"

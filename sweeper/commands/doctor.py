@@ -23,7 +23,7 @@ from azure.core.exceptions import AzureError
 
 from sweeper import store
 from sweeper.commands.deliver import email_message, graph_payload, send_smtp
-from sweeper.errors import ConfigError, SweeperError
+from sweeper.errors import SweeperError
 from sweeper.graph.answers import sign_in_error
 from sweeper.graph.gateway import GraphGateway
 from sweeper.graph.permissions import BROADER, MAIL_SEND, NEEDED
@@ -31,7 +31,6 @@ from sweeper.graph.signin import gateway_for, make_credential
 from sweeper.present.escape import terminal
 from sweeper.rules.accounts import unmatched
 from sweeper.settings import Settings
-from sweeper.settings.channels import BY_NAME
 
 
 @dataclass(frozen=True)
@@ -131,13 +130,12 @@ async def run_checks(
                 "(expired?); for a managed identity, that it is assigned to this host",
             )
         )
-        return checks + _local_checks(settings) + alert_checks(settings, env)
+        return checks + _local_checks(settings)
     checks.append(Check("sign-in", True, f"token for {settings.graph_scope}"))
     checks += permission_checks(token_roles(token), settings.digest.transport == "graph")
     async with gateway_for(settings.sign_in, env, credential) as gateway:
         checks += await _graph_checks(gateway, settings)
         checks += _local_checks(settings)
-        checks += alert_checks(settings, env)
         if send_test:
             checks.append(await _send_test(gateway, settings, env))
     return checks
@@ -237,23 +235,6 @@ def _local_checks(settings: Settings) -> list[Check]:
     )
     checks.append(_space_check(path))
     return checks
-
-
-def alert_checks(settings: Settings, env: Mapping[str, str]) -> list[Check]:
-    """One line naming the configured alert channels (none when no channel is set); it
-    fails when a channel that goes the digest's way could not send."""
-    on = [BY_NAME[name] for name in settings.alerts.channels]
-    if not on:
-        return []
-    for channel in on:
-        if channel.via_digest:
-            try:
-                settings.digest.check_sendable(env)
-            except ConfigError as exc:
-                fix = f"set [digest]: {channel.setting} sends the digest's way"
-                return [Check("alerts", False, f"{exc.setting}: {exc.problem}", fix)]
-    named = ", ".join(f"{c.name} ({c.setting})" for c in on)
-    return [Check("alerts", True, f"{named}; `sweeper alerts test` sends a test alert to each")]
 
 
 DISK_LOW = 100 * 2**20  # below this, warn: a busy night can write tens of MB

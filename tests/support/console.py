@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import httpx
 import uvicorn
-from sweeper.commands.settings import load_settings
 
 from support.runner import Sweeper, write_config
 from sweeper.console.serve import bind, server_config
 from sweeper.console.web import create_app
+from sweeper.settings import load_settings
 
 KEY = "a-test-session-key"
 
