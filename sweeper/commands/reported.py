@@ -26,19 +26,11 @@ def look_up_reported(
     until: datetime,
 ) -> LookupReport:
     """The lookup by ``message_id`` if given, else by ``subject`` from ``since`` to ``until``."""
-    return asyncio.run(_look_up(settings, env, db, message_id, subject, since, until))
 
+    async def look_up() -> LookupReport:
+        async with gateway_for(settings.sign_in, env) as gateway:
+            if message_id:
+                return await lookup(db, gateway, settings, internet_message_id=message_id)
+            return await lookup(db, gateway, settings, subject=subject, since=since, until=until)
 
-async def _look_up(
-    settings: Settings,
-    env: Mapping[str, str],
-    db: Database,
-    message_id: str | None,
-    subject: str | None,
-    since: datetime | None,
-    until: datetime,
-) -> LookupReport:
-    async with gateway_for(settings.sign_in, env) as gateway:
-        if message_id:
-            return await lookup(db, gateway, settings, internet_message_id=message_id)
-        return await lookup(db, gateway, settings, subject=subject, since=since, until=until)
+    return asyncio.run(look_up())
